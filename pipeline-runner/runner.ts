@@ -1,0 +1,149 @@
+/**
+ * The runner: one process per run, detached from the server so that it outlives a server restart.
+ * It reads its RunSpec on stdin, runs the steps in order with their stdout and stderr on the log
+ * file's descriptor, and reports through the state file.
+ */
+import fs from 'node:fs';
+import { runStep, type StepOutcome } from './step.js';
+import { killProcessesWithEnv } from './processes.js';
+import { type RunSpec, type RunnerState, writeStateFile } from './state.js';
+
+const TOKEN_VARIABLE = 'HUB_RUN_TOKEN';
+
+async function readStdin(): Promise<string> {
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
+}
+
+/** Appends a line of the runner's own to the log, on a line of its own. */
+function writeMarker(fd: number, text: string): void {
+  const size = fs.fstatSync(fd).size;
+  let needsNewline = false;
+  if (size > 0) {
+    const last = Buffer.alloc(1);
+    fs.readSync(fd, last, 0, 1, size - 1);
+    needsNewline = last[0] !== 0x0a;
+  }
+  fs.writeSync(fd, `${needsNewline ? '\n' : ''}${text}\n`);
+}
+
+function describeFailure(step: string, outcome: StepOutcome): string {
+  switch (outcome.kind) {
+    case 'spawn_error':
+      return `Step "${step}" could not start: ${outcome.message}`;
+    case 'timeout':
+      return `Step "${step}" timed out after ${outcome.timeoutS} s`;
+    case 'log_limit':
+      return `Step "${step}" was stopped: the log limit of ${outcome.limit} bytes was reached`;
+    case 'exit':
+      return outcome.signal
+        ? `Step "${step}" was killed by signal ${outcome.signal}`
+        : `Step "${step}" exited with code ${outcome.code}`;
+    case 'cancelled':
+      return `Run cancelled during step "${step}"`;
+  }
+}
+
+/** A step may say why it failed in HUB_ERROR_FILE; the first line goes into the run's error message. */
+function readStepReason(file: string): string {
+  try {
+    const reason = fs.readFileSync(file, 'utf8').split('\n')[0].trim().slice(0, 500);
+    fs.rmSync(file, { force: true });
+    return reason ? `: ${reason}` : '';
+  } catch {
+    return '';
+  }
+}
+
+async function main(): Promise<void> {
+  const spec = JSON.parse(await readStdin()) as RunSpec;
+  const now = () => new Date().toISOString();
+  const state: RunnerState = {
+    run_id: spec.run_id,
+    pid: process.pid,
+    status: 'running',
+    current_step: null,
+    progress_current: 0,
+    progress_total: spec.steps.length,
+    exit_code: null,
+    signal: null,
+    error_message: null,
+    started_at: now(),
+    finished_at: null,
+    updated_at: now(),
+  };
+  const save = () => {
+    state.updated_at = now();
+    writeStateFile(spec.state_file, state);
+  };
+
+  let fd: number;
+  try {
+    fd = fs.openSync(spec.log_file, 'a+'); // +: writeMarker reads the last byte
+  } catch (error) {
+    Object.assign(state, { status: 'failed', error_message: `Cannot open the log file: ${(error as Error).message}`, finished_at: now() });
+    save();
+    return;
+  }
+  save();
+
+  const cancel = new AbortController();
+  process.on('SIGTERM', () => cancel.abort());
+  process.on('SIGINT', () => cancel.abort());
+  process.on('SIGHUP', () => {}); // the server's terminal going away is not a reason to stop
+
+  const token = process.env[TOKEN_VARIABLE] ?? '';
+  for (const [index, step] of spec.steps.entries()) {
+    if (cancel.signal.aborted) break;
+    state.current_step = step.name;
+    save();
+    writeMarker(fd, `[hub] step ${index + 1}/${spec.steps.length}: ${step.name}`);
+    const errorFile = `${spec.state_file}.error`;
+    fs.rmSync(errorFile, { force: true });
+    const outcome = await runStep({
+      step,
+      fd,
+      env: { ...spec.env, HUB_STEP: step.name, HUB_ERROR_FILE: errorFile },
+      graceMs: spec.grace_ms,
+      maxLogBytes: spec.max_log_bytes,
+      cancel: cancel.signal,
+    });
+    if (outcome.kind === 'exit' && outcome.code === 0) {
+      state.progress_current = index + 1;
+      save();
+      continue;
+    }
+    const message = describeFailure(step.name, outcome) + readStepReason(errorFile);
+    if (outcome.kind === 'log_limit') writeMarker(fd, `[hub] log limit reached (${spec.max_log_bytes} bytes): step "${step.name}" stopped`);
+    Object.assign(state, {
+      status: outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
+      exit_code: outcome.kind === 'exit' ? outcome.code : null,
+      signal: outcome.kind === 'exit' ? outcome.signal : null,
+      error_message: message,
+    });
+    break;
+  }
+  if (state.status === 'running') {
+    if (cancel.signal.aborted && state.progress_current < state.progress_total) {
+      Object.assign(state, { status: 'cancelled', error_message: 'Run cancelled' });
+    } else {
+      Object.assign(state, { status: 'completed', exit_code: 0 });
+    }
+  }
+  // Nothing of the run may outlive it, not even what escaped its process group.
+  if (token) killProcessesWithEnv(TOKEN_VARIABLE, token);
+  writeMarker(fd, `[hub] run ${state.status}${state.error_message ? `: ${state.error_message}` : ''}`);
+  fs.fsyncSync(fd);
+  fs.closeSync(fd);
+  state.finished_at = now();
+  save();
+}
+
+main().then(
+  () => process.exit(0),
+  (error: unknown) => {
+    process.stderr.write(`runner failed: ${(error as Error).stack ?? String(error)}\n`);
+    process.exit(70);
+  },
+);

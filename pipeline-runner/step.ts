@@ -1,0 +1,69 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import type { RunSpec } from './state.js';
+import { signalGroup } from './processes.js';
+
+export type StepOutcome =
+  | { kind: 'exit'; code: number | null; signal: string | null }
+  | { kind: 'spawn_error'; message: string }
+  | { kind: 'timeout'; timeoutS: number }
+  | { kind: 'log_limit'; limit: number }
+  | { kind: 'cancelled' };
+
+export interface StepOptions {
+  step: RunSpec['steps'][number];
+  fd: number;
+  env: Record<string, string>;
+  graceMs: number;
+  maxLogBytes: number;
+  cancel: AbortSignal;
+}
+
+const LOG_LIMIT_CHECK_MS = 100;
+
+/**
+ * Runs one step in its own process group with stdout and stderr on the log file, and races its
+ * exit against timeout, cancel and the log limit. Whatever ends it, the whole group is killed
+ * (SIGTERM, then SIGKILL after the grace) and every timer is cleared before returning.
+ */
+export function runStep({ step, fd, env, graceMs, maxLogBytes, cancel }: StepOptions): Promise<StepOutcome> {
+  return new Promise((resolve) => {
+    const child = spawn(step.command[0], step.command.slice(1), {
+      cwd: step.cwd,
+      env: { ...process.env, ...step.env, ...env, PYTHONUNBUFFERED: '1' },
+      stdio: ['ignore', fd, fd],
+      detached: true, // its own process group, so a cancel reaches its grandchildren too
+    });
+    let stopReason: StepOutcome | null = null;
+    let killTimer: NodeJS.Timeout | undefined;
+    const stop = (reason: StepOutcome, firstSignal: NodeJS.Signals = 'SIGTERM') => {
+      if (stopReason || child.pid === undefined) return;
+      stopReason = reason;
+      signalGroup(child.pid, firstSignal);
+      killTimer = setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), graceMs);
+    };
+    const timeoutTimer = step.timeout_s ? setTimeout(() => stop({ kind: 'timeout', timeoutS: step.timeout_s! }), step.timeout_s * 1000) : undefined;
+    const limitTimer = setInterval(() => {
+      if (fs.fstatSync(fd).size > maxLogBytes) stop({ kind: 'log_limit', limit: maxLogBytes }, 'SIGKILL');
+    }, LOG_LIMIT_CHECK_MS);
+    const onCancel = () => stop({ kind: 'cancelled' });
+    cancel.addEventListener('abort', onCancel);
+    if (cancel.aborted) onCancel();
+
+    let finished = false;
+    // 'exit' may or may not follow 'error' (Node docs): settle once.
+    const finish = (outcome: StepOutcome) => {
+      if (finished) return;
+      finished = true;
+      clearTimeout(timeoutTimer);
+      clearTimeout(killTimer);
+      clearInterval(limitTimer);
+      cancel.removeEventListener('abort', onCancel);
+      // Leftovers in the step's group (a background child) end with the step.
+      if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
+      resolve(stopReason ?? outcome);
+    };
+    child.once('error', (error) => finish({ kind: 'spawn_error', message: error.message }));
+    child.once('exit', (code, signal) => finish({ kind: 'exit', code, signal }));
+  });
+}

@@ -1,0 +1,53 @@
+import path from 'node:path';
+import { builtInPipelinesFile } from './paths.js';
+
+export interface Config {
+  readonly host: string;
+  readonly port: number;
+  readonly dataDir: string;
+  readonly logsDir: string;
+  readonly pipelinesFile: string;
+  readonly dbFile: string;
+  readonly cancelGraceMs: number;
+  readonly maxLineBytes: number;
+  readonly maxLogBytes: number;
+  readonly wsMaxFrameBytes: number;
+  readonly wsMaxSubscriptions: number;
+  readonly wsHeartbeatMs: number;
+  readonly wsHighWaterBytes: number;
+  readonly seedDemo: boolean;
+  readonly logLevel: string;
+}
+
+type Env = Record<string, string | undefined>;
+
+function readInteger(env: Env, name: string, fallback: number, min: number, max = Number.MAX_SAFE_INTEGER): number {
+  const raw = env[name];
+  if (raw === undefined || raw === '') return fallback;
+  if (!/^\d+$/.test(raw.trim())) throw new Error(`Expected ${name} to be a whole number, got ${JSON.stringify(raw)}`);
+  const value = Number(raw.trim());
+  if (value < min || value > max) throw new Error(`Expected ${name} to be between ${min} and ${max}, got ${value}`);
+  return value;
+}
+
+/** The only reader of the environment: validated once, defaults filled, frozen. */
+export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
+  const dataDir = path.resolve(cwd, env.HUB_DATA_DIR || 'data');
+  return Object.freeze({
+    host: env.HOST || '127.0.0.1',
+    port: readInteger(env, 'PORT', 8080, 0, 65535),
+    dataDir,
+    logsDir: path.resolve(cwd, env.HUB_LOGS_DIR || 'logs'),
+    pipelinesFile: env.HUB_PIPELINES ? path.resolve(cwd, env.HUB_PIPELINES) : builtInPipelinesFile,
+    dbFile: path.join(dataDir, 'hub.sqlite'),
+    cancelGraceMs: readInteger(env, 'HUB_CANCEL_GRACE_MS', 5000, 0, 600_000),
+    maxLineBytes: readInteger(env, 'HUB_MAX_LINE_BYTES', 1024 * 1024, 16, 64 * 1024 * 1024),
+    maxLogBytes: readInteger(env, 'HUB_MAX_LOG_BYTES', 1024 ** 3, 1024),
+    wsMaxFrameBytes: readInteger(env, 'HUB_WS_MAX_FRAME_BYTES', 64 * 1024, 256, 16 * 1024 * 1024),
+    wsMaxSubscriptions: readInteger(env, 'HUB_WS_MAX_SUBSCRIPTIONS', 100, 1, 100_000),
+    wsHeartbeatMs: readInteger(env, 'HUB_WS_HEARTBEAT_MS', 30_000, 10, 3_600_000),
+    wsHighWaterBytes: readInteger(env, 'HUB_WS_HIGH_WATER_BYTES', 4 * 1024 * 1024, 1024),
+    seedDemo: env.HUB_DEMO !== '0',
+    logLevel: env.HUB_LOG_LEVEL || 'info',
+  });
+}

@@ -1,0 +1,18 @@
+import type pino from 'pino';
+import type { Config } from '../config.js';
+import type { Pipelines } from '../pipelines/load.js';
+import type { RunService } from '../runs/service.js';
+import type { ProjectStore } from '../store/projects.js';
+import type { RunStore } from '../store/runs.js';
+import type { LogHub } from '../hub/logHub.js';
+
+/** What the routes need, handed over by the composition root. */
+export interface AppServices {
+  config: Config;
+  log: pino.Logger;
+  pipelines: Pipelines;
+  projects: ProjectStore;
+  runs: RunStore;
+  runService: RunService;
+  hub: LogHub;
+}

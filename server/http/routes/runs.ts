@@ -1,0 +1,78 @@
+import fs from 'node:fs';
+import Router from '@koa/router';
+import { badRequest, conflict, describeValue, notFound } from '../../errors.js';
+import { runFiles } from '../../paths.js';
+import { toRunJson } from '../../runs/serialize.js';
+import { isTerminal, type RunRow } from '../../store/runs.js';
+import type { AppServices } from '../context.js';
+import { readJsonBody } from '../jsonBody.js';
+import { parseId, parseQueryInteger, readString, rejectUnknownFields } from '../validate.js';
+import { loadProject } from './projects.js';
+
+/** Looks up `:runId` within `:projectId`; a run of another project is 404 (projects are isolated). */
+export async function loadRun(services: AppServices, params: Record<string, string | undefined>): Promise<RunRow> {
+  const project = await loadProject(services, params.projectId);
+  const runId = parseId(params.runId, 'runId');
+  const run = await services.runs.get(runId);
+  if (!run || run.project_id !== project.id) throw notFound('Run', runId);
+  return run;
+}
+
+export function runRoutes(services: AppServices): Router {
+  const router = new Router({ prefix: '/api/projects/:projectId/runs' });
+  const json = (run: RunRow) => toRunJson(run, services.config.logsDir);
+
+  router.post('/', async (ctx) => {
+    const project = await loadProject(services, ctx.params.projectId);
+    const body = await readJsonBody(ctx);
+    rejectUnknownFields(body, ['scope', 'triggered_by', 'if_busy']);
+    const scope = readString(body, 'scope', { required: true, max: 64 })!;
+    const triggeredBy = readString(body, 'triggered_by', { required: false, max: 64 }) ?? 'api';
+    const ifBusy = body.if_busy ?? 'reject';
+    if (ifBusy !== 'reject' && ifBusy !== 'queue') {
+      throw badRequest('invalid_field', `Expected \`if_busy\` to be "reject" or "queue", got ${describeValue(ifBusy)}`, { field: 'if_busy' });
+    }
+    const run = await services.runService.start(project, { scope, triggeredBy, ifBusy });
+    ctx.status = 201;
+    ctx.body = json(run);
+  });
+
+  router.get('/', async (ctx) => {
+    const project = await loadProject(services, ctx.params.projectId);
+    const limit = parseQueryInteger(ctx.query.limit, 'limit', 50, 500);
+    const before = ctx.query.before === undefined ? undefined : parseId(String(ctx.query.before), 'before');
+    ctx.body = (await services.runs.listForProject(project.id, Math.max(limit, 1), before)).map(json);
+  });
+
+  router.get('/current', async (ctx) => {
+    const project = await loadProject(services, ctx.params.projectId);
+    const active = await services.runs.listActiveForProject(project.id);
+    const current = active.find((run) => run.status === 'running') ?? active[0];
+    ctx.body = current ? json(current) : 'null';
+    ctx.type = 'application/json';
+  });
+
+  router.get('/:runId', async (ctx) => {
+    ctx.body = json(await loadRun(services, ctx.params));
+  });
+
+  router.delete('/:runId', async (ctx) => {
+    const run = await loadRun(services, ctx.params);
+    if (ctx.query.purge !== undefined && ctx.query.purge !== 'true' && ctx.query.purge !== 'false') {
+      throw badRequest('invalid_query', `Expected \`purge\` to be "true" or "false", got ${describeValue(ctx.query.purge)}`, { field: 'purge' });
+    }
+    if (ctx.query.purge === 'true') {
+      if (!isTerminal(run.status)) throw conflict('run_active', `Run ${run.id} is ${run.status}; cancel it before purging`, { status: run.status });
+      await services.runs.delete(run.id);
+      const files = runFiles(services.config.logsDir, run.project_id, run.id);
+      fs.rmSync(files.log, { force: true });
+      fs.rmSync(files.state, { force: true });
+      services.hub.forgetRun(run.id);
+      ctx.status = 204;
+      return;
+    }
+    ctx.status = 202;
+    ctx.body = json(await services.runService.cancel(run));
+  });
+  return router;
+}

@@ -1,0 +1,22 @@
+import pino from 'pino';
+import { loadConfig } from './config.js';
+import { startHub } from './server.js';
+
+const log = pino({ level: process.env.HUB_LOG_LEVEL || 'info' });
+
+try {
+  const config = loadConfig();
+  const hub = await startHub(config, log);
+  log.info(`run hub listening on ${hub.url}`);
+  const shutdown = (signal: string) => {
+    log.info({ signal }, 'shutting down; runners keep running and are re-attached on the next start');
+    const forced = setTimeout(() => process.exit(1), 5000);
+    forced.unref();
+    hub.close().then(() => process.exit(0), () => process.exit(1));
+  };
+  process.once('SIGTERM', () => shutdown('SIGTERM'));
+  process.once('SIGINT', () => shutdown('SIGINT'));
+} catch (error) {
+  log.fatal((error as Error).message);
+  process.exitCode = 1;
+}

@@ -1,0 +1,26 @@
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+// Compiled files live in dist/server; the project root is two levels up from there.
+export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
+
+export const builtInPipelinesFile = path.join(projectRoot, 'pipelines.json');
+export const migrationsDir = path.join(projectRoot, 'server', 'store', 'migrations');
+export const runnerScript = path.join(projectRoot, 'dist', 'pipeline-runner', 'runner.js');
+export const demoDocsDir = path.join(projectRoot, 'demo', 'docs');
+export const guiDir = path.join(projectRoot, 'dist', 'gui');
+
+/** The log and state files of a run, derived from numeric ids only. */
+export function runFiles(logsDir: string, projectId: number, runId: number) {
+  if (!Number.isSafeInteger(projectId) || !Number.isSafeInteger(runId) || projectId < 1 || runId < 1) {
+    throw new Error(`run files need positive integer ids, got ${projectId}/${runId}`);
+  }
+  const relative = `${projectId}/${runId}.log`;
+  const dir = path.join(logsDir, String(projectId));
+  return {
+    dir,
+    relativeLog: relative,
+    log: path.join(dir, `${runId}.log`),
+    state: path.join(dir, `${runId}.json`),
+  };
+}

@@ -1,0 +1,55 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import pino from 'pino';
+import type { Config } from './config.js';
+import { seedDemoProject } from './demo.js';
+import { createApp } from './http/app.js';
+import { LogHub } from './hub/logHub.js';
+import { loadPipelines } from './pipelines/load.js';
+import { RunService } from './runs/service.js';
+import { openDb } from './store/db.js';
+import { ProjectStore } from './store/projects.js';
+import { RunStore } from './store/runs.js';
+
+export interface RunningHub {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+/** Composition: config → pipelines, db, run service, hub, HTTP; listens, and closes in reverse. */
+export async function startHub(config: Config, log = pino({ level: config.logLevel })): Promise<RunningHub> {
+  const pipelines = loadPipelines(config.pipelinesFile);
+  fs.mkdirSync(config.logsDir, { recursive: true });
+  const db = await openDb(config.dbFile);
+  const projects = new ProjectStore(db);
+  const runs = new RunStore(db);
+  if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
+  const runService = new RunService(config, pipelines, projects, runs, log);
+  const hub = new LogHub();
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub });
+  const server = http.createServer(app.callback());
+  server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
+  await runService.recover();
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(config.port, config.host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port,
+    close() {
+      closing ??= (async () => {
+        runService.close();
+        server.closeIdleConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await db.close();
+      })();
+      return closing;
+    },
+  };
+}

@@ -1,0 +1,60 @@
+import type { Db } from './db.js';
+
+export interface Project {
+  id: number;
+  name: string;
+  doc_root: string;
+  pipeline: string;
+  settings: Record<string, string>;
+  created_at: string;
+}
+
+interface ProjectRow extends Omit<Project, 'settings'> {
+  settings: string;
+}
+
+const toProject = (row: ProjectRow): Project => ({ ...row, settings: JSON.parse(row.settings) as Record<string, string> });
+
+export class ProjectStore {
+  constructor(private readonly db: Db) {}
+
+  async list(): Promise<Project[]> {
+    const rows = await this.db.all<ProjectRow[]>('SELECT * FROM projects ORDER BY id');
+    return rows.map(toProject);
+  }
+
+  async get(id: number): Promise<Project | undefined> {
+    const row = await this.db.get<ProjectRow>('SELECT * FROM projects WHERE id = ?', id);
+    return row && toProject(row);
+  }
+
+  async findByName(name: string): Promise<Project | undefined> {
+    const row = await this.db.get<ProjectRow>('SELECT * FROM projects WHERE name = ?', name);
+    return row && toProject(row);
+  }
+
+  async insert(project: Omit<Project, 'id' | 'created_at'>): Promise<Project> {
+    const createdAt = new Date().toISOString();
+    const result = await this.db.run(
+      'INSERT INTO projects (name, doc_root, pipeline, settings, created_at) VALUES (?, ?, ?, ?, ?)',
+      project.name, project.doc_root, project.pipeline, JSON.stringify(project.settings), createdAt,
+    );
+    return (await this.get(result.lastID!))!;
+  }
+
+  async update(id: number, changes: Partial<Omit<Project, 'id' | 'created_at'>>): Promise<Project | undefined> {
+    const current = await this.get(id);
+    if (!current) return undefined;
+    const next = { ...current, ...changes };
+    await this.db.run(
+      'UPDATE projects SET name = ?, doc_root = ?, pipeline = ?, settings = ? WHERE id = ?',
+      next.name, next.doc_root, next.pipeline, JSON.stringify(next.settings), id,
+    );
+    return this.get(id);
+  }
+
+  async delete(id: number): Promise<boolean> {
+    const result = await this.db.run('DELETE FROM projects WHERE id = ?', id);
+    return (result.changes ?? 0) > 0;
+  }
+}
