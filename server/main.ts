@@ -17,6 +17,7 @@ try {
   process.once('SIGTERM', () => shutdown('SIGTERM'));
   process.once('SIGINT', () => shutdown('SIGINT'));
 } catch (error) {
-  log.fatal((error as Error).message);
+  // Plain text: this is read by a person at a terminal, before anything else has started.
+  process.stderr.write(`run hub could not start: ${(error as Error).message}\n`);
   process.exitCode = 1;
 }

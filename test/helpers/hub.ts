@@ -1,0 +1,136 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { projectRoot } from '../../server/paths.js';
+
+export interface TestHub {
+  url: string;
+  dir: string;
+  process: ChildProcess;
+  output: () => string;
+  api: (method: string, urlPath: string, body?: unknown, headers?: Record<string, string>) => Promise<{ status: number; body: any; headers: Headers }>;
+  stop: (signal?: NodeJS.Signals) => Promise<void>;
+}
+
+export interface HubOptions {
+  /** pipelines file content; the `pipelines` key is added around it */
+  pipelines?: Record<string, unknown>;
+  env?: Record<string, string>;
+  /** reuse the data and logs of an earlier hub (a restart) */
+  dir?: string;
+}
+
+/** Starts the real server (`node dist/server/main.js`) on an ephemeral port with its files in a temp dir. */
+export async function startHub(options: HubOptions = {}): Promise<TestHub> {
+  const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'hub-test-'));
+  const pipelinesFile = path.join(dir, 'pipelines.json');
+  if (options.pipelines) fs.writeFileSync(pipelinesFile, JSON.stringify({ pipelines: options.pipelines }));
+  const child = spawn(process.execPath, [path.join(projectRoot, 'dist/server/main.js')], {
+    cwd: dir,
+    env: {
+      ...process.env,
+      PORT: '0',
+      HUB_DATA_DIR: path.join(dir, 'data'),
+      HUB_LOGS_DIR: path.join(dir, 'logs'),
+      HUB_CANCEL_GRACE_MS: '1000',
+      HUB_DEMO_DELAY_MS: '0',
+      ...(options.pipelines && { HUB_PIPELINES: pipelinesFile }),
+      ...options.env,
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`hub did not start within 15 s:\n${output}`)), 15_000);
+    const onData = () => {
+      const match = /listening on (http:\/\/[^"\s]+)/.exec(output);
+      if (match) {
+        clearTimeout(timer);
+        resolve(match[1]);
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`hub exited with ${code} before listening:\n${output}`));
+    });
+  });
+  const api: TestHub['api'] = async (method, urlPath, body, headers = {}) => {
+    const response = await fetch(url + urlPath, {
+      method,
+      headers: body === undefined ? headers : { 'content-type': 'application/json', ...headers },
+      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+    });
+    const text = await response.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text === '' ? null : JSON.parse(text);
+    } catch {
+      // plain text
+    }
+    return { status: response.status, body: parsed, headers: response.headers };
+  };
+  const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    child.kill(signal);
+    await exited;
+  };
+  return { url, dir, process: child, output: () => output, api, stop };
+}
+
+/** Polls until `check` returns a truthy value; fails with `message` after `timeoutMs`. */
+export async function waitFor<T>(check: () => Promise<T> | T, message: string, timeoutMs = 10_000, intervalMs = 25): Promise<NonNullable<T>> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await check();
+      if (value) return value as NonNullable<T>;
+      last = value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${message} (last: ${String(last)})`);
+    await new Promise((resolve) => setTimeout(resolve, intervalMs));
+  }
+}
+
+export const sh = (script: string) => ['sh', '-c', script];
+export const nodeStep = (code: string) => [process.execPath, '-e', code];
+
+/** A pipeline of `sh -c` steps, all in one scope `all` (and one scope per step). */
+export function shellPipeline(steps: Record<string, string>, extra: Record<string, unknown> = {}) {
+  const names = Object.keys(steps);
+  return {
+    steps: names.map((name) => ({ name, command: sh(steps[name]), ...(extra[name] as object) })),
+    scopes: { all: names[0], ...Object.fromEntries(names.map((name) => [`from_${name}`, name])) },
+  };
+}
+
+/** Creates a project on a fresh doc root; returns its id. */
+export async function createProject(hub: TestHub, pipeline: string, name = `p${Math.random().toString(36).slice(2)}`): Promise<number> {
+  const docRoot = fs.mkdtempSync(path.join(hub.dir, 'docs-'));
+  const response = await hub.api('POST', '/api/projects', { name, doc_root: docRoot, pipeline, settings: { llm_model: 'test-model' } });
+  if (response.status !== 201) throw new Error(`project not created: ${JSON.stringify(response.body)}`);
+  return response.body.id;
+}
+
+export async function waitForRun(hub: TestHub, projectId: number, runId: number, statuses: string[], timeoutMs = 15_000) {
+  return waitFor(async () => {
+    const { body } = await hub.api('GET', `/api/projects/${projectId}/runs/${runId}`);
+    return statuses.includes(body.status) ? body : null;
+  }, `run ${runId} to be ${statuses.join('/')}`, timeoutMs);
+}
+
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
