@@ -6,6 +6,7 @@ import type { Config } from './config.js';
 import { seedDemoProject } from './demo.js';
 import { createApp } from './http/app.js';
 import { LogHub } from './hub/logHub.js';
+import { attachWebSocketServer } from './hub/wsServer.js';
 import { loadPipelines } from './pipelines/load.js';
 import { RunService } from './runs/service.js';
 import { openDb } from './store/db.js';
@@ -27,10 +28,11 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const runs = new RunStore(db);
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
   const runService = new RunService(config, pipelines, projects, runs, log);
-  const hub = new LogHub();
+  const hub = new LogHub(config, runs, runService);
   const app = createApp({ config, log, pipelines, projects, runs, runService, hub });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
+  const sockets = attachWebSocketServer(server, hub, config, log);
   await runService.recover();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -45,8 +47,11 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     close() {
       closing ??= (async () => {
         runService.close();
+        const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
+        await sockets.close();
+        await hub.close();
+        await stopped;
         await db.close();
       })();
       return closing;

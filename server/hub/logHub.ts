@@ -1,3 +1,148 @@
+import type { Config } from '../config.js';
+import { HubError, notFound } from '../errors.js';
+import { findTailStart } from '../logs/logFile.js';
+import { runFiles } from '../paths.js';
+import type { RunService } from '../runs/service.js';
+import { toRunJson } from '../runs/serialize.js';
+import type { RunStore, RunRow } from '../store/runs.js';
+import { isTerminal } from '../store/runs.js';
+import { LogWatcher } from './logWatcher.js';
+import { runFrame, type CompleteMessage, type LogSink } from './messages.js';
+import { RunTail, type Subscriber } from './runTail.js';
+
+export type StartAt = { offset: number } | { tail: number };
+
+/** How far back `tail` may look, whatever N: bounds the work of a tail request. */
+export const MAX_TAIL_BYTES = 16 * 1024 * 1024;
+
+const completeOf = (run: RunRow): Omit<CompleteMessage, 'next'> => ({
+  type: 'complete',
+  run_id: run.id,
+  status: run.status,
+  exit_code: run.exit_code,
+  error_message: run.error_message,
+});
+
+/**
+ * The registry of run readers and of project subscriptions. It turns run events into `run`
+ * messages and `complete`, and opens one RunTail per run while anyone follows it.
+ */
 export class LogHub {
-  forgetRun(_runId: number): void {}
+  private readonly tails = new Map<number, RunTail>();
+  private readonly projectSinks = new Map<number, Set<LogSink>>();
+  private readonly runSinks = new Map<number, Map<LogSink, Subscriber>>();
+  private readonly watcher = new LogWatcher();
+
+  constructor(private readonly config: Config, private readonly runs: RunStore, runService: RunService) {
+    runService.on('run', (run) => this.runServiceOnRun(run));
+  }
+
+  /** Subscribes a sink to a run's log from an offset or the last N lines; returns where it starts. */
+  async subscribeRun(sink: LogSink, runId: number, startAt: StartAt, options: { projectId?: number; onStart?: (offset: number) => void } = {}): Promise<number> {
+    const run = await this.runs.get(runId);
+    if (!run || (options.projectId !== undefined && run.project_id !== options.projectId)) throw notFound('Run', runId);
+    this.unsubscribeRun(sink, runId);
+    let tail = await this.tailFor(run);
+    let handle = await tail.ensureOpen();
+    while (this.tails.get(runId) !== tail) {
+      // Its last subscriber left meanwhile and the reader closed: open a new one.
+      tail = await this.tailFor(run);
+      handle = await tail.ensureOpen();
+    }
+    const edge = tail.committed;
+    let start: number;
+    if ('offset' in startAt) {
+      const size = handle ? (await handle.stat()).size : 0;
+      if (startAt.offset > Math.max(size, edge)) {
+        throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log of run ${runId} (${size} bytes)`, { details: { run_id: runId } });
+      }
+      start = startAt.offset;
+    } else {
+      start = handle ? await findTailStart(handle, edge, startAt.tail, MAX_TAIL_BYTES) : 0;
+    }
+    if (sink.closed) return start;
+    options.onStart?.(start);
+    const sinks = this.runSinks.get(runId) ?? new Map<LogSink, Subscriber>();
+    this.runSinks.set(runId, sinks);
+    sinks.set(sink, tail.add(sink, start));
+    return start;
+  }
+
+  unsubscribeRun(sink: LogSink, runId: number): boolean {
+    const sinks = this.runSinks.get(runId);
+    const subscriber = sinks?.get(sink);
+    if (!sinks || !subscriber) return false;
+    sinks.delete(sink);
+    if (sinks.size === 0) this.runSinks.delete(runId);
+    const tail = this.tails.get(runId);
+    tail?.remove(subscriber);
+    if (tail && tail.subscribers.size === 0) this.releaseTail(tail);
+    return true;
+  }
+
+  subscribeProject(sink: LogSink, projectId: number): void {
+    const sinks = this.projectSinks.get(projectId) ?? new Set<LogSink>();
+    this.projectSinks.set(projectId, sinks);
+    sinks.add(sink);
+  }
+
+  unsubscribeProject(sink: LogSink, projectId: number): boolean {
+    const sinks = this.projectSinks.get(projectId);
+    const removed = sinks?.delete(sink) ?? false;
+    if (sinks?.size === 0) this.projectSinks.delete(projectId);
+    return removed;
+  }
+
+  /** A sink went away: drop all of its subscriptions. */
+  dropSink(sink: LogSink): void {
+    for (const runId of [...this.runSinks.keys()]) this.unsubscribeRun(sink, runId);
+    for (const projectId of [...this.projectSinks.keys()]) this.unsubscribeProject(sink, projectId);
+  }
+
+  /** A purged run: its readers stop. */
+  forgetRun(runId: number): void {
+    for (const sink of this.runSinks.get(runId)?.keys() ?? []) this.unsubscribeRun(sink, runId);
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.tails.values()].map((tail) => tail.close()));
+    this.tails.clear();
+    await this.watcher.close();
+  }
+
+  private async tailFor(run: RunRow): Promise<RunTail> {
+    const existing = this.tails.get(run.id);
+    if (existing) return existing;
+    const file = runFiles(this.config.logsDir, run.project_id, run.id).log;
+    const tail = new RunTail({ runId: run.id, file, maxLineBytes: this.config.maxLineBytes, onIdle: () => this.releaseTail(tail) });
+    this.tails.set(run.id, tail);
+    if (isTerminal(run.status)) {
+      tail.finishAt({ ...completeOf(run), next: run.log_size });
+      return tail;
+    }
+    this.watcher.watch(file, () => void tail.pump());
+    // The run may have ended between reading its record and registering this reader.
+    const latest = await this.runs.get(run.id);
+    if (latest && isTerminal(latest.status)) tail.end(latest.log_size, completeOf(latest));
+    return tail;
+  }
+
+  /** Closes a reader nobody follows any more (subscribers that got `complete` have left it). */
+  private releaseTail(tail: RunTail): void {
+    if (this.tails.get(tail.runId) !== tail || tail.subscribers.size > 0) return;
+    this.tails.delete(tail.runId);
+    this.watcher.unwatch(tail.file);
+    void tail.close();
+  }
+
+  private runServiceOnRun(run: RunRow): void {
+    const frame = runFrame(toRunJson(run, this.config.logsDir));
+    const recipients = new Set<LogSink>([...(this.projectSinks.get(run.project_id) ?? []), ...(this.runSinks.get(run.id)?.keys() ?? [])]);
+    for (const sink of recipients) if (!sink.closed) sink.send('run', frame);
+    const tail = this.tails.get(run.id);
+    if (tail && !tail.isFinal) {
+      if (isTerminal(run.status)) tail.end(run.log_size, completeOf(run));
+      else void tail.pump();
+    }
+  }
 }

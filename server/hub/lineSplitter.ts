@@ -1,0 +1,113 @@
+/** Lines cut from a byte range of a log file. Offsets are byte offsets into the file. */
+export interface LineBatch {
+  /** where the first line starts */
+  offset: number;
+  /** where the next unseen byte is */
+  next: number;
+  lines: string[];
+  /** indices of lines that go on in the next line (a line longer than the maximum, cut in pieces) */
+  continued: number[];
+}
+
+const NEWLINE = 0x0a;
+const CR = 0x0d;
+
+/**
+ * Splits appended bytes into lines on `\n`, whatever the write boundaries: a partial line (even a
+ * partial UTF-8 character) waits as bytes until its newline arrives, so decoding never sees half a
+ * character. `\r\n` loses its `\r`; a lone `\r` stays. A line longer than `maxLineBytes` is cut into
+ * pieces at character boundaries, so memory is bounded by `maxLineBytes` whatever the line length.
+ */
+export class LineSplitter {
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
+  /** file offset of the first pending byte, i.e. the start of the current (partial) line */
+  private lineStart: number;
+
+  constructor(private readonly maxLineBytes: number, startOffset: number) {
+    this.lineStart = startOffset;
+  }
+
+  /** Offset up to which every byte has been emitted as a line or piece. */
+  get committed(): number {
+    return this.lineStart;
+  }
+
+  /** Feeds the bytes that follow everything fed so far; returns the complete lines among them. */
+  push(chunk: Buffer): LineBatch {
+    const batch: LineBatch = { offset: this.lineStart, next: this.lineStart, lines: [], continued: [] };
+    let position = 0;
+    while (position < chunk.length) {
+      const newline = chunk.indexOf(NEWLINE, position);
+      const segmentEnd = newline === -1 ? chunk.length : newline;
+      const room = this.maxLineBytes - this.pendingBytes;
+      if (segmentEnd - position > room) {
+        // Too long: emit a piece of at most maxLineBytes, cut where no character is split.
+        position += this.emitPiece(batch, chunk, position, room);
+        continue;
+      }
+      if (newline === -1) {
+        this.take(chunk.subarray(position));
+        break;
+      }
+      this.take(chunk.subarray(position, newline));
+      this.emit(batch, 1, false);
+      position = newline + 1;
+    }
+    batch.next = this.lineStart;
+    return batch;
+  }
+
+  /** At the end of a range that is known to be a boundary: the pending bytes become a line. */
+  flush(continued: boolean): LineBatch {
+    const batch: LineBatch = { offset: this.lineStart, next: this.lineStart, lines: [], continued: [] };
+    if (this.pendingBytes > 0) this.emit(batch, 0, continued);
+    batch.next = this.lineStart;
+    return batch;
+  }
+
+  get hasPending(): boolean {
+    return this.pendingBytes > 0;
+  }
+
+  private take(bytes: Buffer): void {
+    if (bytes.length === 0) return;
+    // Copy: the caller reuses its read buffer.
+    this.pending.push(Buffer.from(bytes));
+    this.pendingBytes += bytes.length;
+  }
+
+  private emit(batch: LineBatch, terminatorBytes: number, continued: boolean): void {
+    let bytes = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
+    const consumed = this.pendingBytes + terminatorBytes;
+    if (terminatorBytes > 0 && bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, bytes.length - 1);
+    if (continued) batch.continued.push(batch.lines.length);
+    batch.lines.push(bytes.toString('utf8'));
+    this.lineStart += consumed;
+    this.pending = [];
+    this.pendingBytes = 0;
+  }
+
+  /**
+   * Emits the first piece of the line made of the pending bytes and `chunk[position..]`, which is
+   * longer than the room left. The cut is at maxLineBytes, moved back (at most 3 bytes) so that it
+   * does not fall inside a UTF-8 character. It depends only on the line's bytes, so every reader
+   * that starts at the same line start cuts at the same offsets. Returns the chunk bytes consumed.
+   */
+  private emitPiece(batch: LineBatch, chunk: Buffer, position: number, room: number): number {
+    const line = Buffer.concat([...this.pending, chunk.subarray(position, position + room + 1)]);
+    let cut = this.maxLineBytes;
+    while (cut > this.maxLineBytes - 3 && cut > 1 && (line[cut] & 0xc0) === 0x80) cut--;
+    if ((line[cut] & 0xc0) === 0x80) cut = this.maxLineBytes; // not valid UTF-8 anyway
+    const fromChunk = cut - this.pendingBytes;
+    this.pending = [line.subarray(0, cut)];
+    this.pendingBytes = cut;
+    this.emit(batch, 0, true);
+    if (fromChunk < 0) {
+      // The cut fell inside the pending bytes: their rest starts the next piece.
+      this.take(line.subarray(cut, cut - fromChunk));
+      return 0;
+    }
+    return fromChunk;
+  }
+}

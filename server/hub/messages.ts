@@ -1,0 +1,43 @@
+import type { LineBatch } from './lineSplitter.js';
+import type { RunJson } from '../runs/serialize.js';
+
+/** Messages the server sends, over WebSocket frames or Server-Sent Events. */
+export const SERVER_MESSAGE_TYPES = ['subscribed', 'lines', 'run', 'complete', 'error'] as const;
+export type ServerMessageType = (typeof SERVER_MESSAGE_TYPES)[number];
+
+export interface CompleteMessage {
+  type: 'complete';
+  run_id: number;
+  status: string;
+  exit_code: number | null;
+  error_message: string | null;
+  next: number;
+}
+
+export interface ErrorMessage {
+  type: 'error';
+  code: string;
+  message: string;
+  run_id?: number;
+  project_id?: number;
+}
+
+/** Serialises a batch once; every subscriber at the live edge gets the same string. */
+export function linesFrame(runId: number, batch: LineBatch): string {
+  const message: Record<string, unknown> = { type: 'lines', run_id: runId, offset: batch.offset, next: batch.next, lines: batch.lines };
+  if (batch.continued.length > 0) message.continued = batch.continued;
+  return JSON.stringify(message);
+}
+
+export const runFrame = (run: RunJson) => JSON.stringify({ type: 'run', run });
+
+/** Where log messages go: a WebSocket connection or an SSE response. */
+export interface LogSink {
+  readonly closed: boolean;
+  /** `frame` is the JSON of the message, shared between sinks. */
+  send(type: ServerMessageType, frame: string, next?: number): void;
+  /** Over its buffer threshold: the subscriber pauses and later catches up from the file. */
+  congested(): boolean;
+  /** Resolves once the buffer is back under its threshold (or the sink closed). */
+  drained(): Promise<void>;
+}

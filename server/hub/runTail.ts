@@ -1,0 +1,231 @@
+import { debuglog } from 'node:util';
+import { LineSplitter, type LineBatch } from './lineSplitter.js';
+import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
+import { findLastBoundary, openLog, readLines, type LogHandle } from '../logs/logFile.js';
+
+const debug = debuglog('hub:tail');
+const READ_CHUNK = 1024 * 1024;
+const CATCH_UP_CHUNK = 512 * 1024;
+
+export interface Subscriber {
+  readonly sink: LogSink;
+  /** the first byte this subscriber has not been sent */
+  next: number;
+  mode: 'catching_up' | 'live' | 'ahead' | 'done';
+  /** a catch-up loop is running for it */
+  reading: boolean;
+}
+
+export interface TailOptions {
+  runId: number;
+  file: string;
+  maxLineBytes: number;
+  /** called when the last subscriber has left (after `complete`) */
+  onIdle?: () => void;
+}
+
+/**
+ * One reader per run, shared by all its subscribers. Subscribers at the live edge get each batch
+ * as one shared frame; the others (late, resuming, or paused because their socket is full) catch
+ * up by reading the file from their own offset, then join the live edge. So a slow subscriber
+ * never slows the others, and nothing is held in memory on its behalf.
+ */
+export class RunTail {
+  readonly subscribers = new Set<Subscriber>();
+  private handle: LogHandle | null = null;
+  private splitter: LineSplitter | null = null;
+  private readPosition = 0;
+  private pumping = false;
+  private dirty = false;
+  private ending: { size: number; complete: Omit<CompleteMessage, 'next'> } | null = null;
+  /** once every byte is delivered: the final offset and the completion message */
+  private final: CompleteMessage | null = null;
+  private closed = false;
+  private readonly buffer = Buffer.allocUnsafe(READ_CHUNK);
+
+  constructor(private readonly options: TailOptions) {}
+
+  get runId(): number {
+    return this.options.runId;
+  }
+
+  get file(): string {
+    return this.options.file;
+  }
+
+  /** The offset every live subscriber is at: the end of the last line delivered. */
+  get committed(): number {
+    return this.final?.next ?? this.splitter?.committed ?? 0;
+  }
+
+  get isFinal(): boolean {
+    return this.final !== null;
+  }
+
+  /** For a finished run: nothing to follow, subscribers read up to its final size. */
+  finishAt(complete: CompleteMessage): void {
+    this.final = complete;
+  }
+
+  /** The file handle for positional reads (null while the log does not exist). */
+  async ensureOpen(): Promise<LogHandle | null> {
+    if (this.handle || this.closed) return this.handle;
+    const handle = await openLog(this.options.file);
+    if (!handle || this.closed || this.handle) {
+      await handle?.close();
+      return this.handle;
+    }
+    this.handle = handle;
+    if (!this.final) {
+      // Live reading starts at the last line boundary; earlier bytes are read by catching up.
+      const { size } = await handle.stat();
+      const start = await findLastBoundary(handle, size, 16 * this.options.maxLineBytes);
+      this.splitter = new LineSplitter(this.options.maxLineBytes, start);
+      this.readPosition = start;
+      // Subscribers that joined before the file existed are not at this edge: they catch up.
+      for (const subscriber of this.subscribers) if (subscriber.mode !== 'done' && subscriber.next !== start) this.catchUp(subscriber);
+    }
+    return handle;
+  }
+
+  /** The run has ended and its log is `size` bytes: deliver the rest, then `complete`. */
+  end(size: number, complete: Omit<CompleteMessage, 'next'>): void {
+    if (this.ending || this.final) return;
+    this.ending = { size, complete };
+    void this.pump();
+  }
+
+  /** A watcher hint: read whatever was appended. Reads at once when idle; coalesces while busy. */
+  async pump(): Promise<void> {
+    if (this.pumping) {
+      this.dirty = true;
+      return;
+    }
+    this.pumping = true;
+    try {
+      do {
+        this.dirty = false;
+        await this.readAppended();
+      } while (this.dirty && !this.closed);
+      if (this.ending && !this.final && !this.closed) this.finish();
+    } catch (error) {
+      debug('run %d: read failed: %s', this.runId, (error as Error).message);
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private async readAppended(): Promise<void> {
+    if (this.final || this.closed) return;
+    const handle = await this.ensureOpen();
+    if (!handle || !this.splitter) return;
+    const limit = this.ending ? this.ending.size : Number.POSITIVE_INFINITY;
+    while (this.readPosition < limit && !this.closed) {
+      const { bytesRead } = await handle.read(this.buffer, 0, Math.min(READ_CHUNK, limit - this.readPosition), this.readPosition);
+      if (bytesRead === 0) break;
+      this.readPosition += bytesRead;
+      const batch = this.splitter.push(this.buffer.subarray(0, bytesRead));
+      if (batch.lines.length > 0) this.broadcast(batch);
+    }
+  }
+
+  private finish(): void {
+    const last = this.splitter ? this.splitter.flush(false) : null;
+    if (last && last.lines.length > 0) this.broadcast(last);
+    this.final = { ...this.ending!.complete, next: this.splitter?.committed ?? 0 };
+    const frame = JSON.stringify(this.final);
+    for (const subscriber of this.subscribers) {
+      if (subscriber.mode === 'live' || (subscriber.mode === 'ahead' && subscriber.next >= this.final.next)) this.complete(subscriber, frame);
+      else this.catchUp(subscriber);
+    }
+  }
+
+  private broadcast(batch: LineBatch): void {
+    let frame: string | undefined;
+    for (const subscriber of this.subscribers) {
+      if (subscriber.mode === 'live') {
+        if (subscriber.sink.congested()) {
+          // Paused where it is; it reads the file from there once its socket drains.
+          this.catchUp(subscriber);
+          continue;
+        }
+        frame ??= linesFrame(this.runId, batch);
+        subscriber.sink.send('lines', frame, batch.next);
+        subscriber.next = batch.next;
+      } else if (subscriber.mode === 'ahead' && subscriber.next <= batch.next) {
+        if (subscriber.next === batch.next) subscriber.mode = 'live';
+        else this.catchUp(subscriber);
+      }
+    }
+  }
+
+  /** Adds a subscriber at `offset` (a boundary a message gave, or a tail start). */
+  add(sink: LogSink, offset: number): Subscriber {
+    const subscriber: Subscriber = { sink, next: offset, mode: 'catching_up', reading: false };
+    this.subscribers.add(subscriber);
+    this.catchUp(subscriber);
+    return subscriber;
+  }
+
+  remove(subscriber: Subscriber): void {
+    subscriber.mode = 'done';
+    this.subscribers.delete(subscriber);
+  }
+
+  /** Reads from the subscriber's own offset until it reaches the live edge (or the end). */
+  private catchUp(subscriber: Subscriber): void {
+    if (subscriber.mode === 'done') return;
+    subscriber.mode = 'catching_up';
+    if (subscriber.reading) return;
+    subscriber.reading = true;
+    this.catchUpLoop(subscriber)
+      .catch((error: unknown) => debug('run %d: catch-up failed: %s', this.runId, (error as Error).message))
+      .finally(() => (subscriber.reading = false));
+  }
+
+  private async catchUpLoop(subscriber: Subscriber): Promise<void> {
+    while (subscriber.mode === 'catching_up' && !subscriber.sink.closed && !this.closed) {
+      const target = this.committed;
+      if (subscriber.next >= target) {
+        if (this.final) {
+          if (subscriber.next === target) this.complete(subscriber, JSON.stringify(this.final));
+          return;
+        }
+        subscriber.mode = subscriber.next === target ? 'live' : 'ahead';
+        return;
+      }
+      if (subscriber.sink.congested()) {
+        await subscriber.sink.drained();
+        continue;
+      }
+      const handle = await this.ensureOpen();
+      if (!handle) return;
+      // `target` is a boundary: a newline, a piece cut, or the end of a finished log.
+      const rangeEnd = this.final ? 'final' : 'piece';
+      // A chunk holds at least one whole piece of a line, so every read makes progress.
+      const chunk = Math.max(CATCH_UP_CHUNK, this.options.maxLineBytes + 4);
+      const batch = await readLines(handle, subscriber.next, target, this.options.maxLineBytes, chunk, rangeEnd);
+      if (subscriber.mode !== 'catching_up' || subscriber.sink.closed) return;
+      if (batch.next === subscriber.next) return; // nothing readable (file shrank): wait for a hint
+      subscriber.sink.send('lines', linesFrame(this.runId, batch), batch.next);
+      subscriber.next = batch.next;
+    }
+  }
+
+  private complete(subscriber: Subscriber, frame: string): void {
+    subscriber.sink.send('complete', frame, this.final!.next);
+    this.remove(subscriber);
+    if (this.subscribers.size === 0) queueMicrotask(() => this.options.onIdle?.());
+  }
+
+  /** Safe to call twice. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const subscriber of this.subscribers) subscriber.mode = 'done';
+    this.subscribers.clear();
+    const handle = this.handle;
+    this.handle = null;
+    await handle?.close().catch(() => {});
+  }
+}

@@ -1,0 +1,49 @@
+import WebSocket from 'ws';
+import type { ErrorMessage, LogSink, ServerMessageType } from './messages.js';
+
+/** One client's socket as a log sink: sends frames, and tells when its buffer is too full. */
+export class WsConnection implements LogSink {
+  alive = true;
+  readonly runs = new Set<number>();
+  readonly projects = new Set<number>();
+  private waiters: (() => void)[] = [];
+
+  constructor(readonly socket: WebSocket, private readonly highWaterBytes: number) {
+    socket.once('close', () => this.wake());
+  }
+
+  get closed(): boolean {
+    return this.socket.readyState !== WebSocket.OPEN;
+  }
+
+  get subscriptionCount(): number {
+    return this.runs.size + this.projects.size;
+  }
+
+  send(_type: ServerMessageType, frame: string): void {
+    if (this.closed) return;
+    // The callback runs once the frame is handed to the socket: the moment to see if it drained.
+    this.socket.send(frame, () => {
+      if (this.waiters.length > 0 && !this.congested()) this.wake();
+    });
+  }
+
+  sendError(error: Omit<ErrorMessage, 'type'>): void {
+    this.send('error', JSON.stringify({ type: 'error', ...error }));
+  }
+
+  congested(): boolean {
+    return this.socket.bufferedAmount > this.highWaterBytes;
+  }
+
+  drained(): Promise<void> {
+    if (!this.congested() || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

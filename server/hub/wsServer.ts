@@ -1,0 +1,122 @@
+import type http from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import type pino from 'pino';
+import type { Config } from '../config.js';
+import { HubError } from '../errors.js';
+import type { LogHub } from './logHub.js';
+import { parseClientMessage, ProtocolError, type ClientMessage } from './protocol.js';
+import { WsConnection } from './wsConnection.js';
+
+export const WS_PATH = '/ws';
+/** ws closes the connection past maxPayload; up to this size we answer an error and keep it open. */
+const HARD_FRAME_LIMIT = 1024 * 1024;
+
+export interface HubSocketServer {
+  close(): Promise<void>;
+}
+
+/** The WebSocket endpoint: parses client messages, routes them to the hub, and keeps connections alive. */
+export function attachWebSocketServer(server: http.Server, hub: LogHub, config: Config, log: pino.Logger): HubSocketServer {
+  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(HARD_FRAME_LIMIT, config.wsMaxFrameBytes), perMessageDeflate: false });
+  const connections = new Set<WsConnection>();
+
+  server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+    const path = (request.url ?? '').split('?')[0];
+    if (path !== WS_PATH) {
+      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
+    wss.handleUpgrade(request, socket, head, (ws) => wssOnConnection(ws));
+  });
+
+  function wssOnConnection(ws: WebSocket): void {
+    const connection = new WsConnection(ws, config.wsHighWaterBytes);
+    connections.add(connection);
+    ws.on('pong', () => (connection.alive = true));
+    ws.on('message', (data, isBinary) => void clientOnMessage(connection, data as Buffer, isBinary));
+    ws.on('error', () => {}); // a protocol error closes the socket; 'close' cleans up
+    ws.on('close', () => {
+      connections.delete(connection);
+      hub.dropSink(connection);
+    });
+  }
+
+  async function clientOnMessage(connection: WsConnection, data: Buffer, isBinary: boolean): Promise<void> {
+    let message: ClientMessage | undefined;
+    try {
+      if (isBinary) throw new ProtocolError('binary_not_supported', 'Send JSON text frames, not binary ones');
+      if (data.length > config.wsMaxFrameBytes) throw new ProtocolError('frame_too_large', `A message may be at most ${config.wsMaxFrameBytes} bytes, got ${data.length}`);
+      message = parseClientMessage(data.toString('utf8'));
+      await handle(connection, message);
+    } catch (error) {
+      if (error instanceof ProtocolError) {
+        connection.sendError({ code: error.code, message: error.message, run_id: error.runId, project_id: error.projectId });
+      } else if (error instanceof HubError && error.expose) {
+        connection.sendError({ code: error.code, message: error.message, ...ids(message) });
+      } else {
+        log.error({ err: error }, 'websocket message failed');
+        connection.sendError({ code: 'internal', message: 'Internal server error', ...ids(message) });
+      }
+    }
+  }
+
+  async function handle(connection: WsConnection, message: ClientMessage): Promise<void> {
+    if (message.type === 'unsubscribe') {
+      if ('runId' in message) connection.runs.delete(message.runId) && hub.unsubscribeRun(connection, message.runId);
+      else connection.projects.delete(message.projectId) && hub.unsubscribeProject(connection, message.projectId);
+      return;
+    }
+    const isNew = 'runId' in message ? !connection.runs.has(message.runId) : !connection.projects.has(message.projectId);
+    if (isNew && connection.subscriptionCount >= config.wsMaxSubscriptions) {
+      throw new ProtocolError('too_many_subscriptions', `A connection may hold at most ${config.wsMaxSubscriptions} subscriptions`, 'runId' in message ? message.runId : undefined, 'projectId' in message ? message.projectId : undefined);
+    }
+    if ('projectId' in message) {
+      connection.projects.add(message.projectId);
+      hub.subscribeProject(connection, message.projectId);
+      connection.send('subscribed', JSON.stringify({ type: 'subscribed', project_id: message.projectId }));
+      return;
+    }
+    connection.runs.add(message.runId);
+    try {
+      await hub.subscribeRun(connection, message.runId, message.startAt, {
+        onStart: (offset) => connection.send('subscribed', JSON.stringify({ type: 'subscribed', run_id: message.runId, offset })),
+      });
+    } catch (error) {
+      connection.runs.delete(message.runId);
+      throw error;
+    }
+  }
+
+  const heartbeat = setInterval(() => {
+    for (const connection of connections) {
+      if (!connection.alive) {
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
+    }
+  }, config.wsHeartbeatMs);
+  heartbeat.unref();
+
+  let closing: Promise<void> | undefined;
+  return {
+    close() {
+      closing ??= new Promise<void>((resolve) => {
+        clearInterval(heartbeat);
+        for (const connection of connections) connection.socket.close(1001, 'server shutting down');
+        wss.close(() => resolve());
+        setTimeout(() => {
+          for (const connection of connections) connection.socket.terminate();
+        }, 1000).unref();
+      });
+      return closing;
+    },
+  };
+}
+
+const ids = (message: ClientMessage | undefined) => ({
+  run_id: message && 'runId' in message ? message.runId : undefined,
+  project_id: message && 'projectId' in message ? message.projectId : undefined,
+});
