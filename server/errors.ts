@@ -4,14 +4,16 @@ export class HubError extends Error {
   readonly code: string;
   readonly expose: boolean;
   readonly details?: Record<string, unknown>;
+  readonly headers?: Record<string, string>;
 
-  constructor(status: number, code: string, message: string, options: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+  constructor(status: number, code: string, message: string, options: { cause?: unknown; details?: Record<string, unknown>; headers?: Record<string, string> } = {}) {
     super(message, { cause: options.cause });
     this.name = 'HubError';
     this.status = status;
     this.code = code;
     this.expose = status < 500 || status === 503;
     this.details = options.details;
+    this.headers = options.headers;
   }
 }
 

@@ -20,6 +20,7 @@ export function errorMiddleware(log: pino.Logger): Koa.Middleware {
       ctx.set('Cache-Control', 'no-store');
       ctx.body = { error: { code: error.code, message: error.expose ? error.message : 'Internal server error', ...error.details } };
       if (error.status === 503) ctx.set('Retry-After', '1');
+      if (error.headers) ctx.set(error.headers);
     }
   };
 }

@@ -105,6 +105,7 @@ export class LogHub {
   }
 
   async close(): Promise<void> {
+    for (const sinks of this.runSinks.values()) for (const sink of sinks.keys()) sink.end?.();
     await Promise.all([...this.tails.values()].map((tail) => tail.close()));
     this.tails.clear();
     await this.watcher.close();

@@ -40,4 +40,6 @@ export interface LogSink {
   congested(): boolean;
   /** Resolves once the buffer is back under its threshold (or the sink closed). */
   drained(): Promise<void>;
+  /** Ends a sink the hub owns the end of (an SSE response) when the server shuts down. */
+  end?(): void;
 }

@@ -1,6 +1,114 @@
+import fs from 'node:fs';
 import Router from '@koa/router';
+import type Koa from 'koa';
+import { HubError, badRequest } from '../../errors.js';
+import { MAX_TAIL_BYTES, type StartAt } from '../../hub/logHub.js';
+import { DEFAULT_TAIL, MAX_TAIL } from '../../hub/protocol.js';
+import { findLastBoundary, findTailStart, openLog, readLines } from '../../logs/logFile.js';
+import { runFiles } from '../../paths.js';
+import { isTerminal, type RunRow } from '../../store/runs.js';
+import { parseRange } from '../byteRange.js';
 import type { AppServices } from '../context.js';
+import { SseSink } from '../sseSink.js';
+import { parseQueryInteger } from '../validate.js';
+import { loadRun } from './runs.js';
 
-export function logRoutes(_services: AppServices): Router {
-  return new Router();
+/** One offset-mode response carries at most this much of the log. */
+export const MAX_OFFSET_RESPONSE_BYTES = 1024 * 1024;
+
+function readStartAt(ctx: Koa.Context): StartAt {
+  if (ctx.query.offset !== undefined && ctx.query.tail !== undefined) throw badRequest('invalid_query', 'Give `offset` or `tail`, not both');
+  if (ctx.query.offset !== undefined) return { offset: parseQueryInteger(ctx.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER) };
+  return { tail: parseQueryInteger(ctx.query.tail, 'tail', DEFAULT_TAIL, MAX_TAIL) };
+}
+
+export function logRoutes(services: AppServices): Router {
+  const router = new Router({ prefix: '/api/projects/:projectId/runs/:runId/logs' });
+  const { config } = services;
+
+  router.get('/', async (ctx) => {
+    const run = await loadRun(services, ctx.params);
+    const startAt = readStartAt(ctx);
+    if (ctx.accepts('application/json', 'text/plain', 'text/event-stream') === 'text/event-stream') return streamEvents(ctx, run);
+    const result = await readLogLines(run, startAt);
+    if (ctx.accepts('application/json', 'text/plain') === 'text/plain') {
+      ctx.set({ 'X-Log-Offset': String(result.offset), 'X-Log-Next': String(result.next), 'X-Log-Complete': String(result.complete) });
+      ctx.type = 'text/plain; charset=utf-8';
+      ctx.body = result.lines.length > 0 ? `${result.lines.join('\n')}\n` : '';
+      return;
+    }
+    ctx.body = { run_id: run.id, status: run.status, ...result };
+  });
+
+  /** The lines at the end of the log, or from an offset; cost bounded by what is returned. */
+  async function readLogLines(run: RunRow, startAt: StartAt) {
+    const finished = isTerminal(run.status);
+    const handle = await openLog(runFiles(config.logsDir, run.project_id, run.id).log);
+    if (!handle) return { lines: [] as string[], continued: [] as number[], offset: 0, next: 0, complete: finished };
+    try {
+      const size = (await handle.stat()).size;
+      // A finished log ends at its recorded size; a growing one at its last complete line.
+      const end = finished ? Math.min(size, run.log_size) : await findLastBoundary(handle, size, 16 * config.maxLineBytes);
+      let batch;
+      if ('offset' in startAt) {
+        if (startAt.offset > size) throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log (${size} bytes)`, { details: { field: 'offset' } });
+        const limit = Math.max(MAX_OFFSET_RESPONSE_BYTES, config.maxLineBytes + 4);
+        batch = await readLines(handle, Math.min(startAt.offset, end), end, config.maxLineBytes, limit, finished ? 'final' : 'open');
+      } else {
+        const start = await findTailStart(handle, end, startAt.tail, MAX_TAIL_BYTES);
+        batch = await readLines(handle, start, end, config.maxLineBytes, end - start, finished ? 'final' : 'open');
+      }
+      return { lines: batch.lines, continued: batch.continued, offset: batch.offset, next: batch.next, complete: finished && batch.next >= end };
+    } finally {
+      await handle.close();
+    }
+  }
+
+  /** The WebSocket stream as Server-Sent Events, resuming from Last-Event-ID when the browser reconnects. */
+  async function streamEvents(ctx: Koa.Context, run: RunRow) {
+    const lastEventId = ctx.get('last-event-id');
+    const startAt: StartAt = lastEventId !== '' ? { offset: parseQueryInteger(lastEventId, 'Last-Event-ID', 0, Number.MAX_SAFE_INTEGER) } : readStartAt(ctx);
+    const sink = new SseSink(ctx.res, config.wsHighWaterBytes);
+    await services.hub.subscribeRun(sink, run.id, startAt, {
+      projectId: run.project_id,
+      onStart: (offset) => {
+        ctx.respond = false;
+        ctx.res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no', Connection: 'keep-alive' });
+        sink.send('subscribed', JSON.stringify({ type: 'subscribed', run_id: run.id, offset }), offset);
+      },
+    });
+    const keepAlive = setInterval(() => sink.comment('keep-alive'), 15_000);
+    ctx.res.once('close', () => {
+      clearInterval(keepAlive);
+      services.hub.dropSink(sink);
+    });
+  }
+
+  router.get('/raw', async (ctx) => {
+    const run = await loadRun(services, ctx.params);
+    const file = runFiles(config.logsDir, run.project_id, run.id).log;
+    let size = 0;
+    try {
+      size = fs.statSync(file).size;
+    } catch {
+      // not written yet: an empty log
+    }
+    ctx.type = 'text/plain; charset=utf-8';
+    ctx.set('Accept-Ranges', 'bytes');
+    ctx.set('Cache-Control', 'no-store');
+    ctx.set('Content-Disposition', `inline; filename="run-${run.id}.log"`);
+    const range = parseRange(ctx.get('range') || undefined, size);
+    if (size === 0) {
+      ctx.body = '';
+      return;
+    }
+    const { start, end } = range ?? { start: 0, end: size - 1 };
+    if (range) {
+      ctx.status = 206;
+      ctx.set('Content-Range', `bytes ${start}-${end}/${size}`);
+    }
+    ctx.length = end - start + 1;
+    ctx.body = fs.createReadStream(file, { start, end });
+  });
+  return router;
 }

@@ -1,0 +1,56 @@
+import type http from 'node:http';
+import type { LogSink, ServerMessageType } from '../hub/messages.js';
+
+/**
+ * A Server-Sent Events response as a log sink: the same messages as the WebSocket, each an event
+ * whose `id` is the `next` offset, so a reconnecting EventSource resumes through Last-Event-ID.
+ */
+export class SseSink implements LogSink {
+  private waiters: (() => void)[] = [];
+  private ended = false;
+
+  constructor(private readonly response: http.ServerResponse, private readonly highWaterBytes: number) {
+    response.on('drain', () => this.wake());
+    response.on('close', () => {
+      this.ended = true;
+      this.wake();
+    });
+  }
+
+  get closed(): boolean {
+    return this.ended || this.response.destroyed;
+  }
+
+  send(type: ServerMessageType, frame: string, next?: number): void {
+    if (this.closed) return;
+    const id = next === undefined ? '' : `id: ${next}\n`;
+    this.response.write(`${id}event: ${type}\ndata: ${frame}\n\n`);
+    if (type === 'complete') this.end();
+  }
+
+  comment(text: string): void {
+    if (!this.closed) this.response.write(`: ${text}\n\n`);
+  }
+
+  congested(): boolean {
+    return this.response.writableLength > this.highWaterBytes;
+  }
+
+  drained(): Promise<void> {
+    if (!this.congested() || this.closed) return Promise.resolve();
+    return new Promise((resolve) => this.waiters.push(resolve));
+  }
+
+  end(): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.response.end();
+    this.wake();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const resolve of waiters) resolve();
+  }
+}

@@ -1,0 +1,145 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createProject, nodeStep, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
+
+const LINES = 60_000;
+const logs = suite<{ hub: TestHub; projectId: number; runId: number; file: string; all: string[] }>('logs over HTTP');
+
+logs.before(async (context) => {
+  context.hub = await startHub({
+    pipelines: {
+      count: { steps: [{ name: 'count', command: nodeStep(`for (let i = 1; i <= ${LINES}; i++) console.log('line ' + i + ' é'); process.stdout.write('no newline at the end');`) }], scopes: { all: 'count' } },
+      waiting: { steps: [{ name: 'w', command: nodeStep(`console.log('first'); process.stdout.write('partial'); setTimeout(() => console.log(' done'), 1500);`) }], scopes: { all: 'w' } },
+    },
+  });
+  context.projectId = await createProject(context.hub, 'count');
+  const { body } = await context.hub.api('POST', `/api/projects/${context.projectId}/runs`, { scope: 'all' });
+  context.runId = body.id;
+  const run = await waitForRun(context.hub, context.projectId, body.id, ['completed']);
+  context.file = path.join(context.hub.dir, 'logs', run.log_path);
+  const text = fs.readFileSync(context.file, 'utf8');
+  context.all = text.slice(0, -1).split('\n');
+});
+logs.after(async ({ hub }) => hub.stop());
+
+const base = (c: { projectId: number; runId: number }) => `/api/projects/${c.projectId}/runs/${c.runId}/logs`;
+
+logs('tail=N gives the last N lines of a finished run, with offsets and complete', async (context) => {
+  const { hub, all } = context;
+  const { status, body } = await hub.api('GET', `${base(context)}?tail=3`);
+  assert.is(status, 200);
+  assert.equal(body.lines, all.slice(-3));
+  assert.is(body.complete, true);
+  assert.is(body.status, 'completed');
+  assert.is(body.next, fs.statSync(context.file).size);
+  const byDefault = await hub.api('GET', base(context));
+  assert.is(byDefault.body.lines.length, 1000);
+  assert.equal(byDefault.body.lines, all.slice(-1000));
+  assert.ok(all.includes('no newline at the end[hub] run completed') || all.includes('no newline at the end'));
+});
+
+logs('offset=N pages through the whole log with next, at most 1 MiB a response', async (context) => {
+  const { hub, all } = context;
+  const collected: string[] = [];
+  let offset = 0;
+  for (let page = 0; page < 100; page++) {
+    const { body } = await hub.api('GET', `${base(context)}?offset=${offset}`);
+    assert.is(body.offset, offset);
+    collected.push(...body.lines);
+    offset = body.next;
+    if (body.complete) break;
+  }
+  assert.equal(collected, all);
+});
+
+logs('Accept: text/plain gives the same lines as text', async (context) => {
+  const { hub, all } = context;
+  const { body, headers } = await hub.api('GET', `${base(context)}?tail=2`, undefined, { accept: 'text/plain' });
+  assert.is(body, `${all.slice(-2).join('\n')}\n`);
+  assert.is(headers.get('x-log-complete'), 'true');
+});
+
+logs('a running run gives its complete lines only; a missing log is 200 with none', async (context) => {
+  const { hub } = context;
+  const projectId = await createProject(hub, 'waiting');
+  const { body: run } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  const early = await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs`);
+  assert.is(early.status, 200);
+  assert.is(early.body.complete, false);
+  const file = path.join(hub.dir, 'logs', String(projectId), `${run.id}.log`);
+  await waitForRun(hub, projectId, run.id, ['running']);
+  for (let i = 0; i < 100 && !fs.readFileSync(file, 'utf8').includes('partial'); i++) await new Promise((r) => setTimeout(r, 20));
+  const during = await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs`);
+  assert.equal(during.body.lines, ['[hub] step 1/1: w', 'first']);
+  assert.is(during.body.complete, false);
+  await waitForRun(hub, projectId, run.id, ['completed']);
+  const after = await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs?offset=${during.body.next}`);
+  assert.equal(after.body.lines, ['partial done', '[hub] run completed']);
+  assert.is(after.body.complete, true);
+});
+
+logs('the raw file is served as text with Range support', async (context) => {
+  const { hub } = context;
+  const bytes = fs.readFileSync(context.file);
+  const whole = await fetch(`${hub.url}${base(context)}/raw`);
+  assert.is(whole.status, 200);
+  assert.is(whole.headers.get('content-type'), 'text/plain; charset=utf-8');
+  assert.ok(Buffer.from(await whole.arrayBuffer()).equals(bytes));
+  const part = await fetch(`${hub.url}${base(context)}/raw`, { headers: { range: 'bytes=10-19' } });
+  assert.is(part.status, 206);
+  assert.is(part.headers.get('content-range'), `bytes 10-19/${bytes.length}`);
+  assert.ok(Buffer.from(await part.arrayBuffer()).equals(bytes.subarray(10, 20)));
+  const suffix = await fetch(`${hub.url}${base(context)}/raw`, { headers: { range: 'bytes=-5' } });
+  assert.ok(Buffer.from(await suffix.arrayBuffer()).equals(bytes.subarray(-5)));
+  const past = await fetch(`${hub.url}${base(context)}/raw`, { headers: { range: `bytes=${bytes.length + 5}-` } });
+  assert.is(past.status, 416);
+  assert.is(past.headers.get('content-range'), `bytes */${bytes.length}`);
+  const many = await fetch(`${hub.url}${base(context)}/raw`, { headers: { range: 'bytes=0-1,2-3,4-5,6-7,8-9,10-11' } });
+  assert.is(many.status, 416);
+  assert.is(((await many.json()) as { error: { code: string } }).error.code, 'too_many_ranges');
+});
+
+logs('SSE gives the same stream, with id = next, honouring Last-Event-ID, then event: complete', async (context) => {
+  const { hub, all } = context;
+  const read = (headers: Record<string, string>) =>
+    new Promise<string>((resolve, reject) => {
+      http.get(`${hub.url}${base(context)}?offset=0`, { headers: { accept: 'text/event-stream', ...headers } }, (response) => {
+        assert.is(response.headers['content-type'], 'text/event-stream; charset=utf-8');
+        let text = '';
+        response.setEncoding('utf8');
+        response.on('data', (chunk) => (text += chunk));
+        response.on('end', () => resolve(text));
+      }).on('error', reject);
+    });
+  const parse = (text: string) =>
+    text.split('\n\n').filter(Boolean).map((block) => {
+      const fields = Object.fromEntries(block.split('\n').map((line) => [line.slice(0, line.indexOf(':')), line.slice(line.indexOf(':') + 2)]));
+      return { id: fields.id, event: fields.event, data: JSON.parse(fields.data) };
+    });
+  const events = parse(await read({}));
+  const lines = events.filter((e) => e.event === 'lines').flatMap((e) => e.data.lines);
+  assert.equal(lines, all);
+  assert.is(events.at(-1)!.event, 'complete');
+  const middle = events.filter((e) => e.event === 'lines')[0];
+  const resumed = parse(await read({ 'last-event-id': middle.id }));
+  const rest = resumed.filter((e) => e.event === 'lines').flatMap((e) => e.data.lines);
+  const seen = events.filter((e) => e.event === 'lines').slice(0, 1).flatMap((e) => e.data.lines);
+  assert.ok(rest.length > 0, 'the resumed stream has lines of its own');
+  assert.equal([...seen, ...rest], all);
+});
+
+logs('bad tail and offset values are 400; an unknown run is 404', async (context) => {
+  const { hub } = context;
+  for (const query of ['tail=-1', 'tail=abc', 'tail=10001', 'offset=1.5', 'offset=-3', 'tail=1&offset=0', 'offset=99999999999']) {
+    const { status, body } = await hub.api('GET', `${base(context)}?${query}`);
+    assert.is(status, 400, query);
+    assert.ok(['invalid_query', 'invalid_offset'].includes(body.error.code), query);
+  }
+  assert.is((await hub.api('GET', `/api/projects/${context.projectId}/runs/999999/logs`)).status, 404);
+  assert.is((await hub.api('GET', `/api/projects/${context.projectId}/runs/999999/logs/raw`)).status, 404);
+});
+
+logs.run();
