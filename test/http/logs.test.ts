@@ -10,6 +10,7 @@ const logs = suite<{ hub: TestHub; projectId: number; runId: number; file: strin
 
 logs.before(async (context) => {
   context.hub = await startHub({
+    env: { HUB_MAX_LINE_BYTES: '65536' }, // catch-up reads of 512 KiB: the stream has several batches
     pipelines: {
       count: { steps: [{ name: 'count', command: nodeStep(`for (let i = 1; i <= ${LINES}; i++) console.log('line ' + i + ' é'); process.stdout.write('no newline at the end');`) }], scopes: { all: 'count' } },
       waiting: { steps: [{ name: 'w', command: nodeStep(`console.log('first'); process.stdout.write('partial'); setTimeout(() => console.log(' done'), 1500);`) }], scopes: { all: 'w' } },
