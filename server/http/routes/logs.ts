@@ -29,8 +29,11 @@ export function logRoutes(services: AppServices): Router {
   router.get('/', async (ctx) => {
     const run = await loadRun(services, ctx.params);
     const startAt = readStartAt(ctx);
+    // `before` (with tail): the lines that end before that offset, for loading earlier parts on demand.
+    const before = ctx.query.before === undefined ? undefined : parseQueryInteger(ctx.query.before, 'before', 0, Number.MAX_SAFE_INTEGER);
+    if (before !== undefined && 'offset' in startAt) throw badRequest('invalid_query', '`before` goes with `tail`, not with `offset`');
     if (ctx.accepts('application/json', 'text/plain', 'text/event-stream') === 'text/event-stream') return streamEvents(ctx, run);
-    const result = await readLogLines(run, startAt);
+    const result = await readLogLines(run, startAt, before);
     if (ctx.accepts('application/json', 'text/plain') === 'text/plain') {
       ctx.set({ 'X-Log-Offset': String(result.offset), 'X-Log-Next': String(result.next), 'X-Log-Complete': String(result.complete) });
       ctx.type = 'text/plain; charset=utf-8';
@@ -41,14 +44,15 @@ export function logRoutes(services: AppServices): Router {
   });
 
   /** The lines at the end of the log, or from an offset; cost bounded by what is returned. */
-  async function readLogLines(run: RunRow, startAt: StartAt) {
+  async function readLogLines(run: RunRow, startAt: StartAt, before?: number) {
     const finished = isTerminal(run.status);
     const handle = await openLog(runFiles(config.logsDir, run.project_id, run.id).log);
     if (!handle) return { lines: [] as string[], continued: [] as number[], offset: 0, next: 0, complete: finished };
     try {
       const size = (await handle.stat()).size;
       // A finished log ends at its recorded size; a growing one at its last complete line.
-      const end = finished ? Math.min(size, run.log_size) : await findLastBoundary(handle, size, 16 * config.maxLineBytes);
+      const edge = finished ? Math.min(size, run.log_size) : await findLastBoundary(handle, size, 16 * config.maxLineBytes);
+      const end = before === undefined ? edge : Math.min(before, edge);
       let batch;
       if ('offset' in startAt) {
         if (startAt.offset > size) throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log (${size} bytes)`, { details: { field: 'offset' } });
@@ -56,9 +60,9 @@ export function logRoutes(services: AppServices): Router {
         batch = await readLines(handle, Math.min(startAt.offset, end), end, config.maxLineBytes, limit, finished ? 'final' : 'open');
       } else {
         const start = await findTailStart(handle, end, startAt.tail, MAX_TAIL_BYTES);
-        batch = await readLines(handle, start, end, config.maxLineBytes, end - start, finished ? 'final' : 'open');
+        batch = await readLines(handle, start, end, config.maxLineBytes, end - start, end < edge ? 'piece' : finished ? 'final' : 'open');
       }
-      return { lines: batch.lines, continued: batch.continued, offset: batch.offset, next: batch.next, complete: finished && batch.next >= end };
+      return { lines: batch.lines, continued: batch.continued, offset: batch.offset, next: batch.next, complete: finished && batch.next >= edge };
     } finally {
       await handle.close();
     }

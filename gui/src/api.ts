@@ -1,0 +1,68 @@
+export interface Project {
+  id: number;
+  name: string;
+  doc_root: string;
+  pipeline: string;
+  settings: Record<string, string>;
+  created_at: string;
+}
+
+export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+
+export interface Run {
+  id: number;
+  project_id: number;
+  scope: string;
+  status: RunStatus;
+  triggered_by: string;
+  created_at: string;
+  started_at: string | null;
+  finished_at: string | null;
+  exit_code: number | null;
+  signal: string | null;
+  error_message: string | null;
+  current_step: string | null;
+  progress_current: number;
+  progress_total: number;
+  log_path: string;
+  log_size: number;
+}
+
+export interface Pipeline {
+  name: string;
+  steps: { name: string; timeout_s: number | null }[];
+  scopes: { name: string; first_step: string }[];
+}
+
+export interface LogPage {
+  lines: string[];
+  continued: number[];
+  offset: number;
+  next: number;
+  complete: boolean;
+}
+
+/** An error body from the server: a stable code, a message, and the field it is about. */
+export class ApiError extends Error {
+  constructor(readonly status: number, readonly code: string, message: string, readonly field?: string) {
+    super(message);
+  }
+}
+
+export async function api<T>(method: string, path: string, body?: unknown): Promise<T> {
+  const response = await fetch(path, {
+    method,
+    headers: body === undefined ? {} : { 'content-type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  if (response.status === 204) return undefined as T;
+  const data = await response.json().catch(() => null);
+  if (!response.ok) {
+    const error = data?.error ?? {};
+    throw new ApiError(response.status, error.code ?? 'http_error', error.message ?? `HTTP ${response.status}`, error.field);
+  }
+  return data as T;
+}
+
+export const isActive = (run: Run) => run.status === 'pending' || run.status === 'running';
+export const runPath = (run: { project_id: number; id: number }) => `/api/projects/${run.project_id}/runs/${run.id}`;

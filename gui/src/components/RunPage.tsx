@@ -1,0 +1,32 @@
+import { useEffect, useState } from 'preact/hooks';
+import { api, type Run } from '../api';
+import type { HubSocket } from '../socket';
+import { ActiveRun } from './ActiveRun';
+import { LogView } from './LogView';
+
+/** One run: its record (live through `run` messages) and its log. */
+export function RunPage({ projectId, runId, socket }: { projectId: number; runId: number; socket: HubSocket }) {
+  const [run, setRun] = useState<Run | null>(null);
+  const [error, setError] = useState('');
+  useEffect(() => {
+    let alive = true;
+    const load = () => api<Run>('GET', `/api/projects/${projectId}/runs/${runId}`).then((r) => alive && setRun(r), (e: Error) => setError(e.message));
+    void load();
+    const unsubscribe = socket.subscribeProject(projectId, (changed) => changed.id === runId && setRun(changed));
+    const offState = socket.onState((state) => state === 'open' && void load());
+    return () => {
+      alive = false;
+      unsubscribe();
+      offState();
+    };
+  }, [projectId, runId, socket]);
+
+  if (!run) return <main class="page">{error ? <p role="alert">{error}</p> : <p>Loading…</p>}</main>;
+  return (
+    <main class="page run-page">
+      <nav class="breadcrumbs" aria-label="Breadcrumbs"><a href="#/">Projects</a> / <a href={`#/projects/${projectId}`}>Project {projectId}</a> / Run #{run.id}</nav>
+      <ActiveRun run={run} showLink={false} />
+      <LogView socket={socket} run={run} />
+    </main>
+  );
+}

@@ -1,0 +1,125 @@
+import type { Run } from './api';
+
+export interface LinesMessage { type: 'lines'; run_id: number; offset: number; next: number; lines: string[]; continued?: number[] }
+export interface CompleteMessage { type: 'complete'; run_id: number; status: string; exit_code: number | null; error_message: string | null; next: number }
+export interface ErrorMessage { type: 'error'; code: string; message: string; run_id?: number; project_id?: number }
+export interface RunMessage { type: 'run'; run: Run }
+export interface SubscribedMessage { type: 'subscribed'; run_id?: number; project_id?: number; offset?: number }
+export type ServerMessage = LinesMessage | CompleteMessage | ErrorMessage | RunMessage | SubscribedMessage;
+
+export type ConnectionState = 'connecting' | 'open' | 'reconnecting';
+type StartAt = { offset: number } | { tail: number };
+
+interface RunSubscription {
+  start: StartAt;
+  /** the next byte this client has not seen; resubscribing resumes here */
+  next: number | null;
+  done: boolean;
+  handler: (message: ServerMessage) => void;
+}
+
+/**
+ * One WebSocket for the whole page. It reconnects with backoff and resumes every run subscription
+ * from the last `next` it saw, dropping anything it has already seen, so the log has no gap and no
+ * duplicate across reconnects and server restarts.
+ */
+export class HubSocket {
+  state: ConnectionState = 'connecting';
+  private socket: WebSocket | null = null;
+  private attempt = 0;
+  private readonly runs = new Map<number, RunSubscription>();
+  private readonly projects = new Map<number, Set<(run: Run) => void>>();
+  private readonly stateListeners = new Set<(state: ConnectionState) => void>();
+
+  constructor(private readonly url: string) {
+    this.connect();
+  }
+
+  onState(listener: (state: ConnectionState) => void): () => void {
+    this.stateListeners.add(listener);
+    return () => this.stateListeners.delete(listener);
+  }
+
+  subscribeRun(runId: number, start: StartAt, handler: (message: ServerMessage) => void): () => void {
+    const subscription: RunSubscription = { start, next: 'offset' in start ? start.offset : null, done: false, handler };
+    this.runs.set(runId, subscription);
+    this.sendSubscribe(runId, subscription);
+    return () => {
+      if (this.runs.get(runId) !== subscription) return;
+      this.runs.delete(runId);
+      this.send({ type: 'unsubscribe', run_id: runId });
+    };
+  }
+
+  subscribeProject(projectId: number, handler: (run: Run) => void): () => void {
+    let handlers = this.projects.get(projectId);
+    if (!handlers) {
+      handlers = new Set();
+      this.projects.set(projectId, handlers);
+      this.send({ type: 'subscribe', project_id: projectId });
+    }
+    handlers.add(handler);
+    return () => {
+      handlers!.delete(handler);
+      if (handlers!.size === 0 && this.projects.get(projectId) === handlers) {
+        this.projects.delete(projectId);
+        this.send({ type: 'unsubscribe', project_id: projectId });
+      }
+    };
+  }
+
+  private connect(): void {
+    const socket = new WebSocket(this.url);
+    this.socket = socket;
+    socket.onopen = () => {
+      this.attempt = 0;
+      this.setState('open');
+      for (const [runId, subscription] of this.runs) if (!subscription.done) this.sendSubscribe(runId, subscription);
+      for (const projectId of this.projects.keys()) this.send({ type: 'subscribe', project_id: projectId });
+    };
+    socket.onmessage = (event) => this.socketOnMessage(JSON.parse(String(event.data)) as ServerMessage);
+    socket.onclose = () => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.setState('reconnecting');
+      const delay = Math.min(10_000, 250 * 2 ** this.attempt++) * (0.75 + Math.random() / 2);
+      setTimeout(() => this.connect(), delay);
+    };
+  }
+
+  private socketOnMessage(message: ServerMessage): void {
+    if (message.type === 'run') {
+      for (const handler of this.projects.get(message.run.project_id) ?? []) handler(message.run);
+      this.runs.get(message.run.id)?.handler(message);
+      return;
+    }
+    const runId = message.run_id;
+    const subscription = runId === undefined ? undefined : this.runs.get(runId);
+    if (!subscription) return;
+    if (message.type === 'subscribed' && subscription.next === null) subscription.next = message.offset ?? 0;
+    if (message.type === 'lines') {
+      if (subscription.next !== null && message.offset !== subscription.next) {
+        // Not where we are: an overlap we already have, or a gap we must re-read. Resume from next.
+        if (message.offset > subscription.next) this.sendSubscribe(runId!, subscription);
+        return;
+      }
+      subscription.next = message.next;
+    }
+    if (message.type === 'complete') subscription.done = true;
+    subscription.handler(message);
+  }
+
+  private sendSubscribe(runId: number, subscription: RunSubscription): void {
+    const start = subscription.next === null ? subscription.start : { offset: subscription.next };
+    this.send({ type: 'subscribe', run_id: runId, ...start });
+  }
+
+  private send(message: unknown): void {
+    if (this.socket?.readyState === WebSocket.OPEN) this.socket.send(JSON.stringify(message));
+  }
+
+  private setState(state: ConnectionState): void {
+    this.state = state;
+    for (const listener of this.stateListeners) listener(state);
+  }
+}

@@ -1,0 +1,160 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import type { Browser, Page } from 'playwright-core';
+import { artifactsDir, launchBrowser } from '../helpers/browser.js';
+import { createProject, nodeStep, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
+
+const paced = (count: number, everyMs: number) =>
+  nodeStep(`let i = 0; const t = setInterval(() => { console.log('paced ' + (++i)); if (i === ${count}) clearInterval(t); }, ${everyMs});`);
+
+const PIPELINES = {
+  demo: {
+    steps: [
+      { name: 'colours', command: nodeStep(`console.log('\\x1b[31mred alert\\x1b[0m and \\x1b[1mbold move\\x1b[0m'); process.stdout.write('progress 10%\\rprogress 55%\\rprogress 100%\\n');`) },
+      { name: 'count', command: paced(60, 15) },
+    ],
+    scopes: { full: 'colours', count_only: 'count' },
+  },
+  long: { steps: [{ name: 'sleepy', command: ['sh', '-c', 'echo waiting; sleep 60'] }], scopes: { all: 'sleepy' } },
+  restartable: { steps: [{ name: 'paced', command: paced(600, 10) }], scopes: { all: 'paced' } },
+  huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
+};
+
+const gui = suite<{ hub: TestHub; browser: Browser; page: Page }>('web GUI in Chromium');
+
+gui.before(async (context) => {
+  context.hub = await startHub({ pipelines: PIPELINES });
+  context.browser = await launchBrowser();
+  context.page = await context.browser.newPage({ viewport: { width: 1280, height: 800 } });
+  context.page.on('dialog', (dialog) => void dialog.accept());
+});
+gui.after(async ({ hub, browser }) => {
+  await browser?.close();
+  await hub?.stop();
+});
+
+const lineCount = async (page: Page) => Number((await page.getByTestId('line-count').textContent())!.replace(/[^\d]/g, ''));
+
+gui('create a project (with a field error first), start a run, see lines live and the final status', async ({ hub, page }) => {
+  await page.goto(hub.url);
+  await page.getByRole('button', { name: 'New project' }).click();
+  await page.getByLabel('Name', { exact: true }).fill('GUI project');
+  await page.getByLabel(/Document folder/).fill('/does/not/exist');
+  await page.getByLabel('Pipeline').selectOption('demo');
+  await page.getByRole('button', { name: 'Create project' }).click();
+  const error = page.locator('#error-doc_root');
+  await error.waitFor();
+  assert.match((await error.textContent())!, 'existing directory');
+  const docs = fs.mkdtempSync(path.join(hub.dir, 'gui-docs-'));
+  await page.getByLabel(/Document folder/).fill(docs);
+  await page.getByRole('button', { name: 'Create project' }).click();
+  await page.getByRole('heading', { name: 'GUI project' }).waitFor();
+  await page.screenshot({ path: path.join(artifactsDir, 'project-page-empty.png') });
+
+  await page.getByRole('button', { name: 'Run full' }).click();
+  await page.getByTestId('active-run').waitFor();
+  await page.getByRole('link', { name: /^Run #\d+$/ }).click();
+  await page.locator('.log-line', { hasText: 'paced 5' }).first().waitFor({ timeout: 10_000 });
+  const runningStatus = await page.locator('[data-testid="active-run"] .status').getAttribute('data-status');
+  assert.ok(['running', 'completed'].includes(runningStatus!), runningStatus!);
+  await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
+  assert.match((await page.getByTestId('log-complete').textContent())!, 'completed (exit 0)');
+  await page.locator('[data-testid="active-run"] [data-status="completed"]').waitFor();
+  assert.is(await lineCount(page), 2 + 1 + 1 + 60 + 1, 'two step headers, colours, progress, 60 lines, end marker');
+});
+
+gui('ANSI colours and bold are rendered; a \\r progress line shows only its last state', async ({ hub, page }) => {
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
+  const red = page.locator('.log-line span', { hasText: 'red alert' });
+  assert.is(await red.evaluate((el) => getComputedStyle(el).color), 'rgb(187, 0, 0)');
+  const bold = page.locator('.log-line span', { hasText: 'bold move' });
+  assert.is(await bold.evaluate((el) => getComputedStyle(el).fontWeight), '700');
+  const progress = page.locator('.log-line', { hasText: 'progress' });
+  assert.is(await progress.count(), 1);
+  assert.is(await progress.textContent(), 'progress 100%');
+  await page.screenshot({ path: path.join(artifactsDir, 'run-log.png') });
+  void hub;
+});
+
+gui('search finds lines in the loaded log; follow stops on scroll up and resumes with Jump to end', async ({ page }) => {
+  await page.getByPlaceholder('Search log').fill('paced 4');
+  await page.getByText('11 matches').waitFor(); // paced 4, 40..49
+  await page.getByRole('button', { name: 'Next match' }).click();
+  assert.is(await page.locator('.log-line.current-match').textContent(), 'paced 4');
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
+  await page.getByRole('button', { name: 'Jump to end' }).click();
+  await page.getByText('Following').waitFor();
+});
+
+gui('cancel a long run from its page, with confirmation', async ({ hub, page }) => {
+  const projectId = await createProject(hub, 'long');
+  await page.goto(`${hub.url}/#/projects/${projectId}`);
+  await page.getByRole('button', { name: 'Run all' }).click();
+  await page.getByRole('button', { name: 'Queue all' }).waitFor();
+  await page.getByRole('button', { name: 'Queue all' }).click();
+  await page.getByTestId('queue').waitFor();
+  await page.screenshot({ path: path.join(artifactsDir, 'project-page.png') });
+  await page.getByRole('button', { name: 'Cancel run' }).click();
+  await page.locator('table.runs [data-status="cancelled"]').first().waitFor({ timeout: 15_000 });
+  // The queued run starts when the cancelled one ends; cancel it too.
+  await page.getByRole('button', { name: 'Cancel run' }).click();
+  await page.locator('table.runs [data-status="cancelled"]').nth(1).waitFor({ timeout: 15_000 });
+});
+
+gui('a run started elsewhere appears on the project page without reload', async ({ hub, page }) => {
+  const projectId = await createProject(hub, 'demo');
+  await page.goto(`${hub.url}/#/projects/${projectId}`);
+  await page.getByText('Live').waitFor();
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'count_only', triggered_by: 'script' });
+  await page.locator(`tr[data-run-id="${body.id}"] [data-status="completed"]`).waitFor({ timeout: 15_000 });
+  assert.match((await page.locator(`tr[data-run-id="${body.id}"]`).textContent())!, 'script');
+});
+
+gui('a 200 000-line log loads earlier parts on demand, scrolls and searches without hanging', async ({ hub, page }) => {
+  const projectId = await createProject(hub, 'huge');
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await waitForRun(hub, projectId, body.id, ['completed'], 30_000);
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  await page.getByTestId('log-complete').waitFor();
+  assert.is(await lineCount(page), 5000);
+  assert.ok((await page.locator('.log-line').count()) < 200, 'only the visible rows are in the page');
+  for (let loads = 0; loads < 10; loads++) {
+    const before = await lineCount(page);
+    await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
+    await page.waitForFunction((n) => Number(document.querySelector('[data-testid=line-count]')!.textContent!.replace(/[^\d]/g, '')) > n, before, { timeout: 10_000 });
+  }
+  assert.is(await lineCount(page), 55_000);
+  await page.getByPlaceholder('Search log').fill('flood line 150000');
+  await page.getByText('1 matches').waitFor({ timeout: 10_000 });
+  await page.getByRole('button', { name: 'Next match' }).click();
+  assert.is(await page.locator('.log-line.current-match').textContent(), 'flood line 150000');
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight / 2));
+  await page.locator('.log-line').first().waitFor();
+  const responsive = await page.evaluate(() => new Promise<number>((resolve) => { const start = performance.now(); requestAnimationFrame(() => resolve(performance.now() - start)); }));
+  console.log(`  (200k-line log: next animation frame after scrolling in ${responsive.toFixed(1)} ms)`);
+});
+
+gui('kill and restart the server mid-run: the log resumes with no duplicate and no gap', async ({ hub, browser }) => {
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const projectId = await createProject(hub, 'restartable');
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  await page.locator('.log-line', { hasText: 'paced 50' }).first().waitFor({ timeout: 10_000 });
+  const port = new URL(hub.url).port;
+  await hub.stop('SIGKILL');
+  await page.getByText('Reconnecting…').waitFor();
+  const restarted = await startHub({ pipelines: PIPELINES, dir: hub.dir, env: { PORT: port } });
+  Object.assign(hub, restarted); // the suite's after() stops the new one
+  await page.getByTestId('log-complete').waitFor({ timeout: 30_000 });
+  assert.is(await lineCount(page), 1 + 600 + 1, 'header, 600 lines, end marker: nothing twice, nothing missing');
+  for (const n of [1, 49, 50, 51, 300, 599, 600]) {
+    await page.getByPlaceholder('Search log').fill(`paced ${n}`);
+    const expected = Array.from({ length: 600 }, (_, i) => `paced ${i + 1}`).filter((line) => line.startsWith(`paced ${n}`)).length;
+    await page.getByText(`${expected} matches`).waitFor({ timeout: 5000 });
+  }
+  await page.close();
+});
+
+gui.run();
