@@ -19,7 +19,8 @@ export interface StepOptions {
   cancel: AbortSignal;
 }
 
-const LOG_LIMIT_CHECK_MS = 100;
+// How often the log size is checked against the limit: the overshoot is what a step writes in this time.
+const LOG_LIMIT_CHECK_MS = 25;
 
 /**
  * Runs one step in its own process group with stdout and stderr on the log file, and races its

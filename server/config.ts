@@ -15,6 +15,7 @@ export interface Config {
   readonly wsMaxSubscriptions: number;
   readonly wsHeartbeatMs: number;
   readonly wsHighWaterBytes: number;
+  readonly wsStallTimeoutMs: number;
   readonly seedDemo: boolean;
   readonly logLevel: string;
 }
@@ -47,6 +48,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     wsMaxSubscriptions: readInteger(env, 'HUB_WS_MAX_SUBSCRIPTIONS', 100, 1, 100_000),
     wsHeartbeatMs: readInteger(env, 'HUB_WS_HEARTBEAT_MS', 30_000, 10, 3_600_000),
     wsHighWaterBytes: readInteger(env, 'HUB_WS_HIGH_WATER_BYTES', 4 * 1024 * 1024, 1024),
+    wsStallTimeoutMs: readInteger(env, 'HUB_WS_STALL_TIMEOUT_MS', 60_000, 100, 3_600_000),
     seedDemo: env.HUB_DEMO !== '0',
     logLevel: env.HUB_LOG_LEVEL || 'info',
   });

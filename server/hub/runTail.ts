@@ -1,3 +1,4 @@
+import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
 import { LineSplitter, type LineBatch } from './lineSplitter.js';
 import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
@@ -119,6 +120,7 @@ export class RunTail {
     if (this.final || this.closed) return;
     const handle = await this.ensureOpen();
     if (!handle || !this.splitter) return;
+    if (await this.wasReset(handle)) return;
     const limit = this.ending ? this.ending.size : Number.POSITIVE_INFINITY;
     while (this.readPosition < limit && !this.closed) {
       const { bytesRead } = await handle.read(this.buffer, 0, Math.min(READ_CHUNK, limit - this.readPosition), this.readPosition);
@@ -127,6 +129,35 @@ export class RunTail {
       const batch = this.splitter.push(this.buffer.subarray(0, bytesRead));
       if (batch.lines.length > 0) this.broadcast(batch);
     }
+  }
+
+  /**
+   * A log truncated or replaced under us: offsets no longer mean what subscribers were told.
+   * Each subscriber gets an explicit `log_reset` error and its subscription ends (nothing is
+   * re-sent as new); the reader starts over on the file as it now is.
+   */
+  private async wasReset(handle: LogHandle): Promise<boolean> {
+    const [open, current] = await Promise.all([handle.stat(), stat(this.options.file).catch(() => null)]);
+    const truncated = open.size < this.readPosition;
+    const replaced = current !== null && current.ino !== open.ino;
+    if (!truncated && !replaced) return false;
+    debug('run %d: log %s', this.runId, truncated ? 'truncated' : 'replaced');
+    const frame = JSON.stringify({
+      type: 'error',
+      code: 'log_reset',
+      run_id: this.runId,
+      message: `The log of run ${this.runId} was ${truncated ? 'truncated' : 'replaced'} while being read; earlier offsets no longer apply. Subscribe again to read it as it is now.`,
+    });
+    for (const subscriber of this.subscribers) {
+      subscriber.sink.send('error', frame);
+      subscriber.mode = 'done';
+    }
+    this.subscribers.clear();
+    this.handle = null;
+    this.splitter = null;
+    await handle.close().catch(() => {});
+    queueMicrotask(() => this.options.onIdle?.());
+    return true;
   }
 
   private finish(): void {

@@ -4,6 +4,8 @@ import type { ErrorMessage, LogSink, ServerMessageType } from './messages.js';
 /** One client's socket as a log sink: sends frames, and tells when its buffer is too full. */
 export class WsConnection implements LogSink {
   alive = true;
+  /** since when its buffer has stayed over the high-water mark (null: it is keeping up) */
+  congestedSince: number | null = null;
   readonly runs = new Set<number>();
   readonly projects = new Set<number>();
   private waiters: (() => void)[] = [];
@@ -33,7 +35,10 @@ export class WsConnection implements LogSink {
   }
 
   congested(): boolean {
-    return this.socket.bufferedAmount > this.highWaterBytes;
+    const congested = this.socket.bufferedAmount > this.highWaterBytes;
+    if (!congested) this.congestedSince = null;
+    else this.congestedSince ??= Date.now();
+    return congested;
   }
 
   drained(): Promise<void> {

@@ -88,6 +88,7 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
     }
   }
 
+  // A peer that missed a pong by the next ping is dead (or stopped): drop it and free its subscriptions.
   const heartbeat = setInterval(() => {
     for (const connection of connections) {
       if (!connection.alive) {
@@ -99,12 +100,24 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
     }
   }, config.wsHeartbeatMs);
   heartbeat.unref();
+  // A paused subscriber costs no memory, but one that reads nothing for this long is let go.
+  const stallCheck = setInterval(() => {
+    const now = Date.now();
+    for (const connection of connections) {
+      if (connection.congested() && now - connection.congestedSince! > config.wsStallTimeoutMs) {
+        connection.socket.close(1008, 'too slow: not reading');
+        setTimeout(() => connection.socket.terminate(), 1000).unref();
+      }
+    }
+  }, Math.min(1000, config.wsStallTimeoutMs / 2));
+  stallCheck.unref();
 
   let closing: Promise<void> | undefined;
   return {
     close() {
       closing ??= new Promise<void>((resolve) => {
         clearInterval(heartbeat);
+        clearInterval(stallCheck);
         for (const connection of connections) connection.socket.close(1001, 'server shutting down');
         wss.close(() => resolve());
         setTimeout(() => {
