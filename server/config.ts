@@ -17,6 +17,14 @@ export interface Config {
   readonly wsHighWaterBytes: number;
   readonly wsStallTimeoutMs: number;
   readonly seedDemo: boolean;
+  /** when set, every HTTP request and WebSocket handshake must carry it */
+  readonly token: string | null;
+  /** origins besides the hub's own that may open a WebSocket or send requests */
+  readonly allowedOrigins: readonly string[];
+  /** Host header values accepted besides the bound loopback names */
+  readonly allowedHosts: readonly string[];
+  readonly wsMaxConnectionsPerAddress: number;
+  readonly runsPerMinutePerProject: number;
   readonly logLevel: string;
 }
 
@@ -29,6 +37,17 @@ function readInteger(env: Env, name: string, fallback: number, min: number, max 
   const value = Number(raw.trim());
   if (value < min || value > max) throw new Error(`Expected ${name} to be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+function readList(env: Env, name: string): string[] {
+  return (env[name] ?? '').split(',').map((item) => item.trim()).filter(Boolean);
+}
+
+function readToken(env: Env): string | null {
+  const token = env.HUB_TOKEN;
+  if (!token) return null;
+  if (token.length < 16 || !/^[\x21-\x7e]+$/.test(token)) throw new Error('Expected HUB_TOKEN to be at least 16 printable ASCII characters without spaces');
+  return token;
 }
 
 /** The only reader of the environment: validated once, defaults filled, frozen. */
@@ -50,6 +69,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     wsHighWaterBytes: readInteger(env, 'HUB_WS_HIGH_WATER_BYTES', 4 * 1024 * 1024, 1024),
     wsStallTimeoutMs: readInteger(env, 'HUB_WS_STALL_TIMEOUT_MS', 60_000, 100, 3_600_000),
     seedDemo: env.HUB_DEMO !== '0',
+    token: readToken(env),
+    allowedOrigins: Object.freeze(readList(env, 'HUB_ALLOWED_ORIGINS').map((origin) => origin.replace(/\/+$/, '').toLowerCase())),
+    allowedHosts: Object.freeze(readList(env, 'HUB_ALLOWED_HOSTS').map((host) => host.toLowerCase())),
+    wsMaxConnectionsPerAddress: readInteger(env, 'HUB_WS_MAX_CONNECTIONS_PER_ADDRESS', 2000, 1),
+    runsPerMinutePerProject: readInteger(env, 'HUB_RUNS_PER_MINUTE', 60, 1),
     logLevel: env.HUB_LOG_LEVEL || 'info',
   });
 }

@@ -56,6 +56,7 @@ export async function api<T>(method: string, path: string, body?: unknown): Prom
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   if (response.status === 204) return undefined as T;
+  if (response.status === 401) location.assign('/login'); // HUB_TOKEN is set and we have no cookie
   const data = await response.json().catch(() => null);
   if (!response.ok) {
     const error = data?.error ?? {};

@@ -6,13 +6,16 @@ import { projectRoutes } from './routes/projects.js';
 import { runRoutes } from './routes/runs.js';
 import { logRoutes } from './routes/logs.js';
 import { guiRoutes } from './routes/gui.js';
+import { loginRoutes } from './routes/login.js';
+import { accessMiddleware } from './accessMiddleware.js';
 
 /** The Koa app: one error middleware, then one router per resource. */
 export function createApp(services: AppServices): Koa {
   const app = new Koa();
   app.silent = true; // errors are logged by errorMiddleware, once
   app.use(errorMiddleware(services.log));
-  for (const router of [guiRoutes(), metaRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services)]) {
+  app.use(accessMiddleware(services.config));
+  for (const router of [loginRoutes(services.config), guiRoutes(), metaRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services)]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }

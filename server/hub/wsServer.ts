@@ -1,9 +1,10 @@
-import type http from 'node:http';
+import http from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type pino from 'pino';
 import type { Config } from '../config.js';
 import { HubError } from '../errors.js';
+import { checkHost, checkOrigin, HUB_PROTOCOL, isAuthorized } from '../http/access.js';
 import type { LogHub } from './logHub.js';
 import { parseClientMessage, ProtocolError, type ClientMessage } from './protocol.js';
 import { WsConnection } from './wsConnection.js';
@@ -18,21 +19,53 @@ export interface HubSocketServer {
 
 /** The WebSocket endpoint: parses client messages, routes them to the hub, and keeps connections alive. */
 export function attachWebSocketServer(server: http.Server, hub: LogHub, config: Config, log: pino.Logger): HubSocketServer {
-  const wss = new WebSocketServer({ noServer: true, maxPayload: Math.max(HARD_FRAME_LIMIT, config.wsMaxFrameBytes), perMessageDeflate: false });
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: Math.max(HARD_FRAME_LIMIT, config.wsMaxFrameBytes),
+    perMessageDeflate: false,
+    // Never echo a token-carrying subprotocol back: select "hub" when offered, else none.
+    handleProtocols: (protocols) => (protocols.has(HUB_PROTOCOL) ? HUB_PROTOCOL : false),
+  });
   const connections = new Set<WsConnection>();
 
+  const perAddress = new Map<string, number>();
+
   server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
-    const path = (request.url ?? '').split('?')[0];
-    if (path !== WS_PATH) {
-      socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+    socket.on('error', () => {});
+    const refusal = refuseUpgrade(request);
+    if (refusal) {
+      const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
+      socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
       return;
     }
-    wss.handleUpgrade(request, socket, head, (ws) => wssOnConnection(ws));
+    wss.handleUpgrade(request, socket, head, (ws) => wssOnConnection(ws, request.socket.remoteAddress ?? ''));
   });
 
-  function wssOnConnection(ws: WebSocket): void {
+  /** Path, Host, Origin (cross-site WebSocket hijacking), token, and connections per address. */
+  function refuseUpgrade(request: http.IncomingMessage): HubError | null {
+    if ((request.url ?? '').split('?')[0] !== WS_PATH) return new HubError(404, 'not_found', `WebSockets are served at ${WS_PATH}`);
+    try {
+      checkHost(config, request.headers.host);
+      checkOrigin(config, request.headers.origin, request.headers.host);
+    } catch (error) {
+      return error as HubError;
+    }
+    if (!isAuthorized(config, request)) return new HubError(401, 'unauthorized', 'This hub needs its token');
+    if ((perAddress.get(request.socket.remoteAddress ?? '') ?? 0) >= config.wsMaxConnectionsPerAddress) {
+      return new HubError(429, 'too_many_connections', `At most ${config.wsMaxConnectionsPerAddress} WebSocket connections per address`);
+    }
+    return null;
+  }
+
+  function wssOnConnection(ws: WebSocket, address: string): void {
     const connection = new WsConnection(ws, config.wsHighWaterBytes);
     connections.add(connection);
+    perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
+    ws.once('close', () => {
+      const left = (perAddress.get(address) ?? 1) - 1;
+      if (left > 0) perAddress.set(address, left);
+      else perAddress.delete(address);
+    });
     ws.on('pong', () => (connection.alive = true));
     ws.on('message', (data, isBinary) => void clientOnMessage(connection, data as Buffer, isBinary));
     ws.on('error', () => {}); // a protocol error closes the socket; 'close' cleans up

@@ -8,6 +8,7 @@ import type { AppServices } from '../context.js';
 import { readJsonBody } from '../jsonBody.js';
 import { parseId, parseQueryInteger, readString, rejectUnknownFields } from '../validate.js';
 import { loadProject } from './projects.js';
+import { RateLimiter } from '../rateLimit.js';
 
 /** Looks up `:runId` within `:projectId`; a run of another project is 404 (projects are isolated). */
 export async function loadRun(services: AppServices, params: Record<string, string | undefined>): Promise<RunRow> {
@@ -21,6 +22,7 @@ export async function loadRun(services: AppServices, params: Record<string, stri
 export function runRoutes(services: AppServices): Router {
   const router = new Router({ prefix: '/api/projects/:projectId/runs' });
   const json = (run: RunRow) => toRunJson(run, services.config.logsDir);
+  const starts = new RateLimiter<number>(services.config.runsPerMinutePerProject);
 
   router.post('/', async (ctx) => {
     const project = await loadProject(services, ctx.params.projectId);
@@ -32,6 +34,7 @@ export function runRoutes(services: AppServices): Router {
     if (ifBusy !== 'reject' && ifBusy !== 'queue') {
       throw badRequest('invalid_field', `Expected \`if_busy\` to be "reject" or "queue", got ${describeValue(ifBusy)}`, { field: 'if_busy' });
     }
+    starts.take(project.id, 'runs per project');
     const run = await services.runService.start(project, { scope, triggeredBy, ifBusy });
     ctx.status = 201;
     ctx.body = json(run);

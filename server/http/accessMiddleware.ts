@@ -1,0 +1,24 @@
+import type Koa from 'koa';
+import type { Config } from '../config.js';
+import { HubError } from '../errors.js';
+import { checkHost, checkOrigin, isAuthorized } from './access.js';
+
+const PUBLIC_PATHS = new Set(['/login']);
+const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
+
+/** Host check, Origin check on state-changing requests, and the token when HUB_TOKEN is set. */
+export function accessMiddleware(config: Config): Koa.Middleware {
+  return async (ctx, next) => {
+    checkHost(config, ctx.get('host') || undefined);
+    if (!SAFE_METHODS.has(ctx.method)) checkOrigin(config, ctx.get('origin') || undefined, ctx.get('host'));
+    if (!PUBLIC_PATHS.has(ctx.path) && !isAuthorized(config, ctx.req)) {
+      if (ctx.method === 'GET' && !ctx.path.startsWith('/api/') && ctx.accepts('html')) {
+        ctx.redirect('/login');
+        return;
+      }
+      ctx.set('WWW-Authenticate', 'Bearer realm="run hub"');
+      throw new HubError(401, 'unauthorized', 'This hub needs its token: send "Authorization: Bearer <token>", or sign in at /login');
+    }
+    await next();
+  };
+}
