@@ -42,30 +42,35 @@ export class LogHub {
     const run = await this.runs.get(runId);
     if (!run || (options.projectId !== undefined && run.project_id !== options.projectId)) throw notFound('Run', runId);
     this.unsubscribeRun(sink, runId);
-    let tail = await this.tailFor(run);
-    let handle = await tail.ensureOpen();
-    while (this.tails.get(runId) !== tail) {
-      // Its last subscriber left meanwhile and the reader closed: open a new one.
-      tail = await this.tailFor(run);
-      handle = await tail.ensureOpen();
-    }
-    const edge = tail.committed;
-    let start: number;
-    if ('offset' in startAt) {
-      const size = handle ? (await handle.stat()).size : 0;
-      if (startAt.offset > Math.max(size, edge)) {
-        throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log of run ${runId} (${size} bytes)`, { details: { run_id: runId } });
+    for (;;) {
+      const tail = await this.tailFor(run);
+      let start: number;
+      try {
+        start = await this.startOffset(tail, runId, startAt);
+      } catch (error) {
+        if (this.tails.get(runId) !== tail) continue; // closed under us (its file handle too)
+        throw error;
       }
-      start = startAt.offset;
-    } else {
-      start = handle ? await findTailStart(handle, edge, startAt.tail, MAX_TAIL_BYTES) : 0;
+      // Its last subscriber may have left meanwhile and the reader closed: then open a new one.
+      if (this.tails.get(runId) !== tail) continue;
+      if (sink.closed) return start;
+      options.onStart?.(start);
+      const sinks = this.runSinks.get(runId) ?? new Map<LogSink, Subscriber>();
+      this.runSinks.set(runId, sinks);
+      sinks.set(sink, tail.add(sink, start));
+      return start;
     }
-    if (sink.closed) return start;
-    options.onStart?.(start);
-    const sinks = this.runSinks.get(runId) ?? new Map<LogSink, Subscriber>();
-    this.runSinks.set(runId, sinks);
-    sinks.set(sink, tail.add(sink, start));
-    return start;
+  }
+
+  private async startOffset(tail: RunTail, runId: number, startAt: StartAt): Promise<number> {
+    const handle = await tail.ensureOpen();
+    const edge = tail.committed;
+    if ('tail' in startAt) return handle ? findTailStart(handle, edge, startAt.tail, MAX_TAIL_BYTES) : 0;
+    const size = handle ? (await handle.stat()).size : 0;
+    if (startAt.offset > Math.max(size, edge)) {
+      throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log of run ${runId} (${size} bytes)`, { details: { run_id: runId } });
+    }
+    return startAt.offset;
   }
 
   unsubscribeRun(sink: LogSink, runId: number): boolean {

@@ -34,6 +34,7 @@ export interface TailOptions {
 export class RunTail {
   readonly subscribers = new Set<Subscriber>();
   private handle: LogHandle | null = null;
+  private opening: Promise<LogHandle | null> | null = null;
   private splitter: LineSplitter | null = null;
   private readPosition = 0;
   private pumping = false;
@@ -71,12 +72,17 @@ export class RunTail {
   /** The file handle for positional reads (null while the log does not exist). */
   async ensureOpen(): Promise<LogHandle | null> {
     if (this.handle || this.closed) return this.handle;
+    // One opening at a time: a second caller waits for the first instead of racing it.
+    this.opening ??= this.open().finally(() => (this.opening = null));
+    return this.opening;
+  }
+
+  private async open(): Promise<LogHandle | null> {
     const handle = await openLog(this.options.file);
-    if (!handle || this.closed || this.handle) {
+    if (!handle || this.closed) {
       await handle?.close();
-      return this.handle;
+      return null;
     }
-    this.handle = handle;
     if (!this.final) {
       // Live reading starts at the last line boundary; earlier bytes are read by catching up.
       const { size } = await handle.stat();
@@ -86,6 +92,7 @@ export class RunTail {
       // Subscribers that joined before the file existed are not at this edge: they catch up.
       for (const subscriber of this.subscribers) if (subscriber.mode !== 'done' && subscriber.next !== start) this.catchUp(subscriber);
     }
+    this.handle = handle;
     return handle;
   }
 

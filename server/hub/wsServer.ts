@@ -67,7 +67,11 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
       else perAddress.delete(address);
     });
     ws.on('pong', () => (connection.alive = true));
-    ws.on('message', (data, isBinary) => void clientOnMessage(connection, data as Buffer, isBinary));
+    // One message at a time per connection, so an unsubscribe never overtakes its subscribe.
+    let queue = Promise.resolve();
+    ws.on('message', (data, isBinary) => {
+      queue = queue.then(() => clientOnMessage(connection, data as Buffer, isBinary));
+    });
     ws.on('error', () => {}); // a protocol error closes the socket; 'close' cleans up
     ws.on('close', () => {
       connections.delete(connection);
