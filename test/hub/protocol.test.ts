@@ -72,6 +72,18 @@ protocol('subscriptions past the per-connection limit are refused with an error'
   await client.close();
 });
 
+protocol('a thousand subscriptions in a burst: the ones past the limit get errors, the connection stays', async ({ hub }) => {
+  const client = await TestClient.connect(hub.url);
+  for (let id = 1; id <= 1000; id++) client.send({ type: 'subscribe', project_id: id });
+  await client.waitFor(() => client.messages.filter((m) => m.type === 'error').length === 995, '995 errors', 15_000);
+  assert.is(client.messages.filter((m) => m.type === 'subscribed').length, 5);
+  assert.ok(client.messages.filter((m) => m.type === 'error').every((m) => m.code === 'too_many_subscriptions'));
+  client.send({ type: 'unsubscribe', project_id: 3 });
+  client.send({ type: 'subscribe', project_id: 1000 });
+  await client.waitFor((m) => m.type === 'subscribed' && m.project_id === 1000, 'a subscription after an unsubscribe');
+  await client.close();
+});
+
 protocol('a WebSocket upgrade on another path is refused with 404', async ({ hub }) => {
   const socket = new WebSocket(`${hub.url.replace('http', 'ws')}/other`);
   const error = await new Promise<Error>((resolve) => socket.once('error', resolve));
