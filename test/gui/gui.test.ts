@@ -103,6 +103,27 @@ gui('cancel a long run from its page, with confirmation', async ({ hub, page }) 
   await page.locator('table.runs [data-status="cancelled"]').nth(1).waitFor({ timeout: 15_000 });
 });
 
+gui('edit shows the server\'s error next to the field; keyboard starts a run; delete asks and removes', async ({ hub, page }) => {
+  await createProject(hub, 'demo', 'taken name');
+  const projectId = await createProject(hub, 'demo', 'editable');
+  await page.goto(`${hub.url}/#/projects/${projectId}`);
+  await page.getByRole('button', { name: 'Edit project' }).click();
+  await page.getByLabel('Name', { exact: true }).fill('taken name');
+  await page.getByRole('button', { name: 'Save project' }).click();
+  assert.match((await page.locator('#error-name').textContent())!, 'already exists');
+  assert.is(await page.getByLabel('Name', { exact: true }).getAttribute('aria-invalid'), 'true');
+  await page.getByLabel('Name', { exact: true }).fill('renamed');
+  await page.getByRole('button', { name: 'Save project' }).click();
+  await page.getByRole('heading', { name: 'renamed' }).waitFor();
+  // Keyboard only: focus the first start button and press Enter.
+  await page.getByRole('button', { name: 'Run full' }).focus();
+  await page.keyboard.press('Enter');
+  await page.locator('table.runs [data-status="completed"]').waitFor({ timeout: 15_000 });
+  await page.getByRole('button', { name: 'Delete project' }).click();
+  await page.getByRole('heading', { name: 'Projects' }).waitFor();
+  assert.is((await hub.api('GET', `/api/projects/${projectId}`)).status, 404);
+});
+
 gui('a run started elsewhere appears on the project page without reload', async ({ hub, page }) => {
   const projectId = await createProject(hub, 'demo');
   await page.goto(`${hub.url}/#/projects/${projectId}`);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createProject, nodeStep, startHub, waitFor, waitForRun } from '../helpers/hub.js';
+import { TestClient } from '../helpers/wsClient.js';
 
 const counting = (from: number, to: number) =>
   nodeStep(`(async () => { for (let i = ${from}; i <= ${to}; i++) { console.log('line ' + i); await new Promise(r => setTimeout(r, 20)); } })()`);
@@ -60,6 +61,8 @@ test('a runner killed with SIGKILL fails its run with a message that says so', a
   try {
     const projectId = await createProject(hub, 'counting');
     const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    const client = await TestClient.connect(hub.url);
+    client.send({ type: 'subscribe', run_id: body.id, offset: 0 });
     const stateFile = path.join(hub.dir, 'logs', String(projectId), `${body.id}.json`);
     const pid = await waitFor(() => fs.existsSync(stateFile) && JSON.parse(fs.readFileSync(stateFile, 'utf8')).pid, 'the runner state');
     process.kill(pid, 'SIGKILL');
@@ -69,6 +72,14 @@ test('a runner killed with SIGKILL fails its run with a message that says so', a
     const size = fs.statSync(path.join(hub.dir, 'logs', run.log_path)).size;
     await new Promise((resolve) => setTimeout(resolve, 300));
     assert.is(fs.statSync(path.join(hub.dir, 'logs', run.log_path)).size, size, 'the orphaned step was stopped too');
+    const complete = await client.complete(body.id);
+    assert.is(complete.status, 'failed');
+    const raw = fs.readFileSync(path.join(hub.dir, 'logs', run.log_path), 'utf8');
+    assert.is(complete.next, Buffer.byteLength(raw));
+    assert.equal(client.linesOf(body.id, 0).lines, raw.split('\n').slice(0, -1), 'every byte before the kill, over WebSocket');
+    const http = await hub.api('GET', `/api/projects/${projectId}/runs/${body.id}/logs?offset=0`);
+    assert.equal(http.body.lines, raw.split('\n').slice(0, -1), 'and over HTTP');
+    await client.close();
   } finally {
     await hub.stop();
   }
