@@ -226,7 +226,7 @@ export class RunTail {
       const target = this.committed;
       if (subscriber.next >= target) {
         if (this.final) {
-          if (subscriber.next === target) this.complete(subscriber, JSON.stringify(this.final));
+          this.complete(subscriber, JSON.stringify(this.final));
           return;
         }
         subscriber.mode = subscriber.next === target ? 'live' : 'ahead';
