@@ -1,3 +1,5 @@
+import { isAscii } from 'node:buffer';
+
 /** Lines cut from a byte range of a log file. Offsets are byte offsets into the file. */
 export interface LineBatch {
   /** where the first line starts */
@@ -33,10 +35,71 @@ export class LineSplitter {
     return this.lineStart;
   }
 
-  /** Feeds the bytes that follow everything fed so far; returns the complete lines among them. */
-  push(chunk: Buffer): LineBatch {
+  /** whether lines are decoded into strings; off, only the boundaries advance (nobody is reading them) */
+  private decode = true;
+
+  /**
+   * Feeds the bytes that follow everything fed so far; returns the complete lines among them.
+   * With `decode` false the boundaries advance exactly as they would, but no string is made.
+   */
+  push(chunk: Buffer, decode = true): LineBatch {
+    this.decode = decode;
     const batch: LineBatch = { offset: this.lineStart, next: this.lineStart, lines: [], continued: [] };
     let position = 0;
+    if (this.pendingBytes > 0) {
+      // Finish the line that started in an earlier chunk first.
+      position = this.continuePending(batch, chunk);
+      if (position < 0) return batch;
+    }
+    const lastNewline = chunk.lastIndexOf(NEWLINE);
+    if (lastNewline >= position && lastNewline - position <= this.maxLineBytes) {
+      // Fast path: no line in this region can be over the maximum, so decode it in one go.
+      this.splitRegion(batch, chunk, position, lastNewline);
+      position = lastNewline + 1;
+    }
+    this.splitSlowly(batch, chunk, position);
+    batch.next = this.lineStart;
+    return batch;
+  }
+
+  /** Consumes the rest of the pending line from `chunk`; returns where the chunk goes on, or -1 if all of it was taken. */
+  private continuePending(batch: LineBatch, chunk: Buffer): number {
+    let position = 0;
+    while (this.pendingBytes > 0) {
+      const newline = chunk.indexOf(NEWLINE, position);
+      const segmentEnd = newline === -1 ? chunk.length : newline;
+      const room = this.maxLineBytes - this.pendingBytes;
+      if (segmentEnd - position > room) {
+        position += this.emitPiece(batch, chunk, position, room);
+        continue;
+      }
+      if (newline === -1) {
+        this.take(chunk.subarray(position));
+        batch.next = this.lineStart;
+        return -1;
+      }
+      this.take(chunk.subarray(position, newline));
+      this.emit(batch, 1, false);
+      position = newline + 1;
+    }
+    return position;
+  }
+
+  /** `chunk[start..end]` is whole lines, `end` a newline: one decode, one split. */
+  private splitRegion(batch: LineBatch, chunk: Buffer, start: number, end: number): void {
+    if (!this.decode) {
+      this.lineStart += end + 1 - start;
+      return;
+    }
+    const region = chunk.subarray(start, end);
+    // Pure ASCII (the common case) decodes as latin1, which skips UTF-8 validation.
+    const lines = (isAscii(region) ? region.toString('latin1') : region.toString('utf8')).split('\n');
+    for (const line of lines) batch.lines.push(line.endsWith('\r') ? line.slice(0, -1) : line);
+    this.lineStart += end + 1 - start;
+  }
+
+  private splitSlowly(batch: LineBatch, chunk: Buffer, start: number): void {
+    let position = start;
     while (position < chunk.length) {
       const newline = chunk.indexOf(NEWLINE, position);
       const segmentEnd = newline === -1 ? chunk.length : newline;
@@ -50,16 +113,22 @@ export class LineSplitter {
         this.take(chunk.subarray(position));
         break;
       }
-      this.take(chunk.subarray(position, newline));
-      this.emit(batch, 1, false);
+      if (this.pendingBytes === 0) {
+        // A whole line inside the chunk: decode it in place, no copy.
+        const end = newline > position && chunk[newline - 1] === CR ? newline - 1 : newline;
+        if (this.decode) batch.lines.push(chunk.toString('utf8', position, end));
+        this.lineStart += newline + 1 - position;
+      } else {
+        this.take(chunk.subarray(position, newline));
+        this.emit(batch, 1, false);
+      }
       position = newline + 1;
     }
-    batch.next = this.lineStart;
-    return batch;
   }
 
   /** At the end of a range that is known to be a boundary: the pending bytes become a line. */
   flush(continued: boolean): LineBatch {
+    this.decode = true;
     const batch: LineBatch = { offset: this.lineStart, next: this.lineStart, lines: [], continued: [] };
     if (this.pendingBytes > 0) this.emit(batch, 0, continued);
     batch.next = this.lineStart;
@@ -81,8 +150,10 @@ export class LineSplitter {
     let bytes = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
     const consumed = this.pendingBytes + terminatorBytes;
     if (terminatorBytes > 0 && bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, bytes.length - 1);
-    if (continued) batch.continued.push(batch.lines.length);
-    batch.lines.push(bytes.toString('utf8'));
+    if (this.decode) {
+      if (continued) batch.continued.push(batch.lines.length);
+      batch.lines.push(bytes.toString('utf8'));
+    }
     this.lineStart += consumed;
     this.pending = [];
     this.pendingBytes = 0;

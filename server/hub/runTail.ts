@@ -133,8 +133,25 @@ export class RunTail {
       const { bytesRead } = await handle.read(this.buffer, 0, Math.min(READ_CHUNK, limit - this.readPosition), this.readPosition);
       if (bytesRead === 0) break;
       this.readPosition += bytesRead;
-      const batch = this.splitter.push(this.buffer.subarray(0, bytesRead));
+      // Lines are decoded only for subscribers at the live edge; the others read the file themselves.
+      const live = this.hasLiveSubscriber();
+      const batch = this.splitter.push(this.buffer.subarray(0, bytesRead), live);
       if (batch.lines.length > 0) this.broadcast(batch);
+      else if (!live) this.wakeAhead();
+    }
+  }
+
+  private hasLiveSubscriber(): boolean {
+    for (const subscriber of this.subscribers) if (subscriber.mode === 'live') return true;
+    return false;
+  }
+
+  /** Subscribers that asked for an offset past the live edge: joined or caught up once it gets there. */
+  private wakeAhead(): void {
+    for (const subscriber of this.subscribers) {
+      if (subscriber.mode !== 'ahead' || subscriber.next > this.committed) continue;
+      if (subscriber.next === this.committed) subscriber.mode = 'live';
+      else this.catchUp(subscriber);
     }
   }
 

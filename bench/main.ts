@@ -1,0 +1,62 @@
+/**
+ * `npm run bench`: the real server and runner, real WebSocket and HTTP clients in this process,
+ * each figure next to a baseline measured in the same run. Prints a table, writes bench/results.json,
+ * and exits non-zero if any scenario lost, duplicated or reordered a line.
+ */
+import { execSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import { startBenchHub } from './harness.js';
+import * as scenarios from './scenarios.js';
+import type { Result } from './scenarios.js';
+
+const quick = process.argv.includes('--quick');
+// --only=<text>: run the scenarios whose name contains it (for profiling one of them).
+const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice(7);
+const results: Result[] = [];
+const hub = await startBenchHub(process.env.BENCH_HUB_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_HUB_NODE_OPTIONS } : {});
+const step = async (name: string, run: () => Promise<Result>) => {
+  if (only && !name.includes(only)) return;
+  process.stdout.write(`… ${name}\n`);
+  const result = await run();
+  results.push(result);
+  process.stdout.write(`  ${result.scenario}: ${result.hub} | baseline ${result.baseline}${result.lost || result.duplicated ? ` | LOST ${result.lost} DUP ${result.duplicated}` : ''}\n`);
+};
+
+try {
+  const seconds = quick ? 2 : 4;
+  for (const [rate, subscribers] of [[1000, 1], [1000, 100], [10_000, 1], [10_000, 100]]) {
+    await step(`latency ${rate}/s × ${subscribers}`, () => scenarios.latency(hub, rate, subscribers, seconds));
+  }
+  await step('fan-out 5000/s × 500', () => scenarios.fanOut(hub, 500, 5000, seconds));
+  await step('throughput', () => scenarios.throughput(hub, quick ? 500_000 : 2_000_000));
+  await step('50 runs', () => scenarios.manyRuns(hub, 50, 1000, seconds));
+  await step('run start', () => scenarios.runStart(hub, 20));
+  await step('run start (sh step)', () => scenarios.runStart(hub, 20, true));
+  const freeBytes = Number(execSync(`df -B1 --output=avail ${hub.dir} | tail -1`).toString().trim());
+  const logBytes = quick ? 128 * 1024 ** 2 : 1024 ** 3;
+  if (only && !'tail-N memory'.includes(only)) {
+    // not asked for
+  } else if (freeBytes > 3 * logBytes) {
+    process.stdout.write(`… writing a ${(logBytes / 1024 ** 2).toFixed(0)} MiB log\n`);
+    const log = await scenarios.bigLog(hub, logBytes);
+    await step('tail-N', () => scenarios.tailN(hub, log));
+    await step('memory', () => scenarios.memory(hub, log, 500, quick ? 10 : 30));
+  } else {
+    process.stdout.write(`skipping tail-N and memory: only ${(freeBytes / 1024 ** 3).toFixed(1)} GiB free\n`);
+  }
+} finally {
+  await hub.stop();
+  fs.rmSync(hub.dir, { recursive: true, force: true });
+}
+
+const failed = results.filter((r) => r.lost > 0 || r.duplicated > 0);
+const rows = results.map((r) => `| ${r.scenario} | ${r.hub} | ${r.baseline} | ${r.ratio === undefined ? '–' : `${r.ratio.toFixed(2)}×`} | ${r.target ?? '–'} | ${r.met === undefined ? '–' : r.met ? 'yes' : 'NO'} | ${r.lost}/${r.duplicated} |`);
+const machine = `${os.cpus().length} × ${os.cpus()[0]?.model ?? 'cpu'}, ${(os.totalmem() / 1024 ** 3).toFixed(0)} GiB, Node ${process.version}`;
+const table = ['| scenario | hub | baseline (same run) | ratio | target | met | lost/dup |', '|---|---|---|---|---|---|---|', ...rows].join('\n');
+process.stdout.write(`\n${machine}\n\n${table}\n`);
+fs.writeFileSync(new URL('./results.json', new URL('../../bench/', import.meta.url)), JSON.stringify({ machine, date: new Date().toISOString(), quick, results }, null, 2));
+if (failed.length > 0) {
+  process.stdout.write(`\nFAILED: lines lost or duplicated in ${failed.map((r) => r.scenario).join(', ')}\n`);
+  process.exitCode = 1;
+}

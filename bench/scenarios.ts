@@ -1,0 +1,197 @@
+import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import type WebSocket from 'ws';
+import type { TestHub } from '../test/helpers/hub.js';
+import { waitFor, waitForRun } from '../test/helpers/hub.js';
+import type { Collector } from './collector.js';
+import { connectClients, createBenchProject, createShellProject, follow, runBaseline, serverRss, writerScript } from './harness.js';
+import { percentile, summarize, type Summary } from './stats.js';
+
+export interface Result {
+  scenario: string;
+  hub: string;
+  baseline: string;
+  ratio?: number;
+  target?: string;
+  met?: boolean;
+  lost: number;
+  duplicated: number;
+  data: Record<string, unknown>;
+}
+
+const ms = (s: Summary) => `p50 ${s.p50.toFixed(1)} / p99 ${s.p99.toFixed(1)} / max ${s.max.toFixed(0)} ms`;
+const closeAll = (sockets: WebSocket[]) => sockets.forEach((socket) => socket.terminate());
+
+function correctness(collectors: Collector[], count: number) {
+  return {
+    lost: collectors.reduce((sum, c) => sum + c.lost(count), 0),
+    duplicated: collectors.reduce((sum, c) => sum + c.duplicated, 0),
+  };
+}
+
+/** A run writing `count` lines at `rate`, followed by `subscribers` clients; returns their collectors. */
+async function followRun(hub: TestHub, subscribers: number, count: number, rate: number, onTick?: () => void) {
+  const projectId = await createBenchProject(hub, count, rate);
+  const sockets = await connectClients(hub, subscribers);
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  const clients = sockets.map((socket) => follow(socket, body.id, Math.ceil(rate * 0.2)));
+  const ticker = onTick ? setInterval(onTick, 500) : undefined;
+  await Promise.race([Promise.all(clients.map((c) => c.completed)), new Promise((resolve) => setTimeout(resolve, 60_000))]);
+  clearInterval(ticker);
+  closeAll(sockets);
+  return clients.map((c) => c.collector);
+}
+
+export async function latency(hub: TestHub, rate: number, subscribers: number, seconds: number): Promise<Result> {
+  const count = rate * seconds;
+  const collectors = await followRun(hub, subscribers, count, rate);
+  const baseline = await runBaseline(subscribers, count, rate, hub.dir, Math.ceil(rate * 0.2));
+  const h = summarize(collectors.flatMap((c) => c.latencies));
+  const b = summarize(baseline.flatMap((c) => c.latencies));
+  return {
+    scenario: `latency ${rate}/s × ${subscribers} sub`,
+    hub: ms(h),
+    baseline: ms(b),
+    ratio: h.p99 / b.p99,
+    target: rate >= 10_000 && subscribers >= 100 ? 'p99 ≤ 2× baseline' : undefined,
+    met: rate >= 10_000 && subscribers >= 100 ? h.p99 <= 2 * b.p99 : undefined,
+    ...correctness(collectors, count),
+    data: { hub: h, baseline: b, baselineLost: correctness(baseline, count).lost },
+  };
+}
+
+export async function fanOut(hub: TestHub, subscribers: number, rate: number, seconds: number): Promise<Result> {
+  const count = rate * seconds;
+  let rss = 0;
+  const collectors = await followRun(hub, subscribers, count, rate, () => (rss = Math.max(rss, serverRss(hub))));
+  const baseline = await runBaseline(subscribers, count, rate, hub.dir, Math.ceil(rate * 0.2));
+  const h = summarize(collectors.flatMap((c) => c.latencies));
+  const b = summarize(baseline.flatMap((c) => c.latencies));
+  return {
+    scenario: `fan-out ${rate}/s × ${subscribers} sub`,
+    hub: `${ms(h)}; RSS ≤ ${rss.toFixed(0)} MB`,
+    baseline: ms(b),
+    ratio: h.p99 / b.p99,
+    target: 'p99 ≤ 2× baseline',
+    met: h.p99 <= 2 * b.p99,
+    ...correctness(collectors, count),
+    data: { hub: h, baseline: b, serverRssMb: rss },
+  };
+}
+
+export async function throughput(hub: TestHub, count: number): Promise<Result> {
+  const projectId = await createBenchProject(hub, count, 0);
+  const [socket] = await connectClients(hub, 1);
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  const client = follow(socket, body.id);
+  await client.completed;
+  // From the first line to the last at the client: the runner's and writer's start-up left out.
+  const seconds = (client.collector.lastAt - client.collector.firstAt) / 1000;
+  closeAll([socket]);
+  const devNull = performance.now();
+  await new Promise((resolve) => spawn(process.execPath, [writerScript, String(count), '0', '/dev/null'], { stdio: 'ignore' }).once('exit', resolve));
+  const startup = performance.now();
+  await new Promise((resolve) => spawn(process.execPath, [writerScript, '0', '0', '/dev/null'], { stdio: 'ignore' }).once('exit', resolve));
+  // The writer's own time for these bytes, its Node start-up (measured alone) taken out.
+  const baselineSeconds = (startup - devNull - (performance.now() - startup)) / 1000;
+  const rate = count / seconds;
+  return {
+    scenario: `throughput ${count.toLocaleString('en')} lines → 1 sub`,
+    hub: `${Math.round(rate).toLocaleString('en')} lines/s, ${((rate * 100) / 1e6).toFixed(0)} MB/s`,
+    baseline: `${Math.round(count / baselineSeconds).toLocaleString('en')} lines/s to /dev/null`,
+    ratio: baselineSeconds / seconds,
+    target: '≥ 1 000 000 lines/s',
+    met: rate >= 1_000_000,
+    ...correctness([client.collector], count),
+    data: { seconds, baselineSeconds, linesPerSecond: rate },
+  };
+}
+
+export async function manyRuns(hub: TestHub, runs: number, rate: number, seconds: number): Promise<Result> {
+  const count = rate * seconds;
+  const all = await Promise.all(Array.from({ length: runs }, () => followRun(hub, 2, count, rate)));
+  const collectors = all.flat();
+  const h = summarize(collectors.flatMap((c) => c.latencies));
+  return { scenario: `${runs} runs × ${rate}/s × 2 sub`, hub: ms(h), baseline: '–', ...correctness(collectors, count), data: { hub: h } };
+}
+
+export async function bigLog(hub: TestHub, bytes: number) {
+  const count = Math.floor(bytes / 100);
+  const projectId = await createBenchProject(hub, count, 0);
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  const run = await waitForRun(hub, projectId, body.id, ['completed', 'failed'], 180_000);
+  return { projectId, runId: body.id as number, file: path.join(hub.dir, 'logs', run.log_path), count };
+}
+
+export async function tailN(hub: TestHub, log: { projectId: number; runId: number; file: string }): Promise<Result> {
+  const times: number[] = [];
+  let lines = 0;
+  for (let i = 0; i < 60; i++) {
+    const started = performance.now();
+    const { body } = await hub.api('GET', `/api/projects/${log.projectId}/runs/${log.runId}/logs?tail=1000`);
+    if (i >= 10) times.push(performance.now() - started);
+    lines = body.lines.length;
+  }
+  const tailTimes: number[] = [];
+  for (let i = 0; i < 25; i++) {
+    const started = performance.now();
+    await new Promise((resolve) => spawn('tail', ['-n', '1000', log.file], { stdio: ['ignore', 'ignore', 'ignore'] }).once('exit', resolve));
+    if (i >= 5) tailTimes.push(performance.now() - started);
+  }
+  const h = percentile([...times].sort((a, b) => a - b), 50);
+  const b = percentile([...tailTimes].sort((a, b) => a - b), 50);
+  const size = fs.statSync(log.file).size;
+  return {
+    scenario: `tail=1000 over HTTP on ${(size / 1024 ** 3).toFixed(2)} GiB`,
+    hub: `p50 ${h.toFixed(2)} ms (${lines} lines)`,
+    baseline: `coreutils tail -n 1000 spawn p50 ${b.toFixed(2)} ms`,
+    ratio: h / b,
+    target: 'faster than tail',
+    met: h < b && lines === 1000,
+    lost: lines === 1000 ? 0 : 1000 - lines,
+    duplicated: 0,
+    data: { hubP50: h, tailP50: b, bytes: size },
+  };
+}
+
+export async function memory(hub: TestHub, log: { runId: number }, clients: number, seconds: number): Promise<Result> {
+  const samples: number[] = [serverRss(hub)];
+  const slow = (await connectClients(hub, 1))[0];
+  (slow as unknown as { _socket: { pause(): void } })._socket.pause();
+  slow.send(JSON.stringify({ type: 'subscribe', run_id: log.runId, offset: 0 }));
+  const sampler = setInterval(() => samples.push(serverRss(hub)), 1000);
+  const collectors = await followRun(hub, clients, 2000 * seconds, 2000);
+  clearInterval(sampler);
+  slow.terminate();
+  const min = Math.min(...samples);
+  const max = Math.max(...samples);
+  return {
+    scenario: `memory: 1 GiB log, ${clients} clients, 1 slow client for ${seconds} s`,
+    hub: `RSS ${min.toFixed(0)}–${max.toFixed(0)} MB`,
+    baseline: '–',
+    target: 'RSS < 200 MB, flat',
+    met: max < 200 && max - min < 60,
+    ...correctness(collectors, 2000 * seconds),
+    data: { samples },
+  };
+}
+
+/** POST → first line at a subscriber; `shell` uses a `sh` step (no Node start-up in the step). */
+export async function runStart(hub: TestHub, runs: number, shell = false): Promise<Result> {
+  const projectId = shell ? await createShellProject(hub) : await createBenchProject(hub, 1, 1000);
+  const [socket] = await connectClients(hub, 1);
+  const times: number[] = [];
+  for (let i = 0; i < runs; i++) {
+    const started = performance.now();
+    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    const client = follow(socket, body.id);
+    await waitFor(() => client.collector.received > 0, 'the first line', 10_000, 1);
+    times.push(performance.now() - started);
+    await client.completed;
+    socket.removeAllListeners('message');
+  }
+  closeAll([socket]);
+  const s = summarize(times);
+  return { scenario: `run start: POST → first line (${shell ? 'sh' : 'node'} step)`, hub: ms(s), baseline: '–', target: 'p50 < 150 ms', met: s.p50 < 150, lost: 0, duplicated: 0, data: { times: s } };
+}
