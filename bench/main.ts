@@ -30,7 +30,7 @@ try {
   }
   await step('fan-out 5000/s × 500', () => scenarios.fanOut(hub, 500, 5000, seconds));
   await step('throughput', () => scenarios.throughput(hub, quick ? 500_000 : 2_000_000));
-  await step('50 runs', () => scenarios.manyRuns(hub, 50, 1000, seconds));
+  await step('50 runs', () => scenarios.manyRuns(hub, 50, 1000, seconds + 4, 4));
   await step('run start', () => scenarios.runStart(hub, 20));
   await step('run start (sh step)', () => scenarios.runStart(hub, 20, true));
   const freeBytes = Number(execSync(`df -B1 --output=avail ${hub.dir} | tail -1`).toString().trim());

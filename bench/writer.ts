@@ -6,6 +6,9 @@
 import fs from 'node:fs';
 
 const LINE_BYTES = 100;
+// A write every 5 ms at a steady rate: 50 writers ticking every millisecond would by themselves
+// saturate a 2-core machine. Each line carries the time it was written, so latency is unaffected.
+const TICK_MS = 5;
 // As a hub step, the numbers come from the project's settings (HUB_SETTING_COUNT, HUB_SETTING_RATE).
 const count = Number(process.argv[2] ?? process.env.HUB_SETTING_COUNT);
 const rate = Number(process.argv[3] ?? process.env.HUB_SETTING_RATE);
@@ -39,7 +42,7 @@ if (rate === 0) {
     let chunk = '';
     while (written < due) chunk += line(++written);
     if (chunk) fs.writeSync(fd, chunk);
-    if (written < count) setTimeout(tick, 1);
+    if (written < count) setTimeout(tick, TICK_MS);
   };
   tick();
 }

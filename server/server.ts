@@ -32,6 +32,9 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const app = createApp({ config, log, pipelines, projects, runs, runService, hub });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
+  // Longer than clients' own keep-alive (undici: 4 s), so the client always closes an idle socket
+  // first and never reuses one the server is closing (ECONNRESET under load).
+  server.keepAliveTimeout = 65_000;
   const sockets = attachWebSocketServer(server, hub, config, log);
   await runService.recover();
   await new Promise<void>((resolve, reject) => {

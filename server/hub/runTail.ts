@@ -7,6 +7,12 @@ import { findLastBoundary, openLog, readLines, type LogHandle } from '../logs/lo
 const debug = debuglog('hub:tail');
 const READ_CHUNK = 1024 * 1024;
 const CATCH_UP_CHUNK = 512 * 1024;
+/**
+ * Reads start at once when the reader has been quiet, so a lone line goes out in well under a
+ * millisecond; while writes keep coming, reads are at least this far apart, so each frame carries
+ * a batch instead of a line (one frame per write would swamp the sockets at 1000s of writes/s).
+ */
+const MIN_READ_INTERVAL_MS = 2;
 
 export interface Subscriber {
   readonly sink: LogSink;
@@ -39,6 +45,8 @@ export class RunTail {
   private readPosition = 0;
   private pumping = false;
   private dirty = false;
+  private lastRead = 0;
+  private trailing: NodeJS.Timeout | null = null;
   private ending: { size: number; complete: Omit<CompleteMessage, 'next'> } | null = null;
   /** once every byte is delivered: the final offset and the completion message */
   private final: CompleteMessage | null = null;
@@ -109,18 +117,27 @@ export class RunTail {
       this.dirty = true;
       return;
     }
+    const wait = this.lastRead + MIN_READ_INTERVAL_MS - performance.now();
+    if (wait > 0 && !this.ending) {
+      this.trailing ??= setTimeout(() => {
+        this.trailing = null;
+        void this.pump();
+      }, wait);
+      return;
+    }
     this.pumping = true;
+    this.lastRead = performance.now();
+    this.dirty = false;
     try {
-      do {
-        this.dirty = false;
-        await this.readAppended();
-      } while (this.dirty && !this.closed);
-      if (this.ending && !this.final && !this.closed) this.finish();
+      await this.readAppended();
+      if (this.ending && !this.dirty && !this.final && !this.closed) this.finish();
     } catch (error) {
       debug('run %d: read failed: %s', this.runId, (error as Error).message);
     } finally {
       this.pumping = false;
     }
+    // Hints that came during the read: one more read, paced by MIN_READ_INTERVAL_MS.
+    if (this.dirty && !this.closed) void this.pump();
   }
 
   private async readAppended(): Promise<void> {
@@ -277,6 +294,7 @@ export class RunTail {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.trailing) clearTimeout(this.trailing);
     for (const subscriber of this.subscribers) subscriber.mode = 'done';
     this.subscribers.clear();
     const handle = this.handle;
