@@ -57,7 +57,10 @@ function readStepReason(file: string): string {
 }
 
 async function main(): Promise<void> {
-  const spec = JSON.parse(await readStdin()) as RunSpec;
+  const input = await readStdin();
+  if (input.trim() === '') return; // started ahead of time, and the server went away first
+  const spec = JSON.parse(input) as RunSpec;
+  logFile = spec.log_file;
   const now = () => new Date().toISOString();
   const state: RunnerState = {
     run_id: spec.run_id,
@@ -140,10 +143,19 @@ async function main(): Promise<void> {
   save();
 }
 
+/** Where a crash of the runner itself is reported once its run is known. */
+let logFile: string | undefined;
+
 main().then(
   () => process.exit(0),
   (error: unknown) => {
-    process.stderr.write(`runner failed: ${(error as Error).stack ?? String(error)}\n`);
+    const text = `[hub] runner failed: ${(error as Error).stack ?? String(error)}\n`;
+    try {
+      if (logFile) fs.appendFileSync(logFile, text);
+      else process.stderr.write(text);
+    } catch {
+      // nowhere left to say it; the server reports the runner's exit
+    }
     process.exit(70);
   },
 );

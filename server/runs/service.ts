@@ -10,7 +10,8 @@ import { isTerminal, type RunChanges, type RunRow, type RunStore } from '../stor
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { readStateFile, type RunnerState } from '../../pipeline-runner/state.js';
 import { isRunnerAlive, RunnerWatch, type WatchedRunner } from './runnerWatch.js';
-import { spawnRunner } from './spawnRunner.js';
+import { assignRun } from './spawnRunner.js';
+import { RunnerPool } from './runnerPool.js';
 import { KeyedLock } from './keyedLock.js';
 
 export interface RunServiceEvents {
@@ -29,6 +30,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   private readonly watch: RunnerWatch;
   private readonly projectLock = new KeyedLock<number>();
   private readonly cancelTimers = new Map<number, NodeJS.Timeout>();
+  private readonly pool = new RunnerPool();
 
   constructor(
     private readonly config: Config,
@@ -106,6 +108,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
 
   /** After a restart: re-attach live runners, settle the ones that ended, start queued runs. */
   async recover(): Promise<void> {
+    this.pool.prime();
     for (const run of await this.runs.listActive()) {
       if (run.status !== 'running') continue;
       const files = runFiles(this.config.logsDir, run.project_id, run.id);
@@ -128,6 +131,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   close(): void {
     for (const timer of this.cancelTimers.values()) clearTimeout(timer);
     this.cancelTimers.clear();
+    this.pool.close();
     this.watch.close();
   }
 
@@ -135,9 +139,12 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     const pipeline = this.pipelines.get(project.pipeline);
     if (!pipeline) return this.finish(run, { status: 'failed', error_message: `Pipeline "${project.pipeline}" is not defined` });
     let spawned;
+    let runner;
     try {
-      spawned = spawnRunner(this.config, pipeline, project, run);
+      runner = this.pool.take();
+      spawned = assignRun(runner, this.config, pipeline, project, run);
     } catch (error) {
+      runner?.child.stdin?.end(); // an idle runner given no run exits quietly
       this.log.warn({ err: error, run_id: run.id }, 'runner could not start');
       return this.finish(run, { status: 'failed', started_at: new Date().toISOString(), error_message: `The run could not start: ${(error as Error).message}` });
     }
