@@ -47,9 +47,10 @@ export class LineSplitter {
     const batch: LineBatch = { offset: this.lineStart, next: this.lineStart, lines: [], continued: [] };
     let position = 0;
     if (this.pendingBytes > 0) {
-      // Finish the line that started in an earlier chunk first.
-      position = this.continuePending(batch, chunk);
-      if (position < 0) return batch;
+      // Finish (or extend) the line that started in an earlier chunk first.
+      const first = chunk.indexOf(NEWLINE);
+      position = first === -1 ? chunk.length : first + 1;
+      this.splitSlowly(batch, chunk, 0, position);
     }
     const lastNewline = chunk.lastIndexOf(NEWLINE);
     if (lastNewline >= position && lastNewline - position <= this.maxLineBytes) {
@@ -57,32 +58,9 @@ export class LineSplitter {
       this.splitRegion(batch, chunk, position, lastNewline);
       position = lastNewline + 1;
     }
-    this.splitSlowly(batch, chunk, position);
+    this.splitSlowly(batch, chunk, position, chunk.length);
     batch.next = this.lineStart;
     return batch;
-  }
-
-  /** Consumes the rest of the pending line from `chunk`; returns where the chunk goes on, or -1 if all of it was taken. */
-  private continuePending(batch: LineBatch, chunk: Buffer): number {
-    let position = 0;
-    while (this.pendingBytes > 0) {
-      const newline = chunk.indexOf(NEWLINE, position);
-      const segmentEnd = newline === -1 ? chunk.length : newline;
-      const room = this.maxLineBytes - this.pendingBytes;
-      if (segmentEnd - position > room) {
-        position += this.emitPiece(batch, chunk, position, room);
-        continue;
-      }
-      if (newline === -1) {
-        this.take(chunk.subarray(position));
-        batch.next = this.lineStart;
-        return -1;
-      }
-      this.take(chunk.subarray(position, newline));
-      this.emit(batch, 1, false);
-      position = newline + 1;
-    }
-    return position;
   }
 
   /** `chunk[start..end]` is whole lines, `end` a newline: one decode, one split. */
@@ -98,11 +76,13 @@ export class LineSplitter {
     this.lineStart += end + 1 - start;
   }
 
-  private splitSlowly(batch: LineBatch, chunk: Buffer, start: number): void {
+  /** Line by line over `chunk[start..end)`, with pieces for lines over the maximum. */
+  private splitSlowly(batch: LineBatch, chunk: Buffer, start: number, end: number): void {
     let position = start;
-    while (position < chunk.length) {
-      const newline = chunk.indexOf(NEWLINE, position);
-      const segmentEnd = newline === -1 ? chunk.length : newline;
+    while (position < end) {
+      const found = chunk.indexOf(NEWLINE, position);
+      const newline = found >= end ? -1 : found;
+      const segmentEnd = newline === -1 ? end : newline;
       const room = this.maxLineBytes - this.pendingBytes;
       if (segmentEnd - position > room) {
         // Too long: emit a piece of at most maxLineBytes, cut where no character is split.
@@ -110,7 +90,7 @@ export class LineSplitter {
         continue;
       }
       if (newline === -1) {
-        this.take(chunk.subarray(position));
+        this.take(chunk.subarray(position, end));
         break;
       }
       if (this.pendingBytes === 0) {
