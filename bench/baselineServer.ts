@@ -1,6 +1,6 @@
 /**
  * The bare minimum log pipeline the hub is measured against, in a process of its own as the hub is:
- * fs.watch on the file → read what was appended → one ws send per read to every client.
+ * fs.watch on the file → read what was appended → one ws send of those bytes per read to every client.
  * Usage: baselineServer.js <file>; prints its port, stops on SIGTERM.
  */
 import fs from 'node:fs';
@@ -17,11 +17,12 @@ let position = 0;
 
 function read(): void {
   for (;;) {
-    const bytes = fs.readSync(fd, buffer, 0, buffer.length, position);
-    if (bytes === 0) return;
-    position += bytes;
-    const text = buffer.toString('utf8', 0, bytes);
-    for (const client of wss.clients) client.send(text);
+    const length = fs.readSync(fd, buffer, 0, buffer.length, position);
+    if (length === 0) return;
+    position += length;
+    // One copy shared by every client (the read buffer is reused), sent as the bytes it read.
+    const chunk = Buffer.from(buffer.subarray(0, length));
+    for (const client of wss.clients) client.send(chunk);
   }
 }
 

@@ -4,6 +4,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { startHub, waitFor, type TestHub } from '../test/helpers/hub.js';
 import { Collector } from './collector.js';
+import type { Histogram } from './histogram.js';
 
 export const writerScript = new URL('./writer.js', import.meta.url).pathname;
 
@@ -51,15 +52,12 @@ export async function connectClients(hub: TestHub, count: number): Promise<WebSo
 }
 
 /** Follows one run from offset 0 on an open socket, collecting its lines. */
-export function follow(socket: WebSocket, runId: number, skipBelow = 0): HubClient {
-  const collector = new Collector(skipBelow);
+export function follow(socket: WebSocket, runId: number, histogram: Histogram | null, skipBelow = 0): HubClient {
+  const collector = new Collector(histogram, skipBelow);
   let done!: () => void;
   const completed = new Promise<void>((resolve) => (done = resolve));
-  socket.on('message', (data) => {
-    const message = JSON.parse(String(data));
-    if (message.run_id !== runId) return;
-    if (message.type === 'lines') collector.onLines(message.lines);
-    else if (message.type === 'complete') done();
+  socket.on('message', (data: Buffer) => {
+    if (collector.onHubMessage(data, runId) === 'complete') done();
   });
   socket.send(JSON.stringify({ type: 'subscribe', run_id: runId, offset: 0 }));
   return { socket, collector, completed };
@@ -73,7 +71,7 @@ export function serverRss(hub: TestHub): number {
 const baselineScript = new URL('./baselineServer.js', import.meta.url).pathname;
 
 /** Runs the writer against the bare baseline server (bench/baselineServer.ts) with `clients` clients. */
-export async function runBaseline(clients: number, count: number, rate: number, dir: string, skipBelow = 0): Promise<Collector[]> {
+export async function runBaseline(clients: number, count: number, rate: number, dir: string, histogram: Histogram, skipBelow = 0): Promise<Collector[]> {
   const file = path.join(dir, `baseline-${Date.now()}-${Math.random()}.log`);
   fs.writeFileSync(file, '');
   const server = spawn(process.execPath, [baselineScript, file], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -81,9 +79,9 @@ export async function runBaseline(clients: number, count: number, rate: number, 
   const collectors: Collector[] = [];
   const sockets: WebSocket[] = [];
   for (let i = 0; i < clients; i++) {
-    const collector = new Collector(skipBelow);
+    const collector = new Collector(histogram, skipBelow);
     const socket = new WebSocket(`ws://127.0.0.1:${port}`);
-    socket.on('message', (data) => collector.onChunk(String(data)));
+    socket.on('message', (data: Buffer) => collector.onRaw(data));
     await new Promise((resolve) => socket.once('open', resolve));
     collectors.push(collector);
     sockets.push(socket);

@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import { startBenchHub } from './harness.js';
 import * as scenarios from './scenarios.js';
+import { maxSustained } from './sustained.js';
 import type { Result } from './scenarios.js';
 
 const quick = process.argv.includes('--quick');
@@ -30,6 +31,10 @@ try {
   }
   await step('fan-out 5000/s × 500', () => scenarios.fanOut(hub, 500, 5000, seconds));
   await step('throughput', () => scenarios.throughput(hub, quick ? 500_000 : 2_000_000));
+  // The issue's targets: the rate each holds with nothing lost and p99 under 250 ms.
+  for (const [subscribers, target, p99] of [[1, 1_000_000], [100, 100_000, 20], [500, 20_000]]) {
+    await step(`sustained → ${subscribers}`, () => maxSustained(hub, subscribers, target, quick ? 1.5 : 3, p99));
+  }
   await step('50 runs', () => scenarios.manyRuns(hub, 50, 1000, seconds + 4, 4));
   await step('run start', () => scenarios.runStart(hub, 20));
   await step('run start (sh step)', () => scenarios.runStart(hub, 20, true));

@@ -5,6 +5,7 @@ import type WebSocket from 'ws';
 import type { TestHub } from '../test/helpers/hub.js';
 import { waitFor, waitForRun } from '../test/helpers/hub.js';
 import type { Collector } from './collector.js';
+import { Histogram } from './histogram.js';
 import { connectClients, createBenchProject, createShellProject, follow, runBaseline, serverRss, writerScript } from './harness.js';
 import { percentile, summarize, type Summary } from './stats.js';
 
@@ -23,19 +24,22 @@ export interface Result {
 const ms = (s: Summary) => `p50 ${s.p50.toFixed(1)} / p99 ${s.p99.toFixed(1)} / max ${s.max.toFixed(0)} ms`;
 const closeAll = (sockets: WebSocket[]) => sockets.forEach((socket) => socket.terminate());
 
-function correctness(collectors: Collector[], count: number) {
+export function correctness(collectors: Collector[], count: number) {
   return {
     lost: collectors.reduce((sum, c) => sum + c.lost(count), 0),
     duplicated: collectors.reduce((sum, c) => sum + c.duplicated, 0),
   };
 }
 
-/** A run writing `count` lines at `rate`, followed by `subscribers` clients; returns their collectors. */
-async function followRun(hub: TestHub, subscribers: number, count: number, rate: number, onTick?: () => void, skipBelow = Math.ceil(rate * 0.2)) {
+/**
+ * A run writing `count` lines at `rate`, followed by `subscribers` clients whose latencies go into
+ * `histogram`; returns their collectors.
+ */
+export async function followRun(hub: TestHub, subscribers: number, count: number, rate: number, histogram: Histogram, onTick?: () => void, skipBelow = Math.ceil(rate * 0.2)) {
   const projectId = await createBenchProject(hub, count, rate);
   const sockets = await connectClients(hub, subscribers);
   const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
-  const clients = sockets.map((socket) => follow(socket, body.id, skipBelow));
+  const clients = sockets.map((socket) => follow(socket, body.id, histogram, skipBelow));
   const ticker = onTick ? setInterval(onTick, 500) : undefined;
   await Promise.race([Promise.all(clients.map((c) => c.completed)), new Promise((resolve) => setTimeout(resolve, 60_000))]);
   clearInterval(ticker);
@@ -45,10 +49,12 @@ async function followRun(hub: TestHub, subscribers: number, count: number, rate:
 
 export async function latency(hub: TestHub, rate: number, subscribers: number, seconds: number): Promise<Result> {
   const count = rate * seconds;
-  const collectors = await followRun(hub, subscribers, count, rate);
-  const baseline = await runBaseline(subscribers, count, rate, hub.dir, Math.ceil(rate * 0.2));
-  const h = summarize(collectors.flatMap((c) => c.latencies));
-  const b = summarize(baseline.flatMap((c) => c.latencies));
+  const hubLatency = new Histogram();
+  const baseLatency = new Histogram();
+  const collectors = await followRun(hub, subscribers, count, rate, hubLatency);
+  const baseline = await runBaseline(subscribers, count, rate, hub.dir, baseLatency, Math.ceil(rate * 0.2));
+  const h = hubLatency.summary();
+  const b = baseLatency.summary();
   return {
     scenario: `latency ${rate}/s × ${subscribers} sub`,
     hub: ms(h),
@@ -64,10 +70,12 @@ export async function latency(hub: TestHub, rate: number, subscribers: number, s
 export async function fanOut(hub: TestHub, subscribers: number, rate: number, seconds: number): Promise<Result> {
   const count = rate * seconds;
   let rss = 0;
-  const collectors = await followRun(hub, subscribers, count, rate, () => (rss = Math.max(rss, serverRss(hub))));
-  const baseline = await runBaseline(subscribers, count, rate, hub.dir, Math.ceil(rate * 0.2));
-  const h = summarize(collectors.flatMap((c) => c.latencies));
-  const b = summarize(baseline.flatMap((c) => c.latencies));
+  const hubLatency = new Histogram();
+  const baseLatency = new Histogram();
+  const collectors = await followRun(hub, subscribers, count, rate, hubLatency, () => (rss = Math.max(rss, serverRss(hub))));
+  const baseline = await runBaseline(subscribers, count, rate, hub.dir, baseLatency, Math.ceil(rate * 0.2));
+  const h = hubLatency.summary();
+  const b = baseLatency.summary();
   return {
     scenario: `fan-out ${rate}/s × ${subscribers} sub`,
     hub: `${ms(h)}; RSS ≤ ${rss.toFixed(0)} MB`,
@@ -84,7 +92,7 @@ export async function throughput(hub: TestHub, count: number): Promise<Result> {
   const projectId = await createBenchProject(hub, count, 0);
   const [socket] = await connectClients(hub, 1);
   const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
-  const client = follow(socket, body.id);
+  const client = follow(socket, body.id, null);
   await client.completed;
   // From the first line to the last at the client: the runner's and writer's start-up left out.
   const seconds = (client.collector.lastAt - client.collector.firstAt) / 1000;
@@ -115,9 +123,10 @@ export async function throughput(hub: TestHub, count: number): Promise<Result> {
  */
 export async function manyRuns(hub: TestHub, runs: number, rate: number, seconds: number, warmup: number): Promise<Result> {
   const count = rate * seconds;
-  const all = await Promise.all(Array.from({ length: runs }, () => followRun(hub, 2, count, rate, undefined, rate * warmup)));
+  const latencies = new Histogram();
+  const all = await Promise.all(Array.from({ length: runs }, () => followRun(hub, 2, count, rate, latencies, undefined, rate * warmup)));
   const collectors = all.flat();
-  const h = summarize(collectors.flatMap((c) => c.latencies));
+  const h = latencies.summary();
   return {
     scenario: `${runs} runs × ${rate}/s × 2 sub (after ${warmup} s start-up)`,
     hub: ms(h),
@@ -172,7 +181,7 @@ export async function memory(hub: TestHub, log: { runId: number }, clients: numb
   (slow as unknown as { _socket: { pause(): void } })._socket.pause();
   slow.send(JSON.stringify({ type: 'subscribe', run_id: log.runId, offset: 0 }));
   const sampler = setInterval(() => samples.push(serverRss(hub)), 1000);
-  const collectors = await followRun(hub, clients, 2000 * seconds, 2000);
+  const collectors = await followRun(hub, clients, 2000 * seconds, 2000, new Histogram());
   clearInterval(sampler);
   slow.terminate();
   const min = Math.min(...samples);
@@ -196,7 +205,7 @@ export async function runStart(hub: TestHub, runs: number, shell = false): Promi
   for (let i = 0; i < runs; i++) {
     const started = performance.now();
     const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
-    const client = follow(socket, body.id);
+    const client = follow(socket, body.id, null);
     await waitFor(() => client.collector.received > 0, 'the first line', 10_000, 1);
     times.push(performance.now() - started);
     await client.completed;
