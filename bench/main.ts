@@ -15,7 +15,8 @@ const quick = process.argv.includes('--quick');
 // --only=<text>: run the scenarios whose name contains it (for profiling one of them).
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice(7);
 const results: Result[] = [];
-const hub = await startBenchHub(process.env.BENCH_HUB_NODE_OPTIONS ? { NODE_OPTIONS: process.env.BENCH_HUB_NODE_OPTIONS } : {});
+// BENCH_HUB_NODE_ARGS: flags for the server's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
+const hub = await startBenchHub({}, process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean));
 const step = async (name: string, run: () => Promise<Result>) => {
   if (only && !name.includes(only)) return;
   process.stdout.write(`… ${name}\n`);

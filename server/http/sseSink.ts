@@ -1,5 +1,5 @@
 import type http from 'node:http';
-import type { LogSink, ServerMessageType } from '../hub/messages.js';
+import type { Frame, LogSink, ServerMessageType } from '../hub/messages.js';
 
 /**
  * A Server-Sent Events response as a log sink: the same messages as the WebSocket, each an event
@@ -21,10 +21,15 @@ export class SseSink implements LogSink {
     return this.ended || this.response.destroyed;
   }
 
-  send(type: ServerMessageType, frame: string, next?: number): void {
+  send(type: ServerMessageType, frame: Frame, next?: number): void {
     if (this.closed) return;
     const id = next === undefined ? '' : `id: ${next}\n`;
-    this.response.write(`${id}event: ${type}\ndata: ${frame}\n\n`);
+    // A frame is one line of JSON (newlines inside strings are escaped), so one `data:` field.
+    this.response.cork();
+    this.response.write(`${id}event: ${type}\ndata: `);
+    this.response.write(frame);
+    this.response.write('\n\n');
+    this.response.uncork();
     if (type === 'complete') this.end();
   }
 

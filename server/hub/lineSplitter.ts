@@ -1,4 +1,5 @@
 import { isAscii } from 'node:buffer';
+import { encodeJsonLines } from './jsonLines.js';
 
 /** Lines cut from a byte range of a log file. Offsets are byte offsets into the file. */
 export interface LineBatch {
@@ -9,7 +10,14 @@ export interface LineBatch {
   lines: string[];
   /** indices of lines that go on in the next line (a line longer than the maximum, cut in pieces) */
   continued: number[];
+  /** with output 'json', the lines instead as JSON strings: parts `"a","b"` to join with commas */
+  json?: { parts: Buffer[]; count: number };
 }
+
+/** What a splitter makes of lines: strings, JSON ready for a frame, or nothing (offsets only). */
+export type SplitOutput = 'strings' | 'json' | 'none';
+
+export const lineCount = (batch: LineBatch) => batch.json?.count ?? batch.lines.length;
 
 const NEWLINE = 0x0a;
 const CR = 0x0d;
@@ -35,16 +43,16 @@ export class LineSplitter {
     return this.lineStart;
   }
 
-  /** whether lines are decoded into strings; off, only the boundaries advance (nobody is reading them) */
-  private decode = true;
+  private output: SplitOutput = 'strings';
 
   /**
    * Feeds the bytes that follow everything fed so far; returns the complete lines among them.
-   * With `decode` false the boundaries advance exactly as they would, but no string is made.
+   * With output 'none' the boundaries advance exactly as they would, but no line is made (nobody
+   * is reading them).
    */
-  push(chunk: Buffer, decode = true): LineBatch {
-    this.decode = decode;
-    const batch: LineBatch = { offset: this.lineStart, next: this.lineStart, lines: [], continued: [] };
+  push(chunk: Buffer, output: SplitOutput = 'strings'): LineBatch {
+    this.output = output;
+    const batch = this.newBatch();
     let position = 0;
     if (this.pendingBytes > 0) {
       // Finish (or extend) the line that started in an earlier chunk first.
@@ -63,17 +71,35 @@ export class LineSplitter {
     return batch;
   }
 
+  private newBatch(): LineBatch {
+    const batch: LineBatch = { offset: this.lineStart, next: this.lineStart, lines: [], continued: [] };
+    if (this.output === 'json') batch.json = { parts: [], count: 0 };
+    return batch;
+  }
+
   /** `chunk[start..end]` is whole lines, `end` a newline: one decode, one split. */
   private splitRegion(batch: LineBatch, chunk: Buffer, start: number, end: number): void {
-    if (!this.decode) {
-      this.lineStart += end + 1 - start;
+    this.lineStart += end + 1 - start;
+    if (this.output === 'none') return;
+    const region = chunk.subarray(start, end);
+    const encoded = batch.json && encodeJsonLines(region);
+    if (encoded) {
+      batch.json!.parts.push(encoded.json);
+      batch.json!.count += encoded.count;
       return;
     }
-    const region = chunk.subarray(start, end);
     // Pure ASCII (the common case) decodes as latin1, which skips UTF-8 validation.
     const lines = (isAscii(region) ? region.toString('latin1') : region.toString('utf8')).split('\n');
-    for (const line of lines) batch.lines.push(line.endsWith('\r') ? line.slice(0, -1) : line);
-    this.lineStart += end + 1 - start;
+    for (const line of lines) this.addLine(batch, line.endsWith('\r') ? line.slice(0, -1) : line);
+  }
+
+  private addLine(batch: LineBatch, line: string): void {
+    if (!batch.json) {
+      batch.lines.push(line);
+      return;
+    }
+    batch.json.parts.push(Buffer.from(JSON.stringify(line)));
+    batch.json.count++;
   }
 
   /** Line by line over `chunk[start..end)`, with pieces for lines over the maximum. */
@@ -96,7 +122,7 @@ export class LineSplitter {
       if (this.pendingBytes === 0) {
         // A whole line inside the chunk: decode it in place, no copy.
         const end = newline > position && chunk[newline - 1] === CR ? newline - 1 : newline;
-        if (this.decode) batch.lines.push(chunk.toString('utf8', position, end));
+        if (this.output !== 'none') this.addLine(batch, chunk.toString('utf8', position, end));
         this.lineStart += newline + 1 - position;
       } else {
         this.take(chunk.subarray(position, newline));
@@ -107,9 +133,9 @@ export class LineSplitter {
   }
 
   /** At the end of a range that is known to be a boundary: the pending bytes become a line. */
-  flush(continued: boolean): LineBatch {
-    this.decode = true;
-    const batch: LineBatch = { offset: this.lineStart, next: this.lineStart, lines: [], continued: [] };
+  flush(continued: boolean, output: SplitOutput = 'strings'): LineBatch {
+    this.output = output;
+    const batch = this.newBatch();
     if (this.pendingBytes > 0) this.emit(batch, 0, continued);
     batch.next = this.lineStart;
     return batch;
@@ -130,9 +156,9 @@ export class LineSplitter {
     let bytes = this.pending.length === 1 ? this.pending[0] : Buffer.concat(this.pending, this.pendingBytes);
     const consumed = this.pendingBytes + terminatorBytes;
     if (terminatorBytes > 0 && bytes.length > 0 && bytes[bytes.length - 1] === CR) bytes = bytes.subarray(0, bytes.length - 1);
-    if (this.decode) {
-      if (continued) batch.continued.push(batch.lines.length);
-      batch.lines.push(bytes.toString('utf8'));
+    if (this.output !== 'none') {
+      if (continued) batch.continued.push(lineCount(batch));
+      this.addLine(batch, bytes.toString('utf8'));
     }
     this.lineStart += consumed;
     this.pending = [];

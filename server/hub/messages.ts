@@ -22,11 +22,31 @@ export interface ErrorMessage {
   project_id?: number;
 }
 
-/** Serialises a batch once; every subscriber at the live edge gets the same string. */
-export function linesFrame(runId: number, batch: LineBatch): string {
-  const message: Record<string, unknown> = { type: 'lines', run_id: runId, offset: batch.offset, next: batch.next, lines: batch.lines };
-  if (batch.continued.length > 0) message.continued = batch.continued;
-  return JSON.stringify(message);
+/** A message as sent: JSON text, or its UTF-8 bytes (encoded once, however many sinks get it). */
+export type Frame = string | Buffer;
+
+const COMMA = Buffer.from(',');
+
+/**
+ * Serialises a batch once; every subscriber at the live edge gets the same bytes. A batch split
+ * with output 'json' is already JSON (see jsonLines.ts) and is only framed; either way the bytes
+ * are those of JSON.stringify({type, run_id, offset, next, lines, continued?}).
+ */
+export function linesFrame(runId: number, batch: LineBatch): Buffer {
+  if (!batch.json) {
+    const message: Record<string, unknown> = { type: 'lines', run_id: runId, offset: batch.offset, next: batch.next, lines: batch.lines };
+    if (batch.continued.length > 0) message.continued = batch.continued;
+    return Buffer.from(JSON.stringify(message));
+  }
+  const head = `{"type":"lines","run_id":${runId},"offset":${batch.offset},"next":${batch.next},"lines":[`;
+  const tail = batch.continued.length > 0 ? `],"continued":[${batch.continued.join(',')}]}` : ']}';
+  const pieces: Buffer[] = [Buffer.from(head)];
+  batch.json.parts.forEach((part, index) => {
+    if (index > 0) pieces.push(COMMA);
+    pieces.push(part);
+  });
+  pieces.push(Buffer.from(tail));
+  return Buffer.concat(pieces);
 }
 
 export const runFrame = (run: RunJson) => JSON.stringify({ type: 'run', run });
@@ -35,7 +55,7 @@ export const runFrame = (run: RunJson) => JSON.stringify({ type: 'run', run });
 export interface LogSink {
   readonly closed: boolean;
   /** `frame` is the JSON of the message, shared between sinks. */
-  send(type: ServerMessageType, frame: string, next?: number): void;
+  send(type: ServerMessageType, frame: Frame, next?: number): void;
   /** Over its buffer threshold: the subscriber pauses and later catches up from the file. */
   congested(): boolean;
   /** Resolves once the buffer is back under its threshold (or the sink closed). */

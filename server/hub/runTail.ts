@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
-import { LineSplitter, type LineBatch } from './lineSplitter.js';
+import { LineSplitter, lineCount, type LineBatch } from './lineSplitter.js';
 import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { findLastBoundary, openLog, readLines, type LogHandle } from '../logs/logFile.js';
 
@@ -152,8 +152,8 @@ export class RunTail {
       this.readPosition += bytesRead;
       // Lines are decoded only for subscribers at the live edge; the others read the file themselves.
       const live = this.hasLiveSubscriber();
-      const batch = this.splitter.push(this.buffer.subarray(0, bytesRead), live);
-      if (batch.lines.length > 0) this.broadcast(batch);
+      const batch = this.splitter.push(this.buffer.subarray(0, bytesRead), live ? 'json' : 'none');
+      if (lineCount(batch) > 0) this.broadcast(batch);
       else if (!live) this.wakeAhead();
     }
   }
@@ -202,8 +202,8 @@ export class RunTail {
   }
 
   private finish(): void {
-    const last = this.splitter ? this.splitter.flush(false) : null;
-    if (last && last.lines.length > 0) this.broadcast(last);
+    const last = this.splitter ? this.splitter.flush(false, 'json') : null;
+    if (last && lineCount(last) > 0) this.broadcast(last);
     this.final = { ...this.ending!.complete, next: this.splitter?.committed ?? 0 };
     const frame = JSON.stringify(this.final);
     for (const subscriber of this.subscribers) {
@@ -213,7 +213,7 @@ export class RunTail {
   }
 
   private broadcast(batch: LineBatch): void {
-    let frame: string | undefined;
+    let frame: Buffer | undefined;
     for (const subscriber of this.subscribers) {
       if (subscriber.mode === 'live') {
         if (subscriber.sink.congested()) {
@@ -276,7 +276,7 @@ export class RunTail {
       const rangeEnd = this.final ? 'final' : 'piece';
       // A chunk holds at least one whole piece of a line, so every read makes progress.
       const chunk = Math.max(CATCH_UP_CHUNK, this.options.maxLineBytes + 4);
-      const batch = await readLines(handle, subscriber.next, target, this.options.maxLineBytes, chunk, rangeEnd);
+      const batch = await readLines(handle, subscriber.next, target, this.options.maxLineBytes, chunk, rangeEnd, 'json');
       if (subscriber.mode !== 'catching_up' || subscriber.sink.closed) return;
       if (batch.next === subscriber.next) return; // nothing readable (file shrank): wait for a hint
       subscriber.sink.send('lines', linesFrame(this.runId, batch), batch.next);

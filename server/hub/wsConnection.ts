@@ -1,5 +1,5 @@
 import WebSocket from 'ws';
-import type { ErrorMessage, LogSink, ServerMessageType } from './messages.js';
+import type { ErrorMessage, Frame, LogSink, ServerMessageType } from './messages.js';
 
 /** One client's socket as a log sink: sends frames, and tells when its buffer is too full. */
 export class WsConnection implements LogSink {
@@ -22,10 +22,11 @@ export class WsConnection implements LogSink {
     return this.runs.size + this.projects.size;
   }
 
-  send(_type: ServerMessageType, frame: string): void {
+  send(_type: ServerMessageType, frame: Frame): void {
     if (this.closed) return;
-    // The callback runs once the frame is handed to the socket: the moment to see if it drained.
-    this.socket.send(frame, () => {
+    // A text frame even when given bytes. The callback runs once the frame is handed to the
+    // socket: the moment to see if it drained.
+    this.socket.send(frame, { binary: false }, () => {
       if (this.waiters.length > 0 && !this.congested()) this.wake();
     });
   }

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { LineSplitter, type LineBatch } from '../hub/lineSplitter.js';
+import { LineSplitter, lineCount, type LineBatch } from '../hub/lineSplitter.js';
 
 const BLOCK = 64 * 1024;
 const NEWLINE = 0x0a;
@@ -60,23 +60,29 @@ export type RangeEnd = 'open' | 'piece' | 'final';
  * Reads the lines in [start, end), at most `maxBytes` of them. Bytes after the last newline are left
  * for later, unless the range reaches `end` and `end` is known to be a boundary (`rangeEnd`).
  */
-export async function readLines(handle: LogHandle, start: number, end: number, maxLineBytes: number, maxBytes: number, rangeEnd: RangeEnd): Promise<LineBatch> {
+export async function readLines(handle: LogHandle, start: number, end: number, maxLineBytes: number, maxBytes: number, rangeEnd: RangeEnd, output: 'strings' | 'json' = 'strings'): Promise<LineBatch> {
   const splitter = new LineSplitter(maxLineBytes, start);
   const limit = Math.min(end, start + maxBytes);
   const result: LineBatch = { offset: start, next: start, lines: [], continued: [] };
+  if (output === 'json') result.json = { parts: [], count: 0 };
   const buffer = Buffer.allocUnsafe(Math.min(BLOCK * 4, Math.max(1, limit - start)));
   let position = start;
   const append = (batch: LineBatch) => {
-    for (const index of batch.continued) result.continued.push(result.lines.length + index);
+    for (const index of batch.continued) result.continued.push(lineCount(result) + index);
+    // Loops, not push(...): a batch can hold more lines than a call may take arguments.
     for (const line of batch.lines) result.lines.push(line);
+    if (batch.json) {
+      for (const part of batch.json.parts) result.json!.parts.push(part);
+      result.json!.count += batch.json.count;
+    }
     result.next = batch.next;
   };
   while (position < limit) {
     const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, limit - position), position);
     if (bytesRead === 0) break;
-    append(splitter.push(buffer.subarray(0, bytesRead)));
+    append(splitter.push(buffer.subarray(0, bytesRead), output));
     position += bytesRead;
   }
-  if (rangeEnd !== 'open' && position === end && splitter.hasPending) append(splitter.flush(rangeEnd === 'piece'));
+  if (rangeEnd !== 'open' && position === end && splitter.hasPending) append(splitter.flush(rangeEnd === 'piece', output));
   return result;
 }

@@ -19,6 +19,8 @@ export interface HubOptions {
   env?: Record<string, string>;
   /** reuse the data and logs of an earlier hub (a restart) */
   dir?: string;
+  /** node flags for the server process (e.g. --cpu-prof, which NODE_OPTIONS does not allow) */
+  nodeArgs?: string[];
 }
 
 /** Starts the real server (`node dist/server/main.js`) on an ephemeral port with its files in a temp dir. */
@@ -26,7 +28,7 @@ export async function startHub(options: HubOptions = {}): Promise<TestHub> {
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'hub-test-'));
   const pipelinesFile = path.join(dir, 'pipelines.json');
   if (options.pipelines) fs.writeFileSync(pipelinesFile, JSON.stringify({ pipelines: options.pipelines }));
-  const child = spawn(process.execPath, [path.join(projectRoot, 'dist/server/main.js')], {
+  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), path.join(projectRoot, 'dist/server/main.js')], {
     cwd: dir,
     env: {
       ...process.env,
