@@ -31,6 +31,9 @@ export async function createShellProject(hub: TestHub): Promise<number> {
   return body.id;
 }
 
+/** Of many clients on one run, one in this many checks every line's sequence number (see Collector). */
+export const EVERY_LINE_ONE_IN = 10;
+
 export interface HubClient {
   socket: WebSocket;
   collector: Collector;
@@ -53,8 +56,8 @@ export async function connectClients(hub: TestHub, count: number): Promise<WebSo
 }
 
 /** Follows one run from offset 0 on an open socket, collecting its lines. */
-export function follow(socket: WebSocket, runId: number, histogram: Histogram | null, skipBelow = 0): HubClient {
-  const collector = new Collector(histogram, skipBelow);
+export function follow(socket: WebSocket, runId: number, histogram: Histogram | null, skipBelow = 0, everyLine = true): HubClient {
+  const collector = new Collector(histogram, skipBelow, everyLine);
   let done!: () => void;
   const completed = new Promise<void>((resolve) => (done = resolve));
   socket.on('message', (data: Buffer) => {
@@ -80,7 +83,7 @@ export async function runBaseline(clients: number, count: number, rate: number, 
   const collectors: Collector[] = [];
   const sockets: WebSocket[] = [];
   for (let i = 0; i < clients; i++) {
-    const collector = new Collector(histogram, skipBelow);
+    const collector = new Collector(histogram, skipBelow, i % EVERY_LINE_ONE_IN === 0);
     const socket = new WebSocket(`ws://127.0.0.1:${port}`);
     socket.on('message', (data: Buffer) => collector.onRaw(data));
     await new Promise((resolve) => socket.once('open', resolve));

@@ -6,7 +6,7 @@ import type { TestHub } from '../test/helpers/hub.js';
 import { waitFor, waitForRun } from '../test/helpers/hub.js';
 import type { Collector } from './collector.js';
 import { Histogram } from './histogram.js';
-import { connectClients, createBenchProject, createShellProject, follow, runBaseline, serverRss, writerScript } from './harness.js';
+import { EVERY_LINE_ONE_IN, connectClients, createBenchProject, createShellProject, follow, runBaseline, serverRss, writerScript } from './harness.js';
 import { percentile, summarize, type Summary } from './stats.js';
 
 export interface Result {
@@ -39,7 +39,7 @@ export async function followRun(hub: TestHub, subscribers: number, count: number
   const projectId = await createBenchProject(hub, count, rate);
   const sockets = await connectClients(hub, subscribers);
   const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
-  const clients = sockets.map((socket) => follow(socket, body.id, histogram, skipBelow));
+  const clients = sockets.map((socket, index) => follow(socket, body.id, histogram, skipBelow, index % EVERY_LINE_ONE_IN === 0));
   const ticker = onTick ? setInterval(onTick, 500) : undefined;
   await Promise.race([Promise.all(clients.map((c) => c.completed)), new Promise((resolve) => setTimeout(resolve, 60_000))]);
   clearInterval(ticker);

@@ -2,6 +2,7 @@ import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
 import { LineSplitter, lineCount, type LineBatch } from './lineSplitter.js';
 import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
+import { RecentFrames } from './recentFrames.js';
 import { findLastBoundary, openLog, readLines, type LogHandle } from '../logs/logFile.js';
 
 const debug = debuglog('hub:tail');
@@ -13,6 +14,14 @@ const CATCH_UP_CHUNK = 512 * 1024;
  * a batch instead of a line (one frame per write would swamp the sockets at 1000s of writes/s).
  */
 const MIN_READ_INTERVAL_MS = 2;
+/** Frames kept for subscribers that paused (see RecentFrames): bounded per run, not per subscriber. */
+const RECENT_BYTES = 16 * 1024 * 1024;
+const RECENT_MS = 5000;
+/**
+ * A log no bigger than this when its reader opens is read live from its start, so subscribers
+ * from offset 0 (the usual case for a run just started) share frames instead of each catching up.
+ */
+const LIVE_FROM_START_BYTES = 4 * 1024 * 1024;
 
 export interface Subscriber {
   readonly sink: LogSink;
@@ -52,6 +61,7 @@ export class RunTail {
   private final: CompleteMessage | null = null;
   private closed = false;
   private readonly buffer = Buffer.allocUnsafe(READ_CHUNK);
+  private readonly recent = new RecentFrames(RECENT_BYTES, RECENT_MS);
 
   constructor(private readonly options: TailOptions) {}
 
@@ -94,7 +104,7 @@ export class RunTail {
     if (!this.final) {
       // Live reading starts at the last line boundary; earlier bytes are read by catching up.
       const { size } = await handle.stat();
-      const start = await findLastBoundary(handle, size, 16 * this.options.maxLineBytes);
+      const start = size <= LIVE_FROM_START_BYTES ? 0 : await findLastBoundary(handle, size, 16 * this.options.maxLineBytes);
       this.splitter = new LineSplitter(this.options.maxLineBytes, start);
       this.readPosition = start;
       // Subscribers that joined before the file existed are not at this edge: they catch up.
@@ -154,7 +164,10 @@ export class RunTail {
       const live = this.hasLiveSubscriber();
       const batch = this.splitter.push(this.buffer.subarray(0, bytesRead), live ? 'json' : 'none');
       if (lineCount(batch) > 0) this.broadcast(batch);
-      else if (!live) this.wakeAhead();
+      else if (!live) {
+        this.recent.clear(); // a gap: later frames no longer follow these
+        this.wakeAhead();
+      }
     }
   }
 
@@ -194,6 +207,7 @@ export class RunTail {
       subscriber.mode = 'done';
     }
     this.subscribers.clear();
+    this.recent.clear();
     this.handle = null;
     this.splitter = null;
     await handle.close().catch(() => {});
@@ -213,15 +227,15 @@ export class RunTail {
   }
 
   private broadcast(batch: LineBatch): void {
-    let frame: Buffer | undefined;
+    const frame = linesFrame(this.runId, batch);
+    this.recent.add(batch.offset, batch.next, frame);
     for (const subscriber of this.subscribers) {
       if (subscriber.mode === 'live') {
         if (subscriber.sink.congested()) {
-          // Paused where it is; it reads the file from there once its socket drains.
+          // Paused where it is; once its socket drains it catches up from the recent frames or the file.
           this.catchUp(subscriber);
           continue;
         }
-        frame ??= linesFrame(this.runId, batch);
         subscriber.sink.send('lines', frame, batch.next);
         subscriber.next = batch.next;
       } else if (subscriber.mode === 'ahead' && subscriber.next <= batch.next) {
@@ -270,6 +284,7 @@ export class RunTail {
         await subscriber.sink.drained();
         continue;
       }
+      if (this.sendRecent(subscriber)) continue;
       const handle = await this.ensureOpen();
       if (!handle) return;
       // `target` is a boundary: a newline, a piece cut, or the end of a finished log.
@@ -282,6 +297,18 @@ export class RunTail {
       subscriber.sink.send('lines', linesFrame(this.runId, batch), batch.next);
       subscriber.next = batch.next;
     }
+  }
+
+  /** Sends the recent frames from the subscriber's offset, while its socket takes them; false if none start there. */
+  private sendRecent(subscriber: Subscriber): boolean {
+    const frames = this.recent.from(subscriber.next);
+    if (!frames) return false;
+    for (const { frame, next } of frames) {
+      if (subscriber.sink.congested()) break;
+      subscriber.sink.send('lines', frame, next);
+      subscriber.next = next;
+    }
+    return true;
   }
 
   private complete(subscriber: Subscriber, frame: string): void {
