@@ -1,6 +1,6 @@
 import type { TestHub } from '../test/helpers/hub.js';
 import type { Collector } from './collector.js';
-import { runBaseline } from './harness.js';
+import { runBaseline, serverRss } from './harness.js';
 import { Histogram } from './histogram.js';
 import { correctness, followRun, type Result } from './scenarios.js';
 
@@ -59,10 +59,11 @@ const bestOf = (attempts: Attempt[]) => attempts.filter((a) => a.passed).sort((a
  * `p99Target`: the p99 the hub must also keep at the target rate.
  */
 export async function maxSustained(hub: TestHub, subscribers: number, target: number, seconds: number, p99Target?: number): Promise<Result> {
+  let rss = 0;
   const hubAttempts = await bracket(target, async (rate) => {
     const histogram = new Histogram();
     const count = Math.round(rate * seconds);
-    return judge(rate, await followRun(hub, subscribers, count, rate, histogram), histogram, count);
+    return judge(rate, await followRun(hub, subscribers, count, rate, histogram, () => (rss = Math.max(rss, serverRss(hub)))), histogram, count);
   });
   const baseAttempts = await bracket(target, async (rate) => {
     const histogram = new Histogram();
@@ -75,7 +76,7 @@ export async function maxSustained(hub: TestHub, subscribers: number, target: nu
   const met = atTarget.passed && (p99Target === undefined || atTarget.p99 <= p99Target);
   return {
     scenario: `max sustained rate → ${subscribers} sub (${seconds} s runs)`,
-    hub: describe(hubAttempts),
+    hub: `${describe(hubAttempts)}; RSS ≤ ${rss.toFixed(0)} MB`,
     baseline: describe(baseAttempts),
     ratio: best && baseBest ? best.rate / baseBest.rate : undefined,
     target: `≥ ${rateText(target)}${p99Target === undefined ? '' : ` with p99 ≤ ${p99Target} ms`}`,
@@ -83,6 +84,6 @@ export async function maxSustained(hub: TestHub, subscribers: number, target: nu
     // Over its capacity the hub falls behind but must still deliver every line: any loss fails.
     lost: hubAttempts.reduce((sum, a) => sum + a.lost, 0),
     duplicated: hubAttempts.reduce((sum, a) => sum + a.duplicated, 0),
-    data: { hub: hubAttempts, baseline: baseAttempts },
+    data: { hub: hubAttempts, baseline: baseAttempts, serverRssMb: rss },
   };
 }
