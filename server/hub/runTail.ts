@@ -102,7 +102,8 @@ export class RunTail {
       return null;
     }
     if (!this.final) {
-      // Live reading starts at the last line boundary; earlier bytes are read by catching up.
+      // Live reading starts at the start of a small log, else at its last line boundary; earlier
+      // bytes are read by catching up.
       const { size } = await handle.stat();
       const start = size <= LIVE_FROM_START_BYTES ? 0 : await findLastBoundary(handle, size, 16 * this.options.maxLineBytes);
       this.splitter = new LineSplitter(this.options.maxLineBytes, start);
