@@ -49,8 +49,9 @@ try {
     await step(`sustained → ${subscribers}`, () => maxSustained(hub, subscribers, target, quick ? 1.5 : 3, p99));
   }
   await step('50 runs', () => scenarios.manyRuns(hub, 50, 1000, seconds + 4, 4));
-  await step('run start', () => scenarios.runStart(hub, 20));
-  await step('run start (sh step)', () => scenarios.runStart(hub, 20, true));
+  await step('run start', () => scenarios.runStart(hub, 20, false, 500));
+  await step('run start (sh step)', () => scenarios.runStart(hub, 20, true, 500));
+  await step('run start (sh step, back to back)', () => scenarios.runStart(hub, 20, true, 0));
 } finally {
   await hub.stop();
   fs.rmSync(hub.dir, { recursive: true, force: true });
