@@ -3,11 +3,15 @@ import { debuglog } from 'node:util';
 import { LineSplitter, lineCount, type LineBatch } from './lineSplitter.js';
 import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { RecentFrames } from './recentFrames.js';
+import { SharedReads, type ReadFrame } from './sharedReads.js';
 import { findLastBoundary, openLog, readLines, type LogHandle } from '../logs/logFile.js';
 
 const debug = debuglog('hub:tail');
 const READ_CHUNK = 1024 * 1024;
-const CATCH_UP_CHUNK = 512 * 1024;
+/** Catch-up reads end on multiples of this (or of the longest line, if longer): see SharedReads. */
+const CATCH_UP_GRID = 512 * 1024;
+/** Frames read for catching up, kept per run for the subscribers behind it (only while several are). */
+const SHARED_READ_BYTES = 8 * 1024 * 1024;
 /**
  * Reads start at once when the reader has been quiet, so a lone line goes out in well under a
  * millisecond; while writes keep coming, reads are at least this far apart, so each frame carries
@@ -62,8 +66,12 @@ export class RunTail {
   private closed = false;
   private readonly buffer = Buffer.allocUnsafe(READ_CHUNK);
   private readonly recent = new RecentFrames(RECENT_BYTES, RECENT_MS);
+  private readonly shared: SharedReads;
 
-  constructor(private readonly options: TailOptions) {}
+  constructor(private readonly options: TailOptions) {
+    // The grid is at least a line's longest piece, so subscribers fall into step after one read.
+    this.shared = new SharedReads(Math.max(CATCH_UP_GRID, options.maxLineBytes + 4), SHARED_READ_BYTES);
+  }
 
   get runId(): number {
     return this.options.runId;
@@ -209,6 +217,7 @@ export class RunTail {
     }
     this.subscribers.clear();
     this.recent.clear();
+    this.shared.clear();
     this.handle = null;
     this.splitter = null;
     await handle.close().catch(() => {});
@@ -288,16 +297,31 @@ export class RunTail {
       if (this.sendRecent(subscriber)) continue;
       const handle = await this.ensureOpen();
       if (!handle) return;
-      // `target` is a boundary: a newline, a piece cut, or the end of a finished log.
-      const rangeEnd = this.final ? 'final' : 'piece';
-      // A chunk holds at least one whole piece of a line, so every read makes progress.
-      const chunk = Math.max(CATCH_UP_CHUNK, this.options.maxLineBytes + 4);
-      const batch = await readLines(handle, subscriber.next, target, this.options.maxLineBytes, chunk, rangeEnd, 'json');
+      const start = subscriber.next;
+      const read = () => this.readFrame(handle, start, target);
+      // Alone, there is nobody to share a read with (and nothing to keep in memory for).
+      const frame = this.catchingUpCount() > 1 ? await this.shared.get(start, read) : await read();
       if (subscriber.mode !== 'catching_up' || subscriber.sink.closed) return;
-      if (batch.next === subscriber.next) return; // nothing readable (file shrank): wait for a hint
-      subscriber.sink.send('lines', linesFrame(this.runId, batch), batch.next);
-      subscriber.next = batch.next;
+      if (!frame) return; // nothing readable (file shrank): wait for a hint
+      subscriber.sink.send('lines', frame.frame, frame.next);
+      subscriber.next = frame.next;
     }
+  }
+
+  /** The lines from `start` (a boundary) to the next grid line or `target`, framed; null if none. */
+  private async readFrame(handle: LogHandle, start: number, target: number): Promise<ReadFrame | null> {
+    // `target` is a boundary: a newline, a piece cut, or the end of a finished log.
+    const rangeEnd = this.final ? 'final' : 'piece';
+    // A read holds at least one whole piece of a line, so every read makes progress.
+    const end = this.shared.endFor(start, this.options.maxLineBytes + 4);
+    const batch = await readLines(handle, start, target, this.options.maxLineBytes, end - start, rangeEnd, 'json');
+    return batch.next === start ? null : { next: batch.next, frame: linesFrame(this.runId, batch) };
+  }
+
+  private catchingUpCount(): number {
+    let count = 0;
+    for (const subscriber of this.subscribers) if (subscriber.mode === 'catching_up') count++;
+    return count;
   }
 
   /** Sends the recent frames from the subscriber's offset, while its socket takes them; false if none start there. */
@@ -325,6 +349,7 @@ export class RunTail {
     if (this.trailing) clearTimeout(this.trailing);
     for (const subscriber of this.subscribers) subscriber.mode = 'done';
     this.subscribers.clear();
+    this.shared.clear();
     const handle = this.handle;
     this.handle = null;
     await handle?.close().catch(() => {});

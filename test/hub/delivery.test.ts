@@ -38,6 +38,14 @@ delivery.before(async (context) => {
       tricky: one('split', chunkedWriter(TRICKY, 97, 3)),
       burst: one('burst', nodeStep(`for (let i = 1; i <= ${BURST}; i++) console.log('burst line ' + i + ' ' + 'y'.repeat(60));`)),
       huge: one('huge', nodeStep(`process.stdout.write('<' + 'é'.repeat(5 * 1024 * 1024) + '>\\n');`)),
+      // ~6 MiB: plain lines, multi-byte and \r lines, and a 2.5 MiB line cut into pieces.
+      mixed: one('mixed', nodeStep(`
+        const fs = require('fs');
+        const out = [];
+        for (let i = 0; i < 40000; i++) out.push(i % 7 === 0 ? 'ünïcödé ' + i + ' 日本語 😀' : i % 11 === 0 ? 'step ' + i + '\\r' + 'done' : 'line ' + i + ' ' + 'z'.repeat(i % 90));
+        out.push('é'.repeat(1280 * 1024));
+        for (let i = 0; i < 20000; i++) out.push('after ' + i);
+        fs.writeSync(1, out.join('\\n') + '\\n');`)),
       paced: one('paced', nodeStep(`let i = 0; const t = setInterval(() => { console.log('paced ' + (++i)); if (i === 300) clearInterval(t); }, 5);`)),
     },
   });
@@ -110,6 +118,36 @@ delivery('a late subscriber to a finished run gets the range it asks for, then c
   await whole.complete(runId);
   assert.equal(whole.linesOf(runId, 0).lines, all.lines);
   await Promise.all([first.close(), late.close(), whole.close()]);
+});
+
+delivery('many subscribers catching up from different offsets at once each get exactly the log from theirs', async ({ hub }) => {
+  const { runId, projectId } = await startRun(hub, 'mixed');
+  const first = await TestClient.connect(hub.url);
+  first.send({ type: 'subscribe', run_id: runId, offset: 0 });
+  await first.complete(runId, 30_000);
+  const log = fs.readFileSync(path.join(hub.dir, 'logs', String(projectId), `${runId}.log`));
+  // Line starts spread over the log, so their catch-up reads start off the grid and must fall into step.
+  const starts = [0];
+  for (let at = 0; starts.length < 16; ) {
+    at = log.indexOf(0x0a, at + 1 + Math.floor(log.length / 17)) + 1;
+    if (at <= 0 || at >= log.length) break;
+    starts.push(at);
+  }
+  const clients = await Promise.all(starts.map(() => TestClient.connect(hub.url)));
+  clients.forEach((client, i) => client.send({ type: 'subscribe', run_id: runId, offset: starts[i] }));
+  await Promise.all(clients.map((client) => client.complete(runId, 30_000)));
+  clients.forEach((client, i) => {
+    let text = '';
+    let next = starts[i];
+    for (const message of client.messages.filter((m) => m.type === 'lines')) {
+      assert.is(message.offset, next, `client ${i}: each frame starts where the last ended`);
+      message.lines!.forEach((line, index) => (text += line + (message.continued?.includes(index) ? '' : '\n')));
+      next = message.next!;
+    }
+    assert.is(next, log.length);
+    assert.ok(text === log.subarray(starts[i]).toString(), `client ${i} from ${starts[i]}: the log, exactly`);
+  });
+  await Promise.all([first, ...clients].map((client) => client.close()));
 });
 
 delivery('a 10 MiB line arrives in pieces of at most 1 MiB, marked continued, and joins back whole', async ({ hub }) => {
