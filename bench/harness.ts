@@ -72,6 +72,16 @@ export function serverRss(hub: TestHub): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]) / 1024;
 }
 
+/** Linux reports process times in clock ticks of 1/100 s (USER_HZ, `getconf CLK_TCK`). */
+const CLOCK_TICKS_PER_SECOND = 100;
+
+/** CPU seconds (user + system) the server process has used so far. */
+export function serverCpuSeconds(hub: TestHub): number {
+  // /proc/<pid>/stat: after the command's closing parenthesis, utime and stime are fields 12 and 13.
+  const fields = fs.readFileSync(`/proc/${hub.process.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_SECOND;
+}
+
 const baselineScript = new URL('./baselineServer.js', import.meta.url).pathname;
 
 /** Runs the writer against the bare baseline server (bench/baselineServer.ts) with `clients` clients. */

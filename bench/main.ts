@@ -32,6 +32,7 @@ try {
   }
   await step('fan-out 5000/s × 500', () => scenarios.fanOut(hub, 500, 5000, seconds));
   await step('throughput', () => scenarios.throughput(hub, quick ? 500_000 : 2_000_000));
+  await step('catch-up', () => scenarios.catchUp(hub, 100, quick ? 200_000 : 1_000_000));
   const freeBytes = Number(execSync(`df -B1 --output=avail ${hub.dir} | tail -1`).toString().trim());
   const logBytes = quick ? 128 * 1024 ** 2 : 1024 ** 3;
   if (only && !'tail-N memory'.includes(only)) {

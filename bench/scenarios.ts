@@ -6,7 +6,8 @@ import type { TestHub } from '../test/helpers/hub.js';
 import { waitFor, waitForRun } from '../test/helpers/hub.js';
 import type { Collector } from './collector.js';
 import { Histogram } from './histogram.js';
-import { EVERY_LINE_ONE_IN, connectClients, createBenchProject, createShellProject, follow, runBaseline, serverRss, writerScript } from './harness.js';
+import { EVERY_LINE_ONE_IN, connectClients, createBenchProject, createShellProject, follow, runBaseline, serverCpuSeconds, serverRss, writerScript } from './harness.js';
+import { LINE_BYTES } from './lineFormat.js';
 import { percentile, summarize, type Summary } from './stats.js';
 
 export interface Result {
@@ -113,6 +114,39 @@ export async function throughput(hub: TestHub, count: number): Promise<Result> {
     met: rate >= 1_000_000,
     ...correctness([client.collector], count),
     data: { seconds, baselineSeconds, linesPerSecond: rate },
+  };
+}
+
+/**
+ * Late subscribers: `clients` clients subscribe from offset 0 at once to a finished run of `count`
+ * lines (a reconnect wave, or a team opening the same log), against one client alone on the same log.
+ */
+export async function catchUp(hub: TestHub, clients: number, count: number): Promise<Result> {
+  const projectId = await createBenchProject(hub, count, 0);
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await waitForRun(hub, projectId, body.id, ['completed'], 120_000);
+  const readAll = async (n: number) => {
+    const sockets = await connectClients(hub, n);
+    const cpu = serverCpuSeconds(hub);
+    const started = performance.now();
+    const followers = sockets.map((socket, index) => follow(socket, body.id, null, 0, index % EVERY_LINE_ONE_IN === 0));
+    await Promise.all(followers.map((f) => f.completed));
+    const seconds = (performance.now() - started) / 1000;
+    closeAll(sockets);
+    return { seconds, serverCpu: serverCpuSeconds(hub) - cpu, collectors: followers.map((f) => f.collector) };
+  };
+  const alone = await readAll(1);
+  const all = await readAll(clients);
+  const mb = (count * LINE_BYTES) / 1e6;
+  const text = (r: { seconds: number; serverCpu: number }, n: number) => `${r.seconds.toFixed(2)} s, ${((n * mb) / r.seconds).toFixed(0)} MB/s in all, server CPU ${r.serverCpu.toFixed(1)} s`;
+  return {
+    scenario: `catch-up: ${clients} sub from offset 0 of a finished ${mb.toFixed(0)} MB log`,
+    hub: text(all, clients),
+    baseline: `1 sub alone: ${text(alone, 1)}`,
+    // the time per client's copy, against one client alone
+    ratio: all.seconds / clients / alone.seconds,
+    ...correctness([...alone.collectors, ...all.collectors], count),
+    data: { alone: { seconds: alone.seconds, serverCpu: alone.serverCpu }, all: { seconds: all.seconds, serverCpu: all.serverCpu } },
   };
 }
 
