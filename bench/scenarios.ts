@@ -8,7 +8,7 @@ import type { Collector } from './collector.js';
 import { Histogram } from './histogram.js';
 import { EVERY_LINE_ONE_IN, connectClients, createBenchProject, createShellProject, follow, runBaseline, serverCpuSeconds, serverRss, writerScript } from './harness.js';
 import { LINE_BYTES } from './lineFormat.js';
-import { percentile, summarize, type Summary } from './stats.js';
+import { medianOfRounds, percentile, summarize, type Summary } from './stats.js';
 
 export interface Result {
   scenario: string;
@@ -52,28 +52,32 @@ export async function followRun(hub: TestHub, subscribers: number, count: number
  * The hub and the bare baseline under the same load, in alternating rounds of `seconds` each after
  * one unmeasured second of each: measuring starts with optimised code in the servers and the
  * clients (a fresh process's first second says more about the JIT than about the hub), and a bad
- * second of this shared machine does not land on one side only. Latencies of all rounds pool.
+ * second of this shared machine does not land on one side only. p50 and p99 are the median round's.
  */
 async function hubAgainstBaseline(hub: TestHub, subscribers: number, rate: number, seconds: number, rounds: number) {
   await followRun(hub, subscribers, rate, rate, new Histogram());
   await runBaseline(subscribers, rate, rate, hub.dir, new Histogram());
   const count = rate * seconds;
-  const hubLatency = new Histogram();
-  const baseLatency = new Histogram();
+  const hubRounds: Summary[] = [];
+  const baseRounds: Summary[] = [];
   let rss = 0;
   let hubErrors = { lost: 0, duplicated: 0 };
   let baselineLost = 0;
   for (let round = 0; round < rounds; round++) {
+    const hubLatency = new Histogram();
     const collectors = await followRun(hub, subscribers, count, rate, hubLatency, () => (rss = Math.max(rss, serverRss(hub))));
     const errors = correctness(collectors, count);
     hubErrors = { lost: hubErrors.lost + errors.lost, duplicated: hubErrors.duplicated + errors.duplicated };
+    hubRounds.push(hubLatency.summary());
+    const baseLatency = new Histogram();
     baselineLost += correctness(await runBaseline(subscribers, count, rate, hub.dir, baseLatency, Math.ceil(rate * 0.2)), count).lost;
+    baseRounds.push(baseLatency.summary());
   }
-  return { h: hubLatency.summary(), b: baseLatency.summary(), rss, ...hubErrors, baselineLost };
+  return { h: medianOfRounds(hubRounds), b: medianOfRounds(baseRounds), rss, ...hubErrors, baselineLost, hubRounds, baseRounds };
 }
 
 export async function latency(hub: TestHub, rate: number, subscribers: number, seconds: number, rounds: number): Promise<Result> {
-  const { h, b, lost, duplicated, baselineLost } = await hubAgainstBaseline(hub, subscribers, rate, seconds, rounds);
+  const { h, b, lost, duplicated, baselineLost, hubRounds, baseRounds } = await hubAgainstBaseline(hub, subscribers, rate, seconds, rounds);
   const targeted = rate >= 10_000 && subscribers >= 100;
   return {
     scenario: `latency ${rate}/s × ${subscribers} sub`,
@@ -84,12 +88,12 @@ export async function latency(hub: TestHub, rate: number, subscribers: number, s
     met: targeted ? h.p99 <= 2 * b.p99 : undefined,
     lost,
     duplicated,
-    data: { hub: h, baseline: b, baselineLost, rounds, seconds },
+    data: { hub: h, baseline: b, baselineLost, seconds, hubRounds, baseRounds },
   };
 }
 
 export async function fanOut(hub: TestHub, subscribers: number, rate: number, seconds: number, rounds: number): Promise<Result> {
-  const { h, b, rss, lost, duplicated, baselineLost } = await hubAgainstBaseline(hub, subscribers, rate, seconds, rounds);
+  const { h, b, rss, lost, duplicated, baselineLost, hubRounds, baseRounds } = await hubAgainstBaseline(hub, subscribers, rate, seconds, rounds);
   return {
     scenario: `fan-out ${rate}/s × ${subscribers} sub`,
     hub: `${ms(h)}; RSS ≤ ${rss.toFixed(0)} MB`,
@@ -99,7 +103,7 @@ export async function fanOut(hub: TestHub, subscribers: number, rate: number, se
     met: h.p99 <= 2 * b.p99,
     lost,
     duplicated,
-    data: { hub: h, baseline: b, serverRssMb: rss, baselineLost, rounds, seconds },
+    data: { hub: h, baseline: b, serverRssMb: rss, baselineLost, seconds, hubRounds, baseRounds },
   };
 }
 
