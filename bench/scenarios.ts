@@ -227,7 +227,7 @@ export async function tailN(hub: TestHub, log: { projectId: number; runId: numbe
   };
 }
 
-export async function memory(hub: TestHub, log: { runId: number }, clients: number, seconds: number): Promise<Result> {
+export async function memory(hub: TestHub, log: { runId: number; file: string }, clients: number, seconds: number): Promise<Result> {
   const samples: number[] = [serverRss(hub)];
   const slow = (await connectClients(hub, 1))[0];
   (slow as unknown as { _socket: { pause(): void } })._socket.pause();
@@ -239,7 +239,7 @@ export async function memory(hub: TestHub, log: { runId: number }, clients: numb
   const min = Math.min(...samples);
   const max = Math.max(...samples);
   return {
-    scenario: `memory: 1 GiB log, ${clients} clients, 1 slow client for ${seconds} s`,
+    scenario: `memory: ${(fs.statSync(log.file).size / 1024 ** 3).toFixed(2)} GiB log, ${clients} clients, 1 slow client for ${seconds} s`,
     hub: `RSS ${min.toFixed(0)}–${max.toFixed(0)} MB`,
     baseline: '–',
     target: 'RSS < 200 MB, flat',
