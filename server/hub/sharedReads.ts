@@ -31,14 +31,16 @@ export class SharedReads {
   get(start: number, read: () => Promise<ReadFrame | null>): Promise<ReadFrame | null> {
     const known = this.entries.get(start);
     if (known) return known;
-    const reading = read().then(
+    // Only this read's own entry is kept or dropped: a clear() meanwhile may have let another in.
+    const current = () => this.entries.get(start) === reading;
+    const reading: Promise<ReadFrame | null> = read().then(
       (result) => {
-        if (result) this.keep(start, result.frame.length);
-        else this.entries.delete(start);
+        if (result && current()) this.keep(start, result.frame.length);
+        else if (current()) this.entries.delete(start);
         return result;
       },
       (error: unknown) => {
-        this.entries.delete(start);
+        if (current()) this.entries.delete(start);
         throw error;
       },
     );
@@ -53,7 +55,6 @@ export class SharedReads {
   }
 
   private keep(start: number, size: number): void {
-    if (!this.entries.has(start)) return; // cleared while it was being read
     this.sizes.set(start, size);
     this.bytes += size;
     // Oldest first (a Map iterates in insertion order); reads still in flight are not counted.

@@ -74,4 +74,25 @@ test('the oldest frames go beyond the byte limit; clear forgets everything', asy
   assert.is(reads, 5);
 });
 
+test('a read that finishes after clear() is neither kept nor drops the entry that replaced it', async () => {
+  const shared = new SharedReads(100, 1000);
+  let release!: () => void;
+  const gate = new Promise<void>((resolve) => (release = resolve));
+  const old = shared.get(0, async () => {
+    await gate;
+    return null;
+  });
+  shared.clear();
+  let reads = 0;
+  const fresh = async () => {
+    reads++;
+    return frame(70);
+  };
+  await shared.get(0, fresh);
+  release();
+  await old;
+  await shared.get(0, fresh);
+  assert.is(reads, 1, 'the newer frame is still shared');
+});
+
 test.run();
