@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { runStep, type StepOutcome } from './step.js';
 import { killProcessesWithEnv } from './processes.js';
-import { type RunSpec, type RunnerState, writeStateFile } from './state.js';
+import { RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, type RunSpec, type RunnerState, writeStateFile } from './state.js';
 
 const TOKEN_VARIABLE = 'HUB_RUN_TOKEN';
 
@@ -56,9 +56,10 @@ function readStepReason(file: string): string {
   }
 }
 
-async function main(): Promise<void> {
+/** Runs the run on stdin; resolves to the process's exit code, which tells the outcome too. */
+async function main(): Promise<number> {
   const input = await readStdin();
-  if (input.trim() === '') return; // started ahead of time, and the server went away first
+  if (input.trim() === '') return 0; // started ahead of time, and the server went away first
   const spec = JSON.parse(input) as RunSpec;
   logFile = spec.log_file;
   const now = () => new Date().toISOString();
@@ -87,7 +88,7 @@ async function main(): Promise<void> {
   } catch (error) {
     Object.assign(state, { status: 'failed', error_message: `Cannot open the log file: ${(error as Error).message}`, finished_at: now() });
     save();
-    return;
+    return RUNNER_EXIT_CODES.failed;
   }
   save();
 
@@ -141,13 +142,14 @@ async function main(): Promise<void> {
   fs.closeSync(fd);
   state.finished_at = now();
   save();
+  return RUNNER_EXIT_CODES[state.status as keyof typeof RUNNER_EXIT_CODES];
 }
 
 /** Where a crash of the runner itself is reported once its run is known. */
 let logFile: string | undefined;
 
 main().then(
-  () => process.exit(0),
+  (code) => process.exit(code),
   (error: unknown) => {
     const text = `[hub] runner failed: ${(error as Error).stack ?? String(error)}\n`;
     try {
@@ -156,6 +158,6 @@ main().then(
     } catch {
       // nowhere left to say it; the server reports the runner's exit
     }
-    process.exit(70);
+    process.exit(RUNNER_CRASH_EXIT_CODE);
   },
 );

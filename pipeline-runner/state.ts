@@ -38,14 +38,50 @@ export function writeStateFile(file: string, state: RunnerState): void {
   fs.renameSync(temporary, file);
 }
 
-/** Reads a state file; null when it does not exist (yet). */
-export function readStateFile(file: string): RunnerState | null {
+/**
+ * The runner's exit code tells its outcome too, so the server can settle a run whose state file
+ * was damaged (a step knows its path; a power cut can leave it empty). 70: the runner crashed.
+ */
+export const RUNNER_EXIT_CODES = { completed: 0, failed: 3, cancelled: 4 } as const satisfies Record<Exclude<RunnerStatus, 'running'>, number>;
+export const RUNNER_CRASH_EXIT_CODE = 70;
+
+export function statusOfExitCode(code: number | null | undefined): Exclude<RunnerStatus, 'running'> | null {
+  for (const [status, value] of Object.entries(RUNNER_EXIT_CODES)) if (value === code) return status as Exclude<RunnerStatus, 'running'>;
+  return null;
+}
+
+/** What reading a state file found: nothing yet, a state, or a file that is not one (with why). */
+export type StateRead = { kind: 'missing' } | { kind: 'state'; state: RunnerState } | { kind: 'unreadable'; reason: string };
+
+const isCount = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value >= 0;
+const isText = (value: unknown) => value === null || typeof value === 'string';
+
+function checkState(value: unknown, runId: number | undefined): string | null {
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) return 'not a JSON object';
+  const state = value as Record<string, unknown>;
+  if (!RUNNER_STATUSES.includes(state.status as RunnerStatus)) return `unknown status ${JSON.stringify(state.status)}`;
+  if (runId !== undefined && state.run_id !== runId) return `it belongs to run ${JSON.stringify(state.run_id)}`;
+  if (!isCount(state.progress_current) || !isCount(state.progress_total)) return 'progress is not a count';
+  if (!isText(state.current_step) || !isText(state.error_message) || !isText(state.signal) || !isText(state.finished_at)) return 'a text field has the wrong type';
+  if (state.exit_code !== null && !Number.isSafeInteger(state.exit_code)) return 'exit_code is not an integer';
+  return null;
+}
+
+/** Reads a state file without throwing: a damaged file is a fact to handle, not an exception. */
+export function readStateFile(file: string, runId?: number): StateRead {
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'missing' };
+    return { kind: 'unreadable', reason: (error as Error).message };
   }
-  return JSON.parse(text) as RunnerState;
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    return { kind: 'unreadable', reason: text.length === 0 ? 'the file is empty' : 'the file is not valid JSON' };
+  }
+  const fault = checkState(parsed, runId);
+  return fault ? { kind: 'unreadable', reason: fault } : { kind: 'state', state: parsed as RunnerState };
 }

@@ -2,6 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import type { RunSpec } from './state.js';
 import { signalGroup } from './processes.js';
+import { setLongTimeout } from './longTimer.js';
 
 export type StepOutcome =
   | { kind: 'exit'; code: number | null; signal: string | null }
@@ -43,7 +44,7 @@ export function runStep({ step, fd, env, graceMs, maxLogBytes, cancel }: StepOpt
       signalGroup(child.pid, firstSignal);
       killTimer = setTimeout(() => signalGroup(child.pid!, 'SIGKILL'), graceMs);
     };
-    const timeoutTimer = step.timeout_s ? setTimeout(() => stop({ kind: 'timeout', timeoutS: step.timeout_s! }), step.timeout_s * 1000) : undefined;
+    const timeoutTimer = step.timeout_s ? setLongTimeout(() => stop({ kind: 'timeout', timeoutS: step.timeout_s! }), step.timeout_s * 1000) : undefined;
     const limitTimer = setInterval(() => {
       if (fs.fstatSync(fd).size > maxLogBytes) stop({ kind: 'log_limit', limit: maxLogBytes }, 'SIGKILL');
     }, LOG_LIMIT_CHECK_MS);
@@ -56,7 +57,7 @@ export function runStep({ step, fd, env, graceMs, maxLogBytes, cancel }: StepOpt
     const finish = (outcome: StepOutcome) => {
       if (finished) return;
       finished = true;
-      clearTimeout(timeoutTimer);
+      timeoutTimer?.clear();
       clearTimeout(killTimer);
       clearInterval(limitTimer);
       cancel.removeEventListener('abort', onCancel);

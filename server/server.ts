@@ -28,7 +28,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const runs = new RunStore(db);
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
   const runService = new RunService(config, pipelines, projects, runs, log);
-  const hub = new LogHub(config, runs, runService);
+  const hub = new LogHub(config, runs, projects, runService);
   const app = createApp({ config, log, pipelines, projects, runs, runService, hub });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run

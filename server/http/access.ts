@@ -1,5 +1,6 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
+import net from 'node:net';
 import type { Config } from '../config.js';
 import { HubError } from '../errors.js';
 
@@ -8,7 +9,7 @@ export const TOKEN_COOKIE = 'hub_token';
 export const TOKEN_PROTOCOL_PREFIX = 'hub-token.';
 export const HUB_PROTOCOL = 'hub';
 
-const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1']);
+const LOOPBACK_NAMES = new Set(['localhost', '[::1]']);
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
@@ -17,10 +18,16 @@ export function tokenMatches(given: string | undefined, expected: string): boole
   return given !== undefined && timingSafeEqual(digest(given), digest(expected));
 }
 
+/** A cookie's value; a value that is not valid percent-encoding is a bad token, not a server error. */
 function readCookie(header: string | undefined, name: string): string | undefined {
   for (const part of (header ?? '').split(';')) {
     const [key, ...rest] = part.trim().split('=');
-    if (key === name) return decodeURIComponent(rest.join('='));
+    if (key !== name) continue;
+    try {
+      return decodeURIComponent(rest.join('='));
+    } catch {
+      throw new HubError(401, 'unauthorized', `The ${name} cookie is not valid percent-encoding; sign in again at /login`);
+    }
   }
   return undefined;
 }
@@ -40,7 +47,19 @@ export function isAuthorized(config: Config, request: http.IncomingMessage): boo
   return config.token === null || tokenMatches(requestToken(request), config.token);
 }
 
-const hostName = (host: string) => host.toLowerCase().replace(/:\d+$/, '');
+/** The name part of a Host header (`name`, `name:port`, `[v6]`, `[v6]:port`), lower-cased; null if malformed. */
+export function hostName(host: string): string | null {
+  const match = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::\d{1,5})?$/i.exec(host.trim());
+  return match ? match[1].toLowerCase() : null;
+}
+
+/** Exactly a loopback literal: an IPv4 address in 127.0.0.0/8, [::1], or localhost (not 127.evil.example). */
+export function isLoopbackName(name: string): boolean {
+  if (LOOPBACK_NAMES.has(name)) return true;
+  return net.isIPv4(name) && name.split('.')[0] === '127';
+}
+
+const isLoopbackAddress = (address: string) => address === '::1' || isLoopbackName(address.toLowerCase());
 
 /**
  * The Host header must name this hub, so that a DNS-rebinding page (evil.example resolving to
@@ -50,9 +69,10 @@ const hostName = (host: string) => host.toLowerCase().replace(/:\d+$/, '');
 export function checkHost(config: Config, host: string | undefined): void {
   if (!host) throw new HubError(400, 'host_missing', 'The Host header is required');
   const name = hostName(host);
-  const loopbackBound = LOOPBACK_HOSTS.has(config.host.toLowerCase()) || config.host.startsWith('127.');
+  if (name === null) throw new HubError(400, 'host_invalid', `Host ${JSON.stringify(host.slice(0, 100))} is not a host name with an optional port`);
   if (config.allowedHosts.includes(name) || config.allowedHosts.includes(host.toLowerCase())) return;
-  if (loopbackBound ? LOOPBACK_HOSTS.has(name) || name.startsWith('127.') : config.allowedHosts.length === 0 || name === config.host.toLowerCase()) return;
+  const loopbackBound = isLoopbackAddress(config.host);
+  if (loopbackBound ? isLoopbackName(name) : config.allowedHosts.length === 0 || name === config.host.toLowerCase()) return;
   throw new HubError(403, 'host_not_allowed', `Host ${JSON.stringify(host.slice(0, 100))} is not a name of this hub; add it to HUB_ALLOWED_HOSTS`);
 }
 

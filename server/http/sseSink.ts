@@ -30,7 +30,11 @@ export class SseSink implements LogSink {
     this.response.write(frame);
     this.response.write('\n\n');
     this.response.uncork();
-    if (type === 'complete') this.end();
+  }
+
+  /** One stream is one subscription: it ends with `complete` or `log_reset`. */
+  subscriptionEnded(): void {
+    this.end();
   }
 
   comment(text: string): void {

@@ -1,9 +1,10 @@
 import type { Config } from '../config.js';
 import { HubError, notFound } from '../errors.js';
-import { findTailStart } from '../logs/logFile.js';
+import { findTailStart, liveEdge } from '../logs/logFile.js';
 import { runFiles } from '../paths.js';
 import type { RunService } from '../runs/service.js';
 import { toRunJson } from '../runs/serialize.js';
+import type { ProjectStore } from '../store/projects.js';
 import type { RunStore, RunRow } from '../store/runs.js';
 import { isTerminal } from '../store/runs.js';
 import { LogWatcher } from './logWatcher.js';
@@ -33,7 +34,7 @@ export class LogHub {
   private readonly runSinks = new Map<number, Map<LogSink, Subscriber>>();
   private readonly watcher = new LogWatcher();
 
-  constructor(private readonly config: Config, private readonly runs: RunStore, runService: RunService) {
+  constructor(private readonly config: Config, private readonly runs: RunStore, private readonly projects: ProjectStore, runService: RunService) {
     runService.on('run', (run) => this.runServiceOnRun(run));
   }
 
@@ -49,25 +50,48 @@ export class LogHub {
         start = await this.startOffset(tail, runId, startAt);
       } catch (error) {
         if (this.tails.get(runId) !== tail) continue; // closed under us (its file handle too)
+        this.releaseTail(tail); // opened for nobody: its handle and watcher go now
         throw error;
       }
       // Its last subscriber may have left meanwhile and the reader closed: then open a new one.
       if (this.tails.get(runId) !== tail) continue;
-      if (sink.closed) return start;
+      if (sink.closed) {
+        this.releaseTail(tail);
+        return start;
+      }
       options.onStart?.(start);
       const sinks = this.runSinks.get(runId) ?? new Map<LogSink, Subscriber>();
       this.runSinks.set(runId, sinks);
-      sinks.set(sink, tail.add(sink, start));
+      const subscriber: Subscriber = tail.add(sink, start, () => this.subscriptionOnEnd(sink, runId, subscriber));
+      sinks.set(sink, subscriber);
+      tail.start(subscriber);
       return start;
     }
   }
 
+  /** `complete` or `log_reset` ended a subscription: it no longer counts for its sink. */
+  private subscriptionOnEnd(sink: LogSink, runId: number, subscriber: Subscriber): void {
+    const sinks = this.runSinks.get(runId);
+    if (sinks?.get(sink) !== subscriber) return;
+    sinks.delete(sink);
+    if (sinks.size === 0) this.runSinks.delete(runId);
+    sink.subscriptionEnded?.(runId);
+  }
+
+  /** Where a subscription starts: an offset checked against the log, or where its last N lines start. */
   private async startOffset(tail: RunTail, runId: number, startAt: StartAt): Promise<number> {
     const handle = await tail.ensureOpen();
-    const edge = tail.committed;
-    if ('tail' in startAt) return handle ? findTailStart(handle, edge, startAt.tail, MAX_TAIL_BYTES) : 0;
+    if ('tail' in startAt) {
+      if (!handle) return 0;
+      // The last N complete lines now, wherever the reader is (it may be reading from the start).
+      const end = tail.isFinal ? tail.committed : await liveEdge(handle, (await handle.stat()).size, this.config.maxLineBytes);
+      return findTailStart(handle, end, startAt.tail, MAX_TAIL_BYTES);
+    }
     const size = handle ? (await handle.stat()).size : 0;
-    if (startAt.offset > Math.max(size, edge)) {
+    if (tail.recordedSize !== null && startAt.offset > tail.committed && startAt.offset <= tail.recordedSize) {
+      throw new HubError(409, 'log_reset', `The log of run ${runId} is shorter than recorded (${tail.committed} of ${tail.recordedSize} bytes): offset ${startAt.offset} no longer applies. Subscribe again from 0 or with tail.`, { details: { run_id: runId } });
+    }
+    if (startAt.offset > Math.max(size, tail.committed)) {
       throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log of run ${runId} (${size} bytes)`, { details: { run_id: runId } });
     }
     return startAt.offset;
@@ -85,7 +109,9 @@ export class LogHub {
     return true;
   }
 
-  subscribeProject(sink: LogSink, projectId: number): void {
+  async subscribeProject(sink: LogSink, projectId: number): Promise<void> {
+    if (!(await this.projects.get(projectId))) throw notFound('Project', projectId);
+    if (sink.closed) return; // gone while we looked: dropSink has already run
     const sinks = this.projectSinks.get(projectId) ?? new Set<LogSink>();
     this.projectSinks.set(projectId, sinks);
     sinks.add(sink);
@@ -127,9 +153,14 @@ export class LogHub {
       return tail;
     }
     this.watcher.watch(file, () => void tail.pump());
-    // The run may have ended between reading its record and registering this reader.
-    const latest = await this.runs.get(run.id);
-    if (latest && isTerminal(latest.status)) tail.end(latest.log_size, completeOf(latest));
+    try {
+      // The run may have ended between reading its record and registering this reader.
+      const latest = await this.runs.get(run.id);
+      if (latest && isTerminal(latest.status)) tail.end(latest.log_size, completeOf(latest));
+    } catch (error) {
+      this.releaseTail(tail);
+      throw error;
+    }
     return tail;
   }
 

@@ -4,7 +4,7 @@ import { LineSplitter, lineCount, type LineBatch } from './lineSplitter.js';
 import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { RecentFrames } from './recentFrames.js';
 import { SharedReads, type ReadFrame } from './sharedReads.js';
-import { findLastBoundary, openLog, readLines, type LogHandle } from '../logs/logFile.js';
+import { liveEdge, openLog, readLines, type LogHandle } from '../logs/logFile.js';
 
 const debug = debuglog('hub:tail');
 const READ_CHUNK = 1024 * 1024;
@@ -27,13 +27,18 @@ const RECENT_MS = 5000;
  */
 const LIVE_FROM_START_BYTES = 4 * 1024 * 1024;
 
+export const SUBSCRIBER_MODES = ['catching_up', 'live', 'ahead', 'done'] as const;
+export type SubscriberMode = (typeof SUBSCRIBER_MODES)[number];
+
 export interface Subscriber {
   readonly sink: LogSink;
   /** the first byte this subscriber has not been sent */
   next: number;
-  mode: 'catching_up' | 'live' | 'ahead' | 'done';
+  mode: SubscriberMode;
   /** a catch-up loop is running for it */
   reading: boolean;
+  /** called when the reader ends the subscription itself (`complete`, `log_reset`), not on remove() */
+  readonly onEnd?: () => void;
 }
 
 export interface TailOptions {
@@ -105,6 +110,7 @@ export class RunTail {
 
   private async open(): Promise<LogHandle | null> {
     const handle = await openLog(this.options.file);
+    if (this.final && !this.closed) await this.clampFinal(handle);
     if (!handle || this.closed) {
       await handle?.close();
       return null;
@@ -113,7 +119,7 @@ export class RunTail {
       // Live reading starts at the start of a small log, else at its last line boundary; earlier
       // bytes are read by catching up.
       const { size } = await handle.stat();
-      const start = size <= LIVE_FROM_START_BYTES ? 0 : await findLastBoundary(handle, size, 16 * this.options.maxLineBytes);
+      const start = size <= LIVE_FROM_START_BYTES ? 0 : await liveEdge(handle, size, this.options.maxLineBytes);
       this.splitter = new LineSplitter(this.options.maxLineBytes, start);
       this.readPosition = start;
       // Subscribers that joined before the file existed are not at this edge: they catch up.
@@ -122,6 +128,22 @@ export class RunTail {
     this.handle = handle;
     return handle;
   }
+
+  /**
+   * A finished run's log that is missing or shorter than its recorded size (removed, truncated,
+   * restored from an old copy): subscribers get the bytes there are, then `complete`, at once.
+   */
+  private async clampFinal(handle: LogHandle | null): Promise<void> {
+    const size = handle ? (await handle.stat()).size : 0;
+    if (this.final && size < this.final.next) {
+      debug('run %d: log is %d bytes, recorded %d', this.runId, size, this.final.next);
+      this.recordedSize = this.final.next;
+      this.final = { ...this.final, next: size };
+    }
+  }
+
+  /** A finished log that is shorter than the run's record: what was recorded (else null). */
+  recordedSize: number | null = null;
 
   /** The run has ended and its log is `size` bytes: deliver the rest, then `complete`. */
   end(size: number, complete: Omit<CompleteMessage, 'next'>): void {
@@ -211,11 +233,10 @@ export class RunTail {
       run_id: this.runId,
       message: `The log of run ${this.runId} was ${truncated ? 'truncated' : 'replaced'} while being read; earlier offsets no longer apply. Subscribe again to read it as it is now.`,
     });
-    for (const subscriber of this.subscribers) {
+    for (const subscriber of [...this.subscribers]) {
       subscriber.sink.send('error', frame);
-      subscriber.mode = 'done';
+      this.endSubscription(subscriber);
     }
-    this.subscribers.clear();
     this.recent.clear();
     this.shared.clear();
     this.handle = null;
@@ -255,17 +276,43 @@ export class RunTail {
     }
   }
 
-  /** Adds a subscriber at `offset` (a boundary a message gave, or a tail start). */
-  add(sink: LogSink, offset: number): Subscriber {
-    const subscriber: Subscriber = { sink, next: offset, mode: 'catching_up', reading: false };
+  /**
+   * Adds a subscriber at `offset` (a boundary a message gave, or a tail start); it is sent nothing
+   * until start(), so the caller can register it first (it may complete at once).
+   */
+  add(sink: LogSink, offset: number, onEnd?: () => void): Subscriber {
+    const subscriber: Subscriber = { sink, next: offset, mode: 'catching_up', reading: false, onEnd };
     this.subscribers.add(subscriber);
-    this.catchUp(subscriber);
     return subscriber;
   }
 
+  start(subscriber: Subscriber): void {
+    this.catchUp(subscriber);
+  }
+
+  /** The subscriber left (unsubscribe, disconnect): no `onEnd`. */
   remove(subscriber: Subscriber): void {
     subscriber.mode = 'done';
     this.subscribers.delete(subscriber);
+  }
+
+  /** The reader ends the subscription (`complete`, `log_reset`): the owner hears of it. */
+  private endSubscription(subscriber: Subscriber): void {
+    if (subscriber.mode === 'done') return;
+    this.remove(subscriber);
+    subscriber.onEnd?.();
+    if (this.subscribers.size === 0) queueMicrotask(() => this.options.onIdle?.());
+  }
+
+  /** A finished log turned out shorter than this subscriber's offset: its offsets no longer apply. */
+  private resetOne(subscriber: Subscriber): void {
+    subscriber.sink.send('error', JSON.stringify({
+      type: 'error',
+      code: 'log_reset',
+      run_id: this.runId,
+      message: `The log of run ${this.runId} is shorter than when it was read (${this.committed} bytes now); earlier offsets no longer apply. Subscribe again to read it as it is now.`,
+    }));
+    this.endSubscription(subscriber);
   }
 
   /** Reads from the subscriber's own offset until it reaches the live edge (or the end). */
@@ -296,13 +343,21 @@ export class RunTail {
       }
       if (this.sendRecent(subscriber)) continue;
       const handle = await this.ensureOpen();
-      if (!handle) return;
+      if (!handle) {
+        if (this.final) this.resetOne(subscriber); // a finished log that vanished meanwhile
+        return;
+      }
       const start = subscriber.next;
       const read = () => this.readFrame(handle, start, target);
       // Alone, there is nobody to share a read with (and nothing to keep in memory for).
       const frame = this.catchingUpCount() > 1 ? await this.shared.get(start, read) : await read();
       if (subscriber.mode !== 'catching_up' || subscriber.sink.closed) return;
-      if (!frame) return; // nothing readable (file shrank): wait for a hint
+      if (!frame) {
+        // Nothing readable: the file shrank. A live log's reader notices and resets everyone; a
+        // finished log is read by nobody else, so this subscriber is told now.
+        if (this.final) this.resetOne(subscriber);
+        return;
+      }
       subscriber.sink.send('lines', frame.frame, frame.next);
       subscriber.next = frame.next;
     }
@@ -338,8 +393,7 @@ export class RunTail {
 
   private complete(subscriber: Subscriber, frame: string): void {
     subscriber.sink.send('complete', frame, this.final!.next);
-    this.remove(subscriber);
-    if (this.subscribers.size === 0) queueMicrotask(() => this.options.onIdle?.());
+    this.endSubscription(subscriber);
   }
 
   /** Safe to call twice. */

@@ -18,6 +18,11 @@ export class WsConnection implements LogSink {
     return this.socket.readyState !== WebSocket.OPEN;
   }
 
+  /** Only live subscriptions count against the limit: a finished one is freed with its `complete`. */
+  subscriptionEnded(runId: number): void {
+    this.runs.delete(runId);
+  }
+
   get subscriptionCount(): number {
     return this.runs.size + this.projects.size;
   }

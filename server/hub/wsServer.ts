@@ -30,16 +30,31 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
 
   const perAddress = new Map<string, number>();
 
+  // Nothing a handshake carries may end the process: every exception here becomes a refusal.
   server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
     socket.on('error', () => {});
-    const refusal = refuseUpgrade(request);
-    if (refusal) {
-      const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
-      socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
-      return;
+    try {
+      const refusal = refuseUpgrade(request);
+      if (refusal) return refuse(socket, refusal);
+      wss.handleUpgrade(request, socket, head, (ws) => {
+        try {
+          wssOnConnection(ws, request.socket.remoteAddress ?? '');
+        } catch (error) {
+          log.error({ err: error }, 'websocket connection setup failed');
+          ws.terminate();
+        }
+      });
+    } catch (error) {
+      log.error({ err: error, url: request.url?.slice(0, 200) }, 'websocket handshake failed');
+      refuse(socket, new HubError(400, 'bad_request', 'The WebSocket handshake could not be read'));
     }
-    wss.handleUpgrade(request, socket, head, (ws) => wssOnConnection(ws, request.socket.remoteAddress ?? ''));
   });
+
+  function refuse(socket: Duplex, refusal: HubError): void {
+    if (socket.destroyed) return;
+    const body = JSON.stringify({ error: { code: refusal.code, message: refusal.message } });
+    socket.end(`HTTP/1.1 ${refusal.status} ${http.STATUS_CODES[refusal.status]}\r\nConnection: close\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`);
+  }
 
   /** Path, Host, Origin (cross-site WebSocket hijacking), token, and connections per address. */
   function refuseUpgrade(request: http.IncomingMessage): HubError | null {
@@ -47,10 +62,11 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
     try {
       checkHost(config, request.headers.host);
       checkOrigin(config, request.headers.origin, request.headers.host);
+      if (!isAuthorized(config, request)) return new HubError(401, 'unauthorized', 'This hub needs its token');
     } catch (error) {
-      return error as HubError;
+      if (error instanceof HubError) return error;
+      throw error;
     }
-    if (!isAuthorized(config, request)) return new HubError(401, 'unauthorized', 'This hub needs its token');
     if ((perAddress.get(request.socket.remoteAddress ?? '') ?? 0) >= config.wsMaxConnectionsPerAddress) {
       return new HubError(429, 'too_many_connections', `At most ${config.wsMaxConnectionsPerAddress} WebSocket connections per address`);
     }
@@ -109,8 +125,8 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
       throw new ProtocolError('too_many_subscriptions', `A connection may hold at most ${config.wsMaxSubscriptions} subscriptions`, 'runId' in message ? message.runId : undefined, 'projectId' in message ? message.projectId : undefined);
     }
     if ('projectId' in message) {
+      await hub.subscribeProject(connection, message.projectId);
       connection.projects.add(message.projectId);
-      hub.subscribeProject(connection, message.projectId);
       connection.send('subscribed', JSON.stringify({ type: 'subscribed', project_id: message.projectId }));
       return;
     }

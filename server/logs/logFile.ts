@@ -53,6 +53,15 @@ export async function findLastBoundary(handle: LogHandle, end: number, maxBytes:
   return last[0] === NEWLINE ? end : findTailStart(handle, end, 1, maxBytes);
 }
 
+/**
+ * The live edge of a log that is still being written: the end of its last complete line. A line
+ * still being written is not a line yet; one longer than the window is cut at the window's start.
+ * HTTP pages, SSE and the WebSocket reader all use this one rule.
+ */
+export function liveEdge(handle: LogHandle, size: number, maxLineBytes: number): Promise<number> {
+  return findLastBoundary(handle, size, 16 * maxLineBytes);
+}
+
 /** What a range's end is: nothing known, a piece boundary of a long line, or the end of a finished log. */
 export type RangeEnd = 'open' | 'piece' | 'final';
 

@@ -1,4 +1,4 @@
-import { spawnIdleRunner, type IdleRunner } from './spawnRunner.js';
+import { spawnIdleRunner, type IdleRunner, type SpawnRunner } from './spawnRunner.js';
 
 const REFILL_DELAY_MS = 50;
 
@@ -11,13 +11,15 @@ export class RunnerPool {
   private refill: NodeJS.Timeout | null = null;
   private closed = false;
 
-  /** An idle runner: the warm one if it is still alive, else a new one. */
-  take(): IdleRunner {
+  constructor(private readonly spawnRunner: SpawnRunner = () => spawnIdleRunner()) {}
+
+  /** An idle runner: the warm one if it is still alive, else a new one (rejects if none can start). */
+  take(): Promise<IdleRunner> {
     const warm = this.idle;
     this.idle = null;
     this.scheduleRefill();
-    if (warm && warm.child.exitCode === null && warm.child.signalCode === null) return warm;
-    return spawnIdleRunner();
+    if (warm && warm.exited === null && warm.child.exitCode === null && warm.child.signalCode === null) return Promise.resolve(warm);
+    return this.spawnRunner();
   }
 
   /** Starts the first idle runner, shortly after start-up. */
@@ -32,11 +34,13 @@ export class RunnerPool {
     this.refill = setTimeout(() => {
       this.refill = null;
       if (this.closed || this.idle) return;
-      try {
-        this.idle = spawnIdleRunner();
-      } catch {
-        // the next take() spawns one itself, and reports the error there
-      }
+      this.spawnRunner().then(
+        (runner) => {
+          if (this.closed || this.idle) runner.child.stdin?.end();
+          else this.idle = runner;
+        },
+        () => {}, // the next take() spawns one itself, and reports the error there
+      );
     }, REFILL_DELAY_MS);
     this.refill.unref();
   }

@@ -2,8 +2,12 @@ import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
 import { readStateFile, type RunnerState } from '../../pipeline-runner/state.js';
 import { isAlive, processHasEnv } from '../../pipeline-runner/processes.js';
+import { TOKEN_VARIABLE } from './spawnRunner.js';
 
 const POLL_MS = 100;
+/** A settle that failed (database busy) is tried again after this, doubling up to the cap. */
+const RETRY_FIRST_MS = 200;
+const RETRY_MAX_MS = 5000;
 
 export interface WatchedRunner {
   runId: number;
@@ -14,23 +18,40 @@ export interface WatchedRunner {
   child?: ChildProcess;
   /** Set once the runner has exited; its signal when it was killed by one. */
   exited?: { code: number | null; signal: string | null };
-  lastSeen?: string;
+  /** why the run could not be handed to the runner, if it could not */
+  startError?: string;
   cancelRequested?: boolean;
+  /** the hub's own end-of-run line is in the log (written once, however often settling is tried) */
+  markerWritten?: boolean;
+  lastSeen?: string;
+  lastFault?: string;
+  settling?: boolean;
+  failures?: number;
+  retryAt?: number;
 }
 
 export interface RunnerWatchEvents {
-  onState(runner: WatchedRunner, state: RunnerState): void;
-  onGone(runner: WatchedRunner): void;
+  /** The runner reported progress. A rejection makes the watch read the same state again. */
+  onProgress(runner: WatchedRunner, state: RunnerState): Promise<void>;
+  /** The state file is not a state (damaged by a step or a power cut): noted once per fault. */
+  onStateFault(runner: WatchedRunner, reason: string): void;
+  /**
+   * The runner has ended (final state, or gone): record the outcome. Must be idempotent; a
+   * rejection is retried with backoff, and the runner stays watched until it succeeds.
+   */
+  onEnded(runner: WatchedRunner): Promise<void>;
+  onSettleError(runner: WatchedRunner, error: unknown): void;
 }
 
 /** A runner is ours if the pid is alive and still carries the run's token (pids get reused). */
 export function isRunnerAlive(pid: number, token: string): boolean {
-  return isAlive(pid) && processHasEnv(pid, 'HUB_RUN_TOKEN', token);
+  return pid > 0 && isAlive(pid) && processHasEnv(pid, TOKEN_VARIABLE, token);
 }
 
 /**
  * Follows live runners: the state file they replace atomically (polled by mtime), and their exit,
- * from the child's 'exit' event when the server spawned it, or by liveness checks after a restart.
+ * from the child process when the server spawned it, or by liveness checks after a restart. A
+ * runner leaves the watch only once its run's outcome is recorded.
  */
 export class RunnerWatch {
   private readonly runners = new Map<number, WatchedRunner>();
@@ -40,10 +61,7 @@ export class RunnerWatch {
 
   add(runner: WatchedRunner): void {
     this.runners.set(runner.runId, runner);
-    runner.child?.once('exit', (code, signal) => {
-      runner.exited = { code, signal };
-      this.check(runner);
-    });
+    runner.child?.once('exit', () => this.check(runner));
     if (!this.timer) {
       this.timer = setInterval(() => this.pollAll(), POLL_MS);
       this.timer.unref();
@@ -54,14 +72,6 @@ export class RunnerWatch {
     return this.runners.get(runId);
   }
 
-  remove(runId: number): void {
-    this.runners.delete(runId);
-    if (this.runners.size === 0 && this.timer) {
-      clearInterval(this.timer);
-      this.timer = undefined;
-    }
-  }
-
   close(): void {
     for (const runner of this.runners.values()) runner.child?.removeAllListeners('exit');
     this.runners.clear();
@@ -69,30 +79,72 @@ export class RunnerWatch {
     this.timer = undefined;
   }
 
+  /** How the runner exited, once it has (from the child process when we spawned it). */
+  exitOf(runner: WatchedRunner): WatchedRunner['exited'] {
+    const child = runner.child;
+    if (!runner.exited && child && (child.exitCode !== null || child.signalCode !== null)) {
+      runner.exited = { code: child.exitCode, signal: child.signalCode };
+    }
+    return runner.exited;
+  }
+
+  /** Reads a changed state file; once the runner has ended, settles its run (retried until written). */
+  check(runner: WatchedRunner): void {
+    if (this.runners.get(runner.runId) !== runner || runner.settling || Date.now() < (runner.retryAt ?? 0)) return;
+    const final = this.readIfChanged(runner);
+    const gone = final || this.exitOf(runner) !== undefined || runner.startError !== undefined || (!runner.child && !isRunnerAlive(runner.pid, runner.token));
+    if (gone) this.settle(runner);
+  }
+
   private pollAll(): void {
     for (const runner of [...this.runners.values()]) this.check(runner);
   }
 
-  /** Reads a changed state file; when the runner is gone, reports it after one last read. */
-  check(runner: WatchedRunner): void {
-    if (!this.runners.has(runner.runId)) return;
-    this.readIfChanged(runner);
-    if (!this.runners.has(runner.runId)) return;
-    const gone = runner.exited !== undefined || (!runner.child && !isRunnerAlive(runner.pid, runner.token));
-    if (gone) this.events.onGone(runner);
+  private settle(runner: WatchedRunner): void {
+    runner.settling = true;
+    this.events.onEnded(runner).then(
+      () => this.remove(runner),
+      (error: unknown) => {
+        runner.failures = (runner.failures ?? 0) + 1;
+        runner.retryAt = Date.now() + Math.min(RETRY_MAX_MS, RETRY_FIRST_MS * 2 ** (runner.failures - 1));
+        runner.settling = false;
+        this.events.onSettleError(runner, error);
+      },
+    );
   }
 
-  private readIfChanged(runner: WatchedRunner): void {
+  private remove(runner: WatchedRunner): void {
+    if (this.runners.get(runner.runId) !== runner) return;
+    this.runners.delete(runner.runId);
+    if (this.runners.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  /** True when the file now holds a final state; progress is reported on the way. */
+  private readIfChanged(runner: WatchedRunner): boolean {
     let seen: string;
     try {
       const stat = fs.statSync(runner.stateFile);
-      seen = `${stat.ino}:${stat.mtimeMs}`; // every write is a rename: a new inode
+      seen = `${stat.ino}:${stat.mtimeMs}:${stat.size}`; // every write is a rename: a new inode
     } catch {
-      return;
+      return false;
     }
-    if (seen === runner.lastSeen) return;
+    if (seen === runner.lastSeen) return false;
     runner.lastSeen = seen;
-    const state = readStateFile(runner.stateFile);
-    if (state) this.events.onState(runner, state);
+    const read = readStateFile(runner.stateFile, runner.runId);
+    if (read.kind === 'unreadable') {
+      if (runner.lastFault !== read.reason) this.events.onStateFault(runner, read.reason);
+      runner.lastFault = read.reason;
+      return false;
+    }
+    if (read.kind !== 'state') return false;
+    runner.lastFault = undefined;
+    if (read.state.status !== 'running') return true;
+    this.events.onProgress(runner, read.state).catch(() => {
+      if (runner.lastSeen === seen) runner.lastSeen = undefined; // read it again at the next poll
+    });
+    return false;
   }
 }

@@ -2,11 +2,11 @@ import fs from 'node:fs';
 import { runFiles } from '../paths.js';
 import { isTerminal, type RunRow } from '../store/runs.js';
 
-export type RunJson = Omit<RunRow, 'runner_pid' | 'runner_token'> & { log_path: string };
+export type RunJson = Omit<RunRow, 'runner_pid' | 'runner_token' | 'plan'> & { log_path: string };
 
-/** The public shape of a run. The runner's token and pid stay inside the server. */
+/** The public shape of a run. The runner's token and pid, and the commands it runs, stay inside the server. */
 export function toRunJson(row: RunRow, logsDir: string): RunJson {
-  const { runner_pid: _pid, runner_token: _token, ...rest } = row;
+  const { runner_pid: _pid, runner_token: _token, plan: _plan, ...rest } = row;
   const files = runFiles(logsDir, row.project_id, row.id);
   let logSize = row.log_size;
   if (!isTerminal(row.status)) {

@@ -1,3 +1,4 @@
+import { conflict } from '../errors.js';
 import type { Db } from './db.js';
 
 export interface Project {
@@ -11,6 +12,19 @@ export interface Project {
 
 interface ProjectRow extends Omit<Project, 'settings'> {
   settings: string;
+}
+
+/** Two requests creating one name at once: the database's unique index decides, answered as 409. */
+async function uniqueName<T>(name: string | undefined, write: () => Promise<T>): Promise<T> {
+  try {
+    return await write();
+  } catch (error) {
+    const { code, message } = error as { code?: string; message?: string };
+    if (code === 'SQLITE_CONSTRAINT' && /UNIQUE.*projects\.name/.test(message ?? '')) {
+      throw conflict('name_taken', `A project named ${JSON.stringify(name)} already exists`, { field: 'name' });
+    }
+    throw error;
+  }
 }
 
 const toProject = (row: ProjectRow): Project => ({ ...row, settings: JSON.parse(row.settings) as Record<string, string> });
@@ -35,10 +49,10 @@ export class ProjectStore {
 
   async insert(project: Omit<Project, 'id' | 'created_at'>): Promise<Project> {
     const createdAt = new Date().toISOString();
-    const result = await this.db.run(
+    const result = await uniqueName(project.name, () => this.db.run(
       'INSERT INTO projects (name, doc_root, pipeline, settings, created_at) VALUES (?, ?, ?, ?, ?)',
       project.name, project.doc_root, project.pipeline, JSON.stringify(project.settings), createdAt,
-    );
+    ));
     return (await this.get(result.lastID!))!;
   }
 
@@ -46,10 +60,10 @@ export class ProjectStore {
     const current = await this.get(id);
     if (!current) return undefined;
     const next = { ...current, ...changes };
-    await this.db.run(
+    await uniqueName(next.name, () => this.db.run(
       'UPDATE projects SET name = ?, doc_root = ?, pipeline = ?, settings = ? WHERE id = ?',
       next.name, next.doc_root, next.pipeline, JSON.stringify(next.settings), id,
-    );
+    ));
     return this.get(id);
   }
 

@@ -23,6 +23,8 @@ export interface RunRow {
   log_size: number;
   runner_pid: number | null;
   runner_token: string | null;
+  /** the steps it carries out, as JSON (see runs/plan.ts) */
+  plan: string | null;
 }
 
 export type RunChanges = Partial<Omit<RunRow, 'id' | 'project_id' | 'created_at'>>;
@@ -46,6 +48,12 @@ export class RunStore {
     );
   }
 
+  /** Every run as `projectId/runId`: the run files the database owns. */
+  async listOwnedFiles(): Promise<Set<string>> {
+    const rows = await this.db.all<{ id: number; project_id: number }[]>('SELECT id, project_id FROM runs');
+    return new Set(rows.map((row) => `${row.project_id}/${row.id}`));
+  }
+
   /** Active runs of every project, oldest first (the queue order). */
   listActive(): Promise<RunRow[]> {
     return this.db.all<RunRow[]>("SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY id");
@@ -55,12 +63,34 @@ export class RunStore {
     return this.db.all<RunRow[]>("SELECT * FROM runs WHERE project_id = ? AND status IN ('pending', 'running') ORDER BY id", projectId);
   }
 
-  async insert(run: Pick<RunRow, 'project_id' | 'scope' | 'status' | 'triggered_by' | 'progress_total'>): Promise<RunRow> {
+  async insert(run: Pick<RunRow, 'project_id' | 'scope' | 'status' | 'triggered_by' | 'progress_total' | 'plan'>): Promise<RunRow> {
     const result = await this.db.run(
-      'INSERT INTO runs (project_id, scope, status, triggered_by, progress_total, created_at) VALUES (?, ?, ?, ?, ?, ?)',
-      run.project_id, run.scope, run.status, run.triggered_by, run.progress_total, new Date().toISOString(),
+      'INSERT INTO runs (project_id, scope, status, triggered_by, progress_total, plan, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
+      run.project_id, run.scope, run.status, run.triggered_by, run.progress_total, run.plan, new Date().toISOString(),
     );
     return (await this.get(result.lastID!))!;
+  }
+
+  /**
+   * Marks a pending run running with the runner that will carry it out, only if it is still
+   * pending: the one write that decides a run starts, so it can never start twice.
+   */
+  async claim(id: number, changes: RunChanges): Promise<RunRow | null> {
+    return this.updateIf(id, { ...changes, status: 'running' }, "status = 'pending'");
+  }
+
+  /** Records a terminal state, only if the run is still active: settling twice changes nothing. */
+  async settle(id: number, changes: RunChanges): Promise<RunRow | null> {
+    return this.updateIf(id, changes, "status IN ('pending', 'running')");
+  }
+
+  private async updateIf(id: number, changes: RunChanges, condition: string): Promise<RunRow | null> {
+    const keys = Object.keys(changes).filter((key) => COLUMNS.has(key));
+    const result = await this.db.run(
+      `UPDATE runs SET ${keys.map((key) => `${key} = ?`).join(', ')} WHERE id = ? AND ${condition}`,
+      ...keys.map((key) => (changes as Record<string, unknown>)[key]), id,
+    );
+    return (result.changes ?? 0) > 0 ? (await this.get(id))! : null;
   }
 
   async update(id: number, changes: RunChanges): Promise<RunRow> {

@@ -4,13 +4,14 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createProject, sh, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
 import { TestClient } from '../helpers/wsClient.js';
+import { setUp } from '../helpers/setup.js';
 
 const LOG_LIMIT = 4 * 1024 * 1024;
 const one = (command: string[]) => ({ steps: [{ name: 'step', command }], scopes: { all: 'step' } });
 
 const faults = suite<{ hub: TestHub }>('process faults');
 
-faults.before(async (context) => {
+setUp(faults, async (context) => {
   context.hub = await startHub({
     env: { HUB_MAX_LOG_BYTES: String(LOG_LIMIT), HUB_CANCEL_GRACE_MS: '500' },
     pipelines: {

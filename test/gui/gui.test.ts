@@ -5,6 +5,7 @@ import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import { artifactsDir, launchBrowser } from '../helpers/browser.js';
 import { createProject, nodeStep, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
+import { setUp } from '../helpers/setup.js';
 
 const paced = (count: number, everyMs: number) =>
   nodeStep(`let i = 0; const t = setInterval(() => { console.log('paced ' + (++i)); if (i === ${count}) clearInterval(t); }, ${everyMs});`);
@@ -24,7 +25,7 @@ const PIPELINES = {
 
 const gui = suite<{ hub: TestHub; browser: Browser; page: Page }>('web GUI in Chromium');
 
-gui.before(async (context) => {
+setUp(gui, async (context) => {
   context.hub = await startHub({ pipelines: PIPELINES });
   context.browser = await launchBrowser();
   context.page = await context.browser.newPage({ viewport: { width: 1280, height: 800 } });

@@ -136,3 +136,19 @@ export function isAlive(pid: number): boolean {
     return false;
   }
 }
+
+/** How many of a process's open file descriptors point at `file` (Linux /proc). */
+export function openHandles(pid: number, file: string): number {
+  let count = 0;
+  for (const fd of fs.readdirSync(`/proc/${pid}/fd`)) {
+    try {
+      if (fs.readlinkSync(`/proc/${pid}/fd/${fd}`) === file) count++;
+    } catch {
+      // closed meanwhile
+    }
+  }
+  return count;
+}
+
+/** The log file of a run in a test hub's logs folder. */
+export const logFileOf = (hub: TestHub, projectId: number, runId: number) => path.join(hub.dir, 'logs', String(projectId), `${runId}.log`);

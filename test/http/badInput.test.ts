@@ -2,10 +2,11 @@ import fs from 'node:fs';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createProject, shellPipeline, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
+import { setUp } from '../helpers/setup.js';
 
 const bad = suite<{ hub: TestHub; projectId: number; runId: number }>('bad input over HTTP');
 
-bad.before(async (context) => {
+setUp(bad, async (context) => {
   context.hub = await startHub({ pipelines: { p: shellPipeline({ a: 'echo a' }) } });
   context.projectId = await createProject(context.hub, 'p', 'taken');
   const { body } = await context.hub.api('POST', `/api/projects/${context.projectId}/runs`, { scope: 'all' });

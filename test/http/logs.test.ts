@@ -4,11 +4,12 @@ import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createProject, nodeStep, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
+import { setUp } from '../helpers/setup.js';
 
 const LINES = 60_000;
 const logs = suite<{ hub: TestHub; projectId: number; runId: number; file: string; all: string[] }>('logs over HTTP');
 
-logs.before(async (context) => {
+setUp(logs, async (context) => {
   context.hub = await startHub({
     env: { HUB_MAX_LINE_BYTES: '65536' }, // catch-up reads of 512 KiB: the stream has several batches
     pipelines: {

@@ -3,15 +3,18 @@ import WebSocket from 'ws';
 import * as assert from 'uvu/assert';
 import { createProject, shellPipeline, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
 import { TestClient } from '../helpers/wsClient.js';
+import { setUp } from '../helpers/setup.js';
 
 const protocol = suite<{ hub: TestHub; runId: number }>('WebSocket protocol errors');
 
-protocol.before(async (context) => {
+setUp(protocol, async (context) => {
   context.hub = await startHub({ env: { HUB_WS_MAX_SUBSCRIPTIONS: '5' }, pipelines: { p: shellPipeline({ a: 'echo hello' }) } });
   const projectId = await createProject(context.hub, 'p');
   const { body } = await context.hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
   context.runId = body.id;
   await waitForRun(context.hub, projectId, body.id, ['completed']);
+  // Projects 1 to 6 exist (the demo project is 1): subscriptions to them count against the limit.
+  while ((await context.hub.api('GET', '/api/projects')).body.length < 6) await createProject(context.hub, 'p');
 });
 protocol.after(async ({ hub }) => hub.stop());
 
@@ -79,8 +82,8 @@ protocol('a thousand subscriptions in a burst: the ones past the limit get error
   assert.is(client.messages.filter((m) => m.type === 'subscribed').length, 5);
   assert.ok(client.messages.filter((m) => m.type === 'error').every((m) => m.code === 'too_many_subscriptions'));
   client.send({ type: 'unsubscribe', project_id: 3 });
-  client.send({ type: 'subscribe', project_id: 1000 });
-  await client.waitFor((m) => m.type === 'subscribed' && m.project_id === 1000, 'a subscription after an unsubscribe');
+  client.send({ type: 'subscribe', project_id: 6 });
+  await client.waitFor((m) => m.type === 'subscribed' && m.project_id === 6, 'a subscription after an unsubscribe');
   await client.close();
 });
 

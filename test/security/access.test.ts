@@ -87,6 +87,59 @@ test('HUB_TOKEN: every request and handshake needs it (Bearer, login cookie or s
   }
 });
 
+test('Host: only exact loopback literals pass on a loopback hub; look-alike names are 403 on HTTP and on the WebSocket handshake', async () => {
+  const hub = await startHub({ pipelines, env: { HUB_TOKEN: TOKEN, HUB_ALLOWED_HOSTS: 'hub.internal' } });
+  const port = new URL(hub.url).port;
+  const auth = { authorization: `Bearer ${TOKEN}` };
+  try {
+    for (const host of ['127.evil.example', `127.evil.example:${port}`, 'localhost.evil.example', '127.0.0.1.evil.example', 'evil.localhost.example', '127.1.2', '0x7f.0.0.1', '[::1].evil.example', 'evil.example']) {
+      const http = await request(hub, { path: '/api/projects', headers: { host, ...auth } });
+      assert.ok([400, 403].includes(http.status), `HTTP ${host}: ${http.status}`);
+      const ws = await connect(hub, { headers: { host, ...auth } });
+      assert.ok('status' in ws && [400, 403].includes(ws.status), `WebSocket ${host}: ${JSON.stringify('status' in ws ? ws.status : 'open')}`);
+    }
+    assert.is((await request(hub, { path: '/api/projects', headers: { host: 'localhost.evil.example', ...auth } })).status, 403);
+    for (const host of ['localhost', `localhost:${port}`, `127.0.0.1:${port}`, '127.3.4.5', `[::1]:${port}`, 'LOCALHOST', 'hub.internal', `hub.internal:${port}`]) {
+      assert.is((await request(hub, { path: '/api/projects', headers: { host, ...auth } })).status, 200, `HTTP ${host}`);
+      const ws = await connect(hub, { headers: { host, ...auth } });
+      assert.ok('ws' in ws, `WebSocket ${host}`);
+      if ('ws' in ws) ws.ws.close();
+    }
+  } finally {
+    await hub.stop();
+  }
+});
+
+test('malformed cookies, Authorization values and subprotocol lists are refused with 400 or 401, never 500, and the server stays up', async () => {
+  const hub = await startHub({ pipelines, env: { HUB_TOKEN: TOKEN } });
+  try {
+    const bad: Record<string, string>[] = [
+      { cookie: 'hub_token=%E0%A4%A' },
+      { cookie: 'hub_token=%' },
+      { cookie: `a=%ZZ; hub_token=%E0%A4%A; b=${TOKEN}` },
+      { authorization: 'Bearer' },
+      { authorization: 'Bearer \t' },
+      { authorization: 'Basic Zm9vOmJhcg==' },
+      { authorization: `Bearer ${'x'.repeat(8000)}` },
+      { 'sec-websocket-protocol': 'hub-token.' },
+      { 'sec-websocket-protocol': ',,,hub-token.%E0' },
+    ];
+    for (const headers of bad) {
+      const http = await request(hub, { path: '/api/projects', headers });
+      assert.ok([400, 401].includes(http.status), `HTTP ${JSON.stringify(headers).slice(0, 80)}: ${http.status}`);
+      const ws = await connect(hub, { headers });
+      assert.ok('status' in ws && [400, 401].includes(ws.status), `WebSocket ${JSON.stringify(headers).slice(0, 80)}: ${JSON.stringify('status' in ws ? ws.status : 'open')}`);
+    }
+    // ws itself refuses a subprotocol list that is not a list of tokens: still not a crash.
+    const raw = await connect(hub, { headers: { authorization: `Bearer ${TOKEN}`, 'sec-websocket-protocol': 'hub, hub' } });
+    assert.ok('status' in raw && raw.status === 400, JSON.stringify(raw));
+    assert.is(hub.process.exitCode, null, 'the server is still running');
+    assert.is((await hub.api('GET', '/api/projects', undefined, { authorization: `Bearer ${TOKEN}` })).status, 200);
+  } finally {
+    await hub.stop();
+  }
+});
+
 test('limits: run creation rate per project, WebSocket connections per address', async () => {
   const hub = await startHub({ pipelines, env: { HUB_RUNS_PER_MINUTE: '3', HUB_WS_MAX_CONNECTIONS_PER_ADDRESS: '3' } });
   try {

@@ -4,7 +4,7 @@ import type Koa from 'koa';
 import { HubError, badRequest } from '../../errors.js';
 import { MAX_TAIL_BYTES, type StartAt } from '../../hub/logHub.js';
 import { DEFAULT_TAIL, MAX_TAIL } from '../../hub/protocol.js';
-import { findLastBoundary, findTailStart, openLog, readLines } from '../../logs/logFile.js';
+import { findTailStart, liveEdge, openLog, readLines } from '../../logs/logFile.js';
 import { runFiles } from '../../paths.js';
 import { isTerminal, type RunRow } from '../../store/runs.js';
 import { parseRange } from '../byteRange.js';
@@ -51,7 +51,7 @@ export function logRoutes(services: AppServices): Router {
     try {
       const size = (await handle.stat()).size;
       // A finished log ends at its recorded size; a growing one at its last complete line.
-      const edge = finished ? Math.min(size, run.log_size) : await findLastBoundary(handle, size, 16 * config.maxLineBytes);
+      const edge = finished ? Math.min(size, run.log_size) : await liveEdge(handle, size, config.maxLineBytes);
       const end = before === undefined ? edge : Math.min(before, edge);
       let batch;
       if ('offset' in startAt) {

@@ -72,11 +72,7 @@ export function projectRoutes(services: AppServices): Router {
   });
   router.delete('/api/projects/:projectId', async (ctx) => {
     const project = await loadProject(services, ctx.params.projectId);
-    const active = await services.runs.listActiveForProject(project.id);
-    if (active.length > 0) throw conflict('project_busy', `Project ${project.id} has an active run (${active[0].id}); cancel it first`, { active_run_id: active[0].id });
-    await services.projects.delete(project.id);
-    fs.rmSync(path.join(services.config.logsDir, String(project.id)), { recursive: true, force: true });
-    fs.rmSync(path.join(services.config.dataDir, 'outputs', String(project.id)), { recursive: true, force: true });
+    await services.runService.deleteProject(project);
     ctx.status = 204;
   });
   return router;
