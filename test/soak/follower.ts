@@ -1,0 +1,110 @@
+import WebSocket from 'ws';
+
+/** The log bytes a `lines` message stands for: each line and its newline, pieces of a long line joined. */
+export function bytesOfLines(message: { lines: string[]; continued?: number[] }): Buffer {
+  const continued = new Set(message.continued ?? []);
+  return Buffer.from(message.lines.map((line, index) => (continued.has(index) ? line : `${line}\n`)).join(''));
+}
+
+/**
+ * A client that follows one run to its `complete` over WebSocket or SSE, across dropped
+ * connections and server restarts, resuming each time from the last `next` it saw. It keeps the
+ * bytes it was sent, to be compared with the log file.
+ */
+export class Follower {
+  readonly chunks: Buffer[] = [];
+  /** where its copy starts (the first `subscribed` offset) */
+  start: number | null = null;
+  next: number | null = null;
+  final: number | null = null;
+  resumes = 0;
+  errors: string[] = [];
+  private close: (() => void) | null = null;
+
+  constructor(readonly projectId: number, readonly runId: number, readonly transport: 'ws' | 'sse', private readonly tail: number | null) {}
+
+  get done(): boolean {
+    return this.final !== null;
+  }
+
+  get connected(): boolean {
+    return this.close !== null;
+  }
+
+  /** (Re)connects to the hub at `url`, from the last `next` (or from the start it was given). */
+  connect(url: string): void {
+    if (this.done || this.connected) return;
+    if (this.next !== null) this.resumes++;
+    const from = this.next !== null ? { offset: this.next } : this.tail !== null ? { tail: this.tail } : { offset: 0 };
+    if (this.transport === 'ws') this.connectWs(url, from);
+    else this.connectSse(url, from);
+  }
+
+  /** Drops the connection as a network fault would. */
+  drop(): void {
+    const close = this.close;
+    this.close = null;
+    close?.();
+  }
+
+  private onMessage(message: Record<string, any>): void {
+    if (message.run_id !== this.runId) return;
+    if (message.type === 'subscribed') {
+      this.start ??= message.offset;
+      if (this.next !== null && message.offset !== this.next) this.errors.push(`resumed at ${message.offset}, asked ${this.next}`);
+      this.next = message.offset;
+    } else if (message.type === 'lines') {
+      if (message.offset !== this.next) this.errors.push(`lines at ${message.offset}, expected ${this.next}`);
+      const bytes = bytesOfLines(message as { lines: string[] });
+      // Only the last line of a finished log may stand for one byte less (no newline).
+      if (bytes.length !== message.next - message.offset && bytes.length !== message.next - message.offset + 1) {
+        this.errors.push(`lines ${message.offset}-${message.next} carry ${bytes.length} bytes: ${JSON.stringify(message).slice(0, 300)}`);
+      }
+      this.chunks.push(bytes);
+      this.next = message.next;
+    } else if (message.type === 'complete') {
+      if (message.next !== this.next) this.errors.push(`complete at ${message.next}, last next ${this.next}`);
+      this.final = message.next;
+      this.drop();
+    } else if (message.type === 'error') {
+      this.errors.push(`${message.code}: ${message.message}`);
+      this.drop();
+    }
+  }
+
+  private connectWs(url: string, from: object): void {
+    const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`);
+    this.close = () => socket.terminate();
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', run_id: this.runId, ...from })));
+    socket.on('message', (data) => this.onMessage(JSON.parse(String(data))));
+    socket.on('error', () => {});
+    socket.on('close', () => {
+      if (this.close) this.close = null;
+    });
+  }
+
+  private connectSse(url: string, from: { offset?: number; tail?: number }): void {
+    const controller = new AbortController();
+    this.close = () => controller.abort();
+    const query = from.offset !== undefined ? `offset=${from.offset}` : `tail=${from.tail}`;
+    void (async () => {
+      const response = await fetch(`${url}/api/projects/${this.projectId}/runs/${this.runId}/logs?${query}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+      if (response.status !== 200) {
+        this.errors.push(`SSE answered ${response.status}`);
+        return;
+      }
+      const decoder = new TextDecoder();
+      let buffered = '';
+      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        buffered += decoder.decode(chunk, { stream: true });
+        for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
+          const data = buffered.slice(0, end).split('\n').find((line) => line.startsWith('data: '));
+          buffered = buffered.slice(end + 2);
+          if (data) this.onMessage(JSON.parse(data.slice(6)));
+        }
+      }
+    })().catch(() => {}).finally(() => {
+      if (this.close) this.close = null;
+    });
+  }
+}
