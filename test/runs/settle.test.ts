@@ -92,7 +92,7 @@ test('a runner that dies before it gets its run never leaves the run running', a
   try {
     const projectId = await createProject(hub, 'short');
     const serverPid = hub.process.pid!;
-    for (let attempt = 0; attempt < 3; attempt++) {
+    for (let attempt = 0; attempt < 5; attempt++) {
       // The runner started ahead of time: a child of the server running runner.js.
       const idle = await waitFor(() => fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).find((p) => {
         try {
@@ -101,8 +101,14 @@ test('a runner that dies before it gets its run never leaves the run running', a
           return false;
         }
       }), 'the idle runner');
+      // Stopped, the server sees the runner's death and the request in one turn of its event loop:
+      // the request may take the dead runner before its exit is handled.
+      process.kill(serverPid, 'SIGSTOP');
       process.kill(Number(idle), 'SIGKILL');
-      const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+      const request = hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      process.kill(serverPid, 'SIGCONT');
+      const { body } = await request;
       const run = await waitForRun(hub, projectId, body.id, ['completed', 'failed'], 10_000);
       if (run.status === 'failed') assert.match(run.error_message, /runner was killed by SIGKILL|could not start/);
       assert.not.ok(isAlive(Number(idle)));

@@ -104,7 +104,12 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
     }],
     [6, 'kill a runner', async () => {
       const run = rng.pick((await activeRuns()).filter((r) => r.status === 'running'));
-      const pid = run && fs.existsSync(stateFile(run)) ? JSON.parse(fs.readFileSync(stateFile(run), 'utf8') || '{}').pid : undefined;
+      let pid: unknown;
+      try {
+        pid = run && JSON.parse(fs.readFileSync(stateFile(run), 'utf8')).pid;
+      } catch {
+        // not written yet, or damaged by the soak itself
+      }
       if (typeof pid === 'number') {
         try {
           process.kill(pid, 'SIGKILL');
@@ -175,11 +180,18 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
     const logFile = path.join(dir, 'logs', String(follower.projectId), `${follower.runId}.log`);
     const file = fs.existsSync(logFile) ? fs.readFileSync(logFile) : Buffer.alloc(0); // cancelled before it started
     let copy = Buffer.concat(follower.chunks);
-    // The last line of a finished log may have no newline: the copy adds one.
-    if (copy.length === file.length - follower.start! + 1 && file.at(-1) !== 0x0a) copy = copy.subarray(0, -1);
-    const expected = file.subarray(follower.start!);
+    // The protocol's two documented changes to the bytes: `\r\n` loses its `\r` (a step killed just
+    // after writing `\r`, then the runner's marker line), and the last line of a finished log is
+    // delivered as a line even without its newline.
+    const expected = Buffer.from(file.subarray(follower.start!).toString('latin1').replaceAll('\r\n', '\n'), 'latin1');
+    if (copy.length === expected.length + 1 && expected.at(-1) !== 0x0a) copy = copy.subarray(0, -1);
     const digest = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-    if (follower.final !== file.length || digest(copy) !== digest(expected)) report.mismatches.push(`${label}: copy of ${copy.length} bytes differs from the file's ${expected.length} (complete at ${follower.final} of ${file.length})`);
+    if (follower.final !== file.length || digest(copy) !== digest(expected)) {
+      let at = 0;
+      while (at < copy.length && copy[at] === expected[at]) at++;
+      const around = (bytes: Buffer) => JSON.stringify(bytes.subarray(Math.max(0, at - 30), at + 30).toString());
+      report.mismatches.push(`${label}: copy of ${copy.length} bytes differs from the file's ${expected.length} (complete at ${follower.final} of ${file.length}) at byte ${at}: ${around(copy)} vs ${around(expected)}`);
+    }
     report.bytesCompared += copy.length;
   }
 
