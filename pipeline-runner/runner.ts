@@ -6,9 +6,7 @@
 import fs from 'node:fs';
 import { runStep, type StepOutcome } from './step.js';
 import { killProcessesWithEnv } from './processes.js';
-import { RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, type RunSpec, type RunnerState, writeStateFile } from './state.js';
-
-const TOKEN_VARIABLE = 'HUB_RUN_TOKEN';
+import { RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, TOKEN_VARIABLE, type RunSpec, type RunnerState, writeStateFile } from './state.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];

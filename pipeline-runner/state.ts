@@ -1,5 +1,8 @@
 import fs from 'node:fs';
 
+/** Every process of a run carries this variable with the run's unique token (see processes.ts). */
+export const TOKEN_VARIABLE = 'HUB_RUN_TOKEN';
+
 export const RUNNER_STATUSES = ['running', 'completed', 'failed', 'cancelled'] as const;
 export type RunnerStatus = (typeof RUNNER_STATUSES)[number];
 

@@ -43,6 +43,14 @@ function readList(env: Env, name: string): string[] {
   return (env[name] ?? '').split(',').map((item) => item.trim()).filter(Boolean);
 }
 
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+function readLogLevel(env: Env): string {
+  const level = env.HUB_LOG_LEVEL || 'info';
+  if (!LOG_LEVELS.includes(level as never)) throw new Error(`Expected HUB_LOG_LEVEL to be one of ${LOG_LEVELS.join(', ')}, got ${JSON.stringify(level)}`);
+  return level;
+}
+
 function readToken(env: Env): string | null {
   const token = env.HUB_TOKEN;
   if (!token) return null;
@@ -74,6 +82,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     allowedHosts: Object.freeze(readList(env, 'HUB_ALLOWED_HOSTS').map((host) => host.toLowerCase())),
     wsMaxConnectionsPerAddress: readInteger(env, 'HUB_WS_MAX_CONNECTIONS_PER_ADDRESS', 2000, 1),
     runsPerMinutePerProject: readInteger(env, 'HUB_RUNS_PER_MINUTE', 60, 1),
-    logLevel: env.HUB_LOG_LEVEL || 'info',
+    logLevel: readLogLevel(env),
   });
 }

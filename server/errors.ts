@@ -1,3 +1,5 @@
+import type { ErrorBody } from './wire.js';
+
 /** The one error type the hub throws on purpose: a stable code, an HTTP status, and whether the message may be shown. */
 export class HubError extends Error {
   readonly status: number;
@@ -17,6 +19,10 @@ export class HubError extends Error {
   }
 }
 
+/** A bad client message over WebSocket: 400, with the run or project it was about, if known. */
+export const protocolError = (code: string, message: string, ids: { run_id?: number; project_id?: number } = {}) =>
+  new HubError(400, code, message, { details: { ...ids } });
+
 export const badRequest = (code: string, message: string, details?: Record<string, unknown>) =>
   new HubError(400, code, message, { details });
 export const notFound = (what: string, id: unknown) =>
@@ -34,4 +40,30 @@ export function describeValue(value: unknown): string {
   }
   if (text.length > 80) text = `${text.slice(0, 77)}...`;
   return `${text} (${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value})`;
+}
+
+const DATABASE_BUSY = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED']);
+
+/** Anything thrown, as a HubError: ours as they are, a busy database as 503, Koa's 4xx as such, the rest 500. */
+export function toHubError(caught: unknown): HubError {
+  if (caught instanceof HubError) return caught;
+  const error = caught as { status?: number; message?: string; code?: string } | null;
+  if (error && typeof error.code === 'string' && DATABASE_BUSY.has(error.code)) {
+    return new HubError(503, 'database_busy', 'The database is busy; try again shortly', { cause: caught });
+  }
+  if (error && typeof error.status === 'number' && error.status >= 400 && error.status < 500) {
+    const code = error.status === 405 ? 'method_not_allowed' : error.status === 404 ? 'not_found' : 'bad_request';
+    return new HubError(error.status, code, error.message ?? 'Bad request', { cause: caught });
+  }
+  return new HubError(500, 'internal', (error && error.message) || 'Internal server error', { cause: caught });
+}
+
+export type { ErrorBody };
+
+/**
+ * The one shape of an error for every client: HTTP's `{"error": body}`, SSE's and WebSocket's
+ * `{"type": "error", ...body}`. An unexpected error's message is not shown.
+ */
+export function errorBody(error: HubError): ErrorBody {
+  return { code: error.code, message: error.expose ? error.message : 'Internal server error', ...error.details };
 }

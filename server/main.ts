@@ -2,10 +2,9 @@ import pino from 'pino';
 import { loadConfig } from './config.js';
 import { startHub } from './server.js';
 
-const log = pino({ level: process.env.HUB_LOG_LEVEL || 'info' });
-
 try {
   const config = loadConfig();
+  const log = pino({ level: config.logLevel });
   const hub = await startHub(config, log);
   log.info(`run hub listening on ${hub.url}`);
   const shutdown = (signal: string) => {

@@ -6,9 +6,11 @@ import type { Config } from './config.js';
 import { seedDemoProject } from './demo.js';
 import { createApp } from './http/app.js';
 import { LogHub } from './hub/logHub.js';
-import { attachWebSocketServer } from './hub/wsServer.js';
+import { attachWebSocketServer } from './ws/wsServer.js';
 import { loadPipelines } from './pipelines/load.js';
+import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
+import { toRunJson } from './runs/serialize.js';
 import { openDb } from './store/db.js';
 import { ProjectStore } from './store/projects.js';
 import { RunStore } from './store/runs.js';
@@ -27,8 +29,10 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const projects = new ProjectStore(db);
   const runs = new RunStore(db);
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
-  const runService = new RunService(config, pipelines, projects, runs, log);
-  const hub = new LogHub(config, runs, projects, runService);
+  const runService = new RunService(config, pipelines, projects, runs, log, (events) => new LocalLauncher(config, events, log));
+  const hub = new LogHub(config, runs, projects, (run) => toRunJson(run, config.logsDir));
+  runService.on('run', (run) => hub.runChanged(run));
+  runService.on('purged', (run) => hub.forgetRun(run.id));
   const app = createApp({ config, log, pipelines, projects, runs, runService, hub });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run

@@ -1,46 +1,5 @@
-export interface Project {
-  id: number;
-  name: string;
-  doc_root: string;
-  pipeline: string;
-  settings: Record<string, string>;
-  created_at: string;
-}
-
-export type RunStatus = 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
-
-export interface Run {
-  id: number;
-  project_id: number;
-  scope: string;
-  status: RunStatus;
-  triggered_by: string;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  exit_code: number | null;
-  signal: string | null;
-  error_message: string | null;
-  current_step: string | null;
-  progress_current: number;
-  progress_total: number;
-  log_path: string;
-  log_size: number;
-}
-
-export interface Pipeline {
-  name: string;
-  steps: { name: string; timeout_s: number | null }[];
-  scopes: { name: string; first_step: string }[];
-}
-
-export interface LogPage {
-  lines: string[];
-  continued: number[];
-  offset: number;
-  next: number;
-  complete: boolean;
-}
+export type { LogPage, Pipeline, Project, Run, RunStatus } from '../../server/wire';
+import type { Run } from '../../server/wire';
 
 /** An error body from the server: a stable code, a message, and the field it is about. */
 export class ApiError extends Error {

@@ -1,14 +1,8 @@
-import type { Run } from './api';
+import type { Run, ServerMessage, StartAt } from '../../server/wire';
 
-export interface LinesMessage { type: 'lines'; run_id: number; offset: number; next: number; lines: string[]; continued?: number[] }
-export interface CompleteMessage { type: 'complete'; run_id: number; status: string; exit_code: number | null; error_message: string | null; next: number }
-export interface ErrorMessage { type: 'error'; code: string; message: string; run_id?: number; project_id?: number }
-export interface RunMessage { type: 'run'; run: Run }
-export interface SubscribedMessage { type: 'subscribed'; run_id?: number; project_id?: number; offset?: number }
-export type ServerMessage = LinesMessage | CompleteMessage | ErrorMessage | RunMessage | SubscribedMessage;
+export type { CompleteMessage, ErrorMessage, LinesMessage, RunMessage, ServerMessage, SubscribedMessage } from '../../server/wire';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting';
-type StartAt = { offset: number } | { tail: number };
 
 interface RunSubscription {
   start: StartAt;

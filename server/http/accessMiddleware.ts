@@ -1,7 +1,7 @@
 import type Koa from 'koa';
 import type { Config } from '../config.js';
 import { HubError } from '../errors.js';
-import { checkHost, checkOrigin, isAuthorized } from './access.js';
+import { checkHost, checkOrigin, isAuthorized } from '../access.js';
 
 const PUBLIC_PATHS = new Set(['/login']);
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);

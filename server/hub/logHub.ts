@@ -1,20 +1,16 @@
 import type { Config } from '../config.js';
 import { HubError, notFound } from '../errors.js';
 import { findTailStart, liveEdge } from '../logs/logFile.js';
+import { MAX_TAIL_BYTES, type StartAt } from '../logs/pageReader.js';
 import { runFiles } from '../paths.js';
-import type { RunService } from '../runs/service.js';
-import { toRunJson } from '../runs/serialize.js';
 import type { ProjectStore } from '../store/projects.js';
+import type { Run } from '../wire.js';
 import type { RunStore, RunRow } from '../store/runs.js';
 import { isTerminal } from '../store/runs.js';
-import { LogWatcher } from './logWatcher.js';
+import { LogWatcher } from '../logs/logWatcher.js';
 import { runFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { RunTail, type Subscriber } from './runTail.js';
 
-export type StartAt = { offset: number } | { tail: number };
-
-/** How far back `tail` may look, whatever N: bounds the work of a tail request. */
-export const MAX_TAIL_BYTES = 16 * 1024 * 1024;
 
 const completeOf = (run: RunRow): Omit<CompleteMessage, 'next'> => ({
   type: 'complete',
@@ -34,9 +30,13 @@ export class LogHub {
   private readonly runSinks = new Map<number, Map<LogSink, Subscriber>>();
   private readonly watcher = new LogWatcher();
 
-  constructor(private readonly config: Config, private readonly runs: RunStore, private readonly projects: ProjectStore, runService: RunService) {
-    runService.on('run', (run) => this.runServiceOnRun(run));
-  }
+  /** `runJson`: a run as clients see it (the composition root decides; the hub only sends it). */
+  constructor(
+    private readonly config: Config,
+    private readonly runs: RunStore,
+    private readonly projects: ProjectStore,
+    private readonly runJson: (run: RunRow) => Run,
+  ) {}
 
   /** Subscribes a sink to a run's log from an offset or the last N lines; returns where it starts. */
   async subscribeRun(sink: LogSink, runId: number, startAt: StartAt, options: { projectId?: number; onStart?: (offset: number) => void } = {}): Promise<number> {
@@ -172,8 +172,9 @@ export class LogHub {
     void tail.close();
   }
 
-  private runServiceOnRun(run: RunRow): void {
-    const frame = runFrame(toRunJson(run, this.config.logsDir));
+  /** A run was created or changed: `run` messages to its followers; `complete` once it has ended. */
+  runChanged(run: RunRow): void {
+    const frame = runFrame(this.runJson(run));
     const recipients = new Set<LogSink>([...(this.projectSinks.get(run.project_id) ?? []), ...(this.runSinks.get(run.id)?.keys() ?? [])]);
     for (const sink of recipients) if (!sink.closed) sink.send('run', frame);
     const tail = this.tails.get(run.id);

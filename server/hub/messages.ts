@@ -1,26 +1,7 @@
-import type { LineBatch } from './lineSplitter.js';
-import type { RunJson } from '../runs/serialize.js';
+import type { LineBatch } from '../logs/lineSplitter.js';
+import type { CompleteMessage, ErrorMessage, Run, ServerMessageType } from '../wire.js';
 
-/** Messages the server sends, over WebSocket frames or Server-Sent Events. */
-export const SERVER_MESSAGE_TYPES = ['subscribed', 'lines', 'run', 'complete', 'error'] as const;
-export type ServerMessageType = (typeof SERVER_MESSAGE_TYPES)[number];
-
-export interface CompleteMessage {
-  type: 'complete';
-  run_id: number;
-  status: string;
-  exit_code: number | null;
-  error_message: string | null;
-  next: number;
-}
-
-export interface ErrorMessage {
-  type: 'error';
-  code: string;
-  message: string;
-  run_id?: number;
-  project_id?: number;
-}
+export type { CompleteMessage, ErrorMessage, ServerMessageType };
 
 /** A message as sent: JSON text, or its UTF-8 bytes (encoded once, however many sinks get it). */
 export type Frame = string | Buffer;
@@ -49,7 +30,7 @@ export function linesFrame(runId: number, batch: LineBatch): Buffer {
   return Buffer.concat(pieces);
 }
 
-export const runFrame = (run: RunJson) => JSON.stringify({ type: 'run', run });
+export const runFrame = (run: Run) => JSON.stringify({ type: 'run', run });
 
 /** Where log messages go: a WebSocket connection or an SSE response. */
 export interface LogSink {

@@ -1,6 +1,6 @@
 import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
-import { LineSplitter, lineCount, type LineBatch } from './lineSplitter.js';
+import { LineSplitter, lineCount, type LineBatch } from '../logs/lineSplitter.js';
 import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { RecentFrames } from './recentFrames.js';
 import { SharedReads, type ReadFrame } from './sharedReads.js';

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import { LineSplitter, lineCount, type LineBatch } from '../hub/lineSplitter.js';
+import { LineSplitter, lineCount, type LineBatch } from './lineSplitter.js';
 
 const BLOCK = 64 * 1024;
 const NEWLINE = 0x0a;

@@ -1,13 +1,17 @@
 import fs from 'node:fs';
 import type { ChildProcess } from 'node:child_process';
-import { readStateFile, type RunnerState } from '../../pipeline-runner/state.js';
+import { readStateFile, TOKEN_VARIABLE, type RunnerState } from '../../pipeline-runner/state.js';
 import { isAlive, processHasEnv } from '../../pipeline-runner/processes.js';
-import { TOKEN_VARIABLE } from './spawnRunner.js';
 
 const POLL_MS = 100;
 /** A settle that failed (database busy) is tried again after this, doubling up to the cap. */
 const RETRY_FIRST_MS = 200;
 const RETRY_MAX_MS = 5000;
+/**
+ * After a cancel, the runner itself has the grace to stop its step (SIGTERM, then SIGKILL to the
+ * step's group); if it has not ended this much later, it is killed outright with all it started.
+ */
+export const FORCE_KILL_MARGIN_MS = 3000;
 
 export interface WatchedRunner {
   runId: number;
@@ -21,6 +25,7 @@ export interface WatchedRunner {
   /** why the run could not be handed to the runner, if it could not */
   startError?: string;
   cancelRequested?: boolean;
+  forceKill?: NodeJS.Timeout;
   /** the hub's own end-of-run line is in the log (written once, however often settling is tried) */
   markerWritten?: boolean;
   lastSeen?: string;
@@ -48,6 +53,16 @@ export function isRunnerAlive(pid: number, token: string): boolean {
   return pid > 0 && isAlive(pid) && processHasEnv(pid, TOKEN_VARIABLE, token);
 }
 
+/** Signals a runner only while it is still ours (a re-attached runner's pid may have been reused). */
+function signalRunner(runner: WatchedRunner, signal: NodeJS.Signals): void {
+  if (!runner.child && !isRunnerAlive(runner.pid, runner.token)) return;
+  try {
+    process.kill(runner.pid, signal);
+  } catch {
+    // already exiting: its exit settles the run
+  }
+}
+
 /**
  * Follows live runners: the state file they replace atomically (polled by mtime), and their exit,
  * from the child process when the server spawned it, or by liveness checks after a restart. A
@@ -72,8 +87,24 @@ export class RunnerWatch {
     return this.runners.get(runId);
   }
 
+  /** SIGTERM to the runner; SIGKILL when it has not ended by the grace plus FORCE_KILL_MARGIN_MS. */
+  cancel(runner: WatchedRunner, graceMs: number): void {
+    if (runner.cancelRequested || this.exitOf(runner)) return;
+    runner.cancelRequested = true;
+    signalRunner(runner, 'SIGTERM');
+    runner.forceKill = setTimeout(() => {
+      signalRunner(runner, 'SIGKILL');
+      runner.exited ??= { code: null, signal: 'SIGKILL' };
+      this.check(runner);
+    }, graceMs + FORCE_KILL_MARGIN_MS);
+    runner.forceKill.unref();
+  }
+
   close(): void {
-    for (const runner of this.runners.values()) runner.child?.removeAllListeners('exit');
+    for (const runner of this.runners.values()) {
+      runner.child?.removeAllListeners('exit');
+      clearTimeout(runner.forceKill);
+    }
     this.runners.clear();
     clearInterval(this.timer);
     this.timer = undefined;
@@ -115,6 +146,7 @@ export class RunnerWatch {
 
   private remove(runner: WatchedRunner): void {
     if (this.runners.get(runner.runId) !== runner) return;
+    clearTimeout(runner.forceKill);
     this.runners.delete(runner.runId);
     if (this.runners.size === 0 && this.timer) {
       clearInterval(this.timer);

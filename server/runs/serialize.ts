@@ -1,8 +1,9 @@
 import fs from 'node:fs';
 import { runFiles } from '../paths.js';
 import { isTerminal, type RunRow } from '../store/runs.js';
+import type { Run } from '../wire.js';
 
-export type RunJson = Omit<RunRow, 'runner_pid' | 'runner_token' | 'plan'> & { log_path: string };
+export type RunJson = Run;
 
 /** The public shape of a run. The runner's token and pid, and the commands it runs, stay inside the server. */
 export function toRunJson(row: RunRow, logsDir: string): RunJson {

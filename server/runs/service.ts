@@ -7,20 +7,18 @@ import { conflict, badRequest, HubError, notFound } from '../errors.js';
 import { runFiles } from '../paths.js';
 import type { Pipelines } from '../pipelines/load.js';
 import type { Project, ProjectStore } from '../store/projects.js';
-import { isTerminal, type RunChanges, type RunRow, type RunStore } from '../store/runs.js';
-import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
-import { readStateFile, type RunnerState } from '../../pipeline-runner/state.js';
-import { isRunnerAlive, RunnerWatch, type WatchedRunner } from './runnerWatch.js';
-import { runnerOutcome } from './runnerOutcome.js';
-import { assignRun, TOKEN_VARIABLE, type SpawnRunner } from './spawnRunner.js';
-import { RunnerPool } from './runnerPool.js';
+import { isTerminal, type RunRow, type RunStore } from '../store/runs.js';
+import { RunnerStartError, type Launcher, type LauncherEvents } from './launcher.js';
 import { KeyedLock } from './keyedLock.js';
-import { parsePlan, planRun } from './plan.js';
 import { moveAsideOrphanedLogs } from './orphanedLogs.js';
+import { parsePlan, planRun } from './plan.js';
+import { RunSettler } from './settle.js';
 
 export interface RunServiceEvents {
   /** A run was created or its status, step or progress changed. */
   run: [RunRow];
+  /** A finished run was purged: its record and files are gone. */
+  purged: [RunRow];
 }
 
 export interface StartRequest {
@@ -32,33 +30,32 @@ export interface StartRequest {
 /** Starting a project's next queued run failed (database busy): tried again after this, doubling. */
 const START_RETRY_FIRST_MS = 500;
 const START_RETRY_MAX_MS = 10_000;
-/** How long after the cancel grace a runner that has not ended is killed outright. */
-const CANCEL_BACKSTOP_MARGIN_MS = 3000;
 
-/** Start, cancel, queue and re-attach runs; the only writer of run records. */
+/** Start, cancel, queue, re-attach and purge runs; the only writer of run records. */
 export class RunService extends EventEmitter<RunServiceEvents> {
-  private readonly watch: RunnerWatch;
   private readonly projectLock = new KeyedLock<number>();
-  private readonly cancelTimers = new Map<number, NodeJS.Timeout>();
   private readonly startRetries = new Map<number, NodeJS.Timeout>();
-  private readonly pool: RunnerPool;
+  private readonly settler: RunSettler;
+  private readonly launcher: Launcher;
   private closed = false;
 
+  /** `createLauncher` is given the events a launcher reports (progress, ends) and returns it. */
   constructor(
     private readonly config: Config,
     private readonly pipelines: Pipelines,
     private readonly projects: ProjectStore,
     private readonly runs: RunStore,
     private readonly log: pino.Logger,
-    spawnRunner?: SpawnRunner,
+    createLauncher: (events: LauncherEvents) => Launcher,
   ) {
     super();
-    this.pool = new RunnerPool(spawnRunner);
-    this.watch = new RunnerWatch({
-      onProgress: (runner, state) => this.runnerOnProgress(runner, state),
-      onStateFault: (runner, reason) => this.log.warn({ run_id: runner.runId, reason }, 'the runner state file is unreadable; following the runner by its process'),
-      onEnded: (runner) => this.runnerOnEnded(runner),
-      onSettleError: (runner, error) => this.log.error({ err: error, run_id: runner.runId, attempt: runner.failures }, 'recording the end of a run failed; trying again'),
+    this.settler = new RunSettler(config, runs, {
+      changed: (run) => this.emit('run', run),
+      ended: (projectId) => this.scheduleStartNext(projectId, 0),
+    }, log);
+    this.launcher = createLauncher({
+      onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
+      onEnded: (runner) => this.settler.runnerOnEnded(runner),
     });
   }
 
@@ -105,24 +102,23 @@ export class RunService extends EventEmitter<RunServiceEvents> {
       const current = (await this.runs.get(run.id))!;
       if (isTerminal(current.status)) throw conflict('run_finished', `Run ${run.id} has already ended (${current.status})`, { status: current.status });
       if (current.status === 'pending') {
-        const cancelled = await this.finish(current, { status: 'cancelled', error_message: 'Cancelled before it started' });
-        return cancelled ?? (await this.runs.get(run.id))!;
+        return (await this.settler.finish(current, { status: 'cancelled', error_message: 'Cancelled before it started' })) ?? (await this.runs.get(run.id))!;
       }
-      const runner = this.watch.get(run.id);
-      if (runner && !this.cancelTimers.has(run.id) && !this.watch.exitOf(runner)) {
-        runner.cancelRequested = true;
-        this.signalRunner(runner, 'SIGTERM');
-        // Backstop: a runner that does not end within the grace is killed with everything it started.
-        const timer = setTimeout(() => {
-          this.cancelTimers.delete(run.id);
-          this.signalRunner(runner, 'SIGKILL');
-          runner.exited ??= { code: null, signal: 'SIGKILL' };
-          this.watch.check(runner);
-        }, this.config.cancelGraceMs + CANCEL_BACKSTOP_MARGIN_MS);
-        timer.unref();
-        this.cancelTimers.set(run.id, timer);
-      }
+      this.launcher.cancel(run.id);
       return current;
+    });
+  }
+
+  /** Deletes a finished run's record, log and state file. */
+  async purge(run: RunRow): Promise<void> {
+    await this.projectLock.run(run.project_id, async () => {
+      const current = await this.runs.get(run.id);
+      if (!current) throw notFound('Run', run.id);
+      if (!isTerminal(current.status)) throw conflict('run_active', `Run ${run.id} is ${current.status}; cancel it before purging`, { status: current.status });
+      await this.runs.delete(run.id);
+      const files = runFiles(this.config.logsDir, run.project_id, run.id);
+      for (const file of [files.log, files.state]) fs.rmSync(file, { force: true });
+      this.emit('purged', current);
     });
   }
 
@@ -138,25 +134,12 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   }
 
   /**
-   * After a restart: follow every running run's runner again. The watch re-attaches to live ones
-   * (pid + token) and settles the ones that ended meanwhile; then queued runs start.
+   * After a restart: follow every running run's runner again (the launcher re-attaches to live ones
+   * and reports the ones that ended meanwhile); then queued runs start.
    */
   async recover(): Promise<void> {
     moveAsideOrphanedLogs(this.config.logsDir, await this.runs.listOwnedFiles(), this.log);
-    this.pool.prime();
-    for (const run of await this.runs.listActive()) {
-      if (run.status !== 'running') continue;
-      const runner: WatchedRunner = {
-        runId: run.id,
-        projectId: run.project_id,
-        pid: run.runner_pid ?? 0,
-        token: run.runner_token ?? '',
-        stateFile: runFiles(this.config.logsDir, run.project_id, run.id).state,
-      };
-      if (isRunnerAlive(runner.pid, runner.token)) this.log.info({ run_id: run.id, pid: runner.pid }, 're-attached to a running runner');
-      this.watch.add(runner);
-      this.watch.check(runner);
-    }
+    for (const run of await this.runs.listActive()) if (run.status === 'running') this.launcher.reattach(run);
     const projectIds = new Set((await this.runs.listActive()).map((run) => run.project_id));
     for (const projectId of projectIds) this.scheduleStartNext(projectId, 0);
   }
@@ -164,107 +147,34 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   /** Stops following runners; they keep running and are re-attached on the next start. */
   close(): void {
     this.closed = true;
-    for (const timer of [...this.cancelTimers.values(), ...this.startRetries.values()]) clearTimeout(timer);
-    this.cancelTimers.clear();
+    for (const timer of this.startRetries.values()) clearTimeout(timer);
     this.startRetries.clear();
-    this.pool.close();
-    this.watch.close();
+    this.launcher.close();
   }
 
-  /**
-   * Starts a pending run (called under its project's lock). The claim (pending → running, with the
-   * runner's pid and token) is written before the runner gets the run, so a run starts at most once
-   * and a restart finds its runner.
-   */
+  /** Starts a pending run (under its project's lock): claimed before its runner gets it, so at most once. */
   private async launch(project: Project, run: RunRow): Promise<RunRow> {
     const pipeline = this.pipelines.get(project.pipeline);
     const plan = parsePlan(run.plan) ?? (pipeline && planRun(pipeline, run.scope));
-    if (!plan) return (await this.finish(run, { status: 'failed', error_message: `Pipeline "${project.pipeline}" is not defined` })) ?? run;
-    let idle;
+    if (!plan) return (await this.settler.finish(run, { status: 'failed', error_message: `Pipeline "${project.pipeline}" is not defined` })) ?? run;
     try {
-      idle = await this.pool.take();
+      await this.launcher.launch({
+        run,
+        project,
+        plan,
+        claim: async (runner) => {
+          const claimed = await this.runs.claim(run.id, { started_at: new Date().toISOString(), runner_pid: runner.pid, runner_token: runner.token });
+          if (claimed) this.emit('run', claimed);
+          return claimed;
+        },
+      });
+      return (await this.runs.get(run.id)) ?? run; // claimed, refused, or already failed to start
     } catch (error) {
+      if (!(error instanceof RunnerStartError)) throw error;
       this.log.warn({ err: error, run_id: run.id }, 'runner could not start');
-      const failed = await this.finish(run, { status: 'failed', started_at: new Date().toISOString(), error_message: `The run could not start: ${(error as Error).message}` });
+      const failed = await this.settler.finish(run, { status: 'failed', started_at: new Date().toISOString(), error_message: `The run could not start: ${error.message}` });
       return failed ?? run;
     }
-    let started: RunRow | null;
-    try {
-      started = await this.runs.claim(run.id, { started_at: new Date().toISOString(), runner_pid: idle.pid, runner_token: idle.token });
-    } catch (error) {
-      idle.child.stdin?.end(); // an idle runner given no run exits quietly
-      throw error;
-    }
-    if (!started) {
-      idle.child.stdin?.end();
-      return (await this.runs.get(run.id)) ?? run; // cancelled or started meanwhile
-    }
-    this.emit('run', started);
-    const runner: WatchedRunner = {
-      runId: run.id,
-      projectId: project.id,
-      pid: idle.pid,
-      token: idle.token,
-      stateFile: runFiles(this.config.logsDir, project.id, run.id).state,
-      child: idle.child,
-      exited: idle.exited ?? undefined,
-    };
-    try {
-      assignRun(idle, this.config, project, started, plan);
-    } catch (error) {
-      this.log.warn({ err: error, run_id: run.id }, 'the run could not be handed to its runner');
-      idle.child.stdin?.end();
-      runner.startError = (error as Error).message;
-      try {
-        await this.runnerOnEnded(runner);
-        return (await this.runs.get(run.id)) ?? started;
-      } catch {
-        // the watch records it, trying until the database lets it
-      }
-    }
-    this.watch.add(runner);
-    return started;
-  }
-
-  private async runnerOnProgress(runner: WatchedRunner, state: RunnerState): Promise<void> {
-    const run = await this.runs.get(runner.runId);
-    if (!run || run.status !== 'running') return;
-    if (run.current_step === state.current_step && run.progress_current === state.progress_current) return;
-    this.emit('run', await this.runs.update(run.id, { current_step: state.current_step, progress_current: state.progress_current }));
-  }
-
-  /** Records how a runner ended. Idempotent: the watch calls it again until it succeeds. */
-  private async runnerOnEnded(runner: WatchedRunner): Promise<void> {
-    const run = await this.runs.get(runner.runId);
-    if (!run || isTerminal(run.status)) return;
-    const read = readStateFile(runner.stateFile, runner.runId);
-    const { changes, marker } = runnerOutcome(runner, read, run);
-    if (marker !== null) {
-      // Whatever the runner left behind (a step in its own group) must not outlive the run.
-      if (runner.token) killProcessesWithEnv(TOKEN_VARIABLE, runner.token);
-      if (!runner.markerWritten) this.appendMarker(run, marker);
-      runner.markerWritten = true;
-    }
-    await this.finish(run, changes);
-  }
-
-  /**
-   * Records a terminal state with the final log size, then starts the project's next queued run.
-   * Null when the run had already ended (nothing changes then).
-   */
-  private async finish(run: RunRow, changes: RunChanges): Promise<RunRow | null> {
-    let logSize = 0;
-    try {
-      logSize = fs.statSync(runFiles(this.config.logsDir, run.project_id, run.id).log).size;
-    } catch {
-      // never written
-    }
-    const finished = await this.runs.settle(run.id, { finished_at: new Date().toISOString(), ...changes, log_size: logSize, runner_pid: null });
-    clearTimeout(this.cancelTimers.get(run.id));
-    this.cancelTimers.delete(run.id);
-    if (finished) this.emit('run', finished);
-    this.scheduleStartNext(run.project_id, 0);
-    return finished;
   }
 
   /** Starts the project's next queued run; retried with backoff while the database refuses. */
@@ -288,33 +198,5 @@ export class RunService extends EventEmitter<RunServiceEvents> {
       const project = await this.projects.get(projectId);
       if (project) await this.launch(project, active[0]);
     });
-  }
-
-  /** Signals a runner only while it is still ours (a re-attached runner's pid may be reused). */
-  private signalRunner(runner: WatchedRunner, signal: NodeJS.Signals): void {
-    if (!runner.child && !isRunnerAlive(runner.pid, runner.token)) return;
-    try {
-      process.kill(runner.pid, signal);
-    } catch {
-      // already exiting: its exit settles the run
-    }
-  }
-
-  private appendMarker(run: RunRow, text: string): void {
-    const file = runFiles(this.config.logsDir, run.project_id, run.id).log;
-    try {
-      const size = fs.existsSync(file) ? fs.statSync(file).size : 0;
-      let prefix = '';
-      if (size > 0) {
-        const fd = fs.openSync(file, 'r');
-        const last = Buffer.alloc(1);
-        fs.readSync(fd, last, 0, 1, size - 1);
-        fs.closeSync(fd);
-        if (last[0] !== 0x0a) prefix = '\n';
-      }
-      fs.appendFileSync(file, `${prefix}${text}\n`);
-    } catch (error) {
-      this.log.warn({ err: error, run_id: run.id }, 'could not append to the run log');
-    }
   }
 }

@@ -6,11 +6,10 @@ import type { Config } from '../config.js';
 import { runFiles, runnerScript } from '../paths.js';
 import type { Project } from '../store/projects.js';
 import type { RunRow } from '../store/runs.js';
-import type { RunSpec } from '../../pipeline-runner/state.js';
+import { TOKEN_VARIABLE, type RunSpec } from '../../pipeline-runner/state.js';
 import type { RunPlan } from './plan.js';
 import { moveAside } from './orphanedLogs.js';
 
-export const TOKEN_VARIABLE = 'HUB_RUN_TOKEN';
 
 export const settingVariable = (name: string) => `HUB_SETTING_${name.toUpperCase()}`;
 

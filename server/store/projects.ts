@@ -1,14 +1,8 @@
 import { conflict } from '../errors.js';
+import type { Project } from '../wire.js';
 import type { Db } from './db.js';
 
-export interface Project {
-  id: number;
-  name: string;
-  doc_root: string;
-  pipeline: string;
-  settings: Record<string, string>;
-  created_at: string;
-}
+export type { Project };
 
 interface ProjectRow extends Omit<Project, 'settings'> {
   settings: string;

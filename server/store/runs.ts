@@ -1,26 +1,17 @@
+import type { Run, RunStatus } from '../wire.js';
 import type { Db } from './db.js';
 
-export const RUN_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
-export type RunStatus = (typeof RUN_STATUSES)[number];
+export type { RunStatus };
+/** Every status, in lifecycle order (checked against the wire type both ways). */
+export const RUN_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const satisfies readonly RunStatus[];
+type AllStatusesListed = RunStatus extends (typeof RUN_STATUSES)[number] ? true : never;
+const allStatusesListed: AllStatusesListed = true;
+void allStatusesListed;
 export const ACTIVE_STATUSES: readonly RunStatus[] = ['pending', 'running'];
 export const isTerminal = (status: RunStatus) => !ACTIVE_STATUSES.includes(status);
 
-export interface RunRow {
-  id: number;
-  project_id: number;
-  scope: string;
-  status: RunStatus;
-  triggered_by: string;
-  created_at: string;
-  started_at: string | null;
-  finished_at: string | null;
-  exit_code: number | null;
-  signal: string | null;
-  error_message: string | null;
-  current_step: string | null;
-  progress_current: number;
-  progress_total: number;
-  log_size: number;
+/** A run as stored: the public run (without its log path, derived from ids) plus what stays inside the server. */
+export interface RunRow extends Omit<Run, 'log_path'> {
   runner_pid: number | null;
   runner_token: string | null;
   /** the steps it carries out, as JSON (see runs/plan.ts) */

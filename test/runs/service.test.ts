@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import pino from 'pino';
 import { loadConfig } from '../../server/config.js';
 import { loadPipelines } from '../../server/pipelines/load.js';
+import { LocalLauncher } from '../../server/runs/localLauncher.js';
 import { RunService } from '../../server/runs/service.js';
 import { spawnIdleRunner } from '../../server/runs/spawnRunner.js';
 import { openDb } from '../../server/store/db.js';
@@ -21,8 +22,9 @@ test('a runner that cannot be spawned (ENOENT, as EAGAIN or EMFILE would) fails 
   const db = await openDb(config.dbFile);
   const projects = new ProjectStore(db);
   const runs = new RunStore(db);
+  const log = pino({ level: 'silent' });
   // A real spawn of a program that does not exist: the error arrives as an 'error' event, later.
-  const service = new RunService(config, loadPipelines(pipelinesFile), projects, runs, pino({ level: 'silent' }), () => spawnIdleRunner([path.join(dir, 'no-such-node')]));
+  const service = new RunService(config, loadPipelines(pipelinesFile), projects, runs, log, (events) => new LocalLauncher(config, events, log, () => spawnIdleRunner([path.join(dir, 'no-such-node')])));
   try {
     await service.recover();
     const project = await projects.insert({ name: 'p', doc_root: dir, pipeline: 'p', settings: {} });

@@ -1,7 +1,7 @@
 import Router from '@koa/router';
 import type { Config } from '../../config.js';
 import { HubError } from '../../errors.js';
-import { TOKEN_COOKIE, tokenMatches } from '../access.js';
+import { TOKEN_COOKIE, tokenMatches } from '../../access.js';
 
 const page = (message: string) => `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Run hub: sign in</title><link rel="icon" href="data:,">

@@ -1,10 +1,8 @@
 import fs from 'node:fs';
 import Router from '@koa/router';
 import type Koa from 'koa';
-import { HubError, badRequest } from '../../errors.js';
-import { MAX_TAIL_BYTES, type StartAt } from '../../hub/logHub.js';
-import { DEFAULT_TAIL, MAX_TAIL } from '../../hub/protocol.js';
-import { findTailStart, liveEdge, openLog, readLines } from '../../logs/logFile.js';
+import { badRequest } from '../../errors.js';
+import { DEFAULT_TAIL, MAX_TAIL, readLogPage, type StartAt } from '../../logs/pageReader.js';
 import { runFiles } from '../../paths.js';
 import { isTerminal, type RunRow } from '../../store/runs.js';
 import { parseRange } from '../byteRange.js';
@@ -12,9 +10,6 @@ import type { AppServices } from '../context.js';
 import { SseSink } from '../sseSink.js';
 import { parseQueryInteger } from '../validate.js';
 import { loadRun } from './runs.js';
-
-/** One offset-mode response carries at most this much of the log. */
-export const MAX_OFFSET_RESPONSE_BYTES = 1024 * 1024;
 
 function readStartAt(ctx: Koa.Context): StartAt {
   if (ctx.query.offset !== undefined && ctx.query.tail !== undefined) throw badRequest('invalid_query', 'Give `offset` or `tail`, not both');
@@ -33,7 +28,8 @@ export function logRoutes(services: AppServices): Router {
     const before = ctx.query.before === undefined ? undefined : parseQueryInteger(ctx.query.before, 'before', 0, Number.MAX_SAFE_INTEGER);
     if (before !== undefined && 'offset' in startAt) throw badRequest('invalid_query', '`before` goes with `tail`, not with `offset`');
     if (ctx.accepts('application/json', 'text/plain', 'text/event-stream') === 'text/event-stream') return streamEvents(ctx, run);
-    const result = await readLogLines(run, startAt, before);
+    const file = runFiles(config.logsDir, run.project_id, run.id).log;
+    const result = await readLogPage(file, { maxLineBytes: config.maxLineBytes, finished: isTerminal(run.status), recordedSize: run.log_size }, startAt, before);
     if (ctx.accepts('application/json', 'text/plain') === 'text/plain') {
       ctx.set({ 'X-Log-Offset': String(result.offset), 'X-Log-Next': String(result.next), 'X-Log-Complete': String(result.complete) });
       ctx.type = 'text/plain; charset=utf-8';
@@ -42,31 +38,6 @@ export function logRoutes(services: AppServices): Router {
     }
     ctx.body = { run_id: run.id, status: run.status, ...result };
   });
-
-  /** The lines at the end of the log, or from an offset; cost bounded by what is returned. */
-  async function readLogLines(run: RunRow, startAt: StartAt, before?: number) {
-    const finished = isTerminal(run.status);
-    const handle = await openLog(runFiles(config.logsDir, run.project_id, run.id).log);
-    if (!handle) return { lines: [] as string[], continued: [] as number[], offset: 0, next: 0, complete: finished };
-    try {
-      const size = (await handle.stat()).size;
-      // A finished log ends at its recorded size; a growing one at its last complete line.
-      const edge = finished ? Math.min(size, run.log_size) : await liveEdge(handle, size, config.maxLineBytes);
-      const end = before === undefined ? edge : Math.min(before, edge);
-      let batch;
-      if ('offset' in startAt) {
-        if (startAt.offset > size) throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log (${size} bytes)`, { details: { field: 'offset' } });
-        const limit = Math.max(MAX_OFFSET_RESPONSE_BYTES, config.maxLineBytes + 4);
-        batch = await readLines(handle, Math.min(startAt.offset, end), end, config.maxLineBytes, limit, finished ? 'final' : 'open');
-      } else {
-        const start = await findTailStart(handle, end, startAt.tail, MAX_TAIL_BYTES);
-        batch = await readLines(handle, start, end, config.maxLineBytes, end - start, end < edge ? 'piece' : finished ? 'final' : 'open');
-      }
-      return { lines: batch.lines, continued: batch.continued, offset: batch.offset, next: batch.next, complete: finished && batch.next >= edge };
-    } finally {
-      await handle.close();
-    }
-  }
 
   /** The WebSocket stream as Server-Sent Events, resuming from Last-Event-ID when the browser reconnects. */
   async function streamEvents(ctx: Koa.Context, run: RunRow) {

@@ -1,9 +1,7 @@
-import fs from 'node:fs';
 import Router from '@koa/router';
-import { badRequest, conflict, describeValue, notFound } from '../../errors.js';
-import { runFiles } from '../../paths.js';
+import { badRequest, describeValue, notFound } from '../../errors.js';
 import { toRunJson } from '../../runs/serialize.js';
-import { isTerminal, type RunRow } from '../../store/runs.js';
+import type { RunRow } from '../../store/runs.js';
 import type { AppServices } from '../context.js';
 import { readJsonBody } from '../jsonBody.js';
 import { parseId, parseQueryInteger, readString, rejectUnknownFields } from '../validate.js';
@@ -65,12 +63,7 @@ export function runRoutes(services: AppServices): Router {
       throw badRequest('invalid_query', `Expected \`purge\` to be "true" or "false", got ${describeValue(ctx.query.purge)}`, { field: 'purge' });
     }
     if (ctx.query.purge === 'true') {
-      if (!isTerminal(run.status)) throw conflict('run_active', `Run ${run.id} is ${run.status}; cancel it before purging`, { status: run.status });
-      await services.runs.delete(run.id);
-      const files = runFiles(services.config.logsDir, run.project_id, run.id);
-      fs.rmSync(files.log, { force: true });
-      fs.rmSync(files.state, { force: true });
-      services.hub.forgetRun(run.id);
+      await services.runService.purge(run);
       ctx.status = 204;
       return;
     }

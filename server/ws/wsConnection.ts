@@ -1,5 +1,6 @@
 import WebSocket from 'ws';
-import type { ErrorMessage, Frame, LogSink, ServerMessageType } from './messages.js';
+import type { ErrorBody } from '../errors.js';
+import type { Frame, LogSink, ServerMessageType } from '../hub/messages.js';
 
 /** One client's socket as a log sink: sends frames, and tells when its buffer is too full. */
 export class WsConnection implements LogSink {
@@ -36,7 +37,7 @@ export class WsConnection implements LogSink {
     });
   }
 
-  sendError(error: Omit<ErrorMessage, 'type'>): void {
+  sendError(error: ErrorBody & { run_id?: number; project_id?: number }): void {
     this.send('error', JSON.stringify({ type: 'error', ...error }));
   }
 

@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { encodeJsonLines } from '../../server/hub/jsonLines.js';
-import { LineSplitter, type LineBatch } from '../../server/hub/lineSplitter.js';
+import { encodeJsonLines } from '../../server/logs/jsonLines.js';
+import { LineSplitter, type LineBatch } from '../../server/logs/lineSplitter.js';
 import { linesFrame } from '../../server/hub/messages.js';
 
 const encode = (text: string, shift = 0) => {

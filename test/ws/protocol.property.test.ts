@@ -1,7 +1,8 @@
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DEFAULT_TAIL, MAX_TAIL, parseClientMessage, ProtocolError, type ClientMessage } from '../../server/hub/protocol.js';
+import { HubError } from '../../server/errors.js';
+import { DEFAULT_TAIL, MAX_TAIL, parseClientMessage, type ClientMessage } from '../../server/ws/protocol.js';
 
 /** Fixed seed, so a failure replays: FC_SEED=<seed printed by fast-check> reruns the same cases. */
 const SEED = process.env.FC_SEED === undefined ? 0x5eed : Number(process.env.FC_SEED);
@@ -57,17 +58,18 @@ const anyText = fc.oneof(
 
 const isId = (value: unknown) => typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
 
-/** Parses `text`; a result must say what the text says, an error must be a ProtocolError with a documented code. */
+/** Parses `text`; a result must say what the text says, an error must be a protocol error (HubError, 400) with a documented code. */
 function checkParse(text: string): void {
   let message: ClientMessage;
   try {
     message = parseClientMessage(text);
   } catch (error) {
-    if (!(error instanceof ProtocolError)) throw new Error(`threw ${(error as Error)?.constructor?.name}: ${String(error)}`);
+    if (!(error instanceof HubError) || error.status !== 400) throw new Error(`threw ${(error as Error)?.constructor?.name}: ${String(error)}`);
     assert.ok(CODES.includes(error.code), `undocumented code ${error.code}`);
     assert.type(error.message, 'string');
-    assert.ok(error.runId === undefined || isId(error.runId), 'runId on the error is undefined or an id');
-    assert.ok(error.projectId === undefined || isId(error.projectId), 'projectId on the error is undefined or an id');
+    const { run_id: runId, project_id: projectId } = (error.details ?? {}) as { run_id?: unknown; project_id?: unknown };
+    assert.ok(runId === undefined || isId(runId), 'run_id on the error is undefined or an id');
+    assert.ok(projectId === undefined || isId(projectId), 'project_id on the error is undefined or an id');
     return;
   }
   const raw = JSON.parse(text);
@@ -121,11 +123,11 @@ const nearValid = fc
     return JSON.stringify(message);
   });
 
-test('any text either parses to a message that says what the text says, or fails with a ProtocolError with a documented code', () => {
+test('any text either parses to a message that says what the text says, or fails with a protocol error (HubError, 400) with a documented code', () => {
   fc.assert(fc.property(anyText, checkParse), runs(5000));
 });
 
-test('message-shaped JSON with the real field names and values of any type never fails with anything but a ProtocolError', () => {
+test('message-shaped JSON with the real field names and values of any type never fails with anything but a protocol error (HubError, 400)', () => {
   fc.assert(fc.property(fc.oneof(messageLike, rawMessage, nearValid), checkParse), runs(5000));
 });
 

@@ -3,10 +3,10 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import type pino from 'pino';
 import type { Config } from '../config.js';
-import { HubError } from '../errors.js';
-import { checkHost, checkOrigin, HUB_PROTOCOL, isAuthorized } from '../http/access.js';
-import type { LogHub } from './logHub.js';
-import { parseClientMessage, ProtocolError, type ClientMessage } from './protocol.js';
+import { errorBody, HubError, protocolError, toHubError } from '../errors.js';
+import { checkHost, checkOrigin, HUB_PROTOCOL, isAuthorized } from '../access.js';
+import type { LogHub } from '../hub/logHub.js';
+import { parseClientMessage, type ClientMessage } from './protocol.js';
 import { WsConnection } from './wsConnection.js';
 
 export const WS_PATH = '/ws';
@@ -98,19 +98,14 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
   async function clientOnMessage(connection: WsConnection, data: Buffer, isBinary: boolean): Promise<void> {
     let message: ClientMessage | undefined;
     try {
-      if (isBinary) throw new ProtocolError('binary_not_supported', 'Send JSON text frames, not binary ones');
-      if (data.length > config.wsMaxFrameBytes) throw new ProtocolError('frame_too_large', `A message may be at most ${config.wsMaxFrameBytes} bytes, got ${data.length}`);
+      if (isBinary) throw protocolError('binary_not_supported', 'Send JSON text frames, not binary ones');
+      if (data.length > config.wsMaxFrameBytes) throw protocolError('frame_too_large', `A message may be at most ${config.wsMaxFrameBytes} bytes, got ${data.length}`);
       message = parseClientMessage(data.toString('utf8'));
       await handle(connection, message);
-    } catch (error) {
-      if (error instanceof ProtocolError) {
-        connection.sendError({ code: error.code, message: error.message, run_id: error.runId, project_id: error.projectId });
-      } else if (error instanceof HubError && error.expose) {
-        connection.sendError({ code: error.code, message: error.message, ...ids(message) });
-      } else {
-        log.error({ err: error }, 'websocket message failed');
-        connection.sendError({ code: 'internal', message: 'Internal server error', ...ids(message) });
-      }
+    } catch (caught) {
+      const error = toHubError(caught);
+      if (!error.expose) log.error({ err: caught }, 'websocket message failed');
+      connection.sendError({ ...ids(message), ...errorBody(error) });
     }
   }
 
@@ -122,7 +117,7 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
     }
     const isNew = 'runId' in message ? !connection.runs.has(message.runId) : !connection.projects.has(message.projectId);
     if (isNew && connection.subscriptionCount >= config.wsMaxSubscriptions) {
-      throw new ProtocolError('too_many_subscriptions', `A connection may hold at most ${config.wsMaxSubscriptions} subscriptions`, 'runId' in message ? message.runId : undefined, 'projectId' in message ? message.projectId : undefined);
+      throw protocolError('too_many_subscriptions', `A connection may hold at most ${config.wsMaxSubscriptions} subscriptions`, ids(message));
     }
     if ('projectId' in message) {
       await hub.subscribeProject(connection, message.projectId);

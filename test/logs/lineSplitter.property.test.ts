@@ -2,7 +2,7 @@ import { isUtf8 } from 'node:buffer';
 import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineSplitter, type LineBatch, type SplitOutput } from '../../server/hub/lineSplitter.js';
+import { LineSplitter, type LineBatch, type SplitOutput } from '../../server/logs/lineSplitter.js';
 
 /** Fixed seed, so a failure replays: FC_SEED=<seed printed by fast-check> reruns the same cases. */
 const SEED = process.env.FC_SEED === undefined ? 0x5eed : Number(process.env.FC_SEED);

@@ -1,5 +1,5 @@
-import { describeValue } from '../errors.js';
-import type { StartAt } from './logHub.js';
+import { describeValue, protocolError } from '../errors.js';
+import { DEFAULT_TAIL, MAX_TAIL, type StartAt } from '../logs/pageReader.js';
 
 /** Messages a client sends over the WebSocket. */
 export const CLIENT_MESSAGE_TYPES = ['subscribe', 'unsubscribe'] as const;
@@ -9,33 +9,27 @@ export type ClientMessage =
   | { type: 'unsubscribe'; runId: number }
   | { type: 'unsubscribe'; projectId: number };
 
-export const DEFAULT_TAIL = 1000;
-export const MAX_TAIL = 10_000;
+export { DEFAULT_TAIL, MAX_TAIL };
 
-export class ProtocolError extends Error {
-  constructor(readonly code: string, message: string, readonly runId?: number, readonly projectId?: number) {
-    super(message);
-  }
-}
 
 const isId = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
 const isCount = (value: unknown, max = Number.MAX_SAFE_INTEGER): value is number =>
   typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= max;
 
-/** Parses one text frame; anything malformed is a ProtocolError with a stable code. */
+/** Parses one text frame; anything malformed is a HubError (400) with a stable code. */
 export function parseClientMessage(text: string): ClientMessage {
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch {
-    throw new ProtocolError('invalid_json', 'The message is not valid JSON');
+    throw protocolError('invalid_json', 'The message is not valid JSON');
   }
-  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw new ProtocolError('invalid_message', 'Expected a JSON object');
+  if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw protocolError('invalid_message', 'Expected a JSON object');
   const message = raw as Record<string, unknown>;
   const runId = isId(message.run_id) ? message.run_id : undefined;
   const projectId = isId(message.project_id) ? message.project_id : undefined;
   const fail = (code: string, text: string): never => {
-    throw new ProtocolError(code, text, runId, projectId);
+    throw protocolError(code, text, { run_id: runId, project_id: projectId });
   };
   if (!CLIENT_MESSAGE_TYPES.includes(message.type as never)) {
     fail('invalid_type', `Expected \`type\` to be one of ${CLIENT_MESSAGE_TYPES.join(', ')}, got ${describeValue(message.type)}`);

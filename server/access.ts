@@ -1,8 +1,8 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type http from 'node:http';
 import net from 'node:net';
-import type { Config } from '../config.js';
-import { HubError } from '../errors.js';
+import type { Config } from './config.js';
+import { HubError } from './errors.js';
 
 export const TOKEN_COOKIE = 'hub_token';
 /** WebSocket subprotocol carrying the token for clients that cannot set headers: `hub-token.<token>`. */

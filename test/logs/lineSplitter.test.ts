@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { LineSplitter, type LineBatch } from '../../server/hub/lineSplitter.js';
+import { LineSplitter, type LineBatch } from '../../server/logs/lineSplitter.js';
 
 /** A small seeded PRNG (mulberry32), so a failure can be replayed. */
 function random(seed: number) {

@@ -2,7 +2,7 @@ import http from 'node:http';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import WebSocket from 'ws';
-import { createProject, shellPipeline, startHub, type TestHub } from '../helpers/hub.js';
+import { createProject, shellPipeline, startHub, type TestHub } from './helpers/hub.js';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const pipelines = { p: shellPipeline({ a: 'echo hi' }) };

@@ -1,0 +1,47 @@
+import { HubError } from '../errors.js';
+import type { LogPage, StartAt } from '../wire.js';
+import { findTailStart, liveEdge, openLog, readLines } from './logFile.js';
+
+export type { LogPage, StartAt };
+
+export const DEFAULT_TAIL = 1000;
+export const MAX_TAIL = 10_000;
+/** How far back `tail` may look, whatever N: bounds the work of a tail request. */
+export const MAX_TAIL_BYTES = 16 * 1024 * 1024;
+/** One offset-mode page carries at most this much of the log. */
+export const MAX_OFFSET_RESPONSE_BYTES = 1024 * 1024;
+
+export interface PageOptions {
+  maxLineBytes: number;
+  /** the run has ended: its log ends at `recordedSize` (or the file's end, if shorter) */
+  finished: boolean;
+  recordedSize: number;
+}
+
+/**
+ * A page of lines for HTTP: the last N (before `before`, to load earlier parts), or from an offset.
+ * The cost is bounded by what is returned, never by the size of the file.
+ */
+export async function readLogPage(file: string, options: PageOptions, startAt: StartAt, before?: number): Promise<LogPage> {
+  const { finished, maxLineBytes } = options;
+  const handle = await openLog(file);
+  if (!handle) return { lines: [], continued: [], offset: 0, next: 0, complete: finished };
+  try {
+    const size = (await handle.stat()).size;
+    // A finished log ends at its recorded size; a growing one at its last complete line.
+    const edge = finished ? Math.min(size, options.recordedSize) : await liveEdge(handle, size, maxLineBytes);
+    const end = before === undefined ? edge : Math.min(before, edge);
+    let batch;
+    if ('offset' in startAt) {
+      if (startAt.offset > size) throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log (${size} bytes)`, { details: { field: 'offset' } });
+      const limit = Math.max(MAX_OFFSET_RESPONSE_BYTES, maxLineBytes + 4);
+      batch = await readLines(handle, Math.min(startAt.offset, end), end, maxLineBytes, limit, finished ? 'final' : 'open');
+    } else {
+      const start = await findTailStart(handle, end, startAt.tail, MAX_TAIL_BYTES);
+      batch = await readLines(handle, start, end, maxLineBytes, end - start, end < edge ? 'piece' : finished ? 'final' : 'open');
+    }
+    return { lines: batch.lines, continued: batch.continued, offset: batch.offset, next: batch.next, complete: finished && batch.next >= edge };
+  } finally {
+    await handle.close();
+  }
+}

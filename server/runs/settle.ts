@@ -1,0 +1,81 @@
+import fs from 'node:fs';
+import type pino from 'pino';
+import type { Config } from '../config.js';
+import { runFiles } from '../paths.js';
+import { isTerminal, type RunChanges, type RunRow, type RunStore } from '../store/runs.js';
+import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
+import { readStateFile, TOKEN_VARIABLE, type RunnerState } from '../../pipeline-runner/state.js';
+import { runnerOutcome } from './runnerOutcome.js';
+import type { WatchedRunner } from './runnerWatch.js';
+
+export interface SettleEvents {
+  /** a run record changed */
+  changed(run: RunRow): void;
+  /** a run of this project ended: its queue may move on */
+  ended(projectId: number): void;
+}
+
+/**
+ * Records what runners report: progress, and how each run ended (with the final log size). Every
+ * write here is idempotent, so a failed one is simply tried again.
+ */
+export class RunSettler {
+  constructor(private readonly config: Config, private readonly runs: RunStore, private readonly events: SettleEvents, private readonly log: pino.Logger) {}
+
+  async runnerOnProgress(runner: WatchedRunner, state: RunnerState): Promise<void> {
+    const run = await this.runs.get(runner.runId);
+    if (!run || run.status !== 'running') return;
+    if (run.current_step === state.current_step && run.progress_current === state.progress_current) return;
+    this.events.changed(await this.runs.update(run.id, { current_step: state.current_step, progress_current: state.progress_current }));
+  }
+
+  /** Records how a runner ended: its final state, its exit, or what is known when neither says. */
+  async runnerOnEnded(runner: WatchedRunner): Promise<void> {
+    const run = await this.runs.get(runner.runId);
+    if (!run || isTerminal(run.status)) return;
+    const { changes, marker } = runnerOutcome(runner, readStateFile(runner.stateFile, runner.runId), run);
+    if (marker !== null) {
+      // Whatever the runner left behind (a step in its own group) must not outlive the run.
+      if (runner.token) killProcessesWithEnv(TOKEN_VARIABLE, runner.token);
+      if (!runner.markerWritten) this.appendMarker(run, marker);
+      runner.markerWritten = true;
+    }
+    await this.finish(run, changes);
+  }
+
+  /**
+   * Records a terminal state with the final log size, then lets the project's queue move on. Null
+   * when the run had already ended (nothing changes then).
+   */
+  async finish(run: RunRow, changes: RunChanges): Promise<RunRow | null> {
+    let logSize = 0;
+    try {
+      logSize = fs.statSync(runFiles(this.config.logsDir, run.project_id, run.id).log).size;
+    } catch {
+      // never written
+    }
+    const finished = await this.runs.settle(run.id, { finished_at: new Date().toISOString(), ...changes, log_size: logSize, runner_pid: null });
+    if (finished) this.events.changed(finished);
+    this.events.ended(run.project_id);
+    return finished;
+  }
+
+  /** The hub's own last line, when the runner could not write one: on a line of its own. */
+  private appendMarker(run: RunRow, text: string): void {
+    const file = runFiles(this.config.logsDir, run.project_id, run.id).log;
+    try {
+      const size = fs.existsSync(file) ? fs.statSync(file).size : 0;
+      let prefix = '';
+      if (size > 0) {
+        const fd = fs.openSync(file, 'r');
+        const last = Buffer.alloc(1);
+        fs.readSync(fd, last, 0, 1, size - 1);
+        fs.closeSync(fd);
+        if (last[0] !== 0x0a) prefix = '\n';
+      }
+      fs.appendFileSync(file, `${prefix}${text}\n`);
+    } catch (error) {
+      this.log.warn({ err: error, run_id: run.id }, 'could not append to the run log');
+    }
+  }
+}
