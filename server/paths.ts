@@ -5,7 +5,7 @@ import path from 'node:path';
 export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 
 export const builtInPipelinesFile = path.join(projectRoot, 'pipelines.json');
-export const migrationsDir = path.join(projectRoot, 'server', 'store', 'migrations');
+export const sqliteMigrationsDir = path.join(projectRoot, 'server', 'store', 'sqlite', 'migrations');
 export const runnerScript = path.join(projectRoot, 'dist', 'pipeline-runner', 'runner.js');
 export const demoDocsDir = path.join(projectRoot, 'demo', 'docs');
 export const guiDir = path.join(projectRoot, 'dist', 'gui');

@@ -11,9 +11,7 @@ import { loadPipelines } from './pipelines/load.js';
 import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
-import { openDb } from './store/db.js';
-import { ProjectStore } from './store/projects.js';
-import { RunStore } from './store/runs.js';
+import { openSqliteStore } from './store/sqlite/store.js';
 
 export interface RunningHub {
   url: string;
@@ -21,13 +19,12 @@ export interface RunningHub {
   close(): Promise<void>;
 }
 
-/** Composition: config → pipelines, db, run service, hub, HTTP; listens, and closes in reverse. */
+/** Composition: config → pipelines, store, launcher and run service, hub, HTTP, WebSocket; listens, and closes in reverse. */
 export async function startHub(config: Config, log = pino({ level: config.logLevel })): Promise<RunningHub> {
   const pipelines = loadPipelines(config.pipelinesFile);
   fs.mkdirSync(config.logsDir, { recursive: true });
-  const db = await openDb(config.dbFile);
-  const projects = new ProjectStore(db);
-  const runs = new RunStore(db);
+  const store = await openSqliteStore(config.dbFile);
+  const { projects, runs } = store;
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
   const runService = new RunService(config, pipelines, projects, runs, log, (events) => new LocalLauncher(config, events, log));
   const hub = new LogHub(config, runs, projects, (run) => toRunJson(run, config.logsDir));
@@ -59,7 +56,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         await sockets.close();
         await hub.close();
         await stopped;
-        await db.close();
+        await store.close();
       })();
       return closing;
     },

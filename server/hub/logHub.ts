@@ -8,6 +8,7 @@ import type { Run } from '../wire.js';
 import type { RunStore, RunRow } from '../store/runs.js';
 import { isTerminal } from '../store/runs.js';
 import { LogWatcher } from '../logs/logWatcher.js';
+import { LocalLogSource } from '../logs/logSource.js';
 import { runFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { RunTail, type Subscriber } from './runTail.js';
 
@@ -29,6 +30,7 @@ export class LogHub {
   private readonly projectSinks = new Map<number, Set<LogSink>>();
   private readonly runSinks = new Map<number, Map<LogSink, Subscriber>>();
   private readonly watcher = new LogWatcher();
+  private readonly unwatch = new Map<RunTail, () => void>();
 
   /** `runJson`: a run as clients see it (the composition root decides; the hub only sends it). */
   constructor(
@@ -145,14 +147,14 @@ export class LogHub {
   private async tailFor(run: RunRow): Promise<RunTail> {
     const existing = this.tails.get(run.id);
     if (existing) return existing;
-    const file = runFiles(this.config.logsDir, run.project_id, run.id).log;
-    const tail = new RunTail({ runId: run.id, file, maxLineBytes: this.config.maxLineBytes, onIdle: () => this.releaseTail(tail) });
+    const source = new LocalLogSource(runFiles(this.config.logsDir, run.project_id, run.id).log, this.watcher);
+    const tail = new RunTail({ runId: run.id, source, maxLineBytes: this.config.maxLineBytes, onIdle: () => this.releaseTail(tail) });
     this.tails.set(run.id, tail);
     if (isTerminal(run.status)) {
       tail.finishAt({ ...completeOf(run), next: run.log_size });
       return tail;
     }
-    this.watcher.watch(file, () => void tail.pump());
+    this.unwatch.set(tail, source.watch(() => void tail.pump()));
     try {
       // The run may have ended between reading its record and registering this reader.
       const latest = await this.runs.get(run.id);
@@ -168,7 +170,8 @@ export class LogHub {
   private releaseTail(tail: RunTail): void {
     if (this.tails.get(tail.runId) !== tail || tail.subscribers.size > 0) return;
     this.tails.delete(tail.runId);
-    this.watcher.unwatch(tail.file);
+    this.unwatch.get(tail)?.();
+    this.unwatch.delete(tail);
     void tail.close();
   }
 

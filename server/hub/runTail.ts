@@ -1,10 +1,10 @@
-import { stat } from 'node:fs/promises';
 import { debuglog } from 'node:util';
 import { LineSplitter, lineCount, type LineBatch } from '../logs/lineSplitter.js';
 import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { RecentFrames } from './recentFrames.js';
 import { SharedReads, type ReadFrame } from './sharedReads.js';
-import { liveEdge, openLog, readLines, type LogHandle } from '../logs/logFile.js';
+import { liveEdge, readLines } from '../logs/logFile.js';
+import type { LogHandle, LogSource } from '../logs/logSource.js';
 
 const debug = debuglog('hub:tail');
 const READ_CHUNK = 1024 * 1024;
@@ -43,7 +43,7 @@ export interface Subscriber {
 
 export interface TailOptions {
   runId: number;
-  file: string;
+  source: LogSource;
   maxLineBytes: number;
   /** called when the last subscriber has left (after `complete`) */
   onIdle?: () => void;
@@ -82,9 +82,6 @@ export class RunTail {
     return this.options.runId;
   }
 
-  get file(): string {
-    return this.options.file;
-  }
 
   /** The offset every live subscriber is at: the end of the last line delivered. */
   get committed(): number {
@@ -109,7 +106,7 @@ export class RunTail {
   }
 
   private async open(): Promise<LogHandle | null> {
-    const handle = await openLog(this.options.file);
+    const handle = await this.options.source.open();
     if (this.final && !this.closed) await this.clampFinal(handle);
     if (!handle || this.closed) {
       await handle?.close();
@@ -222,9 +219,8 @@ export class RunTail {
    * re-sent as new); the reader starts over on the file as it now is.
    */
   private async wasReset(handle: LogHandle): Promise<boolean> {
-    const [open, current] = await Promise.all([handle.stat(), stat(this.options.file).catch(() => null)]);
-    const truncated = open.size < this.readPosition;
-    const replaced = current !== null && current.ino !== open.ino;
+    const truncated = (await handle.stat()).size < this.readPosition;
+    const replaced = !truncated && (await this.options.source.isReplaced(handle));
     if (!truncated && !replaced) return false;
     debug('run %d: log %s', this.runId, truncated ? 'truncated' : 'replaced');
     const frame = JSON.stringify({

@@ -1,20 +1,10 @@
-import fs from 'node:fs/promises';
+import type { LogHandle } from './logSource.js';
 import { LineSplitter, lineCount, type LineBatch } from './lineSplitter.js';
 
 const BLOCK = 64 * 1024;
 const NEWLINE = 0x0a;
 
-export type LogHandle = fs.FileHandle;
-
-/** Opens a log for reading; null while it does not exist yet. */
-export async function openLog(file: string): Promise<LogHandle | null> {
-  try {
-    return await fs.open(file, 'r');
-  } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
-  }
-}
+export type { LogHandle };
 
 /**
  * Where the last `lines` lines before `end` start, reading backwards block by block, so the cost

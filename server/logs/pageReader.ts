@@ -1,6 +1,7 @@
 import { HubError } from '../errors.js';
 import type { LogPage, StartAt } from '../wire.js';
-import { findTailStart, liveEdge, openLog, readLines } from './logFile.js';
+import { findTailStart, liveEdge, readLines } from './logFile.js';
+import type { LogSource } from './logSource.js';
 
 export type { LogPage, StartAt };
 
@@ -22,9 +23,9 @@ export interface PageOptions {
  * A page of lines for HTTP: the last N (before `before`, to load earlier parts), or from an offset.
  * The cost is bounded by what is returned, never by the size of the file.
  */
-export async function readLogPage(file: string, options: PageOptions, startAt: StartAt, before?: number): Promise<LogPage> {
+export async function readLogPage(source: LogSource, options: PageOptions, startAt: StartAt, before?: number): Promise<LogPage> {
   const { finished, maxLineBytes } = options;
-  const handle = await openLog(file);
+  const handle = await source.open();
   if (!handle) return { lines: [], continued: [], offset: 0, next: 0, complete: finished };
   try {
     const size = (await handle.stat()).size;

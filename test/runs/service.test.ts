@@ -9,9 +9,7 @@ import { loadPipelines } from '../../server/pipelines/load.js';
 import { LocalLauncher } from '../../server/runs/localLauncher.js';
 import { RunService } from '../../server/runs/service.js';
 import { spawnIdleRunner } from '../../server/runs/spawnRunner.js';
-import { openDb } from '../../server/store/db.js';
-import { ProjectStore } from '../../server/store/projects.js';
-import { RunStore } from '../../server/store/runs.js';
+import { openSqliteStore } from '../../server/store/sqlite/store.js';
 import { waitFor } from '../helpers/hub.js';
 
 test('a runner that cannot be spawned (ENOENT, as EAGAIN or EMFILE would) fails that run with the reason; nothing crashes', async () => {
@@ -19,9 +17,8 @@ test('a runner that cannot be spawned (ENOENT, as EAGAIN or EMFILE would) fails 
   const pipelinesFile = path.join(dir, 'pipelines.json');
   fs.writeFileSync(pipelinesFile, JSON.stringify({ pipelines: { p: { steps: [{ name: 'a', command: ['true'] }], scopes: { all: 'a' } } } }));
   const config = loadConfig({ HUB_DATA_DIR: 'data', HUB_LOGS_DIR: 'logs', HUB_PIPELINES: pipelinesFile }, dir);
-  const db = await openDb(config.dbFile);
-  const projects = new ProjectStore(db);
-  const runs = new RunStore(db);
+  const store = await openSqliteStore(config.dbFile);
+  const { projects, runs } = store;
   const log = pino({ level: 'silent' });
   // A real spawn of a program that does not exist: the error arrives as an 'error' event, later.
   const service = new RunService(config, loadPipelines(pipelinesFile), projects, runs, log, (events) => new LocalLauncher(config, events, log, () => spawnIdleRunner([path.join(dir, 'no-such-node')])));
@@ -38,7 +35,7 @@ test('a runner that cannot be spawned (ENOENT, as EAGAIN or EMFILE would) fails 
     await waitFor(async () => (await runs.listActive()).length === 0, 'no active run');
   } finally {
     service.close();
-    await db.close();
+    await store.close();
   }
 });
 

@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { open, type Database } from 'sqlite';
-import { migrationsDir } from '../paths.js';
+import { sqliteMigrationsDir } from '../../paths.js';
 
 export type Db = Database<sqlite3.Database, sqlite3.Statement>;
 
@@ -16,6 +16,6 @@ export async function openDb(file: string): Promise<Db> {
   await db.exec(`PRAGMA busy_timeout = ${BUSY_TIMEOUT_MS}`);
   await db.exec('PRAGMA journal_mode = WAL');
   await db.exec('PRAGMA foreign_keys = ON');
-  await db.migrate({ migrationsPath: migrationsDir });
+  await db.migrate({ migrationsPath: sqliteMigrationsDir });
   return db;
 }

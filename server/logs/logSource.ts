@@ -1,0 +1,49 @@
+import fs from 'node:fs/promises';
+import type { LogWatcher } from './logWatcher.js';
+
+/** Positional reads of one log, as fs.FileHandle does them (a local file is one as it is). */
+export interface LogHandle {
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }>;
+  /** `size`: bytes readable now; `ino`: which log this handle reads (changes when it is replaced) */
+  stat(): Promise<{ size: number; ino: number }>;
+  close(): Promise<void>;
+}
+
+/**
+ * Where a run's log is read from: open it, learn that it grew, learn that it was replaced. The
+ * local file is today's; a log shipped through Redis Streams is the cluster's. Offsets are bytes
+ * of the log either way.
+ */
+export interface LogSource {
+  /** A handle for positional reads; null while the log does not exist yet. */
+  open(): Promise<LogHandle | null>;
+  /** True when the log at this source's place is no longer the one `handle` reads. */
+  isReplaced(handle: LogHandle): Promise<boolean>;
+  /** Calls `hint` when bytes may have been appended (a hint, never data); returns how to stop. */
+  watch(hint: () => void): () => void;
+}
+
+/** A run's log file on this machine. */
+export class LocalLogSource implements LogSource {
+  constructor(readonly file: string, private readonly watcher?: LogWatcher) {}
+
+  async open(): Promise<LogHandle | null> {
+    try {
+      return await fs.open(this.file, 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+  }
+
+  async isReplaced(handle: LogHandle): Promise<boolean> {
+    const [open, current] = await Promise.all([handle.stat(), fs.stat(this.file).catch(() => null)]);
+    return current !== null && current.ino !== open.ino;
+  }
+
+  watch(hint: () => void): () => void {
+    if (!this.watcher) throw new Error(`No watcher for ${this.file}`);
+    this.watcher.watch(this.file, hint);
+    return () => this.watcher!.unwatch(this.file);
+  }
+}

@@ -1,0 +1,9 @@
+import type { ProjectStore } from './projects.js';
+import type { RunStore } from './runs.js';
+
+/** Where projects and runs live: SQLite embedded (today), PostgreSQL for a cluster (next). */
+export interface Store {
+  readonly projects: ProjectStore;
+  readonly runs: RunStore;
+  close(): Promise<void>;
+}

@@ -1,0 +1,95 @@
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { HubError } from '../../server/errors.js';
+import type { Store } from '../../server/store/store.js';
+
+/**
+ * What every Store must do, whatever the database: run it against each implementation
+ * (`runStoreContract('sqlite', open)`). Each test gets a fresh, empty store.
+ */
+export function runStoreContract(name: string, open: () => Promise<Store>): void {
+  const contract = suite<{ store: Store }>(`store contract: ${name}`);
+  contract.before.each(async (context) => {
+    context.store = await open();
+  });
+  contract.after.each(async ({ store }) => store.close());
+
+  const project = (store: Store, name = `p${Math.random().toString(36).slice(2)}`) =>
+    store.projects.insert({ name, doc_root: '/tmp', pipeline: 'p', settings: { model: 'm' } });
+  const pending = (store: Store, projectId: number) =>
+    store.runs.insert({ project_id: projectId, scope: 'all', status: 'pending', triggered_by: 'test', progress_total: 2, plan: '[{"name":"a"}]' });
+
+  contract('a project round-trips, with its settings; a second one of the same name is 409 name_taken, even at once', async ({ store }) => {
+    const created = await project(store, 'alpha');
+    assert.equal(await store.projects.get(created.id), created);
+    assert.equal((await store.projects.findByName('alpha'))?.id, created.id);
+    assert.equal(created.settings, { model: 'm' });
+    const tries = await Promise.allSettled([project(store, 'beta'), project(store, 'beta'), project(store, 'beta')]);
+    assert.is(tries.filter((t) => t.status === 'fulfilled').length, 1);
+    for (const t of tries) if (t.status === 'rejected') assert.ok(t.reason instanceof HubError && t.reason.status === 409 && t.reason.code === 'name_taken');
+    const updated = await store.projects.update(created.id, { settings: { other: 'x' } });
+    assert.equal(updated?.settings, { other: 'x' });
+    assert.is(updated?.name, 'alpha');
+  });
+
+  contract('runs queue per project in order of creation; only active ones are listed as active', async ({ store }) => {
+    const a = await project(store);
+    const b = await project(store);
+    const first = await pending(store, a.id);
+    const other = await pending(store, b.id);
+    const second = await pending(store, a.id);
+    assert.equal((await store.runs.listActiveForProject(a.id)).map((r) => r.id), [first.id, second.id]);
+    assert.equal((await store.runs.listActive()).map((r) => r.id), [first.id, other.id, second.id]);
+    assert.is(first.status, 'pending');
+    assert.is(first.plan, '[{"name":"a"}]');
+    await store.runs.settle(first.id, { status: 'cancelled' });
+    assert.equal((await store.runs.listActiveForProject(a.id)).map((r) => r.id), [second.id]);
+    assert.equal((await store.runs.listForProject(a.id, 10)).map((r) => r.id), [second.id, first.id], 'newest first');
+    assert.equal((await store.runs.listForProject(a.id, 10, second.id)).map((r) => r.id), [first.id], 'paged by id');
+    assert.equal(await store.runs.listOwnedFiles(), new Set([`${a.id}/${first.id}`, `${b.id}/${other.id}`, `${a.id}/${second.id}`]));
+  });
+
+  contract('a claim starts a pending run once, with its runner; one running run per project, enforced by the store', async ({ store }) => {
+    const p = await project(store);
+    const first = await pending(store, p.id);
+    const second = await pending(store, p.id);
+    const claimed = await store.runs.claim(first.id, { runner_pid: 42, runner_token: 't', started_at: 'now' });
+    assert.is(claimed?.status, 'running');
+    assert.is(claimed?.runner_pid, 42);
+    assert.is(await store.runs.claim(first.id, { runner_pid: 43 }), null, 'not twice');
+    assert.is(await store.runs.claim(second.id, { runner_pid: 44 }), null, 'not while another of the project runs');
+    assert.is((await store.runs.get(second.id))?.status, 'pending');
+    const other = await pending(store, (await project(store)).id);
+    assert.is((await store.runs.claim(other.id, {}))?.status, 'running', 'another project is not held up');
+    const all = await Promise.all([store.runs.claim(second.id, {}), store.runs.claim(second.id, {})]);
+    assert.is(all.filter(Boolean).length, 0);
+    await store.runs.settle(first.id, { status: 'completed', exit_code: 0 });
+    const racing = await Promise.all([store.runs.claim(second.id, { runner_pid: 1 }), store.runs.claim(second.id, { runner_pid: 2 })]);
+    assert.is(racing.filter(Boolean).length, 1, 'two claims at once: one wins');
+  });
+
+  contract('settling records a terminal state once; later settles change nothing', async ({ store }) => {
+    const p = await project(store);
+    const run = await pending(store, p.id);
+    await store.runs.claim(run.id, {});
+    const done = await store.runs.settle(run.id, { status: 'failed', exit_code: 3, error_message: 'x', log_size: 10 });
+    assert.equal([done?.status, done?.exit_code, done?.log_size], ['failed', 3, 10]);
+    assert.is(await store.runs.settle(run.id, { status: 'completed' }), null);
+    assert.is((await store.runs.get(run.id))?.status, 'failed');
+    const updated = await store.runs.update(run.id, { current_step: 'b' });
+    assert.is(updated.current_step, 'b');
+  });
+
+  contract('deleting a project removes its runs; deleting a run removes it', async ({ store }) => {
+    const p = await project(store);
+    const run = await pending(store, p.id);
+    const kept = await pending(store, p.id);
+    await store.runs.delete(run.id);
+    assert.is(await store.runs.get(run.id), undefined);
+    assert.ok(await store.projects.delete(p.id));
+    assert.is(await store.runs.get(kept.id), undefined);
+    assert.not.ok(await store.projects.delete(p.id));
+  });
+
+  contract.run();
+}
