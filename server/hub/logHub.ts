@@ -31,6 +31,8 @@ export class LogHub {
   private readonly runSinks = new Map<number, Map<LogSink, Subscriber>>();
   private readonly watcher = new LogWatcher();
   private readonly unwatch = new Map<RunTail, () => void>();
+  /** subscribes in progress per reader */
+  private readonly holds = new Map<RunTail, number>();
 
   /** `runJson`: a run as clients see it (the composition root decides; the hub only sends it). */
   constructor(
@@ -45,22 +47,16 @@ export class LogHub {
     const run = await this.runs.get(runId);
     if (!run || (options.projectId !== undefined && run.project_id !== options.projectId)) throw notFound('Run', runId);
     this.unsubscribeRun(sink, runId);
-    for (;;) {
-      const tail = await this.tailFor(run);
-      let start: number;
-      try {
-        start = await this.startOffset(tail, runId, startAt);
-      } catch (error) {
-        if (this.tails.get(runId) !== tail) continue; // closed under us (its file handle too)
-        this.releaseTail(tail); // opened for nobody: its handle and watcher go now
-        throw error;
+    // Held while this subscribe is under way, so the reader cannot be released under it.
+    const { tail, created } = this.hold(run);
+    try {
+      if (created && !tail.isFinal) {
+        // The run may have ended between reading its record and registering this reader.
+        const latest = await this.runs.get(run.id);
+        if (latest && isTerminal(latest.status)) tail.end(latest.log_size, completeOf(latest));
       }
-      // Its last subscriber may have left meanwhile and the reader closed: then open a new one.
-      if (this.tails.get(runId) !== tail) continue;
-      if (sink.closed) {
-        this.releaseTail(tail);
-        return start;
-      }
+      const start = await this.startOffset(tail, runId, startAt);
+      if (sink.closed) return start;
       options.onStart?.(start);
       const sinks = this.runSinks.get(runId) ?? new Map<LogSink, Subscriber>();
       this.runSinks.set(runId, sinks);
@@ -68,6 +64,9 @@ export class LogHub {
       sinks.set(sink, subscriber);
       tail.start(subscriber);
       return start;
+    } finally {
+      this.holds.set(tail, this.holds.get(tail)! - 1);
+      this.releaseIfIdle(tail); // opened for nobody (a failed subscribe, a client gone): freed now
     }
   }
 
@@ -106,8 +105,10 @@ export class LogHub {
     sinks.delete(sink);
     if (sinks.size === 0) this.runSinks.delete(runId);
     const tail = this.tails.get(runId);
-    tail?.remove(subscriber);
-    if (tail && tail.subscribers.size === 0) this.releaseTail(tail);
+    if (tail) {
+      tail.remove(subscriber);
+      this.releaseIfIdle(tail);
+    }
     return true;
   }
 
@@ -144,32 +145,30 @@ export class LogHub {
     await this.watcher.close();
   }
 
-  private async tailFor(run: RunRow): Promise<RunTail> {
+  /** The run's reader, opened if need be, held for one subscribe in progress. */
+  private hold(run: RunRow): { tail: RunTail; created: boolean } {
     const existing = this.tails.get(run.id);
-    if (existing) return existing;
+    if (existing) {
+      this.holds.set(existing, this.holds.get(existing)! + 1);
+      return { tail: existing, created: false };
+    }
     const source = new LocalLogSource(runFiles(this.config.logsDir, run.project_id, run.id).log, this.watcher);
-    const tail = new RunTail({ runId: run.id, source, maxLineBytes: this.config.maxLineBytes, onIdle: () => this.releaseTail(tail) });
+    const tail = new RunTail({ runId: run.id, source, maxLineBytes: this.config.maxLineBytes, onIdle: () => this.releaseIfIdle(tail) });
     this.tails.set(run.id, tail);
-    if (isTerminal(run.status)) {
-      tail.finishAt({ ...completeOf(run), next: run.log_size });
-      return tail;
-    }
-    this.unwatch.set(tail, source.watch(() => void tail.pump()));
-    try {
-      // The run may have ended between reading its record and registering this reader.
-      const latest = await this.runs.get(run.id);
-      if (latest && isTerminal(latest.status)) tail.end(latest.log_size, completeOf(latest));
-    } catch (error) {
-      this.releaseTail(tail);
-      throw error;
-    }
-    return tail;
+    this.holds.set(tail, 1);
+    if (isTerminal(run.status)) tail.finishAt({ ...completeOf(run), next: run.log_size });
+    else this.unwatch.set(tail, source.watch(() => void tail.pump()));
+    return { tail, created: true };
   }
 
-  /** Closes a reader nobody follows any more (subscribers that got `complete` have left it). */
-  private releaseTail(tail: RunTail): void {
-    if (this.tails.get(tail.runId) !== tail || tail.subscribers.size > 0) return;
+  /**
+   * The one way a reader is released: once nobody follows it (subscribers that got `complete` or
+   * `log_reset` have left it) and no subscribe holds it.
+   */
+  private releaseIfIdle(tail: RunTail): void {
+    if (this.tails.get(tail.runId) !== tail || tail.subscribers.size > 0 || this.holds.get(tail)! > 0) return;
     this.tails.delete(tail.runId);
+    this.holds.delete(tail);
     this.unwatch.get(tail)?.();
     this.unwatch.delete(tail);
     void tail.close();
