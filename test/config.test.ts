@@ -1,0 +1,37 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { loadConfig } from '../server/config.js';
+
+test('defaults: loopback, port 8080, data and logs under the working directory, frozen', () => {
+  const config = loadConfig({}, '/srv/hub');
+  assert.is(config.host, '127.0.0.1');
+  assert.is(config.port, 8080);
+  assert.is(config.dbFile, '/srv/hub/data/hub.sqlite');
+  assert.is(config.logsDir, '/srv/hub/logs');
+  assert.is(config.token, null);
+  assert.is(config.logLevel, 'info');
+  assert.ok(Object.isFrozen(config));
+  assert.throws(() => ((config as { port: number }).port = 1));
+});
+
+test('bad values are refused at start with the variable and the value in the message', () => {
+  const cases: [Record<string, string>, RegExp][] = [
+    [{ PORT: 'eighty' }, /PORT to be a whole number, got "eighty"/],
+    [{ PORT: '70000' }, /PORT to be between 0 and 65535, got 70000/],
+    [{ HUB_TOKEN: 'short' }, /HUB_TOKEN to be at least 16 printable/],
+    [{ HUB_TOKEN: 'has spaces in it, sixteen+' }, /HUB_TOKEN/],
+    [{ HUB_LOG_LEVEL: 'verbose' }, /HUB_LOG_LEVEL to be one of .*got "verbose"/],
+    [{ HUB_MAX_LINE_BYTES: '8' }, /HUB_MAX_LINE_BYTES to be between 16/],
+  ];
+  for (const [env, message] of cases) assert.throws(() => loadConfig(env, '/srv'), message, JSON.stringify(env));
+});
+
+test('lists are trimmed and lower-cased; relative paths resolve against the working directory', () => {
+  const config = loadConfig({ HUB_ALLOWED_HOSTS: ' Hub.Example , other ', HUB_ALLOWED_ORIGINS: 'HTTP://X.example:3000/', HUB_DATA_DIR: 'd', HUB_PIPELINES: 'p.json' }, '/w');
+  assert.equal(config.allowedHosts, ['hub.example', 'other']);
+  assert.equal(config.allowedOrigins, ['http://x.example:3000']);
+  assert.is(config.dbFile, '/w/d/hub.sqlite');
+  assert.is(config.pipelinesFile, '/w/p.json');
+});
+
+test.run();
