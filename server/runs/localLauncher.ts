@@ -5,18 +5,23 @@ import type { RunRow } from '../store/runs.js';
 import { RunnerStartError, type Launcher, type LauncherEvents, type LaunchRequest } from './launcher.js';
 import { RunnerPool } from './runnerPool.js';
 import { isRunnerAlive, RunnerWatch, type WatchedRunner } from './runnerWatch.js';
-import { assignRun, type SpawnRunner } from './spawnRunner.js';
+import { assignRun, runnerSpawner } from './spawnRunner.js';
+import { SpawnThread } from './spawnThread.js';
 
 /**
- * Runners on this machine: one started ahead of time (RunnerPool), handed its run on stdin, then
- * followed through its state file and its exit (RunnerWatch) until its end is recorded.
+ * Runners on this machine, started from a thread of their own (SpawnThread) so forks never block
+ * the event loop: one ahead of time (RunnerPool), handed its run on stdin, then followed through its
+ * state file and its exit (RunnerWatch) until its end is recorded.
  */
 export class LocalLauncher implements Launcher {
   private readonly pool: RunnerPool;
   private readonly watch: RunnerWatch;
 
-  constructor(private readonly config: Config, private readonly events: LauncherEvents, private readonly log: pino.Logger, spawnRunner?: SpawnRunner) {
-    this.pool = new RunnerPool(spawnRunner);
+  private readonly thread = new SpawnThread();
+
+  /** `runnerCommand`: how a runner starts (tests give one that cannot). */
+  constructor(private readonly config: Config, private readonly events: LauncherEvents, private readonly log: pino.Logger, runnerCommand?: readonly string[]) {
+    this.pool = new RunnerPool(runnerSpawner(this.thread, runnerCommand));
     this.pool.prime();
     this.watch = new RunnerWatch({
       onProgress: (runner, state) => events.onProgress(runner, state),
@@ -37,7 +42,7 @@ export class LocalLauncher implements Launcher {
     try {
       started = await claim({ pid: idle.pid, token: idle.token });
     } finally {
-      if (!started!) idle.child.stdin?.end(); // an idle runner given no run exits quietly
+      if (!started!) idle.send(null); // an idle runner given no run exits quietly
     }
     if (!started) return null;
     const runner: WatchedRunner = {
@@ -46,13 +51,13 @@ export class LocalLauncher implements Launcher {
       pid: idle.pid,
       token: idle.token,
       stateFile: runFiles(this.config.logsDir, project.id, run.id).state,
-      child: idle.child,
+      process: idle,
     };
     try {
       assignRun(idle, this.config, project, started, plan);
     } catch (error) {
       this.log.warn({ err: error, run_id: run.id }, 'the run could not be handed to its runner');
-      idle.child.stdin?.end();
+      idle.send(null);
       runner.startError = (error as Error).message;
       // Recorded now when the database lets it; else the watch records it, trying until it does.
       if (await this.events.onEnded(runner).then(() => true, () => false)) return started;
@@ -84,5 +89,6 @@ export class LocalLauncher implements Launcher {
   close(): void {
     this.pool.close();
     this.watch.close();
+    this.thread.close();
   }
 }

@@ -1,24 +1,25 @@
-import { spawnIdleRunner, type IdleRunner, type SpawnRunner } from './spawnRunner.js';
+import type { RunnerProcess } from './runnerProcess.js';
+import type { SpawnRunner } from './spawnRunner.js';
 
 const REFILL_DELAY_MS = 50;
 
 /**
  * Keeps one runner started ahead of time, so a run does not wait for Node to start (115 ms on a
- * small machine), and the synchronous fork happens after the run has started, not before.
+ * small machine).
  */
 export class RunnerPool {
-  private idle: IdleRunner | null = null;
+  private idle: RunnerProcess | null = null;
   private refill: NodeJS.Timeout | null = null;
   private closed = false;
 
-  constructor(private readonly spawnRunner: SpawnRunner = () => spawnIdleRunner()) {}
+  constructor(private readonly spawnRunner: SpawnRunner) {}
 
   /** An idle runner: the warm one if it is still alive, else a new one (rejects if none can start). */
-  take(): Promise<IdleRunner> {
+  take(): Promise<RunnerProcess> {
     const warm = this.idle;
     this.idle = null;
     this.scheduleRefill();
-    if (warm && warm.exited === null && warm.child.exitCode === null && warm.child.signalCode === null) return Promise.resolve(warm);
+    if (warm && warm.exited === null) return Promise.resolve(warm);
     return this.spawnRunner();
   }
 
@@ -29,14 +30,13 @@ export class RunnerPool {
 
   private scheduleRefill(): void {
     if (this.closed || this.refill) return;
-    // Just after the current request: the fork blocks the event loop for tens of ms. Waiting
-    // longer (300 ms was tried) leaves back-to-back runs without a warm runner, which is worse.
+    // Just after the current request, so its runner's start does not compete with this one's.
     this.refill = setTimeout(() => {
       this.refill = null;
       if (this.closed || this.idle) return;
       this.spawnRunner().then(
         (runner) => {
-          if (this.closed || this.idle) runner.child.stdin?.end();
+          if (this.closed || this.idle) runner.send(null);
           else this.idle = runner;
         },
         () => {}, // the next take() spawns one itself, and reports the error there
@@ -49,7 +49,7 @@ export class RunnerPool {
   close(): void {
     this.closed = true;
     if (this.refill) clearTimeout(this.refill);
-    this.idle?.child.stdin?.end();
+    this.idle?.send(null);
     this.idle = null;
   }
 }

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
-import type { ChildProcess } from 'node:child_process';
 import { readStateFile, TOKEN_VARIABLE, type RunnerState } from '../../pipeline-runner/state.js';
 import { isAlive, processHasEnv } from '../../pipeline-runner/processes.js';
+import type { RunnerProcess } from './runnerProcess.js';
 
 const POLL_MS = 100;
 /** A settle that failed (database busy) is tried again after this, doubling up to the cap. */
@@ -19,7 +19,8 @@ export interface WatchedRunner {
   pid: number;
   token: string;
   stateFile: string;
-  child?: ChildProcess;
+  /** the process, when this server started it (else it is followed by pid + token) */
+  process?: RunnerProcess;
   /** Set once the runner has exited; its signal when it was killed by one. */
   exited?: { code: number | null; signal: string | null };
   /** why the run could not be handed to the runner, if it could not */
@@ -55,7 +56,7 @@ export function isRunnerAlive(pid: number, token: string): boolean {
 
 /** Signals a runner only while it is still ours (a re-attached runner's pid may have been reused). */
 function signalRunner(runner: WatchedRunner, signal: NodeJS.Signals): void {
-  if (!runner.child && !isRunnerAlive(runner.pid, runner.token)) return;
+  if (!runner.process?.followed && !isRunnerAlive(runner.pid, runner.token)) return;
   try {
     process.kill(runner.pid, signal);
   } catch {
@@ -76,7 +77,7 @@ export class RunnerWatch {
 
   add(runner: WatchedRunner): void {
     this.runners.set(runner.runId, runner);
-    runner.child?.once('exit', () => this.check(runner));
+    runner.process?.onExit(() => this.check(runner));
     if (!this.timer) {
       this.timer = setInterval(() => this.pollAll(), POLL_MS);
       this.timer.unref();
@@ -102,7 +103,6 @@ export class RunnerWatch {
 
   close(): void {
     for (const runner of this.runners.values()) {
-      runner.child?.removeAllListeners('exit');
       clearTimeout(runner.forceKill);
     }
     this.runners.clear();
@@ -110,12 +110,9 @@ export class RunnerWatch {
     this.timer = undefined;
   }
 
-  /** How the runner exited, once it has (from the child process when we spawned it). */
+  /** How the runner exited, once it has (known when this server started it). */
   exitOf(runner: WatchedRunner): WatchedRunner['exited'] {
-    const child = runner.child;
-    if (!runner.exited && child && (child.exitCode !== null || child.signalCode !== null)) {
-      runner.exited = { code: child.exitCode, signal: child.signalCode };
-    }
+    if (!runner.exited && runner.process?.exited) runner.exited = { ...runner.process.exited };
     return runner.exited;
   }
 
@@ -123,7 +120,7 @@ export class RunnerWatch {
   check(runner: WatchedRunner): void {
     if (this.runners.get(runner.runId) !== runner || runner.settling || Date.now() < (runner.retryAt ?? 0)) return;
     const final = this.readIfChanged(runner);
-    const gone = final || this.exitOf(runner) !== undefined || runner.startError !== undefined || (!runner.child && !isRunnerAlive(runner.pid, runner.token));
+    const gone = final || this.exitOf(runner) !== undefined || runner.startError !== undefined || (!runner.process?.followed && !isRunnerAlive(runner.pid, runner.token));
     if (gone) this.settle(runner);
   }
 

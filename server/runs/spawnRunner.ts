@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -9,6 +8,8 @@ import type { RunRow } from '../store/runs.js';
 import { TOKEN_VARIABLE, type RunSpec } from '../../pipeline-runner/state.js';
 import type { RunPlan } from './plan.js';
 import { moveAside } from './orphanedLogs.js';
+import type { RunnerProcess } from './runnerProcess.js';
+import type { SpawnThread } from './spawnThread.js';
 
 
 export const settingVariable = (name: string) => `HUB_SETTING_${name.toUpperCase()}`;
@@ -41,53 +42,23 @@ export function stepEnvironment(config: Config, project: Project, run: RunRow): 
   return env;
 }
 
-/** A runner process started ahead of time, waiting on stdin for the run it will carry out. */
-export interface IdleRunner {
-  child: ChildProcess;
-  pid: number;
-  /** unique to this process; the run that takes it carries it as HUB_RUN_TOKEN */
-  token: string;
-  /** set as soon as the process exits, whoever is watching it by then */
-  exited: { code: number | null; signal: string | null } | null;
-}
-
-export type SpawnRunner = () => Promise<IdleRunner>;
+export type SpawnRunner = () => Promise<RunnerProcess>;
 
 /**
- * Starts a runner as plain `node` on compiled JavaScript, detached in its own process group so that
- * it outlives a restart of the server. It waits for its RunSpec on stdin; with no spec (the server
- * went away first) it exits quietly. Rejects when the process cannot start (EAGAIN, EMFILE, ...).
+ * Starts runners (plain `node` on compiled JavaScript, detached in their own process group so that
+ * they outlive a restart of the server) from the spawn thread. Each waits for its RunSpec on stdin;
+ * with none (the server went away first) it exits quietly. Rejects when one cannot start (EAGAIN,
+ * EMFILE, ENOENT...).
  */
-export function spawnIdleRunner(command: readonly string[] = [process.execPath, runnerScript]): Promise<IdleRunner> {
-  const token = randomUUID();
-  let child: ChildProcess;
-  try {
-    child = spawn(command[0], command.slice(1), {
-      detached: true,
-      stdio: ['pipe', 'ignore', 'ignore'],
-      env: runnerEnvironment(process.env, token),
-    });
-  } catch (error) {
-    return Promise.reject(error as Error);
-  }
-  // Listeners first: an 'error' with no listener would end the server.
-  child.stdin?.on('error', () => {}); // a runner that dies is reported by its exit
-  const runner: IdleRunner = { child, pid: child.pid ?? 0, token, exited: null };
-  child.once('exit', (code, signal) => (runner.exited = { code, signal }));
-  return new Promise((resolve, reject) => {
-    child.once('error', reject);
-    child.once('spawn', () => {
-      child.off('error', reject);
-      child.on('error', () => {}); // later errors (a kill that failed) are not fatal either
-      runner.pid = child.pid!;
-      child.unref();
-      resolve(runner);
-    });
-  });
+export function runnerSpawner(thread: SpawnThread, command: readonly string[] = [process.execPath, runnerScript]): SpawnRunner {
+  return () => {
+    const token = randomUUID();
+    return thread.spawn([...command], runnerEnvironment(process.env, token), token);
+  };
 }
 
 /** Hands a run to an idle runner: its planned steps, their environment, its files. */
-export function assignRun(runner: IdleRunner, config: Config, project: Project, run: RunRow, plan: RunPlan): void {
+export function assignRun(runner: RunnerProcess, config: Config, project: Project, run: RunRow, plan: RunPlan): void {
   const files = runFiles(config.logsDir, project.id, run.id);
   fs.mkdirSync(files.dir, { recursive: true });
   // A new run's log starts empty: never append to bytes the database does not own.
@@ -104,5 +75,5 @@ export function assignRun(runner: IdleRunner, config: Config, project: Project, 
     env: { ...env, [TOKEN_VARIABLE]: runner.token },
     steps: plan.map((step) => ({ ...step, command: [...step.command], env: { ...step.env } })),
   };
-  runner.child.stdin!.end(JSON.stringify(spec));
+  runner.send(JSON.stringify(spec));
 }

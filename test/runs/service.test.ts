@@ -8,7 +8,6 @@ import { loadConfig } from '../../server/config.js';
 import { loadPipelines } from '../../server/pipelines/load.js';
 import { LocalLauncher } from '../../server/runs/localLauncher.js';
 import { RunService } from '../../server/runs/service.js';
-import { spawnIdleRunner } from '../../server/runs/spawnRunner.js';
 import { openSqliteStore } from '../../server/store/sqlite/store.js';
 import { waitFor } from '../helpers/hub.js';
 
@@ -21,7 +20,7 @@ test('a runner that cannot be spawned (ENOENT, as EAGAIN or EMFILE would) fails 
   const { projects, runs } = store;
   const log = pino({ level: 'silent' });
   // A real spawn of a program that does not exist: the error arrives as an 'error' event, later.
-  const service = new RunService(config, loadPipelines(pipelinesFile), projects, runs, log, (events) => new LocalLauncher(config, events, log, () => spawnIdleRunner([path.join(dir, 'no-such-node')])));
+  const service = new RunService(config, loadPipelines(pipelinesFile), projects, runs, log, (events) => new LocalLauncher(config, events, log, [path.join(dir, 'no-such-node')]));
   try {
     await service.recover();
     const project = await projects.insert({ name: 'p', doc_root: dir, pipeline: 'p', settings: {} });

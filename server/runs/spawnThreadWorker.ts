@@ -1,0 +1,51 @@
+/**
+ * The thread that starts runners. `child_process.spawn` forks synchronously (36–150 ms for a
+ * server this size, seconds for 50 at once): done here, it blocks this thread's loop, not the one
+ * that serves logs. Messages: `spawn` → `spawned` | `failed`; `input` (a run for a runner's stdin);
+ * and `exit` when a runner ends.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { parentPort } from 'node:worker_threads';
+
+export type ToThread =
+  | { type: 'spawn'; id: number; command: string[]; env: Record<string, string> }
+  | { type: 'input'; id: number; input: string | null };
+export type FromThread =
+  | { type: 'spawned'; id: number; pid: number }
+  | { type: 'failed'; id: number; message: string }
+  | { type: 'exit'; id: number; code: number | null; signal: string | null };
+
+const children = new Map<number, ChildProcess>();
+const post = (message: FromThread) => parentPort!.postMessage(message);
+
+function spawnRunner({ id, command, env }: Extract<ToThread, { type: 'spawn' }>): void {
+  let child: ChildProcess;
+  try {
+    child = spawn(command[0], command.slice(1), { detached: true, stdio: ['pipe', 'ignore', 'ignore'], env });
+  } catch (error) {
+    post({ type: 'failed', id, message: (error as Error).message });
+    return;
+  }
+  child.stdin?.on('error', () => {}); // a runner that dies is reported by its exit
+  child.once('error', (error) => {
+    if (child.pid === undefined) post({ type: 'failed', id, message: error.message });
+  });
+  child.once('spawn', () => {
+    children.set(id, child);
+    child.unref();
+    post({ type: 'spawned', id, pid: child.pid! });
+  });
+  child.once('exit', (code, signal) => {
+    children.delete(id);
+    post({ type: 'exit', id, code, signal });
+  });
+}
+
+parentPort!.on('message', (message: ToThread) => {
+  if (message.type === 'spawn') spawnRunner(message);
+  else {
+    const stdin = children.get(message.id)?.stdin;
+    if (message.input === null) stdin?.end();
+    else stdin?.end(message.input);
+  }
+});
