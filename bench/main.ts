@@ -39,6 +39,7 @@ try {
     await step(`sustained → ${subscribers}`, () => maxSustained(hub, subscribers, target, quick ? 1.5 : 3, p99));
   }
   await step('50 runs', () => scenarios.manyRuns(hub, 50, 1000, quick ? 6 : 8, 4));
+  await step('start burst', () => scenarios.startBurst(hub, 50));
   await step('run start', () => scenarios.runStart(hub, 20, false, 500));
   await step('run start (sh step)', () => scenarios.runStart(hub, 20, true, 500));
   await step('run start (sh step, back to back)', () => scenarios.runStart(hub, 20, true, 0));

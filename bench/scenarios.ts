@@ -188,6 +188,36 @@ export async function manyRuns(hub: TestHub, runs: number, rate: number, seconds
   };
 }
 
+/**
+ * `runs` runs started at once (one POST each, all in flight together, `sh` steps) while a subscriber
+ * follows a run already writing 1000 lines/s: its line latency over the whole burst. Starting a
+ * runner forks; where that happens decides whether the burst stalls everyone else's logs.
+ */
+export async function startBurst(hub: TestHub, runs: number): Promise<Result> {
+  const projects: number[] = [];
+  for (let i = 0; i < runs; i++) projects.push(await createShellProject(hub));
+  const rate = 1000;
+  const seconds = 6;
+  const latencies = new Histogram();
+  const following = followRun(hub, 1, rate * seconds, rate, latencies);
+  await new Promise((resolve) => setTimeout(resolve, 1500));
+  const started = performance.now();
+  const answers = await Promise.all(projects.map((id) => hub.api('POST', `/api/projects/${id}/runs`, { scope: 'all' })));
+  const burstMs = performance.now() - started;
+  const refused = answers.filter((answer) => answer.status !== 201).length;
+  const collectors = await following;
+  const h = latencies.summary();
+  return {
+    scenario: `${runs} runs started at once; 1 sub of a run already at ${rate}/s`,
+    hub: `${ms(h)}; the ${runs} POSTs answered within ${burstMs.toFixed(0)} ms${refused ? `, ${refused} refused` : ''}`,
+    baseline: '–',
+    target: 'p99 < 100 ms',
+    met: h.p99 < 100 && refused === 0,
+    ...correctness(collectors, rate * seconds),
+    data: { hub: h, burstMs },
+  };
+}
+
 export async function bigLog(hub: TestHub, bytes: number) {
   const count = Math.floor(bytes / 100);
   const projectId = await createBenchProject(hub, count, 0);
@@ -272,6 +302,8 @@ export async function runStart(hub: TestHub, runs: number, shell: boolean, pause
   const s = summarize(times);
   const how = pauseMs > 0 ? `${pauseMs} ms apart` : 'back to back';
   // The target is for a run started on a hub at rest; back to back is shown for what it costs.
-  const target = pauseMs > 0 ? 'p50 < 150 ms' : undefined;
-  return { scenario: `run start: POST → first line (${shell ? 'sh' : 'node'} step, ${how})`, hub: ms(s), baseline: '–', target, met: target ? s.p50 < 150 : undefined, lost: 0, duplicated: 0, data: { times: s, pauseMs } };
+  // A `sh` step starts in a few ms, so its target is tighter; a `node` step pays Node's start-up.
+  const limit = pauseMs > 0 ? (shell ? 50 : 150) : undefined;
+  const target = limit ? `p50 < ${limit} ms` : undefined;
+  return { scenario: `run start: POST → first line (${shell ? 'sh' : 'node'} step, ${how})`, hub: ms(s), baseline: '–', target, met: limit ? s.p50 < limit : undefined, lost: 0, duplicated: 0, data: { times: s, pauseMs } };
 }
