@@ -8,6 +8,8 @@ export interface Config {
   readonly logsDir: string;
   readonly pipelinesFile: string;
   readonly dbFile: string;
+  /** PostgreSQL instead of the SQLite file (HUB_DATABASE_URL); null: embedded SQLite */
+  readonly databaseUrl: string | null;
   readonly cancelGraceMs: number;
   readonly maxLineBytes: number;
   readonly maxLogBytes: number;
@@ -51,6 +53,13 @@ function readLogLevel(env: Env): string {
   return level;
 }
 
+function readDatabaseUrl(env: Env): string | null {
+  const url = env.HUB_DATABASE_URL;
+  if (!url) return null;
+  if (!/^postgres(ql)?:\/\//.test(url)) throw new Error('Expected HUB_DATABASE_URL to be a postgres:// or postgresql:// URL');
+  return url;
+}
+
 function readToken(env: Env): string | null {
   const token = env.HUB_TOKEN;
   if (!token) return null;
@@ -68,6 +77,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     logsDir: path.resolve(cwd, env.HUB_LOGS_DIR || 'logs'),
     pipelinesFile: env.HUB_PIPELINES ? path.resolve(cwd, env.HUB_PIPELINES) : builtInPipelinesFile,
     dbFile: path.join(dataDir, 'hub.sqlite'),
+    databaseUrl: readDatabaseUrl(env),
     cancelGraceMs: readInteger(env, 'HUB_CANCEL_GRACE_MS', 5000, 0, 600_000),
     maxLineBytes: readInteger(env, 'HUB_MAX_LINE_BYTES', 1024 * 1024, 16, 64 * 1024 * 1024),
     maxLogBytes: readInteger(env, 'HUB_MAX_LOG_BYTES', 1024 ** 3, 1024),

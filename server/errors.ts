@@ -42,7 +42,8 @@ export function describeValue(value: unknown): string {
   return `${text} (${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value})`;
 }
 
-const DATABASE_BUSY = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED']);
+/** SQLite locked; PostgreSQL unreachable, starting, out of connections, or a conflict worth retrying. */
+const DATABASE_BUSY = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'ECONNREFUSED', '57P03', '53300', '40001', '40P01', '55P03']);
 
 /** Anything thrown, as a HubError: ours as they are, a busy database as 503, Koa's 4xx as such, the rest 500. */
 export function toHubError(caught: unknown): HubError {

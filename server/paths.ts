@@ -6,6 +6,7 @@ export const projectRoot = path.resolve(path.dirname(fileURLToPath(import.meta.u
 
 export const builtInPipelinesFile = path.join(projectRoot, 'pipelines.json');
 export const sqliteMigrationsDir = path.join(projectRoot, 'server', 'store', 'sqlite', 'migrations');
+export const postgresMigrationsDir = path.join(projectRoot, 'server', 'store', 'postgres', 'migrations');
 export const runnerScript = path.join(projectRoot, 'dist', 'pipeline-runner', 'runner.js');
 export const demoDocsDir = path.join(projectRoot, 'demo', 'docs');
 export const guiDir = path.join(projectRoot, 'dist', 'gui');

@@ -11,6 +11,7 @@ import { loadPipelines } from './pipelines/load.js';
 import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
+import { openPostgresStore } from './store/postgres/store.js';
 import { openSqliteStore } from './store/sqlite/store.js';
 
 export interface RunningHub {
@@ -23,7 +24,7 @@ export interface RunningHub {
 export async function startHub(config: Config, log = pino({ level: config.logLevel })): Promise<RunningHub> {
   const pipelines = loadPipelines(config.pipelinesFile);
   fs.mkdirSync(config.logsDir, { recursive: true });
-  const store = await openSqliteStore(config.dbFile);
+  const store = config.databaseUrl ? await openPostgresStore(config.databaseUrl) : await openSqliteStore(config.dbFile);
   const { projects, runs } = store;
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
   const runService = new RunService(config, pipelines, projects, runs, log, (events) => new LocalLauncher(config, events, log));

@@ -19,6 +19,12 @@ export interface RunRow extends Omit<Run, 'log_path'> {
 
 export type RunChanges = Partial<Omit<RunRow, 'id' | 'project_id' | 'created_at'>>;
 
+/** The columns a change may set (anything else in a RunChanges is ignored, never interpolated). */
+export const WRITABLE_RUN_COLUMNS: ReadonlySet<string> = new Set([
+  'scope', 'status', 'triggered_by', 'started_at', 'finished_at', 'exit_code', 'signal', 'error_message',
+  'current_step', 'progress_current', 'progress_total', 'log_size', 'runner_pid', 'runner_token',
+]);
+
 /** Runs and the queue. Implementations must pass test/store/runStore.contract.ts. */
 export interface RunStore {
   get(id: number): Promise<RunRow | undefined>;

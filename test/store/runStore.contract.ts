@@ -7,12 +7,13 @@ import type { Store } from '../../server/store/store.js';
  * What every Store must do, whatever the database: run it against each implementation
  * (`runStoreContract('sqlite', open)`). Each test gets a fresh, empty store.
  */
-export function runStoreContract(name: string, open: () => Promise<Store>): void {
+export function runStoreContract(name: string, open: () => Promise<Store>, done?: () => Promise<void>): void {
   const contract = suite<{ store: Store }>(`store contract: ${name}`);
   contract.before.each(async (context) => {
     context.store = await open();
   });
   contract.after.each(async ({ store }) => store.close());
+  if (done) contract.after(done);
 
   const project = (store: Store, name = `p${Math.random().toString(36).slice(2)}`) =>
     store.projects.insert({ name, doc_root: '/tmp', pipeline: 'p', settings: { model: 'm' } });

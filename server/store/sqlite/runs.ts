@@ -1,10 +1,6 @@
 import type { Db } from './db.js';
-import type { RunChanges, RunRow, RunStore } from '../runs.js';
+import { WRITABLE_RUN_COLUMNS, type RunChanges, type RunRow, type RunStore } from '../runs.js';
 
-const COLUMNS = new Set<string>([
-  'scope', 'status', 'triggered_by', 'started_at', 'finished_at', 'exit_code', 'signal', 'error_message',
-  'current_step', 'progress_current', 'progress_total', 'log_size', 'runner_pid', 'runner_token',
-]);
 
 /** Runs on SQLite: one running run per project is a partial unique index (migration 003). */
 export class SqliteRunStore implements RunStore {
@@ -65,7 +61,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   private async updateIf(id: number, changes: RunChanges, condition: string): Promise<RunRow | null> {
-    const keys = Object.keys(changes).filter((key) => COLUMNS.has(key));
+    const keys = Object.keys(changes).filter((key) => WRITABLE_RUN_COLUMNS.has(key));
     const result = await this.db.run(
       `UPDATE runs SET ${keys.map((key) => `${key} = ?`).join(', ')} WHERE id = ? AND ${condition}`,
       ...keys.map((key) => (changes as Record<string, unknown>)[key]), id,
@@ -74,7 +70,7 @@ export class SqliteRunStore implements RunStore {
   }
 
   async update(id: number, changes: RunChanges): Promise<RunRow> {
-    const keys = Object.keys(changes).filter((key) => COLUMNS.has(key));
+    const keys = Object.keys(changes).filter((key) => WRITABLE_RUN_COLUMNS.has(key));
     if (keys.length > 0) {
       await this.db.run(
         `UPDATE runs SET ${keys.map((key) => `${key} = ?`).join(', ')} WHERE id = ?`,

@@ -1,0 +1,74 @@
+import type pg from 'pg';
+import { WRITABLE_RUN_COLUMNS, type RunChanges, type RunRow, type RunStore } from '../runs.js';
+
+const UNIQUE_VIOLATION = '23505';
+
+/** `SET a = $2, b = $3` from the known columns of a change; values follow `first` placeholders. */
+function assignments(changes: RunChanges, first: number): { sql: string; values: unknown[] } {
+  const keys = Object.keys(changes).filter((key) => WRITABLE_RUN_COLUMNS.has(key));
+  return { sql: keys.map((key, index) => `${key} = $${first + index}`).join(', '), values: keys.map((key) => (changes as Record<string, unknown>)[key]) };
+}
+
+/** Runs on PostgreSQL: any number of hubs and workers share it; the database keeps one running run per project. */
+export class PostgresRunStore implements RunStore {
+  constructor(private readonly pool: pg.Pool) {}
+
+  async get(id: number): Promise<RunRow | undefined> {
+    return (await this.pool.query<RunRow>('SELECT * FROM runs WHERE id = $1', [id])).rows[0];
+  }
+
+  async listForProject(projectId: number, limit: number, before?: number): Promise<RunRow[]> {
+    return (await this.pool.query<RunRow>('SELECT * FROM runs WHERE project_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3', [projectId, before ?? 2 ** 31 - 1, limit])).rows;
+  }
+
+  async listOwnedFiles(): Promise<Set<string>> {
+    const { rows } = await this.pool.query<{ id: number; project_id: number }>('SELECT id, project_id FROM runs');
+    return new Set(rows.map((row) => `${row.project_id}/${row.id}`));
+  }
+
+  async listActive(): Promise<RunRow[]> {
+    return (await this.pool.query<RunRow>("SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY id")).rows;
+  }
+
+  async listActiveForProject(projectId: number): Promise<RunRow[]> {
+    return (await this.pool.query<RunRow>("SELECT * FROM runs WHERE project_id = $1 AND status IN ('pending', 'running') ORDER BY id", [projectId])).rows;
+  }
+
+  async insert(run: Pick<RunRow, 'project_id' | 'scope' | 'status' | 'triggered_by' | 'progress_total' | 'plan'>): Promise<RunRow> {
+    const { rows } = await this.pool.query<RunRow>(
+      'INSERT INTO runs (project_id, scope, status, triggered_by, progress_total, plan, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *',
+      [run.project_id, run.scope, run.status, run.triggered_by, run.progress_total, run.plan, new Date().toISOString()],
+    );
+    return rows[0];
+  }
+
+  async claim(id: number, changes: RunChanges): Promise<RunRow | null> {
+    try {
+      return await this.updateIf(id, { ...changes, status: 'running' }, "status = 'pending'");
+    } catch (error) {
+      // Another run of the project is running: the index refuses a second one.
+      if ((error as { code?: string }).code === UNIQUE_VIOLATION) return null;
+      throw error;
+    }
+  }
+
+  settle(id: number, changes: RunChanges): Promise<RunRow | null> {
+    return this.updateIf(id, changes, "status IN ('pending', 'running')");
+  }
+
+  async update(id: number, changes: RunChanges): Promise<RunRow> {
+    const { sql, values } = assignments(changes, 2);
+    if (sql === '') return (await this.get(id))!;
+    return (await this.pool.query<RunRow>(`UPDATE runs SET ${sql} WHERE id = $1 RETURNING *`, [id, ...values])).rows[0];
+  }
+
+  async delete(id: number): Promise<void> {
+    await this.pool.query('DELETE FROM runs WHERE id = $1', [id]);
+  }
+
+  private async updateIf(id: number, changes: RunChanges, condition: string): Promise<RunRow | null> {
+    const { sql, values } = assignments(changes, 2);
+    const { rows } = await this.pool.query<RunRow>(`UPDATE runs SET ${sql} WHERE id = $1 AND ${condition} RETURNING *`, [id, ...values]);
+    return rows[0] ?? null;
+  }
+}

@@ -1,0 +1,26 @@
+import pg from 'pg';
+import { postgresMigrationsDir } from '../../paths.js';
+import type { Store } from '../store.js';
+import { migrate } from './migrate.js';
+import { PostgresProjectStore } from './projects.js';
+import { PostgresRunStore } from './runs.js';
+
+const INT8 = 20;
+
+/** The cluster's store: PostgreSQL at `url` (HUB_DATABASE_URL), migrated on open. */
+export async function openPostgresStore(url: string): Promise<Store> {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 10,
+    // Log sizes are BIGINT; as numbers, like SQLite's (exact up to 2^53 bytes).
+    types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
+  });
+  pool.on('error', () => {}); // an idle client that lost its connection is replaced; queries report their own errors
+  try {
+    await migrate(pool, postgresMigrationsDir);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
+  return { projects: new PostgresProjectStore(pool), runs: new PostgresRunStore(pool), close: () => pool.end() };
+}
