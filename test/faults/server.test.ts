@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import sqlite3 from 'sqlite3';
+import { sqliteLocker } from '../helpers/sqliteLock.js';
 import WebSocket from 'ws';
 import { createProject, isAlive, nodeStep, startHub, waitFor, waitForRun } from '../helpers/hub.js';
 import { TestClient } from '../helpers/wsClient.js';
@@ -107,8 +107,8 @@ test('a subscriber that reads nothing past HUB_WS_STALL_TIMEOUT_MS is dropped; i
 
 test('SQLite locked by another process: requests wait the busy timeout, then 503; nothing is corrupted', async () => {
   const hub = await startHub({ pipelines: PIPELINES });
-  const locker = new sqlite3.Database(path.join(hub.dir, 'data', 'hub.sqlite'));
-  const exec = (sql: string) => new Promise<void>((resolve, reject) => locker.exec(sql, (error) => (error ? reject(error) : resolve())));
+  const locker = sqliteLocker(path.join(hub.dir, 'data', 'hub.sqlite'));
+  const { exec } = locker;
   try {
     await exec('PRAGMA busy_timeout = 1000; BEGIN EXCLUSIVE');
     const started = Date.now();

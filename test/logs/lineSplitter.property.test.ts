@@ -3,6 +3,7 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineSplitter, type LineBatch, type SplitOutput } from '../../server/logs/lineSplitter.js';
+import { joinPieces } from '../helpers/lines.js';
 
 /** Fixed seed, so a failure replays: FC_SEED=<seed printed by fast-check> reruns the same cases. */
 const SEED = process.env.FC_SEED === undefined ? 0x5eed : Number(process.env.FC_SEED);
@@ -99,19 +100,6 @@ function split(bytes: Buffer, max: number, start: number, cuts: number[], output
   return { batches, lines, continued, next: expectedOffset };
 }
 
-/** Joins continued pieces back into whole lines. */
-function join(lines: string[], continued: number[]): string[] {
-  const whole: string[] = [];
-  let current = '';
-  lines.forEach((line, index) => {
-    current += line;
-    if (!continued.includes(index)) {
-      whole.push(current);
-      current = '';
-    }
-  });
-  return whole;
-}
 
 /** The existing test's expectation: a line that ends in \n loses a \r before it; an unterminated last line keeps its \r. */
 function expectedLines(text: string): string[] {
@@ -180,7 +168,7 @@ test('the delivered pieces are the reference split of the whole buffer, each at 
       assert.equal(chunked.continued, expected.continued);
       if (isUtf8(bytes)) {
         // Valid UTF-8: the pieces join back into the text's lines, and no piece splits a character.
-        assert.equal(join(chunked.lines, chunked.continued), expectedLines(bytes.toString('utf8')));
+        assert.equal(joinPieces(chunked.lines, chunked.continued), expectedLines(bytes.toString('utf8')));
         for (const line of chunked.lines) assert.ok(Buffer.byteLength(line) <= max, `piece of ${Buffer.byteLength(line)} bytes within ${max}`);
         const replacements = (value: string) => value.split('\ufffd').length - 1;
         assert.is(replacements(chunked.lines.join('')), replacements(bytes.toString('utf8')), 'no replacement character but those in the text');

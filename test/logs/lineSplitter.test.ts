@@ -1,6 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineSplitter, type LineBatch } from '../../server/logs/lineSplitter.js';
+import { joinPieces } from '../helpers/lines.js';
 
 /** A small seeded PRNG (mulberry32), so a failure can be replayed. */
 function random(seed: number) {
@@ -41,19 +42,6 @@ function split(bytes: Buffer, max: number, cuts: number[], final: boolean) {
   return { lines, continued, next: expectedOffset };
 }
 
-/** Joins continued pieces back into whole lines. */
-function join(lines: string[], continued: number[]): string[] {
-  const whole: string[] = [];
-  let current = '';
-  lines.forEach((line, index) => {
-    current += line;
-    if (!continued.includes(index)) {
-      whole.push(current);
-      current = '';
-    }
-  });
-  return whole;
-}
 
 test('lines are the same whatever the write boundaries, including inside characters and \\r\\n', () => {
   for (let seed = 1; seed <= 300; seed++) {
@@ -70,7 +58,7 @@ test('lines are the same whatever the write boundaries, including inside charact
     const parts = text.split('\n');
     const expected = parts.map((line, index) => (index < parts.length - 1 ? line.replace(/\r$/, '') : line));
     if (text.endsWith('\n')) expected.pop();
-    assert.equal(join(chunked.lines, chunked.continued), expected, `seed ${seed}`);
+    assert.equal(joinPieces(chunked.lines, chunked.continued), expected, `seed ${seed}`);
     for (const line of chunked.lines) {
       assert.ok(Buffer.byteLength(line) <= max, `seed ${seed}: piece within the maximum`);
       assert.not.ok(line.includes('\ufffd'), `seed ${seed}: no replacement character from valid input`);

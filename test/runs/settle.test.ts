@@ -2,7 +2,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import sqlite3 from 'sqlite3';
+import { sqliteLocker } from '../helpers/sqliteLock.js';
 import { createProject, isAlive, logFileOf, sh, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { TestClient } from '../helpers/wsClient.js';
 
@@ -57,8 +57,8 @@ test('a state file damaged while the server was down: the server starts, re-atta
 
 test('a database locked while a run ends: settling is retried until written; complete is sent; the queued run starts once', async () => {
   const hub = await startHub({ pipelines: PIPELINES });
-  const locker = new sqlite3.Database(path.join(hub.dir, 'data', 'hub.sqlite'));
-  const exec = (sql: string) => new Promise<void>((resolve, reject) => locker.exec(sql, (error) => (error ? reject(error) : resolve())));
+  const locker = sqliteLocker(path.join(hub.dir, 'data', 'hub.sqlite'));
+  const { exec } = locker;
   try {
     const projectId = await createProject(hub, 'short');
     const first = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id;
