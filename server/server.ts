@@ -51,12 +51,13 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     port,
     close() {
       closing ??= (async () => {
-        runService.close();
+        const launcherClosed = runService.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await sockets.close();
         await hub.close();
         await stopped;
+        await launcherClosed;
         await store.close();
       })();
       return closing;

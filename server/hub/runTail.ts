@@ -1,4 +1,5 @@
 import { debuglog } from 'node:util';
+import { errorBody, protocolError } from '../errors.js';
 import type { LineBatch } from '../logs/lineSplitter.js';
 import { readLines } from '../logs/logFile.js';
 import type { LogHandle, LogSource } from '../logs/logSource.js';
@@ -135,12 +136,7 @@ export class RunTail {
    * as new); the next subscriber reads the log as it now is.
    */
   private liveOnReset(how: 'truncated' | 'replaced'): void {
-    const frame = JSON.stringify({
-      type: 'error',
-      code: 'log_reset',
-      run_id: this.runId,
-      message: `The log of run ${this.runId} was ${how} while being read; earlier offsets no longer apply. Subscribe again to read it as it is now.`,
-    });
+    const frame = this.resetFrame(`The log of run ${this.runId} was ${how} while being read; earlier offsets no longer apply. Subscribe again to read it as it is now.`);
     for (const subscriber of [...this.subscribers]) {
       subscriber.sink.send('error', frame);
       this.endSubscription(subscriber);
@@ -208,12 +204,7 @@ export class RunTail {
 
   /** A finished log turned out shorter than this subscriber's offset: its offsets no longer apply. */
   private resetOne(subscriber: Subscriber): void {
-    subscriber.sink.send('error', JSON.stringify({
-      type: 'error',
-      code: 'log_reset',
-      run_id: this.runId,
-      message: `The log of run ${this.runId} is shorter than when it was read (${this.committed} bytes now); earlier offsets no longer apply. Subscribe again to read it as it is now.`,
-    }));
+    subscriber.sink.send('error', this.resetFrame(`The log of run ${this.runId} is shorter than when it was read (${this.committed} bytes now); earlier offsets no longer apply. Subscribe again to read it as it is now.`));
     this.endSubscription(subscriber);
   }
 
@@ -296,6 +287,10 @@ export class RunTail {
   private complete(subscriber: Subscriber, frame: string): void {
     subscriber.sink.send('complete', frame, this.live.final!.next);
     this.endSubscription(subscriber);
+  }
+
+  private resetFrame(message: string): string {
+    return JSON.stringify({ type: 'error', ...errorBody(protocolError('log_reset', message, { run_id: this.runId })) });
   }
 
   /** Safe to call twice. */

@@ -44,6 +44,6 @@ export interface Launcher {
   cancel(runId: number): boolean;
   /** After a restart: follow the runner of a run recorded as running (ended meanwhile: reported at once). */
   reattach(run: RunRow): void;
-  /** Stops following runners; they keep running and are re-attached on the next start. */
-  close(): void;
+  /** Stops following runners (they keep running and are re-attached on the next start), once runs given out are handed over. */
+  close(): Promise<void>;
 }

@@ -86,9 +86,9 @@ export class LocalLauncher implements Launcher {
     this.watch.check(runner);
   }
 
-  close(): void {
+  close(): Promise<void> {
     this.pool.close();
     this.watch.close();
-    this.thread.close();
+    return this.thread.close();
   }
 }

@@ -145,11 +145,11 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   }
 
   /** Stops following runners; they keep running and are re-attached on the next start. */
-  close(): void {
+  close(): Promise<void> {
     this.closed = true;
     for (const timer of this.startRetries.values()) clearTimeout(timer);
     this.startRetries.clear();
-    this.launcher.close();
+    return this.launcher.close();
   }
 
   /** Starts a pending run (under its project's lock): claimed before its runner gets it, so at most once. */

@@ -2,6 +2,9 @@ import { Worker } from 'node:worker_threads';
 import type { RunnerProcess } from './runnerProcess.js';
 import type { FromThread, ToThread } from './spawnThreadWorker.js';
 
+/** How long a closing thread may take to hand over the runs it was given. */
+const CLOSE_GRACE_MS = 2000;
+
 interface Entry {
   process: ThreadRunner;
   resolve?: (process: RunnerProcess) => void;
@@ -41,6 +44,8 @@ export class SpawnThread {
   private worker: Worker | null = null;
   private readonly entries = new Map<number, Entry>();
   private nextId = 1;
+  /** spawns asked for and not yet answered: the thread keeps the process alive only for these */
+  private pending = 0;
   private closed = false;
 
   spawn(command: string[], env: Record<string, string>, token: string): Promise<RunnerProcess> {
@@ -50,15 +55,26 @@ export class SpawnThread {
     const process = new ThreadRunner(token, (input) => this.worker?.postMessage({ type: 'input', id, input } satisfies ToThread));
     return new Promise((resolve, reject) => {
       this.entries.set(id, { process, resolve, reject });
+      this.waitingFor(+1);
       worker.postMessage({ type: 'spawn', id, command, env } satisfies ToThread);
     });
   }
 
-  /** Safe to call twice. Runners keep running; their exits are no longer reported. */
-  close(): void {
+  /**
+   * Safe to call twice. Runners keep running; their exits are no longer reported. The thread first
+   * hands over the runs it was given (a launch just before a shutdown still reaches its runner).
+   */
+  close(): Promise<void> {
     this.closed = true;
-    void this.worker?.terminate();
+    const worker = this.worker;
     this.worker = null;
+    if (!worker) return Promise.resolve();
+    return new Promise((resolve) => {
+      worker.once('exit', () => resolve());
+      worker.ref(); // kept alive until it has handed everything over
+      worker.postMessage({ type: 'close' } satisfies ToThread);
+      setTimeout(() => void worker.terminate(), CLOSE_GRACE_MS).unref();
+    });
   }
 
   private thread(): Worker {
@@ -73,15 +89,23 @@ export class SpawnThread {
     return worker;
   }
 
+  private waitingFor(change: number): void {
+    this.pending += change;
+    if (this.pending > 0) this.worker?.ref();
+    else this.worker?.unref();
+  }
+
   private threadOnMessage(message: FromThread): void {
     const entry = this.entries.get(message.id);
     if (!entry) return;
     if (message.type === 'spawned') {
       entry.process.pid = message.pid;
+      this.waitingFor(-1);
       entry.resolve?.(entry.process);
       entry.resolve = entry.reject = undefined;
     } else if (message.type === 'failed') {
       this.entries.delete(message.id);
+      this.waitingFor(-1);
       entry.reject?.(new Error(message.message));
     } else {
       this.entries.delete(message.id);
@@ -97,5 +121,6 @@ export class SpawnThread {
       entry.process.followed = false;
     }
     this.entries.clear();
+    this.pending = 0;
   }
 }

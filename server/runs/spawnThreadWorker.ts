@@ -5,17 +5,26 @@
  * and `exit` when a runner ends.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { finished } from 'node:stream';
 import { parentPort } from 'node:worker_threads';
 
 export type ToThread =
   | { type: 'spawn'; id: number; command: string[]; env: Record<string, string> }
-  | { type: 'input'; id: number; input: string | null };
+  | { type: 'input'; id: number; input: string | null }
+  | { type: 'close' };
 export type FromThread =
   | { type: 'spawned'; id: number; pid: number }
   | { type: 'failed'; id: number; message: string }
   | { type: 'exit'; id: number; code: number | null; signal: string | null };
 
 const children = new Map<number, ChildProcess>();
+/** runs still being written to runners' stdin: the thread ends only once they are all handed over */
+let writing = 0;
+let closing = false;
+
+function endIfDone(): void {
+  if (closing && writing === 0) parentPort!.close();
+}
 const post = (message: FromThread) => parentPort!.postMessage(message);
 
 function spawnRunner({ id, command, env }: Extract<ToThread, { type: 'spawn' }>): void {
@@ -43,9 +52,18 @@ function spawnRunner({ id, command, env }: Extract<ToThread, { type: 'spawn' }>)
 
 parentPort!.on('message', (message: ToThread) => {
   if (message.type === 'spawn') spawnRunner(message);
-  else {
+  else if (message.type === 'close') {
+    closing = true;
+    endIfDone();
+  } else {
     const stdin = children.get(message.id)?.stdin;
-    if (message.input === null) stdin?.end();
-    else stdin?.end(message.input);
+    if (!stdin) return;
+    writing++;
+    finished(stdin, () => {
+      writing--;
+      endIfDone();
+    });
+    if (message.input === null) stdin.end();
+    else stdin.end(message.input);
   }
 });

@@ -7,6 +7,7 @@ import { errorBody, HubError, protocolError, toHubError } from '../errors.js';
 import { checkHost, checkOrigin, HUB_PROTOCOL, isAuthorized } from '../access.js';
 import type { LogHub } from '../hub/logHub.js';
 import { parseClientMessage, type ClientMessage } from './protocol.js';
+import { startHeartbeat } from './heartbeat.js';
 import { WsConnection } from './wsConnection.js';
 
 export const WS_PATH = '/ws';
@@ -136,36 +137,13 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
     }
   }
 
-  // A peer that missed a pong by the next ping is dead (or stopped): drop it and free its subscriptions.
-  const heartbeat = setInterval(() => {
-    for (const connection of connections) {
-      if (!connection.alive) {
-        connection.socket.terminate();
-        continue;
-      }
-      connection.alive = false;
-      connection.socket.ping();
-    }
-  }, config.wsHeartbeatMs);
-  heartbeat.unref();
-  // A paused subscriber costs no memory, but one that reads nothing for this long is let go.
-  const stallCheck = setInterval(() => {
-    const now = Date.now();
-    for (const connection of connections) {
-      if (connection.congested() && now - connection.congestedSince! > config.wsStallTimeoutMs) {
-        connection.socket.close(1008, 'too slow: not reading');
-        setTimeout(() => connection.socket.terminate(), 1000).unref();
-      }
-    }
-  }, Math.min(1000, config.wsStallTimeoutMs / 2));
-  stallCheck.unref();
+  const stopHeartbeat = startHeartbeat(connections, config.wsHeartbeatMs, config.wsStallTimeoutMs);
 
   let closing: Promise<void> | undefined;
   return {
     close() {
       closing ??= new Promise<void>((resolve) => {
-        clearInterval(heartbeat);
-        clearInterval(stallCheck);
+        stopHeartbeat();
         for (const connection of connections) connection.socket.close(1001, 'server shutting down');
         wss.close(() => resolve());
         setTimeout(() => {

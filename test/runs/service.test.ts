@@ -33,7 +33,7 @@ test('a runner that cannot be spawned (ENOENT, as EAGAIN or EMFILE would) fails 
     assert.is(second.status, 'failed');
     await waitFor(async () => (await runs.listActive()).length === 0, 'no active run');
   } finally {
-    service.close();
+    await service.close();
     await store.close();
   }
 });
