@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import { runStep, type StepOutcome } from './step.js';
 import { killProcessesWithEnv } from './processes.js';
-import { RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, TOKEN_VARIABLE, type RunSpec, type RunnerState, writeStateFile } from './state.js';
+import { READY_LINE, RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, TOKEN_VARIABLE, type RunSpec, type RunnerState, writeStateFile } from './state.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -56,6 +56,9 @@ function readStepReason(file: string): string {
 
 /** Runs the run on stdin; resolves to the process's exit code, which tells the outcome too. */
 async function main(): Promise<number> {
+  // Started and loaded: whoever started it may start the next one now (one line, then stdout is done).
+  process.stdout.on('error', () => {});
+  process.stdout.end(READY_LINE);
   const input = await readStdin();
   if (input.trim() === '') return 0; // started ahead of time, and the server went away first
   const spec = JSON.parse(input) as RunSpec;

@@ -1,5 +1,8 @@
 import fs from 'node:fs';
 
+/** What a runner writes on stdout once it has started and loaded, before it waits for its run. */
+export const READY_LINE = 'ready\n';
+
 /** Every process of a run carries this variable with the run's unique token (see processes.ts). */
 export const TOKEN_VARIABLE = 'HUB_RUN_TOKEN';
 

@@ -27,31 +27,64 @@ function endIfDone(): void {
 }
 const post = (message: FromThread) => parentPort!.postMessage(message);
 
-function spawnRunner({ id, command, env }: Extract<ToThread, { type: 'spawn' }>): void {
+/**
+ * Runners starting at once compete for the CPU with the server (Node's start-up is ~100 ms of CPU
+ * each): at most this many are starting at a time; the next starts when one says it is ready.
+ */
+const MAX_STARTING = 2;
+const queue: Extract<ToThread, { type: 'spawn' }>[] = [];
+let starting = 0;
+
+function startNext(): void {
+  while (starting < MAX_STARTING && queue.length > 0) {
+    starting++;
+    spawnRunner(queue.shift()!, () => {
+      starting--;
+      startNext();
+    });
+  }
+}
+
+function spawnRunner({ id, command, env }: Extract<ToThread, { type: 'spawn' }>, started: () => void): void {
+  let settled = false;
+  const settle = (message: FromThread) => {
+    if (settled) return;
+    settled = true;
+    started();
+    post(message);
+  };
   let child: ChildProcess;
   try {
-    child = spawn(command[0], command.slice(1), { detached: true, stdio: ['pipe', 'ignore', 'ignore'], env });
+    child = spawn(command[0], command.slice(1), { detached: true, stdio: ['pipe', 'pipe', 'ignore'], env });
   } catch (error) {
-    post({ type: 'failed', id, message: (error as Error).message });
+    settle({ type: 'failed', id, message: (error as Error).message });
     return;
   }
   child.stdin?.on('error', () => {}); // a runner that dies is reported by its exit
-  child.once('error', (error) => {
-    if (child.pid === undefined) post({ type: 'failed', id, message: error.message });
-  });
+  child.once('error', (error) => settle({ type: 'failed', id, message: error.message }));
   child.once('spawn', () => {
     children.set(id, child);
     child.unref();
-    post({ type: 'spawned', id, pid: child.pid! });
   });
+  // Ready once it says so (or once its stdout closes, for a runner that never does).
+  const ready = () => {
+    child.stdout?.destroy();
+    if (child.pid !== undefined && children.has(id)) settle({ type: 'spawned', id, pid: child.pid });
+  };
+  child.stdout?.once('data', ready);
+  child.stdout?.once('end', ready);
   child.once('exit', (code, signal) => {
     children.delete(id);
-    post({ type: 'exit', id, code, signal });
+    if (!settled) settle({ type: 'failed', id, message: `the runner exited (${signal ?? code}) before it was ready` });
+    else post({ type: 'exit', id, code, signal });
   });
 }
 
 parentPort!.on('message', (message: ToThread) => {
-  if (message.type === 'spawn') spawnRunner(message);
+  if (message.type === 'spawn') {
+    queue.push(message);
+    startNext();
+  }
   else if (message.type === 'close') {
     closing = true;
     endIfDone();

@@ -180,10 +180,11 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
     const logFile = path.join(dir, 'logs', String(follower.projectId), `${follower.runId}.log`);
     const file = fs.existsSync(logFile) ? fs.readFileSync(logFile) : Buffer.alloc(0); // cancelled before it started
     let copy = Buffer.concat(follower.chunks);
-    // The protocol's two documented changes to the bytes: `\r\n` loses its `\r` (a step killed just
-    // after writing `\r`, then the runner's marker line), and the last line of a finished log is
-    // delivered as a line even without its newline.
-    const expected = Buffer.from(file.subarray(follower.start!).toString('latin1').replaceAll('\r\n', '\n'), 'latin1');
+    // The protocol's documented changes to the bytes: lines are UTF-8, so bytes that are not (a step
+    // killed in the middle of a character) arrive as U+FFFD; `\r\n` loses its `\r` (a step killed just
+    // after writing `\r`, then the marker line); and the last line of a finished log is a line even
+    // without its newline.
+    const expected = Buffer.from(file.subarray(follower.start!).toString('utf8').replaceAll('\r\n', '\n'));
     if (copy.length === expected.length + 1 && expected.at(-1) !== 0x0a) copy = copy.subarray(0, -1);
     const digest = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
     if (follower.final !== file.length || digest(copy) !== digest(expected)) {
@@ -205,10 +206,12 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
     } catch {
       // none, or damaged
     }
-    const finalState = state.status && state.status !== 'running' ? state.status : null;
-    if (finalState ? record.status !== finalState : !['failed', 'cancelled'].includes(record.status)) {
-      report.mismatches.push(`run ${run.id}: recorded ${record.status}, runner said ${finalState ?? 'nothing final'}`);
-    }
+    // What the runner said: its final state; else (state file damaged) the last line it or the hub
+    // wrote, `[hub] run <status>`; a run cancelled before it started has no log.
+    const logFile = path.join(dir, 'logs', String(run.projectId), `${run.id}.log`);
+    const lastMarker = fs.existsSync(logFile) ? /\[hub\] run (completed|failed|cancelled)\b[^\n]*\n?$/.exec(fs.readFileSync(logFile, 'utf8'))?.[1] : 'cancelled';
+    const said = state.status && state.status !== 'running' ? state.status : lastMarker;
+    if (record.status !== said) report.mismatches.push(`run ${run.id}: recorded ${record.status}, runner said ${said ?? 'nothing'}`);
   }
 
   // Nothing of any run is left running; the server's handles are back to idle; memory bounded.
