@@ -11,7 +11,6 @@ import { moveAside } from './orphanedLogs.js';
 import type { RunnerProcess } from './runnerProcess.js';
 import type { SpawnThread } from './spawnThread.js';
 
-
 export const settingVariable = (name: string) => `HUB_SETTING_${name.toUpperCase()}`;
 
 /** The hub's own settings, which no step may see (HUB_TOKEN above all). */
