@@ -1,0 +1,114 @@
+import type { Redis } from 'ioredis';
+import type { LogHandle, LogSource } from './logSource.js';
+
+/**
+ * A run's log in Redis Streams (cluster mode): one stream per run, each entry a chunk of the log
+ * file whose id is its starting byte offset (`<offset>-1`), so the stream holds exactly the file's
+ * bytes, addressable by the same offsets. An append is accepted only at the stream's current length,
+ * checked atomically, so a retry after a lost reply, or after a Redis restart, re-sends the same
+ * bytes and nothing is doubled or skipped.
+ */
+
+/** The stream, its length in bytes, its generation (new when the log is replaced), and the generation counter. */
+const keys = (runId: number) => [`hub:log:${runId}`, `hub:log:${runId}:size`, `hub:log:${runId}:gen`, 'hub:log:generations'];
+
+/** Appends ARGV[2] at offset ARGV[1] if that is the stream's length; returns the length after. */
+const APPEND = `
+local size = tonumber(redis.call('GET', KEYS[2]) or '-1')
+local offset = tonumber(ARGV[1])
+if size == -1 then
+  if offset ~= 0 then return 0 end
+  redis.call('SET', KEYS[3], redis.call('INCR', KEYS[4]))
+  size = 0
+end
+if offset ~= size or string.len(ARGV[2]) == 0 then return size end
+redis.call('XADD', KEYS[1], ARGV[1] .. '-1', 'b', ARGV[2])
+size = offset + string.len(ARGV[2])
+redis.call('SET', KEYS[2], size)
+return size
+`;
+
+/** Appends `bytes` at `offset`; returns the stream's length after (≠ offset + length: it was there, or a gap). */
+export async function appendChunk(redis: Redis, runId: number, offset: number, bytes: Buffer): Promise<number> {
+  return Number(await redis.eval(APPEND, 4, ...keys(runId), offset, bytes));
+}
+
+/** The stream's length in bytes, or null when the run's log was never shipped. */
+async function streamSize(redis: Redis, runId: number): Promise<number | null> {
+  const size = await redis.get(keys(runId)[1]);
+  return size === null ? null : Number(size);
+}
+
+class StreamHandle implements LogHandle {
+  constructor(private readonly redis: Redis, private readonly runId: number, readonly generation: number) {}
+
+  /** Fills `length` bytes from `position` (fewer only at the end of the stream), as a file read does. */
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    const [stream] = keys(this.runId);
+    // The entry that holds `position` (the last one starting at or before it), then the ones after.
+    const [first] = await this.redis.xrevrangeBuffer(stream, `${position}-1`, '-', 'COUNT', 1);
+    if (!first) return { bytesRead: 0 };
+    let from = first[0].toString();
+    let bytesRead = 0;
+    while (bytesRead < length) {
+      const entries = await this.redis.xrangeBuffer(stream, from, '+', 'COUNT', READ_ENTRIES);
+      for (const [id, fields] of entries) {
+        const start = Number(id.toString().split('-')[0]);
+        const chunk = fields[1];
+        const skip = position + bytesRead - start;
+        if (skip >= chunk.length) continue;
+        bytesRead += chunk.copy(buffer, offset + bytesRead, skip, Math.min(chunk.length, skip + length - bytesRead));
+        if (bytesRead >= length) break;
+      }
+      if (entries.length < READ_ENTRIES) break;
+      from = `(${entries[entries.length - 1][0].toString()}`; // after the last one read
+    }
+    return { bytesRead };
+  }
+
+  async stat(): Promise<{ size: number; ino: number }> {
+    return { size: (await streamSize(this.redis, this.runId)) ?? 0, ino: this.generation };
+  }
+
+  async close(): Promise<void> {}
+}
+
+const WATCH_POLL_MS = 25;
+/** Entries fetched per XRANGE while filling a read. */
+const READ_ENTRIES = 256;
+
+/** A run's log read from its Redis stream: the same offsets and bytes as the file it was shipped from. */
+export class RedisLogSource implements LogSource {
+  constructor(private readonly redis: Redis, private readonly runId: number) {}
+
+  async open(): Promise<LogHandle | null> {
+    const [, , genKey] = keys(this.runId);
+    const generation = await this.redis.get(genKey);
+    return generation === null ? null : new StreamHandle(this.redis, this.runId, Number(generation));
+  }
+
+  async isReplaced(handle: LogHandle): Promise<boolean> {
+    const generation = await this.redis.get(keys(this.runId)[2]);
+    return generation !== null && Number(generation) !== (handle as StreamHandle).generation;
+  }
+
+  /** Hints by polling the length (cheap: one GET): a growing stream is noticed within 25 ms. */
+  watch(hint: () => void): () => void {
+    let last: string | null = null;
+    const timer = setInterval(() => {
+      this.redis.get(keys(this.runId)[1]).then((size) => {
+        if (size !== last) {
+          last = size;
+          hint();
+        }
+      }, () => {});
+    }, WATCH_POLL_MS);
+    timer.unref();
+    return () => clearInterval(timer);
+  }
+}
+
+/** Deletes a run's stream (a log replaced: its next append at 0 starts a new generation). */
+export async function deleteStream(redis: Redis, runId: number): Promise<void> {
+  await redis.del(...keys(runId).slice(0, 3));
+}

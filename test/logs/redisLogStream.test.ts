@@ -1,0 +1,90 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Redis } from 'ioredis';
+import { LocalLogSource } from '../../server/logs/logSource.js';
+import { readLogPage } from '../../server/logs/pageReader.js';
+import { appendChunk, deleteStream, RedisLogSource } from '../../server/logs/redisLogStream.js';
+import { startRedis } from '../helpers/redis.js';
+import { logSourceContract } from './logSource.contract.js';
+
+const redisServer = await startRedis();
+const client = () => new Redis(redisServer.url, { maxRetriesPerRequest: null });
+let nextRun = 1;
+
+logSourceContract('redis stream', async () => {
+  const redis = client();
+  const runId = nextRun++;
+  const append = async (bytes: Buffer) => {
+    const size = Number((await redis.get(`hub:log:${runId}:size`)) ?? 0);
+    assert.is(await appendChunk(redis, runId, size, bytes), size + bytes.length);
+  };
+  return {
+    source: new RedisLogSource(redis, runId),
+    append,
+    replace: async (bytes) => {
+      await deleteStream(redis, runId);
+      await append(bytes);
+    },
+    done: async () => redis.disconnect(),
+  };
+});
+
+/** A seeded generator, so a failure replays. */
+function random(seed: number) {
+  let s = seed;
+  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
+}
+
+test('shipping a log in random chunks (cut inside characters and \\r\\n), every append sent twice, Redis restarted midway: the stream holds the file byte for byte, and pages read from it equal pages read from the file', async () => {
+  const next = random(1127);
+  const words = ['plain', 'é à ü', '日本語', '😀🚀', '\r\n', '\r', 'x'.repeat(300)];
+  let text = '';
+  for (let i = 0; i < 3000; i++) text += `line ${i} ${words[Math.floor(next() * words.length)]}\n`;
+  const file = Buffer.from(text);
+  const runId = nextRun++;
+  let redis = client();
+  let size = 0;
+  let restarted = false;
+  while (size < file.length) {
+    const length = 1 + Math.floor(next() * 700);
+    const chunk = file.subarray(size, size + length);
+    const after = await appendChunk(redis, runId, size, chunk);
+    assert.is(after, size + chunk.length);
+    // The same append again (its reply was lost): nothing is doubled.
+    assert.is(await appendChunk(redis, runId, size, chunk), after);
+    // A shipper that fell behind cannot skip ahead either.
+    if (after < file.length) assert.is(await appendChunk(redis, runId, after + 5, file.subarray(after + 5, after + 10)), after);
+    size = after;
+    if (!restarted && size > file.length / 2) {
+      redis.disconnect();
+      await redisServer.restart();
+      redis = client();
+      restarted = true;
+    }
+  }
+  const source = new RedisLogSource(redis, runId);
+  const handle = (await source.open())!;
+  assert.is((await handle.stat()).size, file.length);
+  const copy = Buffer.alloc(file.length);
+  for (let at = 0; at < file.length; ) {
+    const { bytesRead } = await handle.read(copy, at, Math.min(100_000, file.length - at), at);
+    assert.ok(bytesRead > 0);
+    at += bytesRead;
+  }
+  assert.ok(copy.equals(file), 'the stream holds the file byte for byte');
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-ship-'));
+  fs.writeFileSync(path.join(dir, 'run.log'), file);
+  const local = new LocalLogSource(path.join(dir, 'run.log'));
+  const options = { maxLineBytes: 128, finished: true, recordedSize: file.length };
+  for (const startAt of [{ tail: 1000 }, { offset: 0 }, { offset: Buffer.byteLength(text.slice(0, text.indexOf('line 1500 '))) }]) {
+    assert.equal(await readLogPage(source, options, startAt), await readLogPage(local, options, startAt), JSON.stringify(startAt));
+  }
+  redis.disconnect();
+});
+
+test.after(() => redisServer.stop());
+
+test.run();
