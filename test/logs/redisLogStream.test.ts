@@ -6,6 +6,7 @@ import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import { LocalLogSource } from '../../server/logs/logSource.js';
 import { readLogPage } from '../../server/logs/pageReader.js';
+import { LogShipper } from '../../server/logs/logShipper.js';
 import { appendChunk, deleteStream, RedisLogSource } from '../../server/logs/redisLogStream.js';
 import { startRedis } from '../helpers/redis.js';
 import { logSourceContract } from './logSource.contract.js';
@@ -82,6 +83,34 @@ test('shipping a log in random chunks (cut inside characters and \\r\\n), every 
   for (const startAt of [{ tail: 1000 }, { offset: 0 }, { offset: Buffer.byteLength(text.slice(0, text.indexOf('line 1500 '))) }]) {
     assert.equal(await readLogPage(source, options, startAt), await readLogPage(local, options, startAt), JSON.stringify(startAt));
   }
+  redis.disconnect();
+});
+
+test('a shipper follows a growing log (writes cut anywhere) through a Redis restart: the stream ends equal to the file', async () => {
+  const next = random(42);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-ship-'));
+  const file = path.join(dir, 'run.log');
+  fs.writeFileSync(file, '');
+  const runId = nextRun++;
+  const redis = client();
+  const shipper = new LogShipper(redis, runId, file);
+  let written = Buffer.alloc(0);
+  for (let i = 0; i < 400; i++) {
+    const piece = Buffer.from(`write ${i} ${'é日😀\r'.repeat(Math.floor(next() * 20))}\n`);
+    const cut = Math.floor(next() * piece.length);
+    fs.appendFileSync(file, piece.subarray(0, cut));
+    void shipper.ship();
+    fs.appendFileSync(file, piece.subarray(cut));
+    written = Buffer.concat([written, piece]);
+    if (i === 200) await redisServer.restart(); // the client reconnects; appends in flight are retried
+    if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  assert.is(await shipper.flush(), written.length);
+  const handle = (await new RedisLogSource(redis, runId).open())!;
+  const copy = Buffer.alloc(written.length);
+  assert.is((await handle.read(copy, 0, written.length, 0)).bytesRead, written.length);
+  assert.ok(copy.equals(written), 'the stream equals the file');
+  shipper.close();
   redis.disconnect();
 });
 

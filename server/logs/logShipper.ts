@@ -1,0 +1,79 @@
+import fs from 'node:fs/promises';
+import type { Redis } from 'ioredis';
+import { appendChunk } from './redisLogStream.js';
+
+/** One append carries at most this much (Redis handles it in one go; a retry re-sends no more). */
+const CHUNK_BYTES = 256 * 1024;
+const RETRY_MS = 200;
+
+/**
+ * Ships a run's log file to its Redis stream as it grows (on a worker, next to the runner). It always
+ * reads the file from the stream's own length, so after a lost reply, a Redis restart or its own
+ * restart it re-sends exactly what the stream lacks: the file stays the source of truth.
+ */
+export class LogShipper {
+  private shipped = 0;
+  private running: Promise<void> | null = null;
+  private again = false;
+  private closed = false;
+  private readonly buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+
+  constructor(private readonly redis: Redis, private readonly runId: number, private readonly file: string) {}
+
+  /** Bytes the stream is known to hold. */
+  get size(): number {
+    return this.shipped;
+  }
+
+  /** A hint that the file grew: ship what is new (coalesced while a ship is under way). */
+  ship(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return this.running;
+    }
+    this.running = this.shipAll().finally(() => {
+      this.running = null;
+      if (this.again && !this.closed) {
+        this.again = false;
+        void this.ship();
+      }
+    });
+    return this.running;
+  }
+
+  /** Ships until the stream holds the whole file as it is now (retrying while Redis is away). */
+  async flush(): Promise<number> {
+    await this.running;
+    await this.ship();
+    return this.shipped;
+  }
+
+  close(): void {
+    this.closed = true;
+  }
+
+  private async shipAll(): Promise<void> {
+    let handle: fs.FileHandle;
+    try {
+      handle = await fs.open(this.file, 'r');
+    } catch {
+      return; // not written yet
+    }
+    try {
+      for (;;) {
+        const { size } = await handle.stat();
+        if (this.shipped >= size || this.closed) return;
+        const { bytesRead } = await handle.read(this.buffer, 0, Math.min(CHUNK_BYTES, size - this.shipped), this.shipped);
+        if (bytesRead === 0) return;
+        try {
+          // Whatever the stream answers is where it ends: the next read starts there.
+          this.shipped = await appendChunk(this.redis, this.runId, this.shipped, this.buffer.subarray(0, bytesRead));
+        } catch {
+          await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+        }
+      }
+    } finally {
+      await handle.close();
+    }
+  }
+}
