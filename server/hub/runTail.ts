@@ -1,21 +1,12 @@
 import { debuglog } from 'node:util';
 import { errorBody, protocolError } from '../errors.js';
 import type { LineBatch } from '../logs/lineSplitter.js';
-import { readLines } from '../logs/logFile.js';
 import type { LogHandle, LogSource } from '../logs/logSource.js';
 import { LiveReader } from './liveReader.js';
 import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
-import { RecentFrames } from './recentFrames.js';
-import { SharedReads, type ReadFrame } from './sharedReads.js';
+import { CatchUpReads } from './catchUpReads.js';
 
 const debug = debuglog('hub:tail');
-/** Catch-up reads end on multiples of this (or of the longest line, if longer): see SharedReads. */
-const CATCH_UP_GRID = 512 * 1024;
-/** Frames read for catching up, kept per run for the subscribers behind it (only while several are). */
-const SHARED_READ_BYTES = 8 * 1024 * 1024;
-/** Frames kept for subscribers that paused (see RecentFrames): bounded per run, not per subscriber. */
-const RECENT_BYTES = 16 * 1024 * 1024;
-const RECENT_MS = 5000;
 
 export const SUBSCRIBER_MODES = ['catching_up', 'live', 'ahead', 'done'] as const;
 export type SubscriberMode = (typeof SUBSCRIBER_MODES)[number];
@@ -50,18 +41,16 @@ export class RunTail {
   readonly subscribers = new Set<Subscriber>();
   private readonly live: LiveReader;
   private closed = false;
-  private readonly recent = new RecentFrames(RECENT_BYTES, RECENT_MS);
-  private readonly shared: SharedReads;
+  private readonly behind: CatchUpReads;
 
   constructor(private readonly options: TailOptions) {
-    // The grid is at least a line's longest piece, so subscribers fall into step after one read.
-    this.shared = new SharedReads(Math.max(CATCH_UP_GRID, options.maxLineBytes + 4), SHARED_READ_BYTES);
+    this.behind = new CatchUpReads(options.runId, options.maxLineBytes);
     this.live = new LiveReader(options.runId, options.source, options.maxLineBytes, {
       opened: (start) => this.liveOnOpened(start),
       wantsLines: () => this.hasLiveSubscriber(),
       lines: (batch) => this.broadcast(batch),
       skipped: () => {
-        this.recent.clear(); // a gap: later frames no longer follow these
+        this.behind.gap();
         this.wakeAhead();
       },
       reset: (how) => this.liveOnReset(how),
@@ -141,8 +130,7 @@ export class RunTail {
       subscriber.sink.send('error', frame);
       this.endSubscription(subscriber);
     }
-    this.recent.clear();
-    this.shared.clear();
+    this.behind.clear();
     queueMicrotask(() => this.options.onIdle?.());
   }
 
@@ -157,7 +145,7 @@ export class RunTail {
 
   private broadcast(batch: LineBatch): void {
     const frame = linesFrame(this.runId, batch);
-    this.recent.add(batch.offset, batch.next, frame);
+    this.behind.keep(batch.offset, batch.next, frame);
     for (const subscriber of this.subscribers) {
       if (subscriber.mode === 'live') {
         if (subscriber.sink.congested()) {
@@ -234,16 +222,14 @@ export class RunTail {
         await subscriber.sink.drained();
         continue;
       }
-      if (this.sendRecent(subscriber)) continue;
+      if (this.behind.sendRecent(subscriber)) continue;
       const handle = await this.ensureOpen();
       if (!handle) {
         if (this.live.final) this.resetOne(subscriber); // a finished log that vanished meanwhile
         return;
       }
-      const start = subscriber.next;
-      const read = () => this.readFrame(handle, start, target);
       // Alone, there is nobody to share a read with (and nothing to keep in memory for).
-      const frame = this.catchingUpCount() > 1 ? await this.shared.get(start, read) : await read();
+      const frame = await this.behind.read(handle, subscriber.next, target, this.live.final !== null, this.catchingUpCount() > 1);
       if (subscriber.mode !== 'catching_up' || subscriber.sink.closed) return;
       if (!frame) {
         // Nothing readable: the file shrank. A live log's reader notices and resets everyone; a
@@ -256,32 +242,10 @@ export class RunTail {
     }
   }
 
-  /** The lines from `start` (a boundary) to the next grid line or `target`, framed; null if none. */
-  private async readFrame(handle: LogHandle, start: number, target: number): Promise<ReadFrame | null> {
-    // `target` is a boundary: a newline, a piece cut, or the end of a finished log.
-    const rangeEnd = this.live.final ? 'final' : 'piece';
-    // A read holds at least one whole piece of a line, so every read makes progress.
-    const end = this.shared.endFor(start, this.options.maxLineBytes + 4);
-    const batch = await readLines(handle, start, target, this.options.maxLineBytes, end - start, rangeEnd, 'json');
-    return batch.next === start ? null : { next: batch.next, frame: linesFrame(this.runId, batch) };
-  }
-
   private catchingUpCount(): number {
     let count = 0;
     for (const subscriber of this.subscribers) if (subscriber.mode === 'catching_up') count++;
     return count;
-  }
-
-  /** Sends the recent frames from the subscriber's offset, while its socket takes them; false if none start there. */
-  private sendRecent(subscriber: Subscriber): boolean {
-    const frames = this.recent.from(subscriber.next);
-    if (!frames) return false;
-    for (const { frame, next } of frames) {
-      if (subscriber.sink.congested()) break;
-      subscriber.sink.send('lines', frame, next);
-      subscriber.next = next;
-    }
-    return true;
   }
 
   private complete(subscriber: Subscriber, frame: string): void {
@@ -299,7 +263,7 @@ export class RunTail {
     this.closed = true;
     for (const subscriber of this.subscribers) subscriber.mode = 'done';
     this.subscribers.clear();
-    this.shared.clear();
+    this.behind.clear();
     await this.live.close();
   }
 }

@@ -1,0 +1,67 @@
+import { readLines } from '../logs/logFile.js';
+import type { LogHandle } from '../logs/logSource.js';
+import { linesFrame, type LogSink } from './messages.js';
+import { RecentFrames } from './recentFrames.js';
+import { SharedReads, type ReadFrame } from './sharedReads.js';
+
+/** Catch-up reads end on multiples of this (or of the longest line, if longer): see SharedReads. */
+const CATCH_UP_GRID = 512 * 1024;
+/** Frames read for catching up, kept per run for the subscribers behind it (only while several are). */
+const SHARED_READ_BYTES = 8 * 1024 * 1024;
+/** Frames kept for subscribers that paused (see RecentFrames): bounded per run, not per subscriber. */
+const RECENT_BYTES = 16 * 1024 * 1024;
+const RECENT_MS = 5000;
+
+/** What a subscriber behind the live edge is sent: the run's recent frames, else reads of the log. */
+export class CatchUpReads {
+  private readonly recent = new RecentFrames(RECENT_BYTES, RECENT_MS);
+  private readonly shared: SharedReads;
+
+  constructor(private readonly runId: number, private readonly maxLineBytes: number) {
+    // The grid is at least a line's longest piece, so subscribers fall into step after one read.
+    this.shared = new SharedReads(Math.max(CATCH_UP_GRID, maxLineBytes + 4), SHARED_READ_BYTES);
+  }
+
+  /** A frame sent at the live edge, kept for subscribers that pause. */
+  keep(offset: number, next: number, frame: Buffer): void {
+    this.recent.add(offset, next, frame);
+  }
+
+  /** Bytes went by unframed: later frames no longer follow the kept ones. */
+  gap(): void {
+    this.recent.clear();
+  }
+
+  /** The log was reset: nothing kept applies. */
+  clear(): void {
+    this.recent.clear();
+    this.shared.clear();
+  }
+
+  /** Sends the recent frames from the subscriber's offset while its socket takes them; false if none start there. */
+  sendRecent(subscriber: { sink: LogSink; next: number }): boolean {
+    const frames = this.recent.from(subscriber.next);
+    if (!frames) return false;
+    for (const { frame, next } of frames) {
+      if (subscriber.sink.congested()) break;
+      subscriber.sink.send('lines', frame, next);
+      subscriber.next = next;
+    }
+    return true;
+  }
+
+  /**
+   * The lines from `start` (a boundary) to the next grid line or `target`, framed; null if none.
+   * With others catching up too, reads on the grid are shared (alone, nothing is kept).
+   */
+  read(handle: LogHandle, start: number, target: number, final: boolean, shared: boolean): Promise<ReadFrame | null> {
+    const read = async () => {
+      // `target` is a boundary: a newline, a piece cut, or the end of a finished log.
+      // A read holds at least one whole piece of a line, so every read makes progress.
+      const end = this.shared.endFor(start, this.maxLineBytes + 4);
+      const batch = await readLines(handle, start, target, this.maxLineBytes, end - start, final ? 'final' : 'piece', 'json');
+      return batch.next === start ? null : { next: batch.next, frame: linesFrame(this.runId, batch) };
+    };
+    return shared ? this.shared.get(start, read) : read();
+  }
+}
