@@ -105,6 +105,17 @@ export function launcherContract(name: string, make: MakeLauncher): void {
     assert.match(fs.readFileSync(path.join(config.logsDir, '1', `${run.id}.log`), 'utf8'), 'after the restart');
   });
 
+  contract('a runner that dies as soon as it has started is reported as ended: its run is never left running', async ({ config, ended, launcher }) => {
+    const run = pendingRun();
+    const claims: RunnerIdentity[] = [];
+    // Says it is ready, then exits before it could read its run.
+    const started = await launcher(['sh', '-c', 'echo ready; exit 0']).launch({ run, project: project(config.dataDir), plan: plan('echo never'), claim: claimWith(run, claims) });
+    assert.is(started?.status, 'running');
+    await waitFor(() => ended.length === 1, 'the end of a runner that died at once', 5000);
+    assert.equal(ended[0].exited, { code: 0, signal: null });
+    assert.is(stateOf(config, run).kind, 'missing');
+  });
+
   contract('when no runner can start, launch says so and claims nothing', async ({ config, launcher }) => {
     const run = pendingRun();
     const claims: RunnerIdentity[] = [];
