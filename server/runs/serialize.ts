@@ -5,9 +5,11 @@ import type { Run } from '../wire.js';
 
 export type RunJson = Run;
 
-/** The public shape of a run. The runner's token and pid, and the commands it runs, stay inside the server. */
+/**
+ * The public shape of a run, field by field: the runner's token and pid, the commands it runs and
+ * whatever else a store keeps (a worker's id) stay inside, so every store gives the same JSON.
+ */
 export function toRunJson(row: RunRow, logsDir: string): RunJson {
-  const { runner_pid: _pid, runner_token: _token, plan: _plan, ...rest } = row;
   const files = runFiles(logsDir, row.project_id, row.id);
   let logSize = row.log_size;
   if (!isTerminal(row.status)) {
@@ -17,5 +19,22 @@ export function toRunJson(row: RunRow, logsDir: string): RunJson {
       logSize = 0;
     }
   }
-  return { ...rest, log_size: logSize, log_path: files.relativeLog };
+  return {
+    id: row.id,
+    project_id: row.project_id,
+    scope: row.scope,
+    status: row.status,
+    triggered_by: row.triggered_by,
+    created_at: row.created_at,
+    started_at: row.started_at,
+    finished_at: row.finished_at,
+    exit_code: row.exit_code,
+    signal: row.signal,
+    error_message: row.error_message,
+    current_step: row.current_step,
+    progress_current: row.progress_current,
+    progress_total: row.progress_total,
+    log_size: logSize,
+    log_path: files.relativeLog,
+  };
 }

@@ -1,14 +1,20 @@
 import pg from 'pg';
 import { postgresMigrationsDir } from '../../paths.js';
 import type { Store } from '../store.js';
+import { ClusterQueue } from './cluster.js';
 import { migrate } from './migrate.js';
 import { PostgresProjectStore } from './projects.js';
 import { PostgresRunStore } from './runs.js';
 
 const INT8 = 20;
 
+export interface PostgresStore extends Store {
+  /** what workers and hubs share beyond runs and projects */
+  readonly cluster: ClusterQueue;
+}
+
 /** The cluster's store: PostgreSQL at `url` (HUB_DATABASE_URL), migrated on open. */
-export async function openPostgresStore(url: string): Promise<Store> {
+export async function openPostgresStore(url: string): Promise<PostgresStore> {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
@@ -22,5 +28,5 @@ export async function openPostgresStore(url: string): Promise<Store> {
     await pool.end();
     throw error;
   }
-  return { projects: new PostgresProjectStore(pool), runs: new PostgresRunStore(pool), close: () => pool.end() };
+  return { projects: new PostgresProjectStore(pool), runs: new PostgresRunStore(pool), cluster: new ClusterQueue(pool), close: () => pool.end() };
 }
