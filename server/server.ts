@@ -11,6 +11,10 @@ import { loadPipelines } from './pipelines/load.js';
 import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
+import { LocalLogSource } from './logs/logSource.js';
+import { LogWatcher } from './logs/logWatcher.js';
+import { runFiles } from './paths.js';
+import type { RunRow } from './store/runs.js';
 import { openPostgresStore } from './store/postgres/store.js';
 import { openSqliteStore } from './store/sqlite/store.js';
 
@@ -28,10 +32,13 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const { projects, runs } = store;
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
   const runService = new RunService(config, pipelines, projects, runs, log, (events) => new LocalLauncher(config, events, log));
-  const hub = new LogHub(config, runs, projects, (run) => toRunJson(run, config.logsDir));
+  // Logs are read from the local files, watched by one watcher (a Redis stream in cluster mode, next).
+  const watcher = new LogWatcher();
+  const logSourceOf = (run: RunRow) => new LocalLogSource(runFiles(config.logsDir, run.project_id, run.id).log, watcher);
+  const hub = new LogHub(config, runs, projects, (run) => toRunJson(run, config.logsDir), logSourceOf);
   runService.on('run', (run) => hub.runChanged(run));
   runService.on('purged', (run) => hub.forgetRun(run.id));
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub });
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
   // Longer than clients' own keep-alive (undici: 4 s), so the client always closes an idle socket
@@ -56,6 +63,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         server.closeIdleConnections();
         await sockets.close();
         await hub.close();
+        await watcher.close();
         await stopped;
         await launcherClosed;
         await store.close();

@@ -3,7 +3,8 @@ import type { Config } from '../config.js';
 import type { Pipelines } from '../pipelines/load.js';
 import type { RunService } from '../runs/service.js';
 import type { ProjectStore } from '../store/projects.js';
-import type { RunStore } from '../store/runs.js';
+import type { RunRow, RunStore } from '../store/runs.js';
+import type { LogSource } from '../logs/logSource.js';
 import type { LogHub } from '../hub/logHub.js';
 
 /** What the routes need, handed over by the composition root. */
@@ -15,4 +16,6 @@ export interface AppServices {
   runs: RunStore;
   runService: RunService;
   hub: LogHub;
+  /** where a run's log is read from */
+  logSourceOf: (run: RunRow) => LogSource;
 }

@@ -2,13 +2,11 @@ import type { Config } from '../config.js';
 import { HubError, notFound } from '../errors.js';
 import { findTailStart, liveEdge } from '../logs/logFile.js';
 import { MAX_TAIL_BYTES, type StartAt } from '../logs/pageReader.js';
-import { runFiles } from '../paths.js';
 import type { ProjectStore } from '../store/projects.js';
 import type { Run } from '../wire.js';
 import type { RunStore, RunRow } from '../store/runs.js';
 import { isTerminal } from '../store/runs.js';
-import { LogWatcher } from '../logs/logWatcher.js';
-import { LocalLogSource } from '../logs/logSource.js';
+import type { LogSource } from '../logs/logSource.js';
 import { runFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { RunTail, type Subscriber } from './runTail.js';
 
@@ -29,17 +27,20 @@ export class LogHub {
   private readonly tails = new Map<number, RunTail>();
   private readonly projectSinks = new Map<number, Set<LogSink>>();
   private readonly runSinks = new Map<number, Map<LogSink, Subscriber>>();
-  private readonly watcher = new LogWatcher();
   private readonly unwatch = new Map<RunTail, () => void>();
   /** subscribes in progress per reader */
   private readonly holds = new Map<RunTail, number>();
 
-  /** `runJson`: a run as clients see it (the composition root decides; the hub only sends it). */
+  /**
+   * `runJson`: a run as clients see it; `sourceOf`: where a run's log is read from (the local file
+   * today). The composition root decides both; the hub only reads and sends.
+   */
   constructor(
     private readonly config: Config,
     private readonly runs: RunStore,
     private readonly projects: ProjectStore,
     private readonly runJson: (run: RunRow) => Run,
+    private readonly sourceOf: (run: RunRow) => LogSource,
   ) {}
 
   /** Subscribes a sink to a run's log from an offset or the last N lines; returns where it starts. */
@@ -142,7 +143,6 @@ export class LogHub {
     for (const sinks of this.runSinks.values()) for (const sink of sinks.keys()) sink.end?.();
     await Promise.all([...this.tails.values()].map((tail) => tail.close()));
     this.tails.clear();
-    await this.watcher.close();
   }
 
   /** The run's reader, opened if need be, held for one subscribe in progress. */
@@ -152,7 +152,7 @@ export class LogHub {
       this.holds.set(existing, this.holds.get(existing)! + 1);
       return { tail: existing, created: false };
     }
-    const source = new LocalLogSource(runFiles(this.config.logsDir, run.project_id, run.id).log, this.watcher);
+    const source = this.sourceOf(run);
     const tail = new RunTail({ runId: run.id, source, maxLineBytes: this.config.maxLineBytes, onIdle: () => this.releaseIfIdle(tail) });
     this.tails.set(run.id, tail);
     this.holds.set(tail, 1);

@@ -2,7 +2,6 @@ import fs from 'node:fs';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { badRequest } from '../../errors.js';
-import { LocalLogSource } from '../../logs/logSource.js';
 import { DEFAULT_TAIL, MAX_TAIL, readLogPage, type StartAt } from '../../logs/pageReader.js';
 import { runFiles } from '../../paths.js';
 import { isTerminal, type RunRow } from '../../store/runs.js';
@@ -29,7 +28,7 @@ export function logRoutes(services: AppServices): Router {
     const before = ctx.query.before === undefined ? undefined : parseQueryInteger(ctx.query.before, 'before', 0, Number.MAX_SAFE_INTEGER);
     if (before !== undefined && 'offset' in startAt) throw badRequest('invalid_query', '`before` goes with `tail`, not with `offset`');
     if (ctx.accepts('application/json', 'text/plain', 'text/event-stream') === 'text/event-stream') return streamEvents(ctx, run);
-    const source = new LocalLogSource(runFiles(config.logsDir, run.project_id, run.id).log);
+    const source = services.logSourceOf(run);
     const result = await readLogPage(source, { maxLineBytes: config.maxLineBytes, finished: isTerminal(run.status), recordedSize: run.log_size }, startAt, before);
     if (ctx.accepts('application/json', 'text/plain') === 'text/plain') {
       ctx.set({ 'X-Log-Offset': String(result.offset), 'X-Log-Next': String(result.next), 'X-Log-Complete': String(result.complete) });
