@@ -2,11 +2,20 @@ import type pino from 'pino';
 import type { Config } from '../config.js';
 import { runFiles } from '../paths.js';
 import type { RunRow } from '../store/runs.js';
-import { RunnerStartError, type Launcher, type LauncherEvents, type LaunchRequest } from './launcher.js';
+import { RunnerStartError, type Launcher, type LauncherEvents, type LaunchRequest, type RunnerIdentity } from './launcher.js';
+import type { RunPlan } from './plan.js';
+import type { Project } from '../store/projects.js';
 import { RunnerPool } from './runnerPool.js';
 import { isRunnerAlive, RunnerWatch, type WatchedRunner } from './runnerWatch.js';
 import { assignRun, runnerSpawner } from './spawnRunner.js';
 import { SpawnThread } from './spawnThread.js';
+
+/** A run claimed for a runner, with what it needs to start. */
+export interface ClaimedRun {
+  run: RunRow;
+  project: Project;
+  plan: RunPlan;
+}
 
 /**
  * Runners on this machine, started from a thread of their own (SpawnThread) so forks never block
@@ -31,20 +40,32 @@ export class LocalLauncher implements Launcher {
     });
   }
 
-  async launch({ run, project, plan, claim }: LaunchRequest): Promise<RunRow | null> {
+  async launch({ project, plan, claim }: LaunchRequest): Promise<RunRow | null> {
+    return this.launchNext(async (runner) => {
+      const run = await claim(runner);
+      return run && { run, project, plan };
+    });
+  }
+
+  /**
+   * Readies a runner, then claims a run for it (`claimNext`: a given run, or a worker's next one);
+   * with nothing claimed the runner stays warm for the next launch. Resolves to the claimed run.
+   */
+  async launchNext(claimNext: (runner: RunnerIdentity) => Promise<ClaimedRun | null>): Promise<RunRow | null> {
     let idle;
     try {
       idle = await this.pool.take();
     } catch (error) {
       throw new RunnerStartError((error as Error).message, { cause: error });
     }
-    let started: RunRow | null;
+    let claimed: ClaimedRun | null = null;
     try {
-      started = await claim({ pid: idle.pid, token: idle.token });
+      claimed = await claimNext({ pid: idle.pid, token: idle.token });
     } finally {
-      if (!started!) idle.send(null); // an idle runner given no run exits quietly
+      if (!claimed) this.pool.putBack(idle);
     }
-    if (!started) return null;
+    if (!claimed) return null;
+    const { run, project, plan } = claimed;
     const runner: WatchedRunner = {
       runId: run.id,
       projectId: project.id,
@@ -54,16 +75,16 @@ export class LocalLauncher implements Launcher {
       process: idle,
     };
     try {
-      assignRun(idle, this.config, project, started, plan);
+      assignRun(idle, this.config, project, run, plan);
     } catch (error) {
       this.log.warn({ err: error, run_id: run.id }, 'the run could not be handed to its runner');
       idle.send(null);
       runner.startError = (error as Error).message;
       // Recorded now when the database lets it; else the watch records it, trying until it does.
-      if (await this.events.onEnded(runner).then(() => true, () => false)) return started;
+      if (await this.events.onEnded(runner).then(() => true, () => false)) return run;
     }
     this.watch.add(runner);
-    return started;
+    return run;
   }
 
   cancel(runId: number): boolean {

@@ -23,6 +23,17 @@ export class RunnerPool {
     return this.spawnRunner();
   }
 
+  /** A runner taken and not used after all: kept as the warm one (or let go, if there is one). */
+  putBack(runner: RunnerProcess): void {
+    if (!this.closed && !this.idle && runner.exited === null) {
+      this.idle = runner;
+      if (this.refill) {
+        clearTimeout(this.refill);
+        this.refill = null;
+      }
+    } else runner.send(null);
+  }
+
   /** Starts the first idle runner, shortly after start-up. */
   prime(): void {
     this.scheduleRefill();
