@@ -1,3 +1,4 @@
+import os from 'node:os';
 import path from 'node:path';
 import { builtInPipelinesFile } from './paths.js';
 
@@ -10,6 +11,14 @@ export interface Config {
   readonly dbFile: string;
   /** PostgreSQL instead of the SQLite file (HUB_DATABASE_URL); null: embedded SQLite */
   readonly databaseUrl: string | null;
+  /** cluster mode (with HUB_DATABASE_URL): logs through Redis Streams, runs on workers */
+  readonly redisUrl: string | null;
+  /** this worker's name (cluster mode; default host-pid) */
+  readonly workerId: string;
+  /** a worker not heard from for this long is lost, and its runs fail */
+  readonly workerTimeoutMs: number;
+  /** runs one worker carries out at once */
+  readonly workerSlots: number;
   readonly cancelGraceMs: number;
   readonly maxLineBytes: number;
   readonly maxLogBytes: number;
@@ -60,6 +69,14 @@ function readDatabaseUrl(env: Env): string | null {
   return url;
 }
 
+function readRedisUrl(env: Env): string | null {
+  const url = env.HUB_REDIS_URL;
+  if (!url) return null;
+  if (!/^rediss?:\/\//.test(url)) throw new Error('Expected HUB_REDIS_URL to be a redis:// or rediss:// URL');
+  if (!env.HUB_DATABASE_URL) throw new Error('HUB_REDIS_URL (cluster mode) needs HUB_DATABASE_URL too: run records live in PostgreSQL');
+  return url;
+}
+
 function readToken(env: Env): string | null {
   const token = env.HUB_TOKEN;
   if (!token) return null;
@@ -78,6 +95,10 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     pipelinesFile: env.HUB_PIPELINES ? path.resolve(cwd, env.HUB_PIPELINES) : builtInPipelinesFile,
     dbFile: path.join(dataDir, 'hub.sqlite'),
     databaseUrl: readDatabaseUrl(env),
+    redisUrl: readRedisUrl(env),
+    workerId: env.HUB_WORKER_ID || `${os.hostname()}-${process.pid}`,
+    workerTimeoutMs: readInteger(env, 'HUB_WORKER_TIMEOUT_MS', 15_000, 500, 3_600_000),
+    workerSlots: readInteger(env, 'HUB_WORKER_SLOTS', 4, 1, 1000),
     cancelGraceMs: readInteger(env, 'HUB_CANCEL_GRACE_MS', 5000, 0, 600_000),
     maxLineBytes: readInteger(env, 'HUB_MAX_LINE_BYTES', 1024 * 1024, 16, 64 * 1024 * 1024),
     maxLogBytes: readInteger(env, 'HUB_MAX_LOG_BYTES', 1024 ** 3, 1024),

@@ -11,7 +11,11 @@ import { loadPipelines } from './pipelines/load.js';
 import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
-import { LocalLogSource } from './logs/logSource.js';
+import { LocalLogSource, type LogSource } from './logs/logSource.js';
+import { RedisLogSource } from './logs/redisLogStream.js';
+import { ClusterLauncher } from './runs/clusterLauncher.js';
+import { notifyRun, RUNS_CHANNEL } from './store/postgres/notify.js';
+import { Redis } from 'ioredis';
 import { LogWatcher } from './logs/logWatcher.js';
 import { runFiles } from './paths.js';
 import type { RunRow } from './store/runs.js';
@@ -28,15 +32,31 @@ export interface RunningHub {
 export async function startHub(config: Config, log = pino({ level: config.logLevel })): Promise<RunningHub> {
   const pipelines = loadPipelines(config.pipelinesFile);
   fs.mkdirSync(config.logsDir, { recursive: true });
-  const store = config.databaseUrl ? await openPostgresStore(config.databaseUrl) : await openSqliteStore(config.dbFile);
+  const postgres = config.databaseUrl ? await openPostgresStore(config.databaseUrl) : null;
+  const store = postgres ?? (await openSqliteStore(config.dbFile));
   const { projects, runs } = store;
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
-  const runService = new RunService(config, pipelines, projects, runs, log, (events) => new LocalLauncher(config, events, log));
-  // Logs are read from the local files, watched by one watcher (a Redis stream in cluster mode, next).
+  // Cluster mode: workers carry out runs and ship logs to Redis; this hub only records and serves.
+  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: null }) : null;
+  redis?.on('error', () => {}); // reconnects on its own; reads wait meanwhile
+  const cluster = postgres && redis ? { postgres, redis } : null;
+  const runService = new RunService(config, pipelines, projects, runs, log, (events) =>
+    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log) : new LocalLauncher(config, events, log));
+  // Where logs are read from: the local files (one watcher), or each run's Redis stream.
   const watcher = new LogWatcher();
-  const logSourceOf = (run: RunRow) => new LocalLogSource(runFiles(config.logsDir, run.project_id, run.id).log, watcher);
-  const hub = new LogHub(config, runs, projects, (run) => toRunJson(run, config.logsDir), logSourceOf);
-  runService.on('run', (run) => hub.runChanged(run));
+  const logSourceOf = (run: RunRow): LogSource =>
+    cluster ? new RedisLogSource(cluster.redis, run.id) : new LocalLogSource(runFiles(config.logsDir, run.project_id, run.id).log, watcher);
+  const hub = new LogHub(config, runs, projects, (run) => toRunJson(run, config.logsDir, !cluster), logSourceOf);
+  let stopListening = async () => {};
+  if (cluster) {
+    // Every change, this hub's or a worker's, reaches every hub through one channel.
+    runService.on('run', (run) => void notifyRun(cluster.postgres, run.id));
+    stopListening = await cluster.postgres.listen(RUNS_CHANNEL, (payload) => {
+      runs.get(Number(payload)).then((run) => run && hub.runChanged(run), () => {});
+    });
+  } else {
+    runService.on('run', (run) => hub.runChanged(run));
+  }
   runService.on('purged', (run) => hub.forgetRun(run.id));
   const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf });
   const server = http.createServer(app.callback());
@@ -62,8 +82,10 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
         await sockets.close();
+        await stopListening();
         await hub.close();
         await watcher.close();
+        redis?.disconnect();
         await stopped;
         await launcherClosed;
         await store.close();

@@ -34,6 +34,9 @@ export function runnerOutcome(runner: WatchedRunner, read: StateRead, run: RunRo
   }
   const last = read.kind === 'state' ? read.state : null;
   const progress = { current_step: last?.current_step ?? run.current_step, progress_current: last?.progress_current ?? run.progress_current };
+  if (runner.lost !== undefined) {
+    return { marker: null, changes: { status: 'failed', error_message: runner.lost, ...progress } };
+  }
   if (runner.startError !== undefined) {
     const message = `The run could not start: ${runner.startError}`;
     return { marker: `[hub] run failed: ${message}`, changes: { status: 'failed', error_message: message, ...progress } };

@@ -25,6 +25,8 @@ export interface WatchedRunner {
   exited?: { code: number | null; signal: string | null };
   /** why the run could not be handed to the runner, if it could not */
   startError?: string;
+  /** its machine is gone (cluster mode): why, as the run's error */
+  lost?: string;
   cancelRequested?: boolean;
   forceKill?: NodeJS.Timeout;
   /** the hub's own end-of-run line is in the log (written once, however often settling is tried) */

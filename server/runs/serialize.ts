@@ -9,10 +9,11 @@ export type RunJson = Run;
  * The public shape of a run, field by field: the runner's token and pid, the commands it runs and
  * whatever else a store keeps (a worker's id) stay inside, so every store gives the same JSON.
  */
-export function toRunJson(row: RunRow, logsDir: string): RunJson {
+export function toRunJson(row: RunRow, logsDir: string, liveSize = true): RunJson {
   const files = runFiles(logsDir, row.project_id, row.id);
   let logSize = row.log_size;
-  if (!isTerminal(row.status)) {
+  // An active run's size, from its file when it is on this machine (else as last recorded).
+  if (liveSize && !isTerminal(row.status)) {
     try {
       logSize = fs.statSync(files.log).size;
     } catch {

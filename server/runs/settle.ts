@@ -13,6 +13,8 @@ export interface SettleEvents {
   changed(run: RunRow): void;
   /** a run of this project ended: its queue may move on */
   ended(projectId: number): void;
+  /** before a run's end is recorded, when its log is final (a worker ships the rest first) */
+  beforeFinish?(run: RunRow): Promise<void>;
 }
 
 /**
@@ -48,6 +50,7 @@ export class RunSettler {
    * when the run had already ended (nothing changes then).
    */
   async finish(run: RunRow, changes: RunChanges): Promise<RunRow | null> {
+    await this.events.beforeFinish?.(run);
     let logSize = 0;
     try {
       logSize = fs.statSync(runFiles(this.config.logsDir, run.project_id, run.id).log).size;

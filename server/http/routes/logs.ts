@@ -1,9 +1,9 @@
-import fs from 'node:fs';
+import { Readable } from 'node:stream';
 import Router from '@koa/router';
 import type Koa from 'koa';
 import { badRequest } from '../../errors.js';
+import type { LogHandle } from '../../logs/logSource.js';
 import { DEFAULT_TAIL, MAX_TAIL, readLogPage, type StartAt } from '../../logs/pageReader.js';
-import { runFiles } from '../../paths.js';
 import { isTerminal, type RunRow } from '../../store/runs.js';
 import { parseRange } from '../byteRange.js';
 import type { AppServices } from '../context.js';
@@ -16,6 +16,23 @@ function readStartAt(ctx: Koa.Context): StartAt {
   if (ctx.query.offset !== undefined) return { offset: parseQueryInteger(ctx.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER) };
   return { tail: parseQueryInteger(ctx.query.tail, 'tail', DEFAULT_TAIL, MAX_TAIL) };
 }
+
+/** The bytes of [start, end) from any log source, in 64 KiB reads; the handle is closed however it ends. */
+async function* readRange(handle: LogHandle, start: number, end: number): AsyncGenerator<Buffer> {
+  try {
+    for (let position = start; position < end; ) {
+      const buffer = Buffer.allocUnsafe(Math.min(RAW_CHUNK, end - position));
+      const { bytesRead } = await handle.read(buffer, 0, buffer.length, position);
+      if (bytesRead === 0) return;
+      position += bytesRead;
+      yield buffer.subarray(0, bytesRead);
+    }
+  } finally {
+    await handle.close();
+  }
+}
+
+const RAW_CHUNK = 64 * 1024;
 
 export function logRoutes(services: AppServices): Router {
   const router = new Router({ prefix: '/api/projects/:projectId/runs/:runId/logs' });
@@ -61,19 +78,21 @@ export function logRoutes(services: AppServices): Router {
 
   router.get('/raw', async (ctx) => {
     const run = await loadRun(services, ctx.params);
-    const file = runFiles(config.logsDir, run.project_id, run.id).log;
-    let size = 0;
-    try {
-      size = fs.statSync(file).size;
-    } catch {
-      // not written yet: an empty log
-    }
+    const handle = await services.logSourceOf(run).open();
+    const size = handle ? (await handle.stat()).size : 0; // not written yet: an empty log
     ctx.type = 'text/plain; charset=utf-8';
     ctx.set('Accept-Ranges', 'bytes');
     ctx.set('Cache-Control', 'no-store');
     ctx.set('Content-Disposition', `inline; filename="run-${run.id}.log"`);
-    const range = parseRange(ctx.get('range') || undefined, size);
-    if (size === 0) {
+    let range;
+    try {
+      range = parseRange(ctx.get('range') || undefined, size);
+    } catch (error) {
+      await handle?.close();
+      throw error;
+    }
+    if (!handle || size === 0) {
+      await handle?.close();
       ctx.body = '';
       return;
     }
@@ -83,7 +102,7 @@ export function logRoutes(services: AppServices): Router {
       ctx.set('Content-Range', `bytes ${start}-${end}/${size}`);
     }
     ctx.length = end - start + 1;
-    ctx.body = fs.createReadStream(file, { start, end });
+    ctx.body = Readable.from(readRange(handle, start, end + 1));
   });
   return router;
 }

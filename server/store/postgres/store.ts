@@ -11,6 +11,10 @@ const INT8 = 20;
 export interface PostgresStore extends Store {
   /** what workers and hubs share beyond runs and projects */
   readonly cluster: ClusterQueue;
+  /** a statement of its own (notifications) */
+  query(sql: string, values?: unknown[]): Promise<unknown>;
+  /** calls `listener` with each notification on `channel`, on a connection of its own; returns how to stop */
+  listen(channel: string, listener: (payload: string) => void): Promise<() => Promise<void>>;
 }
 
 /** The cluster's store: PostgreSQL at `url` (HUB_DATABASE_URL), migrated on open. */
@@ -28,5 +32,21 @@ export async function openPostgresStore(url: string): Promise<PostgresStore> {
     await pool.end();
     throw error;
   }
-  return { projects: new PostgresProjectStore(pool), runs: new PostgresRunStore(pool), cluster: new ClusterQueue(pool), close: () => pool.end() };
+  return {
+    projects: new PostgresProjectStore(pool),
+    runs: new PostgresRunStore(pool),
+    cluster: new ClusterQueue(pool),
+    query: (sql, values) => pool.query(sql, values),
+    async listen(channel, listener) {
+      const client = new pg.Client({ connectionString: url });
+      client.on('error', () => {}); // a lost connection: the pollers behind notifications go on
+      await client.connect();
+      client.on('notification', (message) => {
+        if (message.channel === channel) listener(message.payload ?? '');
+      });
+      await client.query(`LISTEN ${channel}`);
+      return () => client.end();
+    },
+    close: () => pool.end(),
+  };
 }

@@ -1,0 +1,127 @@
+import type { Redis } from 'ioredis';
+import type pino from 'pino';
+import type { Config } from '../config.js';
+import { LogShipper } from '../logs/logShipper.js';
+import { LogWatcher } from '../logs/logWatcher.js';
+import { runFiles } from '../paths.js';
+import { LocalLauncher } from '../runs/localLauncher.js';
+import { parsePlan } from '../runs/plan.js';
+import { RunSettler } from '../runs/settle.js';
+import type { RunRow } from '../store/runs.js';
+import type { PostgresStore } from '../store/postgres/store.js';
+import { notifyRun } from '../store/postgres/notify.js';
+
+const CLAIM_POLL_MS = 250;
+
+/**
+ * A worker (cluster mode): claims runs from PostgreSQL, carries them out with today's runner (the
+ * log file on this machine is the source of truth), ships each log to its Redis stream as it grows,
+ * records how each run ended once its whole log is shipped, heartbeats, and cancels what a hub asks.
+ */
+export class Worker {
+  private readonly launcher: LocalLauncher;
+  private readonly settler: RunSettler;
+  private readonly watcher = new LogWatcher();
+  private readonly shippers = new Map<number, { shipper: LogShipper; stop: () => void }>();
+  private readonly timers: NodeJS.Timeout[] = [];
+  private running = 0;
+  private claiming = false;
+  private closed = false;
+
+  constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly log: pino.Logger) {
+    this.settler = new RunSettler(config, store.runs, {
+      changed: (run) => void notifyRun(store, run.id),
+      ended: () => void this.claim(),
+      beforeFinish: (run) => this.finishShipping(run.id),
+    }, log);
+    this.launcher = new LocalLauncher(config, {
+      onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
+      onEnded: async (runner) => {
+        await this.settler.runnerOnEnded(runner);
+        this.running = Math.max(0, this.running - 1);
+        void this.claim();
+      },
+    }, log);
+  }
+
+  get id(): string {
+    return this.config.workerId;
+  }
+
+  /** Heartbeats, re-attaches to this worker's runs (a restart), then claims and follows cancels. */
+  async start(): Promise<void> {
+    await this.store.cluster.heartbeat(this.id);
+    for (const run of await this.store.runs.listActive()) {
+      if (run.status !== 'running' || (run as { worker_id?: string }).worker_id !== this.id) continue;
+      this.running++;
+      this.ship(run);
+      this.launcher.reattach(run);
+      this.log.info({ run_id: run.id }, 're-attached to a run of this worker');
+    }
+    const every = (ms: number, work: () => Promise<unknown>) => {
+      const timer = setInterval(() => void work().catch((error: unknown) => this.log.warn({ err: error }, 'worker duty failed; trying again')), ms);
+      this.timers.push(timer);
+    };
+    every(Math.max(100, Math.floor(this.config.workerTimeoutMs / 3)), () => this.store.cluster.heartbeat(this.id));
+    every(CLAIM_POLL_MS, () => this.claim());
+    every(CLAIM_POLL_MS, () => this.cancelAsked());
+    await this.claim();
+  }
+
+  /** Claims runs while it has free slots. */
+  private async claim(): Promise<void> {
+    if (this.claiming || this.closed) return;
+    this.claiming = true;
+    try {
+      while (this.running < this.config.workerSlots && !this.closed) {
+        const run = await this.launcher.launchNext(async (runner) => {
+          const claimed = await this.store.cluster.claimNext(this.id, runner);
+          if (!claimed) return null;
+          const project = await this.store.projects.get(claimed.project_id);
+          const plan = parsePlan(claimed.plan);
+          if (!project || !plan) {
+            await this.settler.finish(claimed, { status: 'failed', error_message: project ? 'The run has no steps recorded' : 'Its project was deleted' });
+            return null;
+          }
+          this.running++;
+          this.ship(claimed);
+          void notifyRun(this.store, claimed.id);
+          return { run: claimed, project, plan };
+        });
+        if (!run) return;
+      }
+    } finally {
+      this.claiming = false;
+    }
+  }
+
+  private async cancelAsked(): Promise<void> {
+    for (const runId of await this.store.cluster.cancelsFor(this.id)) this.launcher.cancel(runId);
+  }
+
+  /** Ships a run's log as it grows (a watcher hint, or the poll behind it). */
+  private ship(run: RunRow): void {
+    if (this.shippers.has(run.id)) return;
+    const file = runFiles(this.config.logsDir, run.project_id, run.id).log;
+    const shipper = new LogShipper(this.redis, run.id, file);
+    this.watcher.watch(file, () => void shipper.ship());
+    this.shippers.set(run.id, { shipper, stop: () => this.watcher.unwatch(file) });
+  }
+
+  /** The run has ended: its whole log goes to the stream before its end is recorded. */
+  private async finishShipping(runId: number): Promise<void> {
+    const entry = this.shippers.get(runId);
+    if (!entry) return;
+    await entry.shipper.flush();
+    entry.stop();
+    entry.shipper.close();
+    this.shippers.delete(runId);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const timer of this.timers) clearInterval(timer);
+    await this.launcher.close();
+    await this.watcher.close();
+  }
+}
