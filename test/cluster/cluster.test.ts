@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { projectRoot } from '../../server/paths.js';
+import { createProject, nodeStep, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
+import { startPostgres } from '../helpers/postgres.js';
+import { startRedis } from '../helpers/redis.js';
+import { TestClient } from '../helpers/wsClient.js';
+import { bytesOfLines } from '../soak/follower.js';
+
+const PIPELINES = {
+  chatty: { steps: [{ name: 'talk', command: nodeStep(`(async () => { for (let i = 1; i <= 300; i++) { process.stdout.write('line ' + i + ' é日😀'.repeat(i % 4) + '\\n'); if (i % 30 === 0) await new Promise(r => setTimeout(r, 60)); } })()`) }], scopes: { all: 'talk' } },
+  long: { steps: [{ name: 'wait', command: ['sh', '-c', "trap '' TERM; echo waiting; sleep 60"] }], scopes: { all: 'wait' } },
+};
+
+interface Cluster {
+  hubs: TestHub[];
+  workers: { id: string; logs: string; process: ChildProcess; output: () => string }[];
+  stop(): Promise<void>;
+}
+
+async function startWorker(env: Record<string, string>, id: string) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hub-worker-${id}-`));
+  const child = spawn(process.execPath, [path.join(projectRoot, 'dist/server/worker/main.js')], {
+    env: { ...process.env, ...env, HUB_WORKER_ID: id, HUB_LOGS_DIR: path.join(dir, 'logs'), HUB_DATA_DIR: path.join(dir, 'data'), HUB_WORKER_TIMEOUT_MS: '1500', HUB_CANCEL_GRACE_MS: '500' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  await waitFor(() => output.includes('worker') && output.includes('started'), `worker ${id} to start`, 15_000);
+  return { id, logs: path.join(dir, 'logs'), process: child, output: () => output };
+}
+
+/** PostgreSQL, Redis, two hubs and two workers, each worker with a logs folder of its own (as on two machines). */
+async function startCluster(): Promise<Cluster> {
+  const postgres = await startPostgres();
+  const redis = await startRedis();
+  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: '1500' };
+  const hubs = [await startHub({ pipelines: PIPELINES, env }), await startHub({ pipelines: PIPELINES, env })];
+  const workers = [await startWorker(env, 'w1'), await startWorker(env, 'w2')];
+  return {
+    hubs,
+    workers,
+    async stop() {
+      for (const worker of workers) worker.process.kill('SIGKILL');
+      await Promise.all(hubs.map((hub) => hub.stop()));
+      await redis.stop();
+      await postgres.stop();
+    },
+  };
+}
+
+const logOf = (cluster: Cluster, projectId: number, runId: number) =>
+  cluster.workers.map((w) => path.join(w.logs, String(projectId), `${runId}.log`)).find((file) => fs.existsSync(file));
+
+test('2 hubs + 2 workers: a run started through one hub is carried out by a worker and followed through the other, byte for byte; cancel through either hub; a lost worker fails its run and the queue moves on', async () => {
+  const cluster = await startCluster();
+  const [a, b] = cluster.hubs;
+  try {
+    // Started through hub A, followed through hub B from offset 0.
+    const projectId = await createProject(a, 'chatty');
+    const run = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+    assert.is(run.status, 'pending', 'a worker claims it');
+    const client = await TestClient.connect(b.url);
+    client.send({ type: 'subscribe', run_id: run.id, offset: 0 });
+    const complete = await client.complete(run.id, 20_000);
+    assert.is(complete.status, 'completed');
+    const file = fs.readFileSync(logOf(cluster, projectId, run.id)!);
+    const copy = Buffer.concat(client.messages.filter((m) => m.type === 'lines' && m.run_id === run.id).map((m) => bytesOfLines(m as { lines: string[] })));
+    assert.is(createHash('sha256').update(copy).digest('hex'), createHash('sha256').update(file).digest('hex'), "the copy equals the worker's log file");
+    assert.is(complete.next, file.length);
+    const viaA = await a.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/raw`);
+    assert.is(viaA.body, file.toString(), 'the raw log through the other hub, from the stream');
+    assert.is((await b.api('GET', `/api/projects/${projectId}/runs/${run.id}`)).body.log_size, file.length);
+
+    // Cancel through hub B a run that hub A started: the worker kills the step's group.
+    const other = await createProject(a, 'long');
+    const long = (await a.api('POST', `/api/projects/${other}/runs`, { scope: 'all' })).body;
+    await waitForRun(b, other, long.id, ['running']);
+    await waitFor(() => logOf(cluster, other, long.id) && fs.readFileSync(logOf(cluster, other, long.id)!, 'utf8').includes('waiting'), 'the step');
+    assert.is((await b.api('DELETE', `/api/projects/${other}/runs/${long.id}`)).status, 202);
+    const cancelled = await waitForRun(a, other, long.id, ['cancelled', 'failed', 'completed'], 15_000);
+    assert.is(cancelled.status, 'cancelled');
+
+    // A worker SIGKILLed mid-run: its run fails "worker lost"; the queued one runs on the other worker.
+    const held = (await a.api('POST', `/api/projects/${other}/runs`, { scope: 'all' })).body;
+    const queued = (await a.api('POST', `/api/projects/${other}/runs`, { scope: 'all', if_busy: 'queue' })).body;
+    await waitForRun(a, other, held.id, ['running']);
+    const carrier = cluster.workers.find((w) => fs.existsSync(path.join(w.logs, String(other), `${held.id}.log`)))!;
+    carrier.process.kill('SIGKILL');
+    const lost = await waitForRun(b, other, held.id, ['failed', 'cancelled', 'completed'], 15_000);
+    assert.is(lost.status, 'failed');
+    assert.match(lost.error_message, `worker lost: ${carrier.id}`);
+    await waitForRun(a, other, queued.id, ['running'], 15_000);
+    const survivor = cluster.workers.find((w) => w !== carrier)!;
+    await waitFor(() => fs.existsSync(path.join(survivor.logs, String(other), `${queued.id}.log`)), 'the queued run on the other worker');
+    await a.api('DELETE', `/api/projects/${other}/runs/${queued.id}`);
+    await client.close();
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test.run();
