@@ -18,13 +18,13 @@ const PIPELINES = {
 };
 
 interface Cluster {
+  env: Record<string, string>;
   hubs: TestHub[];
   workers: { id: string; logs: string; process: ChildProcess; output: () => string }[];
   stop(): Promise<void>;
 }
 
-async function startWorker(env: Record<string, string>, id: string) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `hub-worker-${id}-`));
+async function startWorker(env: Record<string, string>, id: string, dir = fs.mkdtempSync(path.join(os.tmpdir(), `hub-worker-${id}-`))) {
   const child = spawn(process.execPath, [path.join(projectRoot, 'dist/server/worker/main.js')], {
     env: { ...process.env, ...env, HUB_WORKER_ID: id, HUB_LOGS_DIR: path.join(dir, 'logs'), HUB_DATA_DIR: path.join(dir, 'data'), HUB_WORKER_TIMEOUT_MS: '1500', HUB_CANCEL_GRACE_MS: '500' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -44,6 +44,7 @@ async function startCluster(): Promise<Cluster> {
   const hubs = [await startHub({ pipelines: PIPELINES, env }), await startHub({ pipelines: PIPELINES, env })];
   const workers = [await startWorker(env, 'w1'), await startWorker(env, 'w2')];
   return {
+    env,
     hubs,
     workers,
     async stop() {
@@ -101,6 +102,37 @@ test('2 hubs + 2 workers: a run started through one hub is carried out by a work
     await waitFor(() => fs.existsSync(path.join(survivor.logs, String(other), `${queued.id}.log`)), 'the queued run on the other worker');
     await a.api('DELETE', `/api/projects/${other}/runs/${queued.id}`);
     await client.close();
+  } finally {
+    await cluster.stop();
+  }
+});
+
+test('a hub SIGKILLed mid-run: its client resumes on the other hub from its last next, byte for byte; a worker restarted mid-run re-attaches to its runner', async () => {
+  const cluster = await startCluster();
+  const [a, b] = cluster.hubs;
+  try {
+    const projectId = await createProject(a, 'chatty');
+    const run = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+    const first = await TestClient.connect(a.url);
+    first.send({ type: 'subscribe', run_id: run.id, offset: 0 });
+    await first.waitFor((m) => m.type === 'lines' && m.run_id === run.id, 'the first lines', 15_000);
+    // The worker carrying it restarts: a new process with the same id finds its runner again.
+    const carrier = cluster.workers.find((w) => fs.existsSync(path.join(w.logs, String(projectId), `${run.id}.log`)))!;
+    carrier.process.kill('SIGTERM');
+    await new Promise((resolve) => carrier.process.once('exit', resolve));
+    const again = await startWorker(cluster.env, carrier.id, path.dirname(carrier.logs));
+    cluster.workers.push(again);
+    await a.stop('SIGKILL');
+    const { next } = first.linesOf(run.id, 0);
+    const resumed = await TestClient.connect(b.url);
+    resumed.send({ type: 'subscribe', run_id: run.id, offset: next });
+    const complete = await resumed.complete(run.id, 20_000);
+    assert.is(complete.status, 'completed');
+    const copy = Buffer.concat([...first.messages, ...resumed.messages].filter((m) => m.type === 'lines' && m.run_id === run.id).map((m) => bytesOfLines(m as { lines: string[] })));
+    const file = fs.readFileSync(path.join(carrier.logs, String(projectId), `${run.id}.log`));
+    assert.ok(copy.equals(file), 'the two halves make the log');
+    assert.match(again.output(), 're-attached to a run of this worker');
+    await Promise.all([first.close(), resumed.close()]);
   } finally {
     await cluster.stop();
   }
