@@ -13,6 +13,8 @@ export interface Config {
   readonly databaseUrl: string | null;
   /** cluster mode (with HUB_DATABASE_URL): logs through Redis Streams, runs on workers */
   readonly redisUrl: string | null;
+  /** cluster mode: where finished logs are archived, a folder every hub and worker mounts */
+  readonly archiveDir: string;
   /** this worker's name (cluster mode; default host-pid) */
   readonly workerId: string;
   /** a worker not heard from for this long is lost, and its runs fail */
@@ -96,6 +98,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     dbFile: path.join(dataDir, 'hub.sqlite'),
     databaseUrl: readDatabaseUrl(env),
     redisUrl: readRedisUrl(env),
+    archiveDir: path.resolve(cwd, env.HUB_ARCHIVE_DIR || path.join(dataDir, 'archive')),
     workerId: env.HUB_WORKER_ID || `${os.hostname()}-${process.pid}`,
     workerTimeoutMs: readInteger(env, 'HUB_WORKER_TIMEOUT_MS', 15_000, 500, 3_600_000),
     workerSlots: readInteger(env, 'HUB_WORKER_SLOTS', 4, 1, 1000),

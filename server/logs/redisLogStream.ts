@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import type { ObjectStore } from './archive.js';
 import type { LogHandle, LogSource } from './logSource.js';
 
 /**
@@ -111,4 +112,73 @@ export class RedisLogSource implements LogSource {
 /** Deletes a run's stream (a log replaced: its next append at 0 starts a new generation). */
 export async function deleteStream(redis: Redis, runId: number): Promise<void> {
   await redis.del(...keys(runId).slice(0, 3));
+}
+
+/** After a finished log is archived, its stream goes after this long (readers that opened it meanwhile switch to the archive). */
+export const STREAM_GRACE_S = 600;
+
+/** The stream of an archived run expires (never before the archive holds the whole log). */
+export async function expireStream(redis: Redis, runId: number): Promise<void> {
+  const multi = redis.multi();
+  for (const key of keys(runId).slice(0, 3)) multi.expire(key, STREAM_GRACE_S);
+  await multi.exec();
+}
+
+/**
+ * A run's log in cluster mode: from the archive once it is there, else from its stream, and a
+ * stream that went away under a reader (expired after archiving) is read on from the archive.
+ */
+export class ClusterLogSource implements LogSource {
+  private readonly stream: RedisLogSource;
+
+  constructor(redis: Redis, runId: number, private readonly archive: ObjectStore, private readonly key: string) {
+    this.stream = new RedisLogSource(redis, runId);
+  }
+
+  async open(): Promise<LogHandle | null> {
+    const archived = await this.archive.open(this.key);
+    if (archived) return archived;
+    const stream = await this.stream.open();
+    return stream && new FallbackHandle(stream, () => this.archive.open(this.key));
+  }
+
+  async isReplaced(handle: LogHandle): Promise<boolean> {
+    return handle instanceof FallbackHandle ? handle.onStream && (await this.stream.isReplaced(handle.stream)) : false;
+  }
+
+  watch(hint: () => void): () => void {
+    return this.stream.watch(hint);
+  }
+}
+
+/** Reads the stream; when it is gone (expired once archived), reads on from the archive. */
+class FallbackHandle implements LogHandle {
+  private archived: LogHandle | null = null;
+
+  constructor(readonly stream: LogHandle, private readonly openArchive: () => Promise<LogHandle | null>) {}
+
+  get onStream(): boolean {
+    return this.archived === null;
+  }
+
+  private async current(): Promise<LogHandle> {
+    if (this.archived) return this.archived;
+    if ((await this.stream.stat()).size > 0) return this.stream;
+    this.archived = await this.openArchive();
+    return this.archived ?? this.stream;
+  }
+
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    return (await this.current()).read(buffer, offset, length, position);
+  }
+
+  async stat(): Promise<{ size: number; ino: number }> {
+    const handle = await this.current();
+    const { size } = await handle.stat();
+    return { size, ino: (await this.stream.stat()).ino };
+  }
+
+  async close(): Promise<void> {
+    await this.archived?.close();
+  }
 }

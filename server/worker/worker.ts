@@ -1,7 +1,9 @@
 import type { Redis } from 'ioredis';
 import type pino from 'pino';
 import type { Config } from '../config.js';
+import { archiveKey, DirectoryObjectStore, type ObjectStore } from '../logs/archive.js';
 import { LogShipper } from '../logs/logShipper.js';
+import { expireStream } from '../logs/redisLogStream.js';
 import { LogWatcher } from '../logs/logWatcher.js';
 import { runFiles } from '../paths.js';
 import { LocalLauncher } from '../runs/localLauncher.js';
@@ -24,11 +26,13 @@ export class Worker {
   private readonly watcher = new LogWatcher();
   private readonly shippers = new Map<number, { shipper: LogShipper; stop: () => void }>();
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly objects: ObjectStore;
   private running = 0;
   private claiming = false;
   private closed = false;
 
   constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly log: pino.Logger) {
+    this.objects = new DirectoryObjectStore(config.archiveDir);
     this.settler = new RunSettler(config, store.runs, {
       changed: (run) => void notifyRun(store, run.id),
       ended: () => void this.claim(),
@@ -38,6 +42,7 @@ export class Worker {
       onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
       onEnded: async (runner) => {
         await this.settler.runnerOnEnded(runner);
+        await this.archive(runner.projectId, runner.runId);
         this.running = Math.max(0, this.running - 1);
         void this.claim();
       },
@@ -116,6 +121,19 @@ export class Worker {
     entry.stop();
     entry.shipper.close();
     this.shippers.delete(runId);
+  }
+
+  /**
+   * A finished log goes to the archive; only once it is there does its stream expire (GitLab lost
+   * job logs by expiring live chunks before archiving them).
+   */
+  private async archive(projectId: number, runId: number): Promise<void> {
+    try {
+      await this.objects.put(archiveKey(projectId, runId), runFiles(this.config.logsDir, projectId, runId).log);
+      await expireStream(this.redis, runId);
+    } catch (error) {
+      this.log.warn({ err: error, run_id: runId }, 'archiving a finished log failed; its stream stays');
+    }
   }
 
   async close(): Promise<void> {

@@ -40,7 +40,8 @@ async function startWorker(env: Record<string, string>, id: string, dir = fs.mkd
 async function startCluster(): Promise<Cluster> {
   const postgres = await startPostgres();
   const redis = await startRedis();
-  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: '1500' };
+  const archive = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-'));
+  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: '1500', HUB_ARCHIVE_DIR: archive };
   const hubs = [await startHub({ pipelines: PIPELINES, env }), await startHub({ pipelines: PIPELINES, env })];
   const workers = [await startWorker(env, 'w1'), await startWorker(env, 'w2')];
   return {
@@ -76,7 +77,15 @@ test('2 hubs + 2 workers: a run started through one hub is carried out by a work
     assert.is(createHash('sha256').update(copy).digest('hex'), createHash('sha256').update(file).digest('hex'), "the copy equals the worker's log file");
     assert.is(complete.next, file.length);
     const viaA = await a.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/raw`);
-    assert.is(viaA.body, file.toString(), 'the raw log through the other hub, from the stream');
+    assert.is(viaA.body, file.toString(), 'the raw log through the other hub');
+    // Archived (the stream expires only after that), and served from the archive alike.
+    await waitFor(() => fs.existsSync(path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId), `${run.id}.log`)), 'the archive');
+    assert.ok(fs.readFileSync(path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId), `${run.id}.log`)).equals(file));
+    const late = await TestClient.connect(a.url);
+    late.send({ type: 'subscribe', run_id: run.id, tail: 5 });
+    await late.complete(run.id);
+    assert.equal(late.linesOf(run.id).lines, file.toString().trimEnd().split('\n').slice(-5), 'tail 5 of a finished run');
+    await late.close();
     assert.is((await b.api('GET', `/api/projects/${projectId}/runs/${run.id}`)).body.log_size, file.length);
 
     // Cancel through hub B a run that hub A started: the worker kills the step's group.

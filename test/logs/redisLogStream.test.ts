@@ -7,7 +7,8 @@ import { Redis } from 'ioredis';
 import { LocalLogSource } from '../../server/logs/logSource.js';
 import { readLogPage } from '../../server/logs/pageReader.js';
 import { LogShipper } from '../../server/logs/logShipper.js';
-import { appendChunk, deleteStream, RedisLogSource } from '../../server/logs/redisLogStream.js';
+import { archiveKey, DirectoryObjectStore } from '../../server/logs/archive.js';
+import { appendChunk, ClusterLogSource, deleteStream, RedisLogSource } from '../../server/logs/redisLogStream.js';
 import { startRedis } from '../helpers/redis.js';
 import { logSourceContract } from './logSource.contract.js';
 
@@ -111,6 +112,29 @@ test('a shipper follows a growing log (writes cut anywhere) through a Redis rest
   assert.is((await handle.read(copy, 0, written.length, 0)).bytesRead, written.length);
   assert.ok(copy.equals(written), 'the stream equals the file');
   shipper.close();
+  redis.disconnect();
+});
+
+test('a finished log is read from the archive once it is there; a stream that expires under a reader is read on from the archive', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-'));
+  const archive = new DirectoryObjectStore(path.join(dir, 'archive'));
+  const runId = nextRun++;
+  const redis = client();
+  const file = path.join(dir, 'run.log');
+  const text = Buffer.from(Array.from({ length: 500 }, (_, i) => `archived ${i} 日本`).join('\n') + '\n');
+  fs.writeFileSync(file, text);
+  assert.is(await appendChunk(redis, runId, 0, text), text.length);
+  const source = new ClusterLogSource(redis, runId, archive, archiveKey(1, runId));
+  const reading = (await source.open())!; // on the stream: not archived yet
+  await archive.put(archiveKey(1, runId), file);
+  await deleteStream(redis, runId); // what the expiry after archiving does, at once
+  const copy = Buffer.alloc(text.length);
+  assert.is((await reading.read(copy, 0, text.length, 0)).bytesRead, text.length);
+  assert.ok(copy.equals(text), 'read on from the archive');
+  assert.is((await reading.stat()).size, text.length);
+  const fresh = (await source.open())!;
+  assert.is((await fresh.stat()).size, text.length, 'a new reader opens the archive');
+  await Promise.all([reading.close(), fresh.close()]);
   redis.disconnect();
 });
 

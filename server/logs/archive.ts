@@ -1,0 +1,38 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import type { LogHandle } from './logSource.js';
+
+/**
+ * Where finished logs are kept for good in cluster mode (the streams are only for runs being
+ * written): a directory on a volume every hub and worker mounts. Another store (S3) would implement
+ * the same two calls.
+ */
+export interface ObjectStore {
+  /** Stores the file under `key`, whole or not at all (a reader never sees half of it). */
+  put(key: string, file: string): Promise<void>;
+  /** A handle for positional reads of `key`; null if it is not stored. */
+  open(key: string): Promise<LogHandle | null>;
+}
+
+export const archiveKey = (projectId: number, runId: number) => `${projectId}/${runId}.log`;
+
+export class DirectoryObjectStore implements ObjectStore {
+  constructor(private readonly dir: string) {}
+
+  async put(key: string, file: string): Promise<void> {
+    const target = path.join(this.dir, key);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const temporary = `${target}.${process.pid}.tmp`;
+    await fs.copyFile(file, temporary);
+    await fs.rename(temporary, target);
+  }
+
+  async open(key: string): Promise<LogHandle | null> {
+    try {
+      return await fs.open(path.join(this.dir, key), 'r');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
+  }
+}
