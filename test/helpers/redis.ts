@@ -1,9 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Redis } from 'ioredis';
-import { freePort } from './postgres.js';
+import { freePort, startLocalRedis, type LocalServer } from '../../server/cluster/services.js';
 
 export interface TestRedis {
   url: string;
@@ -12,45 +10,21 @@ export interface TestRedis {
   stop(): Promise<void>;
 }
 
-/** A redis-server of its own for a test (Debian's redis-server): temp dir, free loopback port, AOF on. */
+/** A redis-server of its own for a test: temp dir, free loopback port, AOF on. */
 export async function startRedis(): Promise<TestRedis> {
-  if (!fs.existsSync('/usr/bin/redis-server')) throw new Error('redis-server is not installed: apt-get install -y redis-server');
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-redis-'));
   const port = await freePort();
-  let server: ChildProcess;
-  const start = async () => {
-    server = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', '--maxmemory-policy', 'noeviction'], { stdio: 'ignore' });
-    const deadline = Date.now() + 10_000;
-    for (;;) {
-      const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-      client.on('error', () => {}); // refused until the server is up
-      try {
-        await client.connect();
-        await client.ping();
-        client.disconnect();
-        return;
-      } catch {
-        client.disconnect();
-        if (Date.now() > deadline) throw new Error('redis-server did not start');
-        await new Promise((resolve) => setTimeout(resolve, 50));
-      }
-    }
-  };
-  const kill = async (signal: NodeJS.Signals) => {
-    if (server.exitCode !== null || server.signalCode !== null) return;
-    const exited = new Promise((resolve) => server.once('exit', resolve));
-    server.kill(signal);
-    await exited;
-  };
-  await start();
+  let server: LocalServer = await startLocalRedis(dir, port);
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: server.url,
     async restart() {
-      await kill('SIGKILL');
-      await start();
+      const exited = new Promise((resolve) => server.process.once('exit', resolve));
+      server.process.kill('SIGKILL');
+      await exited;
+      server = await startLocalRedis(dir, port);
     },
     async stop() {
-      await kill('SIGTERM');
+      await server.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };
