@@ -1,14 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { projectRoot } from '../../server/paths.js';
-import { createProject, nodeStep, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
-import { startPostgres } from '../helpers/postgres.js';
-import { startRedis } from '../helpers/redis.js';
+import { createProject, nodeStep, waitFor, waitForRun } from '../helpers/hub.js';
+import { startCluster, startWorker, type Cluster } from '../helpers/cluster.js';
 import { TestClient } from '../helpers/wsClient.js';
 import { bytesOfLines } from '../soak/follower.js';
 
@@ -17,51 +13,11 @@ const PIPELINES = {
   long: { steps: [{ name: 'wait', command: ['sh', '-c', "trap '' TERM; echo waiting; sleep 60"] }], scopes: { all: 'wait' } },
 };
 
-interface Cluster {
-  env: Record<string, string>;
-  hubs: TestHub[];
-  workers: { id: string; logs: string; process: ChildProcess; output: () => string }[];
-  stop(): Promise<void>;
-}
-
-async function startWorker(env: Record<string, string>, id: string, dir = fs.mkdtempSync(path.join(os.tmpdir(), `hub-worker-${id}-`))) {
-  const child = spawn(process.execPath, [path.join(projectRoot, 'dist/server/worker/main.js')], {
-    env: { ...process.env, ...env, HUB_WORKER_ID: id, HUB_LOGS_DIR: path.join(dir, 'logs'), HUB_DATA_DIR: path.join(dir, 'data'), HUB_WORKER_TIMEOUT_MS: '1500', HUB_CANCEL_GRACE_MS: '500' },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let output = '';
-  child.stdout!.on('data', (chunk) => (output += chunk));
-  child.stderr!.on('data', (chunk) => (output += chunk));
-  await waitFor(() => output.includes('worker') && output.includes('started'), `worker ${id} to start`, 15_000);
-  return { id, logs: path.join(dir, 'logs'), process: child, output: () => output };
-}
-
-/** PostgreSQL, Redis, two hubs and two workers, each worker with a logs folder of its own (as on two machines). */
-async function startCluster(): Promise<Cluster> {
-  const postgres = await startPostgres();
-  const redis = await startRedis();
-  const archive = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-'));
-  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: '1500', HUB_ARCHIVE_DIR: archive };
-  const hubs = [await startHub({ pipelines: PIPELINES, env }), await startHub({ pipelines: PIPELINES, env })];
-  const workers = [await startWorker(env, 'w1'), await startWorker(env, 'w2')];
-  return {
-    env,
-    hubs,
-    workers,
-    async stop() {
-      for (const worker of workers) worker.process.kill('SIGKILL');
-      await Promise.all(hubs.map((hub) => hub.stop()));
-      await redis.stop();
-      await postgres.stop();
-    },
-  };
-}
-
 const logOf = (cluster: Cluster, projectId: number, runId: number) =>
   cluster.workers.map((w) => path.join(w.logs, String(projectId), `${runId}.log`)).find((file) => fs.existsSync(file));
 
 test('2 hubs + 2 workers: a run started through one hub is carried out by a worker and followed through the other, byte for byte; cancel through either hub; a lost worker fails its run and the queue moves on', async () => {
-  const cluster = await startCluster();
+  const cluster = await startCluster({ pipelines: PIPELINES });
   const [a, b] = cluster.hubs;
   try {
     // Started through hub A, followed through hub B from offset 0.
@@ -117,7 +73,7 @@ test('2 hubs + 2 workers: a run started through one hub is carried out by a work
 });
 
 test('a hub SIGKILLed mid-run: its client resumes on the other hub from its last next, byte for byte; a worker restarted mid-run re-attaches to its runner', async () => {
-  const cluster = await startCluster();
+  const cluster = await startCluster({ pipelines: PIPELINES });
   const [a, b] = cluster.hubs;
   try {
     const projectId = await createProject(a, 'chatty');

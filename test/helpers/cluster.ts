@@ -1,0 +1,59 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { projectRoot } from '../../server/paths.js';
+import { startHub, waitFor, type HubOptions, type TestHub } from './hub.js';
+import { startPostgres } from './postgres.js';
+import { startRedis } from './redis.js';
+
+export interface ClusterWorker {
+  id: string;
+  logs: string;
+  process: ChildProcess;
+  output: () => string;
+}
+
+export interface Cluster {
+  env: Record<string, string>;
+  hubs: TestHub[];
+  workers: ClusterWorker[];
+  stop(): Promise<void>;
+}
+
+/** A worker process (`dist/server/worker/main.js`) with a folder of its own, as on its own machine. */
+export async function startWorker(env: Record<string, string>, id: string, dir = fs.mkdtempSync(path.join(os.tmpdir(), `hub-worker-${id}-`))): Promise<ClusterWorker> {
+  const child = spawn(process.execPath, [path.join(projectRoot, 'dist/server/worker/main.js')], {
+    env: { ...process.env, HUB_WORKER_TIMEOUT_MS: '1500', HUB_CANCEL_GRACE_MS: '500', ...env, HUB_WORKER_ID: id, HUB_LOGS_DIR: path.join(dir, 'logs'), HUB_DATA_DIR: path.join(dir, 'data') },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  await waitFor(() => output.includes('worker') && output.includes('started'), `worker ${id} to start`, 15_000);
+  return { id, logs: path.join(dir, 'logs'), process: child, output: () => output };
+}
+
+/** PostgreSQL, Redis, hubs and workers (each worker with a logs folder of its own, as on separate machines). */
+export async function startCluster(options: Pick<HubOptions, 'pipelines'> & { hubs?: number; workers?: number; env?: Record<string, string> }): Promise<Cluster> {
+  const postgres = await startPostgres();
+  const redis = await startRedis();
+  const archive = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-'));
+  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: '1500', HUB_ARCHIVE_DIR: archive, ...options.env };
+  const hubs: TestHub[] = [];
+  for (let i = 0; i < (options.hubs ?? 2); i++) hubs.push(await startHub({ pipelines: options.pipelines, env }));
+  const workers: ClusterWorker[] = [];
+  for (let i = 0; i < (options.workers ?? 2); i++) workers.push(await startWorker(env, `w${i + 1}`));
+  return {
+    env,
+    hubs,
+    workers,
+    async stop() {
+      for (const worker of workers) worker.process.kill('SIGKILL');
+      await Promise.all(hubs.map((hub) => hub.stop()));
+      await redis.stop();
+      await postgres.stop();
+      fs.rmSync(archive, { recursive: true, force: true });
+    },
+  };
+}
