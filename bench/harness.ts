@@ -8,15 +8,14 @@ import type { Histogram } from './histogram.js';
 
 export const writerScript = new URL('./writer.js', import.meta.url).pathname;
 
+export const BENCH_ENV = { HUB_DEMO: '0', HUB_MAX_LOG_BYTES: String(4 * 1024 ** 3), HUB_WS_MAX_CONNECTIONS_PER_ADDRESS: '5000', HUB_RUNS_PER_MINUTE: '1000' };
+export const BENCH_PIPELINES = {
+  bench: { steps: [{ name: 'write', command: [process.execPath, writerScript] }], scopes: { all: 'write' } },
+  shell: { steps: [{ name: 'echo', command: ['sh', '-c', 'echo "1 0 first line"'] }], scopes: { all: 'echo' } },
+};
+
 export function startBenchHub(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<TestHub> {
-  return startHub({
-    nodeArgs,
-    env: { HUB_DEMO: '0', HUB_MAX_LOG_BYTES: String(4 * 1024 ** 3), HUB_WS_MAX_CONNECTIONS_PER_ADDRESS: '5000', HUB_RUNS_PER_MINUTE: '1000', ...env },
-    pipelines: {
-      bench: { steps: [{ name: 'write', command: [process.execPath, writerScript] }], scopes: { all: 'write' } },
-      shell: { steps: [{ name: 'echo', command: ['sh', '-c', 'echo "1 0 first line"'] }], scopes: { all: 'echo' } },
-    },
-  });
+  return startHub({ nodeArgs, env: { ...BENCH_ENV, ...env }, pipelines: BENCH_PIPELINES });
 }
 
 export async function createBenchProject(hub: TestHub, count: number, rate: number): Promise<number> {

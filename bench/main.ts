@@ -9,16 +9,19 @@ import os from 'node:os';
 import { startBenchHub } from './harness.js';
 import * as scenarios from './scenarios.js';
 import { maxSustained } from './sustained.js';
+import { clusterLatency, clusterManyRuns, startBenchCluster } from './cluster.js';
 import type { Result } from './scenarios.js';
 
 const quick = process.argv.includes('--quick');
+// --cluster: only the cluster rows (PostgreSQL + Redis + 2 hubs + 2 workers) beside the single process.
+const clusterOnly = process.argv.includes('--cluster');
 // --only=<text>: run the scenarios whose name contains it (for profiling one of them).
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice(7);
 const results: Result[] = [];
 // BENCH_HUB_NODE_ARGS: flags for the server's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
 const hub = await startBenchHub({}, process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean));
 const step = async (name: string, run: () => Promise<Result>) => {
-  if (only && !name.includes(only)) return;
+  if ((only && !name.includes(only)) || (clusterOnly && !name.startsWith('cluster'))) return;
   process.stdout.write(`… ${name}\n`);
   const result = await run();
   results.push(result);
@@ -26,6 +29,16 @@ const step = async (name: string, run: () => Promise<Result>) => {
 };
 
 try {
+  if (clusterOnly) {
+    const cluster = await startBenchCluster(60);
+    try {
+      await step('cluster latency 1000 × 10', () => clusterLatency(cluster, hub, 1000, 10, quick ? 3 : 6));
+      await step('cluster latency 10000 × 100', () => clusterLatency(cluster, hub, 10_000, 100, quick ? 3 : 6));
+      await step('cluster 100 runs', () => clusterManyRuns(cluster, 100, 100, quick ? 5 : 10));
+    } finally {
+      await cluster.stop();
+    }
+  }
   // Latency and fan-out: three rounds of 2 s a side (one in --quick), the median round's p50 and p99.
   const rounds = quick ? 1 : 3;
   for (const [rate, subscribers] of [[1000, 1], [1000, 100], [10_000, 1], [10_000, 100]]) {
@@ -48,7 +61,7 @@ try {
   // peak RSS), and the 1 GiB log's leftovers do not touch the other rows.
   const freeBytes = Number(execSync(`df -B1 --output=avail ${hub.dir} | tail -1`).toString().trim());
   const logBytes = quick ? 128 * 1024 ** 2 : 1024 ** 3;
-  if (only && !'tail-N memory'.includes(only)) {
+  if ((only && !'tail-N memory'.includes(only)) || clusterOnly) {
     // not asked for
   } else if (freeBytes > 3 * logBytes) {
     const fresh = await startBenchHub({}, process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean));

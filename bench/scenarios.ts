@@ -22,8 +22,8 @@ export interface Result {
   data: Record<string, unknown>;
 }
 
-const ms = (s: Summary) => `p50 ${s.p50.toFixed(1)} / p99 ${s.p99.toFixed(1)} / max ${s.max.toFixed(0)} ms`;
-const closeAll = (sockets: WebSocket[]) => sockets.forEach((socket) => socket.terminate());
+export const ms = (s: Summary) => `p50 ${s.p50.toFixed(1)} / p99 ${s.p99.toFixed(1)} / max ${s.max.toFixed(0)} ms`;
+export const closeAll = (sockets: WebSocket[]) => sockets.forEach((socket) => socket.terminate());
 
 export function correctness(collectors: Collector[], count: number) {
   return {

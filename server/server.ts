@@ -12,7 +12,7 @@ import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
 import { LocalLogSource, type LogSource } from './logs/logSource.js';
-import { ClusterLogSource } from './logs/redisLogStream.js';
+import { closeNotices, ClusterLogSource } from './logs/redisLogStream.js';
 import { archiveKey, DirectoryObjectStore } from './logs/archive.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
 import { notifyRun, RUNS_CHANNEL } from './store/postgres/notify.js';
@@ -87,7 +87,10 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         await stopListening();
         await hub.close();
         await watcher.close();
-        redis?.disconnect();
+        if (redis) {
+          closeNotices(redis);
+          redis.disconnect();
+        }
         await stopped;
         await launcherClosed;
         await store.close();

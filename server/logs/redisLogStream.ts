@@ -26,6 +26,7 @@ if offset ~= size or string.len(ARGV[2]) == 0 then return size end
 redis.call('XADD', KEYS[1], ARGV[1] .. '-1', 'b', ARGV[2])
 size = offset + string.len(ARGV[2])
 redis.call('SET', KEYS[2], size)
+redis.call('PUBLISH', KEYS[1], size)
 return size
 `;
 
@@ -74,7 +75,8 @@ class StreamHandle implements LogHandle {
   async close(): Promise<void> {}
 }
 
-const WATCH_POLL_MS = 25;
+/** The poll behind the notices: for notices missed while the subscriber reconnects. */
+const WATCH_POLL_MS = 250;
 /** Entries fetched per XRANGE while filling a read. */
 const READ_ENTRIES = 256;
 
@@ -93,8 +95,13 @@ export class RedisLogSource implements LogSource {
     return generation !== null && Number(generation) !== (handle as StreamHandle).generation;
   }
 
-  /** Hints by polling the length (cheap: one GET): a growing stream is noticed within 25 ms. */
+  /**
+   * Hints at once from the append's own notice (each append publishes on the stream's name), with a
+   * slow poll of the length behind it for notices missed while reconnecting.
+   */
   watch(hint: () => void): () => void {
+    const channel = keys(this.runId)[0];
+    const stopNotices = notices(this.redis).listen(channel, hint);
     let last: string | null = null;
     const timer = setInterval(() => {
       this.redis.get(keys(this.runId)[1]).then((size) => {
@@ -105,8 +112,62 @@ export class RedisLogSource implements LogSource {
       }, () => {});
     }, WATCH_POLL_MS);
     timer.unref();
-    return () => clearInterval(timer);
+    return () => {
+      clearInterval(timer);
+      stopNotices();
+    };
   }
+}
+
+/** One subscriber connection per Redis client, shared by every watched stream. */
+class Notices {
+  private readonly listeners = new Map<string, Set<() => void>>();
+  private readonly subscriber: Redis;
+
+  constructor(redis: Redis) {
+    this.subscriber = redis.duplicate();
+    this.subscriber.on('error', () => {}); // reconnects on its own; the poll covers the gap
+    this.subscriber.on('message', (channel: string) => {
+      for (const listener of this.listeners.get(channel) ?? []) listener();
+    });
+  }
+
+  listen(channel: string, listener: () => void): () => void {
+    let set = this.listeners.get(channel);
+    if (!set) {
+      set = new Set();
+      this.listeners.set(channel, set);
+      void this.subscriber.subscribe(channel).catch(() => {});
+    }
+    set.add(listener);
+    return () => {
+      set!.delete(listener);
+      if (set!.size === 0 && this.listeners.get(channel) === set) {
+        this.listeners.delete(channel);
+        void this.subscriber.unsubscribe(channel).catch(() => {});
+      }
+    };
+  }
+
+  close(): void {
+    this.subscriber.disconnect();
+  }
+}
+
+const noticesOf = new WeakMap<Redis, Notices>();
+function notices(redis: Redis): Notices {
+  let found = noticesOf.get(redis);
+  if (!found) {
+    found = new Notices(redis);
+    noticesOf.set(redis, found);
+  }
+  return found;
+}
+
+/** Closes the notice connection a client opened for watching (when the client itself is closed). */
+export function closeNotices(redis: Redis): void {
+  noticesOf.get(redis)?.close();
+  noticesOf.delete(redis);
 }
 
 /** Deletes a run's stream (a log replaced: its next append at 0 starts a new generation). */

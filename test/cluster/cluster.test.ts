@@ -23,7 +23,7 @@ test('2 hubs + 2 workers: a run started through one hub is carried out by a work
     // Started through hub A, followed through hub B from offset 0.
     const projectId = await createProject(a, 'chatty');
     const run = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
-    assert.is(run.status, 'pending', 'a worker claims it');
+    assert.ok(['pending', 'running'].includes(run.status), `recorded, for a worker to claim (${run.status})`);
     const client = await TestClient.connect(b.url);
     client.send({ type: 'subscribe', run_id: run.id, offset: 0 });
     const complete = await client.complete(run.id, 20_000);

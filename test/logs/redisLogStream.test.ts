@@ -8,12 +8,16 @@ import { LocalLogSource } from '../../server/logs/logSource.js';
 import { readLogPage } from '../../server/logs/pageReader.js';
 import { LogShipper } from '../../server/logs/logShipper.js';
 import { archiveKey, DirectoryObjectStore } from '../../server/logs/archive.js';
-import { appendChunk, ClusterLogSource, deleteStream, RedisLogSource } from '../../server/logs/redisLogStream.js';
+import { appendChunk, closeNotices, ClusterLogSource, deleteStream, RedisLogSource } from '../../server/logs/redisLogStream.js';
 import { startRedis } from '../helpers/redis.js';
 import { logSourceContract } from './logSource.contract.js';
 
 const redisServer = await startRedis();
-const client = () => new Redis(redisServer.url, { maxRetriesPerRequest: null });
+function client(): Redis {
+  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  redis.on('error', () => {}); // while Redis restarts: commands wait and are retried
+  return redis;
+}
 let nextRun = 1;
 
 logSourceContract('redis stream', async () => {
@@ -30,7 +34,10 @@ logSourceContract('redis stream', async () => {
       await deleteStream(redis, runId);
       await append(bytes);
     },
-    done: async () => redis.disconnect(),
+    done: async () => {
+      closeNotices(redis);
+      redis.disconnect();
+    },
   };
 });
 

@@ -1,0 +1,62 @@
+/**
+ * Cluster rows: the same writer and clients through PostgreSQL + Redis + 2 hubs + 2 workers, each
+ * next to the single-process hub measured in the same run. Clients are split over both hubs.
+ */
+import type WebSocket from 'ws';
+import type { TestHub } from '../test/helpers/hub.js';
+import { startCluster, type Cluster } from '../test/helpers/cluster.js';
+import type { Collector } from './collector.js';
+import { BENCH_ENV, BENCH_PIPELINES, EVERY_LINE_ONE_IN, connectClients, createBenchProject, follow } from './harness.js';
+import { Histogram } from './histogram.js';
+import { closeAll, correctness, followRun, ms, type Result } from './scenarios.js';
+
+export function startBenchCluster(slots: number): Promise<Cluster> {
+  return startCluster({ pipelines: BENCH_PIPELINES, env: { ...BENCH_ENV, HUB_WORKER_SLOTS: String(slots) } });
+}
+
+/** `runs` runs at `rate` lines/s each, `subscribers` per run split over the hubs; started through the first hub. */
+async function followOnCluster(cluster: Cluster, runs: number, subscribers: number, rate: number, seconds: number, histogram: Histogram): Promise<Collector[]> {
+  const [first] = cluster.hubs;
+  const count = rate * seconds;
+  const started = await Promise.all(Array.from({ length: runs }, async () => {
+    const projectId = await createBenchProject(first, count, rate);
+    const sockets: WebSocket[] = [];
+    for (const [index, hub] of cluster.hubs.entries()) sockets.push(...(await connectClients(hub, Math.ceil(subscribers / cluster.hubs.length) - (index === 0 ? 0 : (subscribers % cluster.hubs.length ? 1 : 0)))));
+    const { body } = await first.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    const clients = sockets.map((socket, index) => follow(socket, body.id, histogram, Math.ceil(rate * 0.2), index % EVERY_LINE_ONE_IN === 0));
+    return { sockets, clients };
+  }));
+  await Promise.race([Promise.all(started.flatMap(({ clients }) => clients.map((c) => c.completed))), new Promise((resolve) => setTimeout(resolve, 120_000))]);
+  for (const { sockets } of started) closeAll(sockets);
+  return started.flatMap(({ clients }) => clients.map((c) => c.collector));
+}
+
+export async function clusterLatency(cluster: Cluster, single: TestHub, rate: number, subscribers: number, seconds: number): Promise<Result> {
+  const through = new Histogram();
+  const collectors = await followOnCluster(cluster, 1, subscribers, rate, seconds, through);
+  const alone = new Histogram();
+  await followRun(single, subscribers, rate * seconds, rate, alone);
+  const c = through.summary();
+  const s = alone.summary();
+  return {
+    scenario: `cluster latency ${rate}/s × ${subscribers} sub (2 hubs × 2 workers)`,
+    hub: ms(c),
+    baseline: `single process: ${ms(s)}`,
+    ratio: c.p99 / s.p99,
+    ...correctness(collectors, rate * seconds),
+    data: { cluster: c, single: s },
+  };
+}
+
+export async function clusterManyRuns(cluster: Cluster, runs: number, rate: number, seconds: number): Promise<Result> {
+  const histogram = new Histogram();
+  const collectors = await followOnCluster(cluster, runs, 1, rate, seconds, histogram);
+  const h = histogram.summary();
+  return {
+    scenario: `cluster: ${runs} concurrent runs × ${rate}/s, 1 sub each, over 2 workers`,
+    hub: ms(h),
+    baseline: '–',
+    ...correctness(collectors, rate * seconds),
+    data: { hub: h },
+  };
+}
