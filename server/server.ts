@@ -12,7 +12,7 @@ import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
 import { LocalLogSource, type LogSource } from './logs/logSource.js';
-import { closeNotices, ClusterLogSource } from './logs/redisLogStream.js';
+import { closeNotices, ClusterLogSource, deleteStream } from './logs/redisLogStream.js';
 import { archiveKey, DirectoryObjectStore } from './logs/archive.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
 import { notifyRun, RUNS_CHANNEL } from './store/postgres/notify.js';
@@ -59,7 +59,11 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   } else {
     runService.on('run', (run) => hub.runChanged(run));
   }
-  runService.on('purged', (run) => hub.forgetRun(run.id));
+  runService.on('purged', (run) => {
+    hub.forgetRun(run.id);
+    // In cluster mode a purged run's log is in the archive (or still in its stream): it goes too.
+    if (cluster) void Promise.all([archive.delete(archiveKey(run.project_id, run.id)), deleteStream(cluster.redis, run.id)]).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'removing a purged log failed'));
+  });
   const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run

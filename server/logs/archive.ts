@@ -12,6 +12,8 @@ export interface ObjectStore {
   put(key: string, file: string): Promise<void>;
   /** A handle for positional reads of `key`; null if it is not stored. */
   open(key: string): Promise<LogHandle | null>;
+  /** Removes `key` (nothing if it is not stored). */
+  delete(key: string): Promise<void>;
 }
 
 export const archiveKey = (projectId: number, runId: number) => `${projectId}/${runId}.log`;
@@ -25,6 +27,10 @@ export class DirectoryObjectStore implements ObjectStore {
     const temporary = `${target}.${process.pid}.tmp`;
     await fs.copyFile(file, temporary);
     await fs.rename(temporary, target);
+  }
+
+  async delete(key: string): Promise<void> {
+    await fs.rm(path.join(this.dir, key), { force: true });
   }
 
   async open(key: string): Promise<LogHandle | null> {
