@@ -15,6 +15,10 @@ export interface Config {
   readonly redisUrl: string | null;
   /** cluster mode: where finished logs are archived, a folder every hub and worker mounts */
   readonly archiveDir: string;
+  /** cluster mode: the archive on S3 instead (`s3://bucket/prefix`; AWS settings from the usual AWS_* variables) */
+  readonly archiveS3: string | null;
+  /** S3 addressed by path (an S3-compatible server at AWS_ENDPOINT_URL_S3), not by bucket host name */
+  readonly archiveS3PathStyle: boolean;
   /** this worker's name (cluster mode; default host-pid) */
   readonly workerId: string;
   /** a worker not heard from for this long is lost, and its runs fail */
@@ -79,6 +83,13 @@ function readRedisUrl(env: Env): string | null {
   return url;
 }
 
+function readArchiveS3(env: Env): string | null {
+  const url = env.HUB_ARCHIVE_S3;
+  if (!url) return null;
+  if (!/^s3:\/\/[^/]+/.test(url)) throw new Error(`Expected HUB_ARCHIVE_S3 to be like s3://bucket/prefix, got ${JSON.stringify(url)}`);
+  return url;
+}
+
 function readToken(env: Env): string | null {
   const token = env.HUB_TOKEN;
   if (!token) return null;
@@ -99,6 +110,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     databaseUrl: readDatabaseUrl(env),
     redisUrl: readRedisUrl(env),
     archiveDir: path.resolve(cwd, env.HUB_ARCHIVE_DIR || path.join(dataDir, 'archive')),
+    archiveS3: readArchiveS3(env),
+    archiveS3PathStyle: Boolean(env.AWS_ENDPOINT_URL_S3),
     workerId: env.HUB_WORKER_ID || `${os.hostname()}-${process.pid}`,
     workerTimeoutMs: readInteger(env, 'HUB_WORKER_TIMEOUT_MS', 15_000, 500, 3_600_000),
     workerSlots: readInteger(env, 'HUB_WORKER_SLOTS', 4, 1, 1000),

@@ -13,7 +13,7 @@ import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
 import { LocalLogSource, type LogSource } from './logs/logSource.js';
 import { closeNotices, ClusterLogSource, deleteStream } from './logs/redisLogStream.js';
-import { archiveKey, DirectoryObjectStore } from './logs/archive.js';
+import { archiveKey, openArchive } from './logs/archive.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
 import { notifyRun, RUNS_CHANNEL } from './store/postgres/notify.js';
 import { Redis } from 'ioredis';
@@ -45,7 +45,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log) : new LocalLauncher(config, events, log));
   // Where logs are read from: the local files (one watcher), or each run's Redis stream.
   const watcher = new LogWatcher();
-  const archive = new DirectoryObjectStore(config.archiveDir);
+  const archive = await openArchive(config);
   const logSourceOf = (run: RunRow): LogSource =>
     cluster ? new ClusterLogSource(cluster.redis, run.id, archive, archiveKey(run.project_id, run.id)) : new LocalLogSource(runFiles(config.logsDir, run.project_id, run.id).log, watcher);
   const hub = new LogHub(config, runs, projects, (run) => toRunJson(run, config.logsDir, !cluster), logSourceOf);

@@ -42,3 +42,11 @@ export class DirectoryObjectStore implements ObjectStore {
     }
   }
 }
+
+/** The archive the configuration names: S3 when HUB_ARCHIVE_S3 is set, else the shared folder. */
+export async function openArchive(config: { archiveDir: string; archiveS3: string | null; archiveS3PathStyle: boolean }): Promise<ObjectStore> {
+  if (!config.archiveS3) return new DirectoryObjectStore(config.archiveDir);
+  // Loaded only when asked for: the AWS SDK is large, and the embedded mode never needs it.
+  const { S3ObjectStore } = await import('./s3ObjectStore.js');
+  return S3ObjectStore.fromUrl(config.archiveS3, { forcePathStyle: config.archiveS3PathStyle });
+}

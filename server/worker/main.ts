@@ -4,6 +4,7 @@ import pino from 'pino';
 import { loadConfig } from '../config.js';
 import { openPostgresStore } from '../store/postgres/store.js';
 import { Worker } from './worker.js';
+import { openArchive } from '../logs/archive.js';
 
 try {
   const config = loadConfig();
@@ -12,7 +13,7 @@ try {
   const store = await openPostgresStore(config.databaseUrl);
   const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
   redis.on('error', () => {}); // reconnects on its own; appends wait and are retried
-  const worker = new Worker(config, store, redis, log);
+  const worker = new Worker(config, store, redis, await openArchive(config), log);
   await worker.start();
   log.info(`run hub worker ${worker.id} started`);
   const shutdown = (signal: string) => {

@@ -1,7 +1,7 @@
 import type { Redis } from 'ioredis';
 import type pino from 'pino';
 import type { Config } from '../config.js';
-import { archiveKey, DirectoryObjectStore, type ObjectStore } from '../logs/archive.js';
+import { archiveKey, type ObjectStore } from '../logs/archive.js';
 import { LogShipper } from '../logs/logShipper.js';
 import { expireStream } from '../logs/redisLogStream.js';
 import { LogWatcher } from '../logs/logWatcher.js';
@@ -26,13 +26,12 @@ export class Worker {
   private readonly watcher = new LogWatcher();
   private readonly shippers = new Map<number, { shipper: LogShipper; stop: () => void }>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private readonly objects: ObjectStore;
+
   private running = 0;
   private claiming = false;
   private closed = false;
 
-  constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly log: pino.Logger) {
-    this.objects = new DirectoryObjectStore(config.archiveDir);
+  constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly objects: ObjectStore, private readonly log: pino.Logger) {
     this.settler = new RunSettler(config, store.runs, {
       changed: (run) => void notifyRun(store, run.id),
       ended: () => void this.claim(),

@@ -1,0 +1,74 @@
+import fs from 'node:fs';
+import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { ObjectStore } from './archive.js';
+import type { LogHandle } from './logSource.js';
+
+/**
+ * The archive on S3 (or anything that speaks its API), for hubs and workers on machines with no
+ * shared folder: `HUB_ARCHIVE_S3=s3://bucket/prefix` with the usual AWS settings (region, keys,
+ * AWS_ENDPOINT_URL_S3 for another server). Reads are ranged GETs, so a page of a finished log costs
+ * what it returns, as from a file.
+ */
+export class S3ObjectStore implements ObjectStore {
+  private readonly client: S3Client;
+
+  constructor(private readonly bucket: string, private readonly prefix: string, config: S3ClientConfig = {}) {
+    // Checksums only where S3 requires them: S3-compatible servers (MinIO, s3rver...) do not all
+    // understand the SDK's default aws-chunked uploads with checksum trailers, and store the framing.
+    this.client = new S3Client({ requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', ...config });
+  }
+
+  /** `s3://bucket/prefix` → the store. */
+  static fromUrl(url: string, config: S3ClientConfig = {}): S3ObjectStore {
+    const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
+    if (!match) throw new Error(`Expected an archive URL like s3://bucket/prefix, got ${JSON.stringify(url)}`);
+    return new S3ObjectStore(match[1], match[2].replace(/\/+$/, ''), config);
+  }
+
+  private key(key: string): string {
+    return this.prefix ? `${this.prefix}/${key}` : key;
+  }
+
+  /** One PUT: S3 stores an object whole or not at all. */
+  async put(key: string, file: string): Promise<void> {
+    const { size } = await fs.promises.stat(file);
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: fs.createReadStream(file), ContentLength: size, ContentType: 'text/plain; charset=utf-8' }));
+  }
+
+  async open(key: string): Promise<LogHandle | null> {
+    try {
+      const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+      return new S3Handle(this.client, this.bucket, this.key(key), head.ContentLength ?? 0);
+    } catch (error) {
+      if ((error as { name?: string }).name === 'NotFound' || (error as { $metadata?: { httpStatusCode?: number } }).$metadata?.httpStatusCode === 404) return null;
+      throw error;
+    }
+  }
+
+  async delete(key: string): Promise<void> {
+    await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+  }
+
+  close(): void {
+    this.client.destroy();
+  }
+}
+
+/** A stored object read by ranges; its size never changes (archives are written once). */
+class S3Handle implements LogHandle {
+  constructor(private readonly client: S3Client, private readonly bucket: string, private readonly key: string, private readonly size: number) {}
+
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    const end = Math.min(this.size, position + length);
+    if (position >= end) return { bytesRead: 0 };
+    const { Body } = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key, Range: `bytes=${position}-${end - 1}` }));
+    const bytes = Buffer.from(await Body!.transformToByteArray());
+    return { bytesRead: bytes.copy(buffer, offset, 0, Math.min(bytes.length, length)) };
+  }
+
+  async stat(): Promise<{ size: number; ino: number }> {
+    return { size: this.size, ino: 0 };
+  }
+
+  async close(): Promise<void> {}
+}

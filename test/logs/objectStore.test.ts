@@ -1,0 +1,83 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import S3rver from 's3rver';
+import { DirectoryObjectStore, type ObjectStore } from '../../server/logs/archive.js';
+import { LocalLogSource } from '../../server/logs/logSource.js';
+import { readLogPage } from '../../server/logs/pageReader.js';
+import { S3ObjectStore } from '../../server/logs/s3ObjectStore.js';
+import { freePort } from '../helpers/postgres.js';
+
+/** What every archive store must do: whole objects, ranged reads equal to the file, missing is null. */
+function objectStoreContract(name: string, make: () => Promise<{ store: ObjectStore; done: () => Promise<void> }>): void {
+  const contract = suite<{ store: ObjectStore; done: () => Promise<void> }>(`object store contract: ${name}`);
+  contract.before(async (context) => void Object.assign(context, await make()));
+  contract.after(({ done }) => done());
+
+  const logFile = () => {
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-object-')), 'run.log');
+    fs.writeFileSync(file, Array.from({ length: 4000 }, (_, i) => `archived line ${i} é日😀`).join('\n') + '\nno newline at the end');
+    return file;
+  };
+
+  contract('a stored log reads back byte for byte at any range, and pages from it equal pages from the file', async ({ store }) => {
+    const file = logFile();
+    const bytes = fs.readFileSync(file);
+    await store.put('3/14.log', file);
+    const handle = (await store.open('3/14.log'))!;
+    assert.is((await handle.stat()).size, bytes.length);
+    for (const [position, length] of [[0, 10], [1, bytes.length - 1], [bytes.length - 7, 100], [65_000, 70_000]]) {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, position);
+      assert.ok(buffer.subarray(0, bytesRead).equals(bytes.subarray(position, position + length)), `${position}+${length}`);
+    }
+    await handle.close();
+    const fromStore = { open: () => store.open('3/14.log'), isReplaced: async () => false, watch: () => () => {} };
+    const options = { maxLineBytes: 64, finished: true, recordedSize: bytes.length };
+    for (const startAt of [{ tail: 100 }, { offset: 0 }]) {
+      assert.equal(await readLogPage(fromStore, options, startAt), await readLogPage(new LocalLogSource(file), options, startAt));
+    }
+  });
+
+  contract('a key not stored opens as null; a deleted one too', async ({ store }) => {
+    assert.is(await store.open('9/99.log'), null);
+    await store.put('9/98.log', logFile());
+    const stored = await store.open('9/98.log');
+    assert.ok(stored);
+    await stored!.close();
+    await store.delete('9/98.log');
+    assert.is(await store.open('9/98.log'), null);
+    await store.delete('9/98.log'); // twice: nothing
+  });
+
+  contract.run();
+}
+
+objectStoreContract('directory', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-'));
+  return { store: new DirectoryObjectStore(dir), done: async () => fs.rmSync(dir, { recursive: true, force: true }) };
+});
+
+// A local S3-compatible server from the npm registry (s3rver), spoken to by the AWS SDK.
+objectStoreContract('S3 (s3rver)', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-s3-'));
+  const port = await freePort();
+  const server = new S3rver({ port, address: '127.0.0.1', directory: dir, silent: true, configureBuckets: [{ name: 'hub-logs', configs: [] }] });
+  await server.run();
+  const store = S3ObjectStore.fromUrl('s3://hub-logs/archive', {
+    endpoint: `http://127.0.0.1:${port}`,
+    forcePathStyle: true,
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'S3RVER', secretAccessKey: 'S3RVER' },
+  });
+  return {
+    store,
+    done: async () => {
+      store.close();
+      await server.close();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
