@@ -48,7 +48,9 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const archive = await openArchive(config);
   const logSourceOf = (run: RunRow): LogSource =>
     cluster ? new ClusterLogSource(cluster.redis, run.id, archive, archiveKey(run.project_id, run.id)) : new LocalLogSource(runFiles(config.logsDir, run.project_id, run.id).log, watcher);
-  const hub = new LogHub(config, runs, projects, (run) => toRunJson(run, config.logsDir, !cluster), logSourceOf);
+  // A run as clients see it; a running run's size from its file, or (cluster) as its worker recorded it.
+  const runJson = (run: RunRow) => toRunJson(run, config.logsDir, !cluster);
+  const hub = new LogHub(config, runs, projects, runJson, logSourceOf);
   let stopListening = async () => {};
   if (cluster) {
     // Every change, this hub's or a worker's, reaches every hub through one channel.
@@ -64,7 +66,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     // In cluster mode a purged run's log is in the archive (or still in its stream): it goes too.
     if (cluster) void Promise.all([archive.delete(archiveKey(run.project_id, run.id)), deleteStream(cluster.redis, run.id)]).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'removing a purged log failed'));
   });
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf });
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
   // Longer than clients' own keep-alive (undici: 4 s), so the client always closes an idle socket

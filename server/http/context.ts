@@ -5,6 +5,7 @@ import type { RunService } from '../runs/service.js';
 import type { ProjectStore } from '../store/projects.js';
 import type { RunRow, RunStore } from '../store/runs.js';
 import type { LogSource } from '../logs/logSource.js';
+import type { Run } from '../wire.js';
 import type { LogHub } from '../hub/logHub.js';
 
 /** What the routes need, handed over by the composition root. */
@@ -18,4 +19,6 @@ export interface AppServices {
   hub: LogHub;
   /** where a run's log is read from */
   logSourceOf: (run: RunRow) => LogSource;
+  /** a run as clients see it */
+  runJson: (run: RunRow) => Run;
 }

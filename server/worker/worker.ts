@@ -14,6 +14,8 @@ import type { PostgresStore } from '../store/postgres/store.js';
 import { notifyRun } from '../store/postgres/notify.js';
 
 const CLAIM_POLL_MS = 250;
+/** How stale a running run's `log_size` may be on a hub. */
+const SIZE_RECORD_MS = 1000;
 
 /**
  * A worker (cluster mode): claims runs from PostgreSQL, carries them out with today's runner (the
@@ -108,7 +110,20 @@ export class Worker {
     if (this.shippers.has(run.id)) return;
     const file = runFiles(this.config.logsDir, run.project_id, run.id).log;
     const shipper = new LogShipper(this.redis, run.id, file);
-    this.watcher.watch(file, () => void shipper.ship());
+    // A running run's size, for hubs (its file is here): recorded at most once per interval, and
+    // once more after the last change.
+    let recorded = 0;
+    let pending: NodeJS.Timeout | null = null;
+    const record = () => {
+      pending = null;
+      if (shipper.size === recorded) return;
+      recorded = shipper.size;
+      this.store.runs.update(run.id, { log_size: recorded }).catch(() => {}); // the next one will do
+    };
+    const shipped = () => {
+      pending ??= setTimeout(record, SIZE_RECORD_MS);
+    };
+    this.watcher.watch(file, () => void shipper.ship().then(shipped));
     this.shippers.set(run.id, { shipper, stop: () => this.watcher.unwatch(file) });
   }
 

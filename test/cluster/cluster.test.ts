@@ -53,6 +53,9 @@ test('2 hubs + 2 workers: a run started through one hub is carried out by a work
     const long = (await a.api('POST', `/api/projects/${other}/runs`, { scope: 'all' })).body;
     await waitForRun(b, other, long.id, ['running']);
     await waitFor(() => logOf(cluster, other, long.id) && fs.readFileSync(logOf(cluster, other, long.id)!, 'utf8').includes('waiting'), 'the step');
+    // A running run's size reaches the hubs too (recorded by its worker, at most a second old).
+    const size = fs.statSync(logOf(cluster, other, long.id)!).size;
+    await waitFor(async () => (await b.api('GET', `/api/projects/${other}/runs/${long.id}`)).body.log_size === size, 'the live size through a hub', 5000);
     assert.is((await b.api('DELETE', `/api/projects/${other}/runs/${long.id}`)).status, 202);
     const cancelled = await waitForRun(a, other, long.id, ['cancelled', 'failed', 'completed'], 15_000);
     assert.is(cancelled.status, 'cancelled');

@@ -1,6 +1,5 @@
 import Router from '@koa/router';
 import { badRequest, describeValue, notFound } from '../../errors.js';
-import { toRunJson } from '../../runs/serialize.js';
 import type { RunRow } from '../../store/runs.js';
 import type { AppServices } from '../context.js';
 import { readJsonBody } from '../jsonBody.js';
@@ -19,7 +18,7 @@ export async function loadRun(services: AppServices, params: Record<string, stri
 
 export function runRoutes(services: AppServices): Router {
   const router = new Router({ prefix: '/api/projects/:projectId/runs' });
-  const json = (run: RunRow) => toRunJson(run, services.config.logsDir);
+  const json = services.runJson;
   const starts = new RateLimiter<number>(services.config.runsPerMinutePerProject);
 
   router.post('/', async (ctx) => {
