@@ -118,10 +118,6 @@ export class LiveReader {
     void this.pump();
   }
 
-  get isEnding(): boolean {
-    return this.ending !== null && this.finalMessage === null;
-  }
-
   /** A watcher hint: read whatever was appended. Reads at once when idle; coalesces while busy. */
   async pump(): Promise<void> {
     if (this.pumping) {

@@ -71,11 +71,6 @@ export class RunTail {
     return this.live.final !== null;
   }
 
-  /** Waiting for the rest of an ended run's log: run changes no longer matter. */
-  get isEnding(): boolean {
-    return this.live.isEnding;
-  }
-
   /** A finished log that is shorter than the run's record: what was recorded (else null). */
   get recordedSize(): number | null {
     return this.live.recordedSize;

@@ -3,13 +3,11 @@ import { runFiles } from '../paths.js';
 import { isTerminal, type RunRow } from '../store/runs.js';
 import type { Run } from '../wire.js';
 
-export type RunJson = Run;
-
 /**
  * The public shape of a run, field by field: the runner's token and pid, the commands it runs and
  * whatever else a store keeps (a worker's id) stay inside, so every store gives the same JSON.
  */
-export function toRunJson(row: RunRow, logsDir: string, liveSize = true): RunJson {
+export function toRunJson(row: RunRow, logsDir: string, liveSize = true): Run {
   const files = runFiles(logsDir, row.project_id, row.id);
   let logSize = row.log_size;
   // An active run's size, from its file when it is on this machine (else as last recorded).

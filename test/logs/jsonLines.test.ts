@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { encodeJsonLines } from '../../server/logs/jsonLines.js';
 import { LineSplitter, type LineBatch } from '../../server/logs/lineSplitter.js';
 import { linesFrame } from '../../server/hub/messages.js';
+import { random } from '../helpers/random.js';
 
 const encode = (text: string, shift = 0) => {
   // `shift` places the bytes at an unaligned offset, as a subarray of a read buffer is.
@@ -36,15 +37,6 @@ test('a byte that needs escaping or is not ASCII sends the region to the general
   }
 });
 
-/** A small seeded PRNG (mulberry32), so a failure can be replayed. */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 // Mostly plain ASCII, so whole regions take the fast path, with now and then a byte that does not.
 const ALPHABET = ['a', 'b', 'c', ' ', '0', '\n', '\n', 'xyz', 'é', '日', '"', '\\', '\r\n', '\t'];

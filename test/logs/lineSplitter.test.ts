@@ -2,16 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LineSplitter, type LineBatch } from '../../server/logs/lineSplitter.js';
 import { joinPieces } from '../helpers/lines.js';
+import { random } from '../helpers/random.js';
 
-/** A small seeded PRNG (mulberry32), so a failure can be replayed. */
-function random(seed: number) {
-  return () => {
-    seed = (seed + 0x6d2b79f5) | 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ALPHABET = ['a', 'b', ' ', 'é', '日', '本', '😀', '\r', '\n', '\r\n', '\n', '\x1b[31m', 'ß'];
 

@@ -11,6 +11,7 @@ import { archiveKey, DirectoryObjectStore } from '../../server/logs/archive.js';
 import { appendChunk, closeNotices, ClusterLogSource, deleteStream, RedisLogSource } from '../../server/logs/redisLogStream.js';
 import { startRedis } from '../helpers/redis.js';
 import { logSourceContract } from './logSource.contract.js';
+import { random } from '../helpers/random.js';
 
 const redisServer = await startRedis();
 function client(): Redis {
@@ -41,11 +42,6 @@ logSourceContract('redis stream', async () => {
   };
 });
 
-/** A seeded generator, so a failure replays. */
-function random(seed: number) {
-  let s = seed;
-  return () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
-}
 
 test('shipping a log in random chunks (cut inside characters and \\r\\n), every append sent twice, Redis restarted midway: the stream holds the file byte for byte, and pages read from it equal pages read from the file', async () => {
   const next = random(1127);
