@@ -69,22 +69,27 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     return this.projectLock.run(project.id, async () => {
       // Deleted while this request waited for the lock.
       if (!(await this.projects.get(project.id))) throw notFound('Project', project.id);
-      const active = await this.runs.listActiveForProject(project.id);
-      if (active.length > 0 && request.ifBusy !== 'queue') {
+      const busy = async () => {
+        const active = await this.runs.listActiveForProject(project.id);
         const current = active.find((run) => run.status === 'running') ?? active[0];
-        throw conflict('run_active', `Project ${project.id} already has an active run (${current.id}); send "if_busy": "queue" to queue this one`, { active_run_id: current.id });
-      }
+        return conflict('run_active', `Project ${project.id} already has an active run (${current?.id ?? 'just started'}); send "if_busy": "queue" to queue this one`, { active_run_id: current?.id ?? null });
+      };
+      const queued = (await this.runs.listActiveForProject(project.id)).length > 0;
+      if (queued && request.ifBusy !== 'queue') throw await busy();
       const plan = planRun(pipeline, request.scope);
-      const run = await this.runs.insert({
+      const record = {
         project_id: project.id,
         scope: request.scope,
-        status: 'pending',
+        status: 'pending' as const,
         triggered_by: request.triggeredBy,
         progress_total: plan.length,
         plan: JSON.stringify(plan),
-      });
+      };
+      // "reject" is decided by the database too: another hub may have started this project meanwhile.
+      const run = request.ifBusy === 'queue' ? await this.runs.insert(record) : await this.runs.insertIfIdle(record);
+      if (!run) throw await busy();
       this.emit('run', run);
-      if (active.length > 0) return run;
+      if (queued) return run;
       try {
         return await this.launch(project, run);
       } catch (error) {

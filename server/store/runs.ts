@@ -17,6 +17,8 @@ export interface RunRow extends Omit<Run, 'log_path'> {
   plan: string | null;
 }
 
+export type NewRun = Pick<RunRow, 'project_id' | 'scope' | 'status' | 'triggered_by' | 'progress_total' | 'plan'>;
+
 export type RunChanges = Partial<Omit<RunRow, 'id' | 'project_id' | 'created_at'>>;
 
 /** The columns a change may set (anything else in a RunChanges is ignored, never interpolated). */
@@ -35,7 +37,12 @@ export interface RunStore {
   /** active runs of every project, oldest first (the queue order) */
   listActive(): Promise<RunRow[]>;
   listActiveForProject(projectId: number): Promise<RunRow[]>;
-  insert(run: Pick<RunRow, 'project_id' | 'scope' | 'status' | 'triggered_by' | 'progress_total' | 'plan'>): Promise<RunRow>;
+  insert(run: NewRun): Promise<RunRow>;
+  /**
+   * Inserts only if the project has no active run, decided atomically by the database (so two hubs
+   * starting one project at once cannot both get in); null when it has one.
+   */
+  insertIfIdle(run: NewRun): Promise<RunRow | null>;
   /**
    * pending → running with the runner that carries it out, only if it is still pending and no other
    * run of its project is running (the store enforces one running run per project); else null.

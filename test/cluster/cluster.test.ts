@@ -73,6 +73,16 @@ test('2 hubs + 2 workers: a run started through one hub is carried out by a work
     const survivor = cluster.workers.find((w) => w !== carrier)!;
     await waitFor(() => fs.existsSync(path.join(survivor.logs, String(other), `${queued.id}.log`)), 'the queued run on the other worker');
     await a.api('DELETE', `/api/projects/${other}/runs/${queued.id}`);
+
+    // 50 starts raced through both hubs without "queue": the database lets exactly one in.
+    const raced = await createProject(a, 'long');
+    const answers = await Promise.all(Array.from({ length: 50 }, (_, i) => (i % 2 ? a : b).api('POST', `/api/projects/${raced}/runs`, { scope: 'all' })));
+    assert.equal(answers.map((r) => r.status).filter((s) => s !== 409), [201], 'one 201, the rest 409');
+    assert.equal([...new Set(answers.filter((r) => r.status === 409).map((r) => r.body.error.code))], ['run_active']);
+    const [winner] = answers.filter((r) => r.status === 201).map((r) => r.body.id);
+    const runsOfRaced = (await b.api('GET', `/api/projects/${raced}/runs`)).body;
+    assert.equal(runsOfRaced.map((r: { id: number }) => r.id), [winner], 'one run recorded');
+    await a.api('DELETE', `/api/projects/${raced}/runs/${winner}`);
     await client.close();
   } finally {
     await cluster.stop();

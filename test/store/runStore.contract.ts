@@ -50,6 +50,27 @@ export function runStoreContract(name: string, open: () => Promise<Store>, done?
     assert.equal(await store.runs.listOwnedFiles(), new Set([`${a.id}/${first.id}`, `${b.id}/${other.id}`, `${a.id}/${second.id}`]));
   });
 
+  contract('insertIfIdle: only when the project has no active run; of 20 at once exactly one gets in, on any connection (9 rounds)', async ({ store }) => {
+    const p = await project(store);
+    const other = await project(store);
+    const record = (projectId: number) => ({ project_id: projectId, scope: 'all', status: 'pending' as const, triggered_by: 'test', progress_total: 1, plan: null });
+    // Rounds on fresh projects, as a race lost once in a while must still fail this test.
+    for (let round = 0; round < 8; round++) {
+      const fresh = await project(store);
+      const tries = await Promise.all(Array.from({ length: 20 }, () => store.runs.insertIfIdle(record(fresh.id))));
+      assert.is(tries.filter((run) => run !== null).length, 1, `round ${round}`);
+    }
+    const tries = await Promise.all(Array.from({ length: 20 }, () => store.runs.insertIfIdle(record(p.id))));
+    const inserted = tries.filter((run) => run !== null);
+    assert.is(inserted.length, 1);
+    assert.equal((await store.runs.listActiveForProject(p.id)).map((r) => r.id), [inserted[0]!.id]);
+    assert.ok(await store.runs.insertIfIdle(record(other.id)), 'another project is not held up');
+    await store.runs.claim(inserted[0]!.id, { runner_pid: 1 });
+    assert.is(await store.runs.insertIfIdle(record(p.id)), null, 'not while one runs');
+    await store.runs.settle(inserted[0]!.id, { status: 'completed' });
+    assert.is((await store.runs.insertIfIdle(record(p.id)))?.status, 'pending', 'again once it ended');
+  });
+
   contract('a claim starts a pending run once, with its runner; one running run per project, enforced by the store', async ({ store }) => {
     const p = await project(store);
     const first = await pending(store, p.id);

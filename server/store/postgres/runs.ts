@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { WRITABLE_RUN_COLUMNS, type RunChanges, type RunRow, type RunStore } from '../runs.js';
+import { WRITABLE_RUN_COLUMNS, type NewRun, type RunChanges, type RunRow, type RunStore } from '../runs.js';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -34,12 +34,33 @@ export class PostgresRunStore implements RunStore {
     return (await this.pool.query<RunRow>("SELECT * FROM runs WHERE project_id = $1 AND status IN ('pending', 'running') ORDER BY id", [projectId])).rows;
   }
 
-  async insert(run: Pick<RunRow, 'project_id' | 'scope' | 'status' | 'triggered_by' | 'progress_total' | 'plan'>): Promise<RunRow> {
-    const { rows } = await this.pool.query<RunRow>(
+  async insert(run: NewRun, client: pg.Pool | pg.PoolClient = this.pool): Promise<RunRow> {
+    const { rows } = await client.query<RunRow>(
       'INSERT INTO runs (project_id, scope, status, triggered_by, progress_total, plan, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING *',
       [run.project_id, run.scope, run.status, run.triggered_by, run.progress_total, run.plan, new Date().toISOString()],
     );
     return rows[0];
+  }
+
+  /**
+   * The project's row is locked first, so concurrent starts of one project (from any hub) take turns;
+   * each looks for active runs in its own statement, after the previous one committed.
+   */
+  async insertIfIdle(run: NewRun): Promise<RunRow | null> {
+    const client = await this.pool.connect();
+    try {
+      await client.query('BEGIN');
+      await client.query('SELECT 1 FROM projects WHERE id = $1 FOR UPDATE', [run.project_id]);
+      const { rows } = await client.query("SELECT 1 FROM runs WHERE project_id = $1 AND status IN ('pending', 'running') LIMIT 1", [run.project_id]);
+      const inserted = rows.length === 0 ? await this.insert(run, client) : null;
+      await client.query('COMMIT');
+      return inserted;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    } finally {
+      client.release();
+    }
   }
 
   async claim(id: number, changes: RunChanges): Promise<RunRow | null> {

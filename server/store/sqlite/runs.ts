@@ -1,5 +1,5 @@
 import type { Db } from './db.js';
-import { WRITABLE_RUN_COLUMNS, type RunChanges, type RunRow, type RunStore } from '../runs.js';
+import { WRITABLE_RUN_COLUMNS, type RunChanges, type RunRow, type RunStore, type NewRun } from '../runs.js';
 
 
 /** Runs on SQLite: one running run per project is a partial unique index (migration 003). */
@@ -32,12 +32,22 @@ export class SqliteRunStore implements RunStore {
     return this.db.all<RunRow[]>("SELECT * FROM runs WHERE project_id = ? AND status IN ('pending', 'running') ORDER BY id", projectId);
   }
 
-  async insert(run: Pick<RunRow, 'project_id' | 'scope' | 'status' | 'triggered_by' | 'progress_total' | 'plan'>): Promise<RunRow> {
+  async insert(run: NewRun): Promise<RunRow> {
     const result = await this.db.run(
       'INSERT INTO runs (project_id, scope, status, triggered_by, progress_total, plan, created_at) VALUES (?, ?, ?, ?, ?, ?, ?)',
       run.project_id, run.scope, run.status, run.triggered_by, run.progress_total, run.plan, new Date().toISOString(),
     );
     return (await this.get(result.lastID!))!;
+  }
+
+  /** One statement: SQLite runs one writer at a time, so the check and the insert cannot be split. */
+  async insertIfIdle(run: NewRun): Promise<RunRow | null> {
+    const result = await this.db.run(
+      `INSERT INTO runs (project_id, scope, status, triggered_by, progress_total, plan, created_at)
+       SELECT ?, ?, ?, ?, ?, ?, ? WHERE NOT EXISTS (SELECT 1 FROM runs WHERE project_id = ? AND status IN ('pending', 'running'))`,
+      run.project_id, run.scope, run.status, run.triggered_by, run.progress_total, run.plan, new Date().toISOString(), run.project_id,
+    );
+    return result.changes ? (await this.get(result.lastID!))! : null;
   }
 
   /**
