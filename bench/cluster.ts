@@ -9,6 +9,7 @@ import type { Collector } from './collector.js';
 import { BENCH_ENV, BENCH_PIPELINES, EVERY_LINE_ONE_IN, connectClients, createBenchProject, follow } from './harness.js';
 import { Histogram } from './histogram.js';
 import { closeAll, correctness, followRun, ms, type Result } from './scenarios.js';
+import { MAX_P99_MS, bestOf, bracket, describe, judge } from './sustained.js';
 
 export function startBenchCluster(slots: number): Promise<Cluster> {
   return startCluster({ pipelines: BENCH_PIPELINES, env: { ...BENCH_ENV, HUB_WORKER_SLOTS: String(slots) } });
@@ -17,7 +18,7 @@ export function startBenchCluster(slots: number): Promise<Cluster> {
 /** `runs` runs at `rate` lines/s each, `subscribers` per run split over the hubs; started through the first hub. */
 async function followOnCluster(cluster: Cluster, runs: number, subscribers: number, rate: number, seconds: number, histogram: Histogram): Promise<Collector[]> {
   const [first] = cluster.hubs;
-  const count = rate * seconds;
+  const count = Math.round(rate * seconds);
   const started = await Promise.all(Array.from({ length: runs }, async () => {
     const projectId = await createBenchProject(first, count, rate);
     const sockets: WebSocket[] = [];
@@ -58,5 +59,34 @@ export async function clusterManyRuns(cluster: Cluster, runs: number, rate: numb
     baseline: '–',
     ...correctness(collectors, rate * seconds),
     data: { hub: h },
+  };
+}
+
+/**
+ * The highest rate one run sustains through the cluster to `subscribers` clients split over both
+ * hubs (the single-process definition: nothing lost, p99 under 250 ms, last line within 3 s), with
+ * the single process's highest rate measured the same way in the same run as the baseline.
+ */
+export async function clusterSustained(cluster: Cluster, single: TestHub, subscribers: number, target: number, seconds: number): Promise<Result> {
+  const through = await bracket(target, MAX_P99_MS, async (rate, runSeconds = seconds) => {
+    const histogram = new Histogram();
+    const count = Math.round(rate * runSeconds);
+    return judge(rate, await followOnCluster(cluster, 1, subscribers, rate, runSeconds, histogram), histogram, count);
+  });
+  const alone = await bracket(target, MAX_P99_MS, async (rate, runSeconds = seconds) => {
+    const histogram = new Histogram();
+    const count = Math.round(rate * runSeconds);
+    return judge(rate, await followRun(single, subscribers, count, rate, histogram), histogram, count);
+  });
+  const best = bestOf(through);
+  const aloneBest = bestOf(alone);
+  return {
+    scenario: `cluster max sustained rate → ${subscribers} sub over 2 hubs (${seconds} s runs)`,
+    hub: describe(through),
+    baseline: `single process: ${describe(alone)}`,
+    ratio: best && aloneBest ? best.rate / aloneBest.rate : undefined,
+    lost: through.reduce((sum, a) => sum + a.lost, 0),
+    duplicated: through.reduce((sum, a) => sum + a.duplicated, 0),
+    data: { cluster: through, single: alone },
   };
 }

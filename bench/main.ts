@@ -9,7 +9,7 @@ import os from 'node:os';
 import { startBenchHub } from './harness.js';
 import * as scenarios from './scenarios.js';
 import { maxSustained } from './sustained.js';
-import { clusterLatency, clusterManyRuns, startBenchCluster } from './cluster.js';
+import { clusterLatency, clusterManyRuns, clusterSustained, startBenchCluster } from './cluster.js';
 import type { Result } from './scenarios.js';
 
 const quick = process.argv.includes('--quick');
@@ -35,6 +35,9 @@ try {
       await step('cluster latency 1000 × 10', () => clusterLatency(cluster, hub, 1000, 10, quick ? 3 : 6));
       await step('cluster latency 10000 × 100', () => clusterLatency(cluster, hub, 10_000, 100, quick ? 3 : 6));
       await step('cluster 100 runs', () => clusterManyRuns(cluster, 100, 100, quick ? 5 : 10));
+      for (const [subscribers, target] of [[2, 200_000], [100, 50_000]]) {
+        await step(`cluster sustained → ${subscribers}`, () => clusterSustained(cluster, hub, subscribers, target, quick ? 1.5 : 3));
+      }
     } finally {
       await cluster.stop();
     }

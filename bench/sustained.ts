@@ -5,10 +5,10 @@ import { Histogram } from './histogram.js';
 import { correctness, followRun, type Result } from './scenarios.js';
 
 /** What "sustained" means (the issue's definition). */
-const MAX_P99_MS = 250;
+export const MAX_P99_MS = 250;
 const MAX_DRAIN_MS = 3000;
 
-interface Attempt {
+export interface Attempt {
   rate: number;
   passed: boolean;
   p99: number;
@@ -18,7 +18,7 @@ interface Attempt {
   duplicated: number;
 }
 
-function judge(rate: number, collectors: Collector[], histogram: Histogram, count: number): Attempt {
+export function judge(rate: number, collectors: Collector[], histogram: Histogram, count: number): Attempt {
   const { lost, duplicated } = correctness(collectors, count);
   const p99 = histogram.percentile(99);
   const drainMs = Math.max(...collectors.map((c) => c.lastAt - c.lastSent));
@@ -32,7 +32,7 @@ function judge(rate: number, collectors: Collector[], histogram: Histogram, coun
  * an attempt at the target that fails is repeated once (this shared machine has bad seconds), and
  * both attempts are kept in results.json.
  */
-async function bracket(target: number, p99Target: number, attempt: (rate: number, seconds?: number) => Promise<Attempt>): Promise<Attempt[]> {
+export async function bracket(target: number, p99Target: number, attempt: (rate: number, seconds?: number) => Promise<Attempt>): Promise<Attempt[]> {
   await attempt(target, 1);
   const attempts = [await attempt(target)];
   const good = (a: Attempt) => a.passed && a.p99 <= p99Target;
@@ -54,7 +54,7 @@ async function bracket(target: number, p99Target: number, attempt: (rate: number
 
 const rateText = (rate: number) => `${rate.toLocaleString('en')}/s`;
 
-function describe(attempts: Attempt[]): string {
+export function describe(attempts: Attempt[]): string {
   const best = bestOf(attempts);
   // the lowest rate that failed above the best that held (a repeated attempt at the target may have failed once)
   const failed = attempts.filter((a) => !a.passed && (!best || a.rate > best.rate)).sort((a, b) => a.rate - b.rate)[0];
@@ -64,7 +64,7 @@ function describe(attempts: Attempt[]): string {
   return `${held}; ${rateText(failed.rate)} not (${why})`;
 }
 
-const bestOf = (attempts: Attempt[]) => attempts.filter((a) => a.passed).sort((a, b) => b.rate - a.rate)[0];
+export const bestOf = (attempts: Attempt[]) => attempts.filter((a) => a.passed).sort((a, b) => b.rate - a.rate)[0];
 
 /**
  * The highest rate one run can sustain to `subscribers` clients (nothing lost, p99 under 250 ms,
