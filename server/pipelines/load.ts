@@ -97,9 +97,8 @@ function parseStep(file: string, where: string, step: unknown, baseDir: string):
   });
 }
 
-/** The steps a scope runs: from its first step to the last. */
-export function stepsForScope(pipeline: Pipeline, scope: string): readonly PipelineStep[] {
-  const first = pipeline.scopes[scope];
+/** The named step and every one after it (a scope names its first step). */
+export function stepsFrom(pipeline: Pipeline, first: string): readonly PipelineStep[] {
   const index = pipeline.steps.findIndex((step) => step.name === first);
   return pipeline.steps.slice(index);
 }

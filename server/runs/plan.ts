@@ -1,4 +1,4 @@
-import { stepsForScope, type Pipeline } from '../pipelines/load.js';
+import { stepsFrom, type Pipeline } from '../pipelines/load.js';
 import type { RunSpec } from '../../pipeline-runner/state.js';
 
 /**
@@ -7,8 +7,13 @@ import type { RunSpec } from '../../pipeline-runner/state.js';
  */
 export type RunPlan = RunSpec['steps'];
 
+/** A run started with `from_step` records its scope as `from:STEP` (":" is never in a scope's name). */
+export const FROM_STEP_PREFIX = 'from:';
+
+/** The plan of a scope, or of `from:STEP` (that step to the end). */
 export function planRun(pipeline: Pipeline, scope: string): RunPlan {
-  return stepsForScope(pipeline, scope).map((step) => ({
+  const first = scope.startsWith(FROM_STEP_PREFIX) ? scope.slice(FROM_STEP_PREFIX.length) : pipeline.scopes[scope];
+  return stepsFrom(pipeline, first).map((step) => ({
     name: step.name,
     command: [...step.command],
     cwd: step.cwd,

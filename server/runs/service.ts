@@ -11,7 +11,7 @@ import { isTerminal, type RunRow, type RunStore } from '../store/runs.js';
 import { RunnerStartError, type Launcher, type LauncherEvents } from './launcher.js';
 import { KeyedLock } from './keyedLock.js';
 import { moveAsideOrphanedLogs } from './orphanedLogs.js';
-import { parsePlan, planRun } from './plan.js';
+import { FROM_STEP_PREFIX, parsePlan, planRun } from './plan.js';
 import { RunSettler } from './settle.js';
 
 export interface RunServiceEvents {
@@ -22,7 +22,10 @@ export interface RunServiceEvents {
 }
 
 export interface StartRequest {
+  /** a scope of the pipeline; ignored when `fromStep` is given */
   scope: string;
+  /** start at this step and go to the end */
+  fromStep?: string;
   triggeredBy: string;
   ifBusy: 'reject' | 'queue';
 }
@@ -62,10 +65,16 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   async start(project: Project, request: StartRequest): Promise<RunRow> {
     const pipeline = this.pipelines.get(project.pipeline);
     if (!pipeline) throw new HubError(409, 'pipeline_missing', `Project ${project.id} uses pipeline "${project.pipeline}", which the pipelines file no longer defines`);
-    if (!Object.hasOwn(pipeline.scopes, request.scope)) {
+    if (request.fromStep !== undefined) {
+      const steps = pipeline.steps.map((step) => step.name);
+      if (!steps.includes(request.fromStep)) {
+        throw badRequest('invalid_step', `Unknown step ${JSON.stringify(request.fromStep)} in pipeline "${pipeline.name}"; its steps: ${steps.join(', ')}`, { field: 'from_step', valid_steps: steps });
+      }
+    } else if (!Object.hasOwn(pipeline.scopes, request.scope)) {
       const valid = Object.keys(pipeline.scopes);
       throw badRequest('invalid_scope', `Unknown scope ${JSON.stringify(request.scope)} for pipeline "${pipeline.name}"; valid scopes: ${valid.join(', ')}`, { field: 'scope', valid_scopes: valid });
     }
+    const scope = request.fromStep === undefined ? request.scope : `${FROM_STEP_PREFIX}${request.fromStep}`;
     return this.projectLock.run(project.id, async () => {
       // Deleted while this request waited for the lock.
       if (!(await this.projects.get(project.id))) throw notFound('Project', project.id);
@@ -76,10 +85,10 @@ export class RunService extends EventEmitter<RunServiceEvents> {
       };
       const queued = (await this.runs.listActiveForProject(project.id)).length > 0;
       if (queued && request.ifBusy !== 'queue') throw await busy();
-      const plan = planRun(pipeline, request.scope);
+      const plan = planRun(pipeline, scope);
       const record = {
         project_id: project.id,
-        scope: request.scope,
+        scope,
         status: 'pending' as const,
         triggered_by: request.triggeredBy,
         progress_total: plan.length,

@@ -18,6 +18,14 @@ const PIPELINES = {
     ],
     scopes: { full: 'colours', count_only: 'count' },
   },
+  // fails the first time, passes once its marker exists
+  flaky: {
+    steps: [
+      { name: 'prepare', command: ['sh', '-c', 'echo prepared'] },
+      { name: 'judge', command: ['sh', '-c', 'if [ -f "$HUB_OUTPUT_DIR/fixed" ]; then echo judged; else touch "$HUB_OUTPUT_DIR/fixed"; echo not yet; exit 3; fi'] },
+    ],
+    scopes: { all: 'prepare' },
+  },
   long: { steps: [{ name: 'sleepy', command: ['sh', '-c', 'echo waiting; sleep 60'] }], scopes: { all: 'sleepy' } },
   restartable: { steps: [{ name: 'paced', command: paced(600, 10) }], scopes: { all: 'paced' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
@@ -87,6 +95,25 @@ gui('search finds lines in the loaded log; follow stops on scroll up and resumes
   await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
   await page.getByRole('button', { name: 'Jump to end' }).click();
   await page.getByText('Following').waitFor();
+});
+
+gui('a failed run offers "Re-run from <step>", which starts at that step; breadcrumbs name the project; the log downloads', async ({ hub, page }) => {
+  const projectId = await createProject(hub, 'flaky');
+  const project = (await hub.api('GET', `/api/projects/${projectId}`)).body;
+  const { body: first } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await waitForRun(hub, projectId, first.id, ['failed']);
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${first.id}`);
+  await page.locator('.breadcrumbs', { hasText: project.name }).waitFor();
+  const download = page.getByRole('link', { name: 'Download log' });
+  assert.is(await download.getAttribute('href'), `/api/projects/${projectId}/runs/${first.id}/logs/raw?download=1`);
+  await page.getByRole('button', { name: 'Re-run from judge' }).click();
+  await page.waitForURL((url) => !url.hash.endsWith(`/runs/${first.id}`));
+  const again = Number(new URL(page.url()).hash.split('/').at(-1));
+  const done = await waitForRun(hub, projectId, again, ['completed', 'failed']);
+  assert.is(done.status, 'completed');
+  assert.is(done.scope, 'from:judge');
+  await page.locator('.log-line', { hasText: 'judged' }).first().waitFor();
+  assert.is(await page.locator('.log-line', { hasText: 'prepared' }).count(), 0, 'the step before was not run again');
 });
 
 gui('cancel a long run from its page, with confirmation', async ({ hub, page }) => {

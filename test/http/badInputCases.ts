@@ -34,6 +34,10 @@ export const cases: Case[] = [
 export const projectCases = (projectId: number, runId: number): Case[] => [
   ['POST', `${P}/${projectId}/runs`, {}, 400, 'missing_field', 'scope'],
   ['POST', `${P}/${projectId}/runs`, { scope: 'nope' }, 400, 'invalid_scope', 'scope'],
+  ['POST', `${P}/${projectId}/runs`, { from_step: 'nope' }, 400, 'invalid_step', 'from_step'],
+  ['POST', `${P}/${projectId}/runs`, { from_step: 7 }, 400, 'invalid_field', 'from_step'],
+  ['POST', `${P}/${projectId}/runs`, { scope: 'all', from_step: 'x' }, 400, 'invalid_field', 'from_step'],
+  ['GET', `${P}/${projectId}/runs/${runId}/logs/raw?download=maybe`, undefined, 400, 'invalid_query', 'download'],
   ['POST', `${P}/${projectId}/runs`, { scope: 'all', if_busy: 'wait' }, 400, 'invalid_field', 'if_busy'],
   ['POST', `${P}/${projectId}/runs`, { scope: 'all', command: 'x' }, 400, 'unknown_field', 'command'],
   ['POST', `${P}/${projectId}/runs`, { scope: ['all'] }, 400, 'invalid_field', 'scope'],

@@ -83,6 +83,33 @@ logs('a running run gives its complete lines only; a missing log is 200 with non
   assert.is(after.body.complete, true);
 });
 
+logs('Poll-Interval: -1 once a finished log is read to its end, 0 for an earlier part, 1000 ms while the run is active', async (context) => {
+  const { hub } = context;
+  const last = await hub.api('GET', `${base(context)}?tail=3`);
+  assert.is(last.headers.get('poll-interval'), '-1');
+  assert.is((await hub.api('GET', `${base(context)}?tail=3&before=100`)).headers.get('poll-interval'), '0', 'an earlier part is not the end: go on at once');
+  assert.is((await fetch(`${hub.url}${base(context)}/raw`)).headers.get('poll-interval'), '-1');
+  const projectId = await createProject(hub, 'waiting');
+  const { body: run } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  const during = await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs`, undefined, { accept: 'text/plain' });
+  assert.is(during.headers.get('poll-interval'), '1000');
+  await waitForRun(hub, projectId, run.id, ['completed']);
+});
+
+logs('?download=1 answers the raw log as an attachment named <project>-run-<id>.log', async (context) => {
+  const { hub } = context;
+  const inline = await fetch(`${hub.url}${base(context)}/raw`);
+  assert.match(inline.headers.get('content-disposition')!, /^inline/);
+  await inline.arrayBuffer();
+  const project = (await hub.api('GET', `/api/projects/${context.projectId}`)).body;
+  const download = await fetch(`${hub.url}${base(context)}/raw?download=1`);
+  const header = download.headers.get('content-disposition')!;
+  const ascii = `${project.name}-run-${context.runId}.log`.replace(/[^A-Za-z0-9._-]/g, '_');
+  assert.ok(header.startsWith(`attachment; filename="${ascii}"`), header);
+  assert.ok(header.includes(`filename*=UTF-8''${encodeURIComponent(`${project.name}-run-${context.runId}.log`)}`), header);
+  assert.ok(Buffer.from(await download.arrayBuffer()).equals(fs.readFileSync(context.file)));
+});
+
 logs('the raw file is served as text with Range support', async (context) => {
   const { hub } = context;
   const bytes = fs.readFileSync(context.file);

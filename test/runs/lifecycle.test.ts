@@ -64,6 +64,22 @@ lifecycle('a failing step fails the run with its name and exit code, and later s
   assert.not.match(log, 'never');
 });
 
+lifecycle('from_step re-runs a pipeline from a named step to the end, recorded as scope "from:<step>"', async ({ hub }) => {
+  const projectId = await createProject(hub, 'three');
+  const { status, body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { from_step: 'two' });
+  assert.is(status, 201);
+  assert.is(body.scope, 'from:two');
+  assert.is(body.progress_total, 2);
+  const run = await waitForRun(hub, projectId, body.id, ['completed']);
+  const log = fs.readFileSync(path.join(hub.dir, 'logs', run.log_path), 'utf8');
+  assert.not.match(log, /^one /m);
+  assert.match(log, /\[hub\] step 1\/2: two\ntwo\n/);
+  assert.match(log, /\nthree\n/);
+  const unknown = await hub.api('POST', `/api/projects/${projectId}/runs`, { from_step: 'four' });
+  assert.is(unknown.status, 400);
+  assert.equal(unknown.body.error.valid_steps, ['one', 'two', 'three']);
+});
+
 lifecycle('a step past its timeout_s fails the run', async ({ hub }) => {
   const projectId = await createProject(hub, 'slow');
   const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });

@@ -13,6 +13,16 @@ export function ActiveRun({ run, showLink = true }: { run: Run; showLink?: boole
     return () => clearInterval(timer);
   }, [run.status]);
 
+  // The step it failed at, and every one after it, in a new run (queued if another is active).
+  async function rerunFrom(step: string) {
+    try {
+      const again = await api<Run>('POST', `/api/projects/${run.project_id}/runs`, { from_step: step, triggered_by: 'gui', if_busy: 'queue' });
+      location.hash = `#/projects/${run.project_id}/runs/${again.id}`;
+    } catch (e) {
+      setError((e as Error).message);
+    }
+  }
+
   async function cancel() {
     if (!confirm(`Cancel run #${run.id}? Its running step is stopped.`)) return;
     try {
@@ -31,6 +41,7 @@ export function ActiveRun({ run, showLink = true }: { run: Run; showLink?: boole
         <span>step <strong data-testid="current-step">{run.current_step ?? '–'}</strong></span>
         <span>elapsed <span data-testid="elapsed">{runDuration(run)}</span></span>
         {isActive(run) && <button type="button" class="danger" onClick={() => void cancel()}>Cancel run</button>}
+        {run.status === 'failed' && run.current_step && <button type="button" onClick={() => void rerunFrom(run.current_step!)}>Re-run from {run.current_step}</button>}
       </div>
       <label class="progress">
         <span>{run.progress_current} of {run.progress_total} steps</span>

@@ -1,5 +1,5 @@
 import { useEffect, useState } from 'preact/hooks';
-import { api, type Run } from '../api';
+import { api, type Project, type Run } from '../api';
 import type { HubSocket } from '../socket';
 import { ActiveRun } from './ActiveRun';
 import { LogView } from './LogView';
@@ -7,9 +7,11 @@ import { LogView } from './LogView';
 /** One run: its record (live through `run` messages) and its log. */
 export function RunPage({ projectId, runId, socket }: { projectId: number; runId: number; socket: HubSocket }) {
   const [run, setRun] = useState<Run | null>(null);
+  const [projectName, setProjectName] = useState(`Project ${projectId}`);
   const [error, setError] = useState('');
   useEffect(() => {
     let alive = true;
+    api<Project>('GET', `/api/projects/${projectId}`).then((p) => alive && setProjectName(p.name), () => undefined);
     const load = () => api<Run>('GET', `/api/projects/${projectId}/runs/${runId}`).then((r) => alive && setRun(r), (e: Error) => setError(e.message));
     void load();
     const unsubscribe = socket.subscribeProject(projectId, (changed) => changed.id === runId && setRun(changed));
@@ -24,8 +26,9 @@ export function RunPage({ projectId, runId, socket }: { projectId: number; runId
   if (!run) return <main class="page">{error ? <p role="alert">{error}</p> : <p>Loading…</p>}</main>;
   return (
     <main class="page run-page">
-      <nav class="breadcrumbs" aria-label="Breadcrumbs"><a href="#/">Projects</a> / <a href={`#/projects/${projectId}`}>Project {projectId}</a> / Run #{run.id}</nav>
+      <nav class="breadcrumbs" aria-label="Breadcrumbs"><a href="#/">Projects</a> / <a href={`#/projects/${projectId}`}>{projectName}</a> / Run #{run.id}</nav>
       <ActiveRun run={run} showLink={false} />
+      <p class="run-tools"><a class="button" href={`/api/projects/${projectId}/runs/${run.id}/logs/raw?download=1`} download>Download log</a></p>
       <LogView socket={socket} run={run} />
     </main>
   );

@@ -7,6 +7,7 @@ import { DEFAULT_TAIL, MAX_TAIL, readLogPage, type StartAt } from '../../logs/pa
 import { isTerminal, type RunRow } from '../../store/runs.js';
 import { parseRange } from '../byteRange.js';
 import type { AppServices } from '../context.js';
+import { PollInterval } from '../pollInterval.js';
 import { SseSink } from '../sseSink.js';
 import { parseQueryInteger } from '../validate.js';
 import { loadRun } from './runs.js';
@@ -34,9 +35,22 @@ async function* readRange(handle: LogHandle, start: number, end: number): AsyncG
 
 const RAW_CHUNK = 64 * 1024;
 
+/**
+ * `inline` for the browser's own view; `attachment` with `?download=1` as `<project>-run-<id>.log`:
+ * the ASCII name keeps letters, digits, "." "_" "-" (the rest become "_"), `filename*` has the exact name.
+ */
+function contentDisposition(download: unknown, project: { name: string } | undefined, runId: number): string {
+  if (download === undefined || download === '0' || download === 'false') return `inline; filename="run-${runId}.log"`;
+  if (download !== '1' && download !== 'true') throw badRequest('invalid_query', 'Expected `download` to be 1 or 0', { field: 'download' });
+  const name = `${project?.name ?? 'project'}-run-${runId}.log`;
+  const ascii = name.replace(/[^A-Za-z0-9._-]/g, '_');
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+}
+
 export function logRoutes(services: AppServices): Router {
   const router = new Router({ prefix: '/api/projects/:projectId/runs/:runId/logs' });
   const { config } = services;
+  const pollInterval = new PollInterval();
 
   router.get('/', async (ctx) => {
     const run = await loadRun(services, ctx.params);
@@ -47,6 +61,8 @@ export function logRoutes(services: AppServices): Router {
     if (ctx.accepts('application/json', 'text/plain', 'text/event-stream') === 'text/event-stream') return streamEvents(ctx, run);
     const source = services.logSourceOf(run);
     const result = await readLogPage(source, { maxLineBytes: config.maxLineBytes, finished: isTerminal(run.status), recordedSize: run.log_size }, startAt, before);
+    // An earlier part (`before`) is never the end of the log: pollers of it are not told to stop.
+    ctx.set('Poll-Interval', pollInterval.header({ finished: isTerminal(run.status), complete: result.complete && before === undefined }));
     if (ctx.accepts('application/json', 'text/plain') === 'text/plain') {
       ctx.set({ 'X-Log-Offset': String(result.offset), 'X-Log-Next': String(result.next), 'X-Log-Complete': String(result.complete) });
       ctx.type = 'text/plain; charset=utf-8';
@@ -78,12 +94,14 @@ export function logRoutes(services: AppServices): Router {
 
   router.get('/raw', async (ctx) => {
     const run = await loadRun(services, ctx.params);
+    const disposition = contentDisposition(ctx.query.download, await services.projects.get(run.project_id), run.id);
     const handle = await services.logSourceOf(run).open();
     const size = handle ? (await handle.stat()).size : 0; // not written yet: an empty log
     ctx.type = 'text/plain; charset=utf-8';
     ctx.set('Accept-Ranges', 'bytes');
     ctx.set('Cache-Control', 'no-store');
-    ctx.set('Content-Disposition', `inline; filename="run-${run.id}.log"`);
+    ctx.set('Poll-Interval', pollInterval.header({ finished: isTerminal(run.status), complete: true }));
+    ctx.set('Content-Disposition', disposition);
     let range;
     try {
       range = parseRange(ctx.get('range') || undefined, size);

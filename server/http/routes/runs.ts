@@ -24,15 +24,19 @@ export function runRoutes(services: AppServices): Router {
   router.post('/', async (ctx) => {
     const project = await loadProject(services, ctx.params.projectId);
     const body = await readJsonBody(ctx);
-    rejectUnknownFields(body, ['scope', 'triggered_by', 'if_busy']);
-    const scope = readString(body, 'scope', { required: true, max: 64 })!;
+    rejectUnknownFields(body, ['scope', 'from_step', 'triggered_by', 'if_busy']);
+    const fromStep = readString(body, 'from_step', { required: false, max: 64 });
+    const scope = readString(body, 'scope', { required: fromStep === undefined, max: 64 }) ?? '';
+    if (fromStep !== undefined && body.scope !== undefined) {
+      throw badRequest('invalid_field', 'Send either `scope` or `from_step`, not both', { field: 'from_step' });
+    }
     const triggeredBy = readString(body, 'triggered_by', { required: false, max: 64 }) ?? 'api';
     const ifBusy = body.if_busy ?? 'reject';
     if (ifBusy !== 'reject' && ifBusy !== 'queue') {
       throw badRequest('invalid_field', `Expected \`if_busy\` to be "reject" or "queue", got ${describeValue(ifBusy)}`, { field: 'if_busy' });
     }
     starts.take(project.id, 'runs per project');
-    const run = await services.runService.start(project, { scope, triggeredBy, ifBusy });
+    const run = await services.runService.start(project, { scope, fromStep, triggeredBy, ifBusy });
     ctx.status = 201;
     ctx.body = json(run);
   });
