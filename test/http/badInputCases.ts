@@ -29,6 +29,8 @@ export const cases: Case[] = [
   ['GET', `${P}/999`, undefined, 404, 'not_found'],
   ['PATCH', `${P}/999`, { name: 'y' }, 404, 'not_found'],
   ['GET', '/api/nothing', undefined, 404, 'not_found'],
+  ['GET', '/api/runs/abc', undefined, 400, 'invalid_id', 'runId'],
+  ['GET', '/api/runs/424242', undefined, 404, 'not_found'],
   ['PUT', P, {}, 405, 'method_not_allowed'],
 ];
 export const projectCases = (projectId: number, runId: number): Case[] => [
