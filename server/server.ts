@@ -6,7 +6,8 @@ import type { Config } from './config.js';
 import { seedDemoProject } from './demo.js';
 import { createApp } from './http/app.js';
 import { LogHub } from './hub/logHub.js';
-import { attachWebSocketServer } from './ws/wsServer.js';
+import { attachWebSocketServer, type HubSocketServer } from './ws/wsServer.js';
+import { HubMetrics } from './metrics/hubMetrics.js';
 import { loadPipelines } from './pipelines/load.js';
 import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
@@ -66,13 +67,20 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     // In cluster mode a purged run's log is in the archive (or still in its stream): it goes too.
     if (cluster) void Promise.all([archive.delete(archiveKey(run.project_id, run.id)), deleteStream(cluster.redis, run.id)]).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'removing a purged log failed'));
   });
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson });
+  // The WebSocket server is attached after the app exists; the metrics read it through this.
+  let sockets: HubSocketServer | null = null;
+  const metrics = new HubMetrics({
+    runsByStatus: () => runs.countByStatus(),
+    sockets: () => ({ connections: sockets?.connectionCount ?? 0 }),
+    subscriptions: () => hub.subscriptionStats(),
+  });
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
   // Longer than clients' own keep-alive (undici: 4 s), so the client always closes an idle socket
   // first and never reuses one the server is closing (ECONNRESET under load).
   server.keepAliveTimeout = 65_000;
-  const sockets = attachWebSocketServer(server, hub, config, log);
+  sockets = attachWebSocketServer(server, hub, config, log, metrics.countSent);
   await runService.recover();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
@@ -89,7 +97,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         const launcherClosed = runService.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
-        await sockets.close();
+        await sockets?.close();
         await stopListening();
         await hub.close();
         await watcher.close();

@@ -4,6 +4,8 @@ import { HubError } from '../errors.js';
 import { checkHost, checkOrigin, isAuthorized } from '../access.js';
 
 const PUBLIC_PATHS = new Set(['/login']);
+/** Paths for programs, not people: a missing token is 401, never a redirect to the login page. */
+const isForPrograms = (path: string) => path.startsWith('/api/') || path === '/metrics';
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
 /** Host check, Origin check on state-changing requests, and the token when HUB_TOKEN is set. */
@@ -12,7 +14,7 @@ export function accessMiddleware(config: Config): Koa.Middleware {
     checkHost(config, ctx.get('host') || undefined);
     if (!SAFE_METHODS.has(ctx.method)) checkOrigin(config, ctx.get('origin') || undefined, ctx.get('host'));
     if (!PUBLIC_PATHS.has(ctx.path) && !isAuthorized(config, ctx.req)) {
-      if (ctx.method === 'GET' && !ctx.path.startsWith('/api/') && ctx.accepts('html')) {
+      if (ctx.method === 'GET' && !isForPrograms(ctx.path) && ctx.accepts('html')) {
         ctx.redirect('/login');
         return;
       }

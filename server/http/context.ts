@@ -7,6 +7,7 @@ import type { RunRow, RunStore } from '../store/runs.js';
 import type { LogSource } from '../logs/logSource.js';
 import type { Run } from '../wire.js';
 import type { LogHub } from '../hub/logHub.js';
+import type { HubMetrics } from '../metrics/hubMetrics.js';
 
 /** What the routes need, handed over by the composition root. */
 export interface AppServices {
@@ -21,4 +22,5 @@ export interface AppServices {
   logSourceOf: (run: RunRow) => LogSource;
   /** a run as clients see it */
   runJson: (run: RunRow) => Run;
+  metrics: HubMetrics;
 }

@@ -1,5 +1,6 @@
 import type http from 'node:http';
 import type { Frame, LogSink, ServerMessageType } from '../hub/messages.js';
+import type { SentCounter } from '../metrics/hubMetrics.js';
 
 /**
  * A Server-Sent Events response as a log sink: the same messages as the WebSocket, each an event
@@ -9,7 +10,7 @@ export class SseSink implements LogSink {
   private waiters: (() => void)[] = [];
   private ended = false;
 
-  constructor(private readonly response: http.ServerResponse, private readonly highWaterBytes: number) {
+  constructor(private readonly response: http.ServerResponse, private readonly highWaterBytes: number, private readonly countSent?: SentCounter) {
     response.on('drain', () => this.wake());
     response.on('close', () => {
       this.ended = true;
@@ -24,6 +25,7 @@ export class SseSink implements LogSink {
   send(type: ServerMessageType, frame: Frame, next?: number): void {
     if (this.closed) return;
     const id = next === undefined ? '' : `id: ${next}\n`;
+    this.countSent?.('sse', typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length);
     // A frame is one line of JSON (newlines inside strings are escaped), so one `data:` field.
     this.response.cork();
     this.response.write(`${id}event: ${type}\ndata: `);

@@ -139,6 +139,19 @@ export class LogHub {
     for (const sink of this.runSinks.get(runId)?.keys() ?? []) this.unsubscribeRun(sink, runId);
   }
 
+  /** For the metrics: live subscriptions, and run subscribers whose socket is too full to send to. */
+  subscriptionStats(): { run: number; project: number; paused: number } {
+    let run = 0;
+    let paused = 0;
+    for (const sinks of this.runSinks.values()) {
+      run += sinks.size;
+      for (const sink of sinks.keys()) if (!sink.closed && sink.congested()) paused++;
+    }
+    let project = 0;
+    for (const sinks of this.projectSinks.values()) project += sinks.size;
+    return { run, project, paused };
+  }
+
   async close(): Promise<void> {
     for (const sinks of this.runSinks.values()) for (const sink of sinks.keys()) sink.end?.();
     await Promise.all([...this.tails.values()].map((tail) => tail.close()));

@@ -7,6 +7,12 @@ type AllStatusesListed = RunStatus extends (typeof RUN_STATUSES)[number] ? true 
 const allStatusesListed: AllStatusesListed = true;
 void allStatusesListed;
 export const ACTIVE_STATUSES: readonly RunStatus[] = ['pending', 'running'];
+/** Counts per status from rows of (status, count), with every status present. */
+export function countsOf(rows: { status: string; count: number | string }[]): Record<RunStatus, number> {
+  const counts = Object.fromEntries(RUN_STATUSES.map((status) => [status, 0])) as Record<RunStatus, number>;
+  for (const row of rows) if (Object.hasOwn(counts, row.status)) counts[row.status as RunStatus] = Number(row.count);
+  return counts;
+}
 export const isTerminal = (status: RunStatus) => !ACTIVE_STATUSES.includes(status);
 
 /** A run as stored: the public run (without its log path, derived from ids) plus what stays inside the server. */
@@ -37,6 +43,8 @@ export interface RunStore {
   /** active runs of every project, oldest first (the queue order) */
   listActive(): Promise<RunRow[]>;
   listActiveForProject(projectId: number): Promise<RunRow[]>;
+  /** how many runs have each status (every status present, 0 when none) */
+  countByStatus(): Promise<Record<RunStatus, number>>;
   insert(run: NewRun): Promise<RunRow>;
   /**
    * Inserts only if the project has no active run, decided atomically by the database (so two hubs

@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import type { ErrorBody } from '../errors.js';
 import type { Frame, LogSink, ServerMessageType } from '../hub/messages.js';
+import type { SentCounter } from '../metrics/hubMetrics.js';
 
 /** One client's socket as a log sink: sends frames, and tells when its buffer is too full. */
 export class WsConnection implements LogSink {
@@ -11,7 +12,7 @@ export class WsConnection implements LogSink {
   readonly projects = new Set<number>();
   private waiters: (() => void)[] = [];
 
-  constructor(readonly socket: WebSocket, private readonly highWaterBytes: number) {
+  constructor(readonly socket: WebSocket, private readonly highWaterBytes: number, private readonly countSent?: SentCounter) {
     socket.once('close', () => this.wake());
   }
 
@@ -30,6 +31,7 @@ export class WsConnection implements LogSink {
 
   send(_type: ServerMessageType, frame: Frame): void {
     if (this.closed) return;
+    this.countSent?.('ws', typeof frame === 'string' ? Buffer.byteLength(frame) : frame.length);
     // A text frame even when given bytes. The callback runs once the frame is handed to the
     // socket: the moment to see if it drained.
     this.socket.send(frame, { binary: false }, () => {

@@ -9,17 +9,20 @@ import type { LogHub } from '../hub/logHub.js';
 import { parseClientMessage, type ClientMessage } from './protocol.js';
 import { startHeartbeat } from './heartbeat.js';
 import { WsConnection } from './wsConnection.js';
+import type { SentCounter } from '../metrics/hubMetrics.js';
 
 export const WS_PATH = '/ws';
 /** ws closes the connection past maxPayload; up to this size we answer an error and keep it open. */
 const HARD_FRAME_LIMIT = 1024 * 1024;
 
 export interface HubSocketServer {
+  /** open connections (for the metrics) */
+  readonly connectionCount: number;
   close(): Promise<void>;
 }
 
 /** The WebSocket endpoint: parses client messages, routes them to the hub, and keeps connections alive. */
-export function attachWebSocketServer(server: http.Server, hub: LogHub, config: Config, log: pino.Logger): HubSocketServer {
+export function attachWebSocketServer(server: http.Server, hub: LogHub, config: Config, log: pino.Logger, countSent?: SentCounter): HubSocketServer {
   const wss = new WebSocketServer({
     noServer: true,
     maxPayload: Math.max(HARD_FRAME_LIMIT, config.wsMaxFrameBytes),
@@ -75,7 +78,7 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
   }
 
   function wssOnConnection(ws: WebSocket, address: string): void {
-    const connection = new WsConnection(ws, config.wsHighWaterBytes);
+    const connection = new WsConnection(ws, config.wsHighWaterBytes, countSent);
     connections.add(connection);
     perAddress.set(address, (perAddress.get(address) ?? 0) + 1);
     ws.once('close', () => {
@@ -141,6 +144,9 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
 
   let closing: Promise<void> | undefined;
   return {
+    get connectionCount() {
+      return connections.size;
+    },
     close() {
       closing ??= new Promise<void>((resolve) => {
         stopHeartbeat();

@@ -48,6 +48,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>, done?
     assert.equal((await store.runs.listForProject(a.id, 10)).map((r) => r.id), [second.id, first.id], 'newest first');
     assert.equal((await store.runs.listForProject(a.id, 10, second.id)).map((r) => r.id), [first.id], 'paged by id');
     assert.equal(await store.runs.listOwnedFiles(), new Set([`${a.id}/${first.id}`, `${b.id}/${other.id}`, `${a.id}/${second.id}`]));
+    assert.equal(await store.runs.countByStatus(), { pending: 2, running: 0, completed: 0, failed: 0, cancelled: 1 });
   });
 
   contract('insertIfIdle: only when the project has no active run; of 20 at once exactly one gets in, on any connection (9 rounds)', async ({ store }) => {

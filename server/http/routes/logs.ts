@@ -76,7 +76,7 @@ export function logRoutes(services: AppServices): Router {
   async function streamEvents(ctx: Koa.Context, run: RunRow) {
     const lastEventId = ctx.get('last-event-id');
     const startAt: StartAt = lastEventId !== '' ? { offset: parseQueryInteger(lastEventId, 'Last-Event-ID', 0, Number.MAX_SAFE_INTEGER) } : readStartAt(ctx);
-    const sink = new SseSink(ctx.res, config.wsHighWaterBytes);
+    const sink = new SseSink(ctx.res, config.wsHighWaterBytes, services.metrics.countSent);
     await services.hub.subscribeRun(sink, run.id, startAt, {
       projectId: run.project_id,
       onStart: (offset) => {

@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { WRITABLE_RUN_COLUMNS, type NewRun, type RunChanges, type RunRow, type RunStore } from '../runs.js';
+import { WRITABLE_RUN_COLUMNS, countsOf, type NewRun, type RunChanges, type RunRow, type RunStatus, type RunStore } from '../runs.js';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -32,6 +32,10 @@ export class PostgresRunStore implements RunStore {
 
   async listActiveForProject(projectId: number): Promise<RunRow[]> {
     return (await this.pool.query<RunRow>("SELECT * FROM runs WHERE project_id = $1 AND status IN ('pending', 'running') ORDER BY id", [projectId])).rows;
+  }
+
+  async countByStatus(): Promise<Record<RunStatus, number>> {
+    return countsOf((await this.pool.query<{ status: string; count: string }>('SELECT status, COUNT(*) AS count FROM runs GROUP BY status')).rows);
   }
 
   async insert(run: NewRun, client: pg.Pool | pg.PoolClient = this.pool): Promise<RunRow> {

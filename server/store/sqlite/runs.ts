@@ -1,5 +1,5 @@
 import type { Db } from './db.js';
-import { WRITABLE_RUN_COLUMNS, type RunChanges, type RunRow, type RunStore, type NewRun } from '../runs.js';
+import { WRITABLE_RUN_COLUMNS, countsOf, type NewRun, type RunChanges, type RunRow, type RunStatus, type RunStore } from '../runs.js';
 
 
 /** Runs on SQLite: one running run per project is a partial unique index (migration 003). */
@@ -30,6 +30,10 @@ export class SqliteRunStore implements RunStore {
 
   listActiveForProject(projectId: number): Promise<RunRow[]> {
     return this.db.all<RunRow[]>("SELECT * FROM runs WHERE project_id = ? AND status IN ('pending', 'running') ORDER BY id", projectId);
+  }
+
+  async countByStatus(): Promise<Record<RunStatus, number>> {
+    return countsOf(await this.db.all<{ status: string; count: number }[]>('SELECT status, COUNT(*) AS count FROM runs GROUP BY status'));
   }
 
   async insert(run: NewRun): Promise<RunRow> {
