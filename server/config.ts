@@ -42,6 +42,8 @@ export interface Config {
   readonly allowedHosts: readonly string[];
   readonly wsMaxConnectionsPerAddress: number;
   readonly runsPerMinutePerProject: number;
+  /** the default retention of finished runs per project (null: no limit); a project may override each */
+  readonly retention: { readonly runs: number | null; readonly days: number | null; readonly log_bytes: number | null };
   readonly logLevel: string;
 }
 
@@ -54,6 +56,11 @@ function readInteger(env: Env, name: string, fallback: number, min: number, max 
   const value = Number(raw.trim());
   if (value < min || value > max) throw new Error(`Expected ${name} to be between ${min} and ${max}, got ${value}`);
   return value;
+}
+
+/** A positive integer limit, or null (the default) for none. */
+function readLimit(env: Env, name: string): number | null {
+  return env[name] === undefined || env[name] === '' ? null : readInteger(env, name, 0, 1);
 }
 
 function readList(env: Env, name: string): string[] {
@@ -129,6 +136,11 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     allowedHosts: Object.freeze(readList(env, 'HUB_ALLOWED_HOSTS').map((host) => host.toLowerCase())),
     wsMaxConnectionsPerAddress: readInteger(env, 'HUB_WS_MAX_CONNECTIONS_PER_ADDRESS', 2000, 1),
     runsPerMinutePerProject: readInteger(env, 'HUB_RUNS_PER_MINUTE', 60, 1),
+    retention: Object.freeze({
+      runs: readLimit(env, 'HUB_RETENTION_RUNS'),
+      days: readLimit(env, 'HUB_RETENTION_DAYS'),
+      log_bytes: readLimit(env, 'HUB_RETENTION_LOG_BYTES'),
+    }),
     logLevel: readLogLevel(env),
   });
 }

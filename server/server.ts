@@ -16,11 +16,12 @@ import { LocalLogSource, type LogSource } from './logs/logSource.js';
 import { closeNotices, ClusterLogSource, deleteStream } from './logs/redisLogStream.js';
 import { archiveKey, openArchive } from './logs/archive.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
-import { notifyRun, RUNS_CHANNEL } from './store/postgres/notify.js';
+import { notifyRemoved, notifyRun, parseRunNotice, RUNS_CHANNEL } from './store/postgres/notify.js';
+import { RetentionSweeper } from './runs/retention.js';
+import { isTerminal, type RunRow } from './store/runs.js';
 import { Redis } from 'ioredis';
 import { LogWatcher } from './logs/logWatcher.js';
 import { runFiles } from './paths.js';
-import type { RunRow } from './store/runs.js';
 import { openPostgresStore } from './store/postgres/store.js';
 import { openSqliteStore } from './store/sqlite/store.js';
 
@@ -57,13 +58,16 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     // Every change, this hub's or a worker's, reaches every hub through one channel.
     runService.on('run', (run) => void notifyRun(cluster.postgres, run.id));
     stopListening = await cluster.postgres.listen(RUNS_CHANNEL, (payload) => {
-      runs.get(Number(payload)).then((run) => run && hub.runChanged(run), () => {});
+      const notice = parseRunNotice(payload);
+      if (notice?.kind === 'removed') hub.runRemoved(notice.projectId, notice.runId, notice.reason);
+      else if (notice) runs.get(notice.runId).then((run) => run && hub.runChanged(run), () => {});
     });
   } else {
     runService.on('run', (run) => hub.runChanged(run));
   }
-  runService.on('purged', (run) => {
-    hub.forgetRun(run.id);
+  runService.on('purged', (run, reason) => {
+    if (cluster) void notifyRemoved(cluster.postgres, run.project_id, run.id, reason);
+    else hub.runRemoved(run.project_id, run.id, reason);
     // In cluster mode a purged run's log is in the archive (or still in its stream): it goes too.
     if (cluster) void Promise.all([archive.delete(archiveKey(run.project_id, run.id)), deleteStream(cluster.redis, run.id)]).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'removing a purged log failed'));
   });
@@ -82,6 +86,10 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   server.keepAliveTimeout = 65_000;
   sockets = attachWebSocketServer(server, hub, config, log, metrics.countSent);
   await runService.recover();
+  // Finished runs past their project's limits go at start, hourly, and when one of its runs ends.
+  const retention = new RetentionSweeper(config.retention, { projects, runs, log, remove: (run) => runService.purge(run, 'retention') });
+  runService.on('run', (run) => isTerminal(run.status) && void retention.sweepProject(run.project_id));
+  await retention.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -94,6 +102,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     port,
     close() {
       closing ??= (async () => {
+        await retention.close();
         const launcherClosed = runService.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();

@@ -11,7 +11,16 @@ export interface Project {
   doc_root: string;
   pipeline: string;
   settings: Record<string, string>;
+  /** the project's own limits; a missing key takes the hub's default, null means no limit */
+  retention: Retention;
   created_at: string;
+}
+
+/** How many finished runs a project keeps: at most `runs`, none older than `days`, at most `log_bytes` of logs. */
+export interface Retention {
+  runs?: number | null;
+  days?: number | null;
+  log_bytes?: number | null;
 }
 
 /** A run as the API shows it. */
@@ -74,7 +83,10 @@ export type ClientMessage =
 export interface SubscribedMessage { type: 'subscribed'; run_id?: number; project_id?: number; offset?: number }
 export interface LinesMessage { type: 'lines'; run_id: number; offset: number; next: number; lines: string[]; continued?: number[] }
 export interface RunMessage { type: 'run'; run: Run }
+/** A finished run was deleted: by a user (`purged`) or by the retention limits (`retention`). */
+export interface RunRemovedMessage { type: 'run_removed'; project_id: number; run_id: number; reason: RemovalReason }
+export type RemovalReason = 'purged' | 'retention';
 export interface CompleteMessage { type: 'complete'; run_id: number; status: RunStatus; exit_code: number | null; error_message: string | null; next: number }
 export interface ErrorMessage extends ErrorBody { type: 'error'; run_id?: number; project_id?: number }
-export type ServerMessage = SubscribedMessage | LinesMessage | RunMessage | CompleteMessage | ErrorMessage;
+export type ServerMessage = SubscribedMessage | LinesMessage | RunMessage | RunRemovedMessage | CompleteMessage | ErrorMessage;
 export type ServerMessageType = ServerMessage['type'];

@@ -22,8 +22,15 @@ test('bad values are refused at start with the variable and the value in the mes
     [{ HUB_TOKEN: 'has spaces in it, sixteen+' }, /HUB_TOKEN/],
     [{ HUB_LOG_LEVEL: 'verbose' }, /HUB_LOG_LEVEL to be one of .*got "verbose"/],
     [{ HUB_MAX_LINE_BYTES: '8' }, /HUB_MAX_LINE_BYTES to be between 16/],
+    [{ HUB_RETENTION_RUNS: '0' }, /HUB_RETENTION_RUNS to be between 1/],
+    [{ HUB_RETENTION_DAYS: 'a week' }, /HUB_RETENTION_DAYS to be a whole number/],
   ];
   for (const [env, message] of cases) assert.throws(() => loadConfig(env, '/srv'), message, JSON.stringify(env));
+});
+
+test('retention limits: none by default; each set one is a positive whole number', () => {
+  assert.equal(loadConfig({}, '/srv').retention, { runs: null, days: null, log_bytes: null });
+  assert.equal(loadConfig({ HUB_RETENTION_RUNS: '50', HUB_RETENTION_LOG_BYTES: '1000000' }, '/srv').retention, { runs: 50, days: null, log_bytes: 1_000_000 });
 });
 
 test('lists are trimmed and lower-cased; relative paths resolve against the working directory', () => {

@@ -4,6 +4,9 @@ export type { CompleteMessage, ErrorMessage, LinesMessage, RunMessage, ServerMes
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting';
 
+/** A run of the project changed, or was removed (purged, or past the retention limits). */
+export type ProjectHandler = (run: Run, removed?: boolean) => void;
+
 interface RunSubscription {
   start: StartAt;
   /** the next byte this client has not seen; resubscribing resumes here */
@@ -22,7 +25,7 @@ export class HubSocket {
   private socket: WebSocket | null = null;
   private attempt = 0;
   private readonly runs = new Map<number, RunSubscription>();
-  private readonly projects = new Map<number, Set<(run: Run) => void>>();
+  private readonly projects = new Map<number, Set<ProjectHandler>>();
   private readonly stateListeners = new Set<(state: ConnectionState) => void>();
 
   constructor(private readonly url: string) {
@@ -45,7 +48,7 @@ export class HubSocket {
     };
   }
 
-  subscribeProject(projectId: number, handler: (run: Run) => void): () => void {
+  subscribeProject(projectId: number, handler: ProjectHandler): () => void {
     let handlers = this.projects.get(projectId);
     if (!handlers) {
       handlers = new Set();
@@ -85,6 +88,11 @@ export class HubSocket {
     if (message.type === 'run') {
       for (const handler of this.projects.get(message.run.project_id) ?? []) handler(message.run);
       this.runs.get(message.run.id)?.handler(message);
+      return;
+    }
+    if (message.type === 'run_removed') {
+      const removed = { id: message.run_id, project_id: message.project_id } as Run;
+      for (const handler of this.projects.get(message.project_id) ?? []) handler(removed, true);
       return;
     }
     const runId = message.run_id;

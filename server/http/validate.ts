@@ -1,4 +1,5 @@
 import { badRequest, describeValue } from '../errors.js';
+import type { Retention } from '../wire.js';
 
 export type Body = Record<string, unknown>;
 
@@ -53,6 +54,26 @@ export function readSettings(body: Body, field: string): Record<string, string> 
     settings[name] = setting;
   }
   return settings;
+}
+
+export const RETENTION_LIMITS = ['runs', 'days', 'log_bytes'] as const;
+
+/** `{runs, days, log_bytes}`: each a positive integer, or null for no limit; a missing key takes the hub's default. */
+export function readRetention(body: Body, field: string): Retention | undefined {
+  const value = body[field];
+  if (value === undefined) return undefined;
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw badRequest('invalid_field', `Expected \`${field}\` to be an object with any of ${RETENTION_LIMITS.join(', ')}, got ${describeValue(value)}`, { field });
+  }
+  const retention: Retention = {};
+  for (const [key, limit] of Object.entries(value)) {
+    if (!(RETENTION_LIMITS as readonly string[]).includes(key)) throw badRequest('unknown_field', `Unknown field \`${field}.${key.slice(0, 64)}\`; known: ${RETENTION_LIMITS.join(', ')}`, { field: `${field}.${key.slice(0, 64)}` });
+    if (limit !== null && !(Number.isSafeInteger(limit) && (limit as number) >= 1)) {
+      throw badRequest('invalid_field', `Expected \`${field}.${key}\` to be a positive integer or null (no limit), got ${describeValue(limit)}`, { field: `${field}.${key}` });
+    }
+    retention[key as keyof Retention] = limit as number | null;
+  }
+  return retention;
 }
 
 /** A path or query id: a positive integer in range, or a 400 naming the parameter. */

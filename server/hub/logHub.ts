@@ -3,7 +3,7 @@ import { HubError, notFound } from '../errors.js';
 import { findTailStart, liveEdge } from '../logs/logFile.js';
 import { MAX_TAIL_BYTES, type StartAt } from '../logs/pageReader.js';
 import type { ProjectStore } from '../store/projects.js';
-import type { Run } from '../wire.js';
+import type { RemovalReason, Run, RunRemovedMessage } from '../wire.js';
 import type { RunStore, RunRow } from '../store/runs.js';
 import { isTerminal } from '../store/runs.js';
 import type { LogSource } from '../logs/logSource.js';
@@ -134,9 +134,11 @@ export class LogHub {
     for (const projectId of [...this.projectSinks.keys()]) this.unsubscribeProject(sink, projectId);
   }
 
-  /** A purged run: its readers stop. */
-  forgetRun(runId: number): void {
+  /** A removed run: its readers stop, and its project's subscribers are told. */
+  runRemoved(projectId: number, runId: number, reason: RemovalReason): void {
     for (const sink of this.runSinks.get(runId)?.keys() ?? []) this.unsubscribeRun(sink, runId);
+    const frame = JSON.stringify({ type: 'run_removed', project_id: projectId, run_id: runId, reason } satisfies RunRemovedMessage);
+    for (const sink of this.projectSinks.get(projectId) ?? []) if (!sink.closed) sink.send('run_removed', frame);
   }
 
   /** For the metrics: live subscriptions, and run subscribers whose socket is too full to send to. */

@@ -6,6 +6,7 @@ import type { Config } from '../config.js';
 import { conflict, badRequest, HubError, notFound } from '../errors.js';
 import { runFiles } from '../paths.js';
 import type { Pipelines } from '../pipelines/load.js';
+import type { RemovalReason } from '../wire.js';
 import type { Project, ProjectStore } from '../store/projects.js';
 import { isTerminal, type RunRow, type RunStore } from '../store/runs.js';
 import { RunnerStartError, type Launcher, type LauncherEvents } from './launcher.js';
@@ -17,8 +18,8 @@ import { RunSettler } from './settle.js';
 export interface RunServiceEvents {
   /** A run was created or its status, step or progress changed. */
   run: [RunRow];
-  /** A finished run was purged: its record and files are gone. */
-  purged: [RunRow];
+  /** A finished run was purged (by a user, or by the retention limits): its record and files are gone. */
+  purged: [RunRow, RemovalReason];
 }
 
 export interface StartRequest {
@@ -124,7 +125,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   }
 
   /** Deletes a finished run's record, log and state file. */
-  async purge(run: RunRow): Promise<void> {
+  async purge(run: RunRow, reason: RemovalReason = 'purged'): Promise<void> {
     await this.projectLock.run(run.project_id, async () => {
       const current = await this.runs.get(run.id);
       if (!current) throw notFound('Run', run.id);
@@ -132,7 +133,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
       await this.runs.delete(run.id);
       const files = runFiles(this.config.logsDir, run.project_id, run.id);
       for (const file of [files.log, files.state]) fs.rmSync(file, { force: true });
-      this.emit('purged', current);
+      this.emit('purged', current, reason);
     });
   }
 

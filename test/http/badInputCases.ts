@@ -51,5 +51,9 @@ export const projectCases = (projectId: number, runId: number): Case[] => [
   ['DELETE', `${P}/${projectId}/runs/${runId}`, undefined, 409, 'run_finished'],
   ['DELETE', `${P}/${projectId}/runs/${runId}?purge=yes`, undefined, 400, 'invalid_query', 'purge'],
   ['PATCH', `${P}/${projectId}`, { doc_root: '/nope' }, 400, 'invalid_field', 'doc_root'],
+  ['PATCH', `${P}/${projectId}`, { retention: { runs: 0 } }, 400, 'invalid_field', 'retention.runs'],
+  ['PATCH', `${P}/${projectId}`, { retention: { days: 1.5 } }, 400, 'invalid_field', 'retention.days'],
+  ['PATCH', `${P}/${projectId}`, { retention: { keep: 3 } }, 400, 'unknown_field', 'retention.keep'],
+  ['PATCH', `${P}/${projectId}`, { retention: [1] }, 400, 'invalid_field', 'retention'],
 ];
 

@@ -22,7 +22,7 @@ interface Context {
 }
 
 const plan = (script: string): RunPlan => [{ name: 'only', command: ['sh', '-c', script], cwd: '/', timeout_s: null, env: {} }];
-const project = (dir: string): Project => ({ id: 1, name: 'p', doc_root: dir, pipeline: 'p', settings: {}, created_at: '' });
+const project = (dir: string): Project => ({ id: 1, name: 'p', doc_root: dir, pipeline: 'p', settings: {}, retention: {}, created_at: '' });
 let nextRun = 1;
 const pendingRun = (): RunRow => ({
   id: nextRun++, project_id: 1, scope: 'all', status: 'pending', triggered_by: 'test', created_at: '', started_at: null, finished_at: null, exit_code: null, signal: null,

@@ -19,8 +19,9 @@ export function ProjectPage({ projectId, pipelines, socket }: { projectId: numbe
     const load = () => api<Run[]>('GET', `/api/projects/${projectId}/runs?limit=50`).then((list) => alive && setRuns(list));
     void load();
     // Runs started elsewhere (a script, another browser) appear through the project subscription.
-    const unsubscribe = socket.subscribeProject(projectId, (run) => {
+    const unsubscribe = socket.subscribeProject(projectId, (run, removed) => {
       setRuns((list) => {
+        if (removed) return list.filter((r) => r.id !== run.id);
         const index = list.findIndex((r) => r.id === run.id);
         if (index === -1) return [run, ...list].sort((a, b) => b.id - a.id);
         const copy = [...list];

@@ -14,7 +14,7 @@ export function RunPage({ projectId, runId, socket }: { projectId: number; runId
     api<Project>('GET', `/api/projects/${projectId}`).then((p) => alive && setProjectName(p.name), () => undefined);
     const load = () => api<Run>('GET', `/api/projects/${projectId}/runs/${runId}`).then((r) => alive && setRun(r), (e: Error) => setError(e.message));
     void load();
-    const unsubscribe = socket.subscribeProject(projectId, (changed) => changed.id === runId && setRun(changed));
+    const unsubscribe = socket.subscribeProject(projectId, (changed, removed) => changed.id === runId && (removed ? (setRun(null), setError(`Run #${runId} was removed (purged, or past the project's retention limits)`)) : setRun(changed)));
     const offState = socket.onState((state) => state === 'open' && void load());
     return () => {
       alive = false;

@@ -4,10 +4,10 @@ import Router from '@koa/router';
 import { badRequest, conflict, describeValue, notFound } from '../../errors.js';
 import type { AppServices } from '../context.js';
 import { readJsonBody } from '../jsonBody.js';
-import { parseId, readSettings, readString, rejectUnknownFields, type Body } from '../validate.js';
+import { parseId, readRetention, readSettings, readString, rejectUnknownFields, type Body } from '../validate.js';
 import type { Project } from '../../store/projects.js';
 
-const FIELDS = ['name', 'doc_root', 'pipeline', 'settings'] as const;
+const FIELDS = ['name', 'doc_root', 'pipeline', 'settings', 'retention'] as const;
 
 /** Looks up the project named by `:projectId`, or 404. */
 export async function loadProject(services: AppServices, raw: string | undefined): Promise<Project> {
@@ -36,7 +36,9 @@ function readProjectFields(services: AppServices, body: Body, required: boolean)
     throw badRequest('invalid_field', `Expected \`pipeline\` to be one of ${[...services.pipelines.keys()].join(', ')}, got ${describeValue(pipeline)}`, { field: 'pipeline' });
   }
   const settings = readSettings(body, 'settings');
+  const retention = readRetention(body, 'retention');
   return {
+    ...(retention !== undefined && { retention }),
     ...(name !== undefined && { name: name.trim() }),
     ...(docRoot !== undefined && { doc_root: path.normalize(docRoot) }),
     ...(pipeline !== undefined && { pipeline }),
@@ -59,7 +61,7 @@ export function projectRoutes(services: AppServices): Router {
     const fields = readProjectFields(services, await readJsonBody(ctx), true);
     await assertNameFree(services, fields.name);
     ctx.status = 201;
-    ctx.body = await services.projects.insert({ settings: {}, ...(fields as Omit<Project, 'id' | 'created_at' | 'settings'>) });
+    ctx.body = await services.projects.insert({ settings: {}, ...(fields as Omit<Project, 'id' | 'created_at' | 'settings' | 'retention'>) });
   });
   router.get('/api/projects/:projectId', async (ctx) => {
     ctx.body = await loadProject(services, ctx.params.projectId);

@@ -1,3 +1,4 @@
+import type { RemovalReason } from '../../wire.js';
 import type { PostgresStore } from './store.js';
 
 /** The channel on which every change of a run is announced (payload: its id), for hubs to pass on. */
@@ -5,4 +6,17 @@ export const RUNS_CHANNEL = 'hub_runs';
 
 export async function notifyRun(store: PostgresStore, runId: number): Promise<void> {
   await store.query('SELECT pg_notify($1, $2)', [RUNS_CHANNEL, String(runId)]).catch(() => {});
+}
+
+/** A removed run (its record is gone, so its id alone would say nothing): `removed:<project>:<run>:<reason>`. */
+export async function notifyRemoved(store: PostgresStore, projectId: number, runId: number, reason: RemovalReason): Promise<void> {
+  await store.query('SELECT pg_notify($1, $2)', [RUNS_CHANNEL, `removed:${projectId}:${runId}:${reason}`]).catch(() => {});
+}
+
+export type RunNotice = { kind: 'changed'; runId: number } | { kind: 'removed'; projectId: number; runId: number; reason: RemovalReason };
+
+export function parseRunNotice(payload: string): RunNotice | null {
+  const removed = /^removed:(\d+):(\d+):(purged|retention)$/.exec(payload);
+  if (removed) return { kind: 'removed', projectId: Number(removed[1]), runId: Number(removed[2]), reason: removed[3] as RemovalReason };
+  return /^\d+$/.test(payload) ? { kind: 'changed', runId: Number(payload) } : null;
 }

@@ -1,13 +1,14 @@
 import type pg from 'pg';
 import { conflict } from '../../errors.js';
-import type { Project } from '../../wire.js';
-import type { ProjectStore } from '../projects.js';
+import type { Project, Retention } from '../../wire.js';
+import type { NewProject, ProjectChanges, ProjectStore } from '../projects.js';
 
-interface ProjectRow extends Omit<Project, 'settings'> {
+interface ProjectRow extends Omit<Project, 'settings' | 'retention'> {
   settings: string;
+  retention: string;
 }
 
-const toProject = (row: ProjectRow): Project => ({ ...row, settings: JSON.parse(row.settings) as Record<string, string> });
+const toProject = (row: ProjectRow): Project => ({ ...row, settings: JSON.parse(row.settings) as Record<string, string>, retention: JSON.parse(row.retention) as Retention });
 
 /** Two hubs creating one name at once: the unique index decides, answered as 409. */
 async function uniqueName<T>(name: string | undefined, write: () => Promise<T>): Promise<T> {
@@ -37,21 +38,21 @@ export class PostgresProjectStore implements ProjectStore {
     return row && toProject(row);
   }
 
-  async insert(project: Omit<Project, 'id' | 'created_at'>): Promise<Project> {
+  async insert(project: NewProject): Promise<Project> {
     const { rows } = await uniqueName(project.name, () => this.pool.query<ProjectRow>(
-      'INSERT INTO projects (name, doc_root, pipeline, settings, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING *',
-      [project.name, project.doc_root, project.pipeline, JSON.stringify(project.settings), new Date().toISOString()],
+      'INSERT INTO projects (name, doc_root, pipeline, settings, retention, created_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING *',
+      [project.name, project.doc_root, project.pipeline, JSON.stringify(project.settings), JSON.stringify(project.retention ?? {}), new Date().toISOString()],
     ));
     return toProject(rows[0]);
   }
 
-  async update(id: number, changes: Partial<Omit<Project, 'id' | 'created_at'>>): Promise<Project | undefined> {
+  async update(id: number, changes: ProjectChanges): Promise<Project | undefined> {
     const current = await this.get(id);
     if (!current) return undefined;
     const next = { ...current, ...changes };
     const { rows } = await uniqueName(next.name, () => this.pool.query<ProjectRow>(
-      'UPDATE projects SET name = $2, doc_root = $3, pipeline = $4, settings = $5 WHERE id = $1 RETURNING *',
-      [id, next.name, next.doc_root, next.pipeline, JSON.stringify(next.settings)],
+      'UPDATE projects SET name = $2, doc_root = $3, pipeline = $4, settings = $5, retention = $6 WHERE id = $1 RETURNING *',
+      [id, next.name, next.doc_root, next.pipeline, JSON.stringify(next.settings), JSON.stringify(next.retention)],
     ));
     return rows[0] && toProject(rows[0]);
   }

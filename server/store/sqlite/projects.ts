@@ -1,10 +1,11 @@
 import { conflict } from '../../errors.js';
-import type { Project } from '../../wire.js';
-import type { ProjectStore } from '../projects.js';
+import type { Project, Retention } from '../../wire.js';
+import type { NewProject, ProjectChanges, ProjectStore } from '../projects.js';
 import type { Db } from './db.js';
 
-interface ProjectRow extends Omit<Project, 'settings'> {
+interface ProjectRow extends Omit<Project, 'settings' | 'retention'> {
   settings: string;
+  retention: string;
 }
 
 /** Two requests creating one name at once: the database's unique index decides, answered as 409. */
@@ -20,7 +21,7 @@ async function uniqueName<T>(name: string | undefined, write: () => Promise<T>):
   }
 }
 
-const toProject = (row: ProjectRow): Project => ({ ...row, settings: JSON.parse(row.settings) as Record<string, string> });
+const toProject = (row: ProjectRow): Project => ({ ...row, settings: JSON.parse(row.settings) as Record<string, string>, retention: JSON.parse(row.retention) as Retention });
 
 export class SqliteProjectStore implements ProjectStore {
   constructor(private readonly db: Db) {}
@@ -40,22 +41,22 @@ export class SqliteProjectStore implements ProjectStore {
     return row && toProject(row);
   }
 
-  async insert(project: Omit<Project, 'id' | 'created_at'>): Promise<Project> {
+  async insert(project: NewProject): Promise<Project> {
     const createdAt = new Date().toISOString();
     const result = await uniqueName(project.name, () => this.db.run(
-      'INSERT INTO projects (name, doc_root, pipeline, settings, created_at) VALUES (?, ?, ?, ?, ?)',
-      project.name, project.doc_root, project.pipeline, JSON.stringify(project.settings), createdAt,
+      'INSERT INTO projects (name, doc_root, pipeline, settings, retention, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+      project.name, project.doc_root, project.pipeline, JSON.stringify(project.settings), JSON.stringify(project.retention ?? {}), createdAt,
     ));
     return (await this.get(result.lastID!))!;
   }
 
-  async update(id: number, changes: Partial<Omit<Project, 'id' | 'created_at'>>): Promise<Project | undefined> {
+  async update(id: number, changes: ProjectChanges): Promise<Project | undefined> {
     const current = await this.get(id);
     if (!current) return undefined;
     const next = { ...current, ...changes };
     await uniqueName(next.name, () => this.db.run(
-      'UPDATE projects SET name = ?, doc_root = ?, pipeline = ?, settings = ? WHERE id = ?',
-      next.name, next.doc_root, next.pipeline, JSON.stringify(next.settings), id,
+      'UPDATE projects SET name = ?, doc_root = ?, pipeline = ?, settings = ?, retention = ? WHERE id = ?',
+      next.name, next.doc_root, next.pipeline, JSON.stringify(next.settings), JSON.stringify(next.retention), id,
     ));
     return this.get(id);
   }
