@@ -43,6 +43,11 @@ export interface Config {
   readonly wsMaxConnectionsPerAddress: number;
   readonly runsPerMinutePerProject: number;
   /** the default retention of finished runs per project (null: no limit); a project may override each */
+  /** the GUI's address as others reach it (webhook payloads link to runs); default: the listening address */
+  readonly publicUrl: string | null;
+  /** webhook deliveries: the wait after the first failed try (4× longer each time), and tries in all */
+  readonly webhookRetryMs: number;
+  readonly webhookTries: number;
   readonly retention: { readonly runs: number | null; readonly days: number | null; readonly log_bytes: number | null };
   readonly logLevel: string;
 }
@@ -136,6 +141,9 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     allowedHosts: Object.freeze(readList(env, 'HUB_ALLOWED_HOSTS').map((host) => host.toLowerCase())),
     wsMaxConnectionsPerAddress: readInteger(env, 'HUB_WS_MAX_CONNECTIONS_PER_ADDRESS', 2000, 1),
     runsPerMinutePerProject: readInteger(env, 'HUB_RUNS_PER_MINUTE', 60, 1),
+    publicUrl: env.HUB_PUBLIC_URL ? env.HUB_PUBLIC_URL.replace(/\/+$/, '') : null,
+    webhookRetryMs: readInteger(env, 'HUB_WEBHOOK_RETRY_MS', 5000, 10, 3_600_000),
+    webhookTries: readInteger(env, 'HUB_WEBHOOK_TRIES', 5, 1, 20),
     retention: Object.freeze({
       runs: readLimit(env, 'HUB_RETENTION_RUNS'),
       days: readLimit(env, 'HUB_RETENTION_DAYS'),

@@ -18,6 +18,7 @@ import { archiveKey, openArchive } from './logs/archive.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
 import { notifyRemoved, notifyRun, parseRunNotice, RUNS_CHANNEL } from './store/postgres/notify.js';
 import { RetentionSweeper } from './runs/retention.js';
+import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { isTerminal, type RunRow } from './store/runs.js';
 import { Redis } from 'ioredis';
 import { LogWatcher } from './logs/logWatcher.js';
@@ -53,6 +54,13 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   // A run as clients see it; a running run's size from its file, or (cluster) as its worker recorded it.
   const runJson = (run: RunRow) => toRunJson(run, config.logsDir, !cluster);
   const hub = new LogHub(config, runs, projects, runJson, logSourceOf);
+  let url = '';
+  const webhooks = new WebhookDispatcher(store.webhooks, projects, runJson, { publicUrl: () => config.publicUrl ?? url, retryFirstMs: config.webhookRetryMs, maxTries: config.webhookTries }, log);
+  // Every change of a run, this hub's own or (cluster) any hub's or worker's.
+  const runChanged = (run: RunRow) => {
+    hub.runChanged(run);
+    webhooks.runChanged(run);
+  };
   let stopListening = async () => {};
   if (cluster) {
     // Every change, this hub's or a worker's, reaches every hub through one channel.
@@ -60,10 +68,10 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     stopListening = await cluster.postgres.listen(RUNS_CHANNEL, (payload) => {
       const notice = parseRunNotice(payload);
       if (notice?.kind === 'removed') hub.runRemoved(notice.projectId, notice.runId, notice.reason);
-      else if (notice) runs.get(notice.runId).then((run) => run && hub.runChanged(run), () => {});
+      else if (notice) runs.get(notice.runId).then((run) => run && runChanged(run), () => {});
     });
   } else {
-    runService.on('run', (run) => hub.runChanged(run));
+    runService.on('run', runChanged);
   }
   runService.on('purged', (run, reason) => {
     if (cluster) void notifyRemoved(cluster.postgres, run.project_id, run.id, reason);
@@ -78,7 +86,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     sockets: () => ({ connections: sockets?.connectionCount ?? 0 }),
     subscriptions: () => hub.subscriptionStats(),
   });
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics });
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
   // Longer than clients' own keep-alive (undici: 4 s), so the client always closes an idle socket
@@ -95,7 +103,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     server.listen(config.port, config.host, () => resolve());
   });
   const { port } = server.address() as AddressInfo;
-  const url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
+  void webhooks.takeOverDue();
   let closing: Promise<void> | undefined;
   return {
     url,
@@ -103,6 +112,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     close() {
       closing ??= (async () => {
         await retention.close();
+        webhooks.close();
         const launcherClosed = runService.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();

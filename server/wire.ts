@@ -51,6 +51,43 @@ export interface Pipeline {
   scopes: { name: string; first_step: string }[];
 }
 
+export const WEBHOOK_EVENTS = ['run.started', 'run.completed', 'run.failed', 'run.cancelled'] as const;
+export type WebhookEvent = (typeof WEBHOOK_EVENTS)[number];
+
+/** A webhook as the API shows it (its secret never leaves the hub). */
+export interface Webhook {
+  id: number;
+  project_id: number;
+  url: string;
+  events: WebhookEvent[];
+  created_at: string;
+}
+
+/** One event for one webhook: tried until a 2xx answer or the last try. */
+export interface WebhookDelivery {
+  id: number;
+  webhook_id: number;
+  run_id: number;
+  event: WebhookEvent;
+  status: 'pending' | 'delivered' | 'failed';
+  tries: number;
+  /** the HTTP status of the last try (null: no answer) */
+  last_status: number | null;
+  last_error: string | null;
+  next_attempt_at: string;
+  created_at: string;
+  updated_at: string;
+}
+
+/** What a webhook receives (POST, JSON, signed in `X-Hub-Signature-256`). */
+export interface WebhookPayload {
+  event: WebhookEvent;
+  project: { id: number; name: string };
+  run: Run;
+  /** the run's page in the GUI */
+  url: string;
+}
+
 /** `GET …/logs` */
 export interface LogPage {
   lines: string[];

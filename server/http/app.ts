@@ -3,6 +3,7 @@ import type { AppServices } from './context.js';
 import { errorMiddleware } from './errorMiddleware.js';
 import { metaRoutes } from './routes/meta.js';
 import { metricsRoutes } from './routes/metrics.js';
+import { webhookRoutes } from './routes/webhooks.js';
 import { projectRoutes } from './routes/projects.js';
 import { runRoutes } from './routes/runs.js';
 import { logRoutes } from './routes/logs.js';
@@ -16,7 +17,7 @@ export function createApp(services: AppServices): Koa {
   app.silent = true; // errors are logged by errorMiddleware, once
   app.use(errorMiddleware(services.log));
   app.use(accessMiddleware(services.config));
-  for (const router of [loginRoutes(services.config), guiRoutes(), metaRoutes(services), metricsRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services)]) {
+  for (const router of [loginRoutes(services.config), guiRoutes(), metaRoutes(services), metricsRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services), webhookRoutes(services)]) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }

@@ -4,6 +4,7 @@ import type { Pipelines } from '../pipelines/load.js';
 import type { RunService } from '../runs/service.js';
 import type { ProjectStore } from '../store/projects.js';
 import type { RunRow, RunStore } from '../store/runs.js';
+import type { WebhookStore } from '../store/webhooks.js';
 import type { LogSource } from '../logs/logSource.js';
 import type { Run } from '../wire.js';
 import type { LogHub } from '../hub/logHub.js';
@@ -23,4 +24,5 @@ export interface AppServices {
   /** a run as clients see it */
   runJson: (run: RunRow) => Run;
   metrics: HubMetrics;
+  webhooks: WebhookStore;
 }

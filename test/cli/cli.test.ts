@@ -1,5 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -164,9 +165,15 @@ tests('cancel RUN; bad usage exits 2, an unknown project or a refused start exit
   const unknown = await cli(hub, ['run', 'no such project']);
   assert.is(unknown.code, 1);
   assert.match(unknown.stderr, 'no project with the id or name');
-  const unreachable = await cli({ url: 'http://127.0.0.1:9' }, ['projects']);
+  const closedPort = await new Promise<number>((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as net.AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+  const unreachable = await cli({ url: `http://127.0.0.1:${closedPort}` }, ['projects']);
   assert.is(unreachable.code, 1);
-  assert.match(unreachable.stderr, 'cannot reach the hub at http://127.0.0.1:9');
+  assert.match(unreachable.stderr, `cannot reach the hub at http://127.0.0.1:${closedPort}: ECONNREFUSED`);
 });
 
 tests('with HUB_TOKEN set on the hub, the CLI needs it (from the environment or --token), for HTTP and WebSocket', async () => {

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -20,8 +22,16 @@ test('2 hubs + 2 workers: a run started through one hub is carried out by a work
   const cluster = await startCluster({ pipelines: PIPELINES });
   const [a, b] = cluster.hubs;
   try {
-    // Started through hub A, followed through hub B from offset 0.
+    // Started through hub A, followed through hub B from offset 0; its webhook fires once per event
+    // although both hubs see every change.
     const projectId = await createProject(a, 'chatty');
+    const received: string[] = [];
+    const receiver = http.createServer((request, response) => {
+      received.push(String(request.headers['x-hub-event']));
+      request.resume().on('end', () => response.writeHead(204).end());
+    });
+    await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
+    await b.api('POST', `/api/projects/${projectId}/webhooks`, { url: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}/`, secret: 's' });
     const run = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
     assert.ok(['pending', 'running'].includes(run.status), `recorded, for a worker to claim (${run.status})`);
     const client = await TestClient.connect(b.url);
@@ -32,6 +42,10 @@ test('2 hubs + 2 workers: a run started through one hub is carried out by a work
     const copy = Buffer.concat(client.messages.filter((m) => m.type === 'lines' && m.run_id === run.id).map((m) => bytesOfLines(m as { lines: string[] })));
     assert.is(createHash('sha256').update(copy).digest('hex'), createHash('sha256').update(file).digest('hex'), "the copy equals the worker's log file");
     assert.is(complete.next, file.length);
+    await waitFor(() => received.length >= 2, 'the webhook deliveries');
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    assert.equal(received.sort(), ['run.completed', 'run.started'], 'each event once, from one of the two hubs');
+    receiver.close();
     const viaA = await a.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/raw`);
     assert.is(viaA.body, file.toString(), 'the raw log through the other hub');
     // Archived (the stream expires only after that), and served from the archive alike.

@@ -72,6 +72,26 @@ export function runStoreContract(name: string, open: () => Promise<Store>, done?
     assert.is((await store.runs.insertIfIdle(record(p.id)))?.status, 'pending', 'again once it ended');
   });
 
+  contract('webhook deliveries: one per webhook, run and event, even at once; leased to one taker; listed newest first', async ({ store }) => {
+    const p = await project(store);
+    const hook = await store.webhooks.insert({ project_id: p.id, url: 'http://example.com/', secret: 's', events: ['run.completed'] });
+    assert.equal((await store.webhooks.list(p.id)).map((h) => h.events), [['run.completed']]);
+    const later = (ms: number) => new Date(Date.now() + ms).toISOString();
+    const delivery = { webhook_id: hook.id, run_id: 7, event: 'run.completed' as const, payload: '{}' };
+    const tries = await Promise.all(Array.from({ length: 10 }, () => store.webhooks.createDelivery(delivery, later(60_000))));
+    const created = tries.filter((d) => d !== null);
+    assert.is(created.length, 1);
+    assert.is(created[0]!.status, 'pending');
+    assert.equal(await store.webhooks.leaseDue(later(0), later(60_000), 10), [], 'leased to its creator');
+    await store.webhooks.recordAttempt(created[0]!.id, { status: 'pending', tries: 1, last_status: 500, last_error: 'HTTP 500', next_attempt_at: later(-1000), leased_until: later(-500) });
+    const takers = await Promise.all(Array.from({ length: 5 }, () => store.webhooks.leaseDue(later(0), later(60_000), 10)));
+    assert.is(takers.flat().length, 1, 'a lapsed lease goes to one taker');
+    const [listed] = await store.webhooks.listDeliveries(hook.id, 10);
+    assert.equal({ status: listed.status, tries: listed.tries, last_status: listed.last_status, last_error: listed.last_error }, { status: 'pending', tries: 1, last_status: 500, last_error: 'HTTP 500' });
+    assert.ok(await store.webhooks.delete(hook.id));
+    assert.equal(await store.webhooks.listDeliveries(hook.id, 10), [], 'its deliveries go with it');
+  });
+
   contract('a claim starts a pending run once, with its runner; one running run per project, enforced by the store', async ({ store }) => {
     const p = await project(store);
     const first = await pending(store, p.id);

@@ -5,6 +5,7 @@ import { ClusterQueue } from './cluster.js';
 import { migrate } from './migrate.js';
 import { PostgresProjectStore } from './projects.js';
 import { PostgresRunStore } from './runs.js';
+import { PostgresWebhookStore } from './webhooks.js';
 
 const INT8 = 20;
 
@@ -35,6 +36,7 @@ export async function openPostgresStore(url: string): Promise<PostgresStore> {
   return {
     projects: new PostgresProjectStore(pool),
     runs: new PostgresRunStore(pool),
+    webhooks: new PostgresWebhookStore(pool),
     cluster: new ClusterQueue(pool),
     query: (sql, values) => pool.query(sql, values),
     async listen(channel, listener) {

@@ -1,0 +1,63 @@
+import type { WebhookDelivery } from '../../wire.js';
+import type { DeliveryAttempt, DeliveryRow, WebhookRow, WebhookStore } from '../webhooks.js';
+import type { Db } from './db.js';
+
+type StoredWebhook = Omit<WebhookRow, 'events'> & { events: string };
+const toWebhook = (row: StoredWebhook): WebhookRow => ({ ...row, events: JSON.parse(row.events) as WebhookRow['events'] });
+
+export class SqliteWebhookStore implements WebhookStore {
+  constructor(private readonly db: Db) {}
+
+  async list(projectId: number): Promise<WebhookRow[]> {
+    return (await this.db.all<StoredWebhook[]>('SELECT * FROM webhooks WHERE project_id = ? ORDER BY id', projectId)).map(toWebhook);
+  }
+
+  async get(id: number): Promise<WebhookRow | undefined> {
+    const row = await this.db.get<StoredWebhook>('SELECT * FROM webhooks WHERE id = ?', id);
+    return row && toWebhook(row);
+  }
+
+  async insert(webhook: Pick<WebhookRow, 'project_id' | 'url' | 'secret' | 'events'>): Promise<WebhookRow> {
+    const result = await this.db.run(
+      'INSERT INTO webhooks (project_id, url, secret, events, created_at) VALUES (?, ?, ?, ?, ?)',
+      webhook.project_id, webhook.url, webhook.secret, JSON.stringify(webhook.events), new Date().toISOString(),
+    );
+    return (await this.get(result.lastID!))!;
+  }
+
+  async delete(id: number): Promise<boolean> {
+    return ((await this.db.run('DELETE FROM webhooks WHERE id = ?', id)).changes ?? 0) > 0;
+  }
+
+  async createDelivery(delivery: { webhook_id: number; run_id: number; event: string; payload: string }, leasedUntil: string): Promise<DeliveryRow | null> {
+    const now = new Date().toISOString();
+    return (await this.db.get<DeliveryRow>(
+      `INSERT INTO webhook_deliveries (webhook_id, run_id, event, payload, status, next_attempt_at, leased_until, created_at, updated_at)
+       VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (webhook_id, run_id, event) DO NOTHING RETURNING *`,
+      delivery.webhook_id, delivery.run_id, delivery.event, delivery.payload, now, leasedUntil, now, now,
+    )) ?? null;
+  }
+
+  leaseDue(now: string, leasedUntil: string, limit: number): Promise<DeliveryRow[]> {
+    return this.db.all<DeliveryRow[]>(
+      `UPDATE webhook_deliveries SET leased_until = ? WHERE id IN (
+         SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= ? AND (leased_until IS NULL OR leased_until < ?) ORDER BY id LIMIT ?
+       ) RETURNING *`,
+      leasedUntil, now, now, limit,
+    );
+  }
+
+  async recordAttempt(id: number, attempt: DeliveryAttempt): Promise<void> {
+    await this.db.run(
+      'UPDATE webhook_deliveries SET status = ?, tries = ?, last_status = ?, last_error = ?, next_attempt_at = ?, leased_until = ?, updated_at = ? WHERE id = ?',
+      attempt.status, attempt.tries, attempt.last_status, attempt.last_error, attempt.next_attempt_at, attempt.leased_until, new Date().toISOString(), id,
+    );
+  }
+
+  listDeliveries(webhookId: number, limit: number): Promise<WebhookDelivery[]> {
+    return this.db.all<WebhookDelivery[]>(
+      'SELECT id, webhook_id, run_id, event, status, tries, last_status, last_error, next_attempt_at, created_at, updated_at FROM webhook_deliveries WHERE webhook_id = ? ORDER BY id DESC LIMIT ?',
+      webhookId, limit,
+    );
+  }
+}

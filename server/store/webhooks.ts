@@ -1,0 +1,33 @@
+import type { Webhook, WebhookDelivery, WebhookEvent } from '../wire.js';
+
+export interface WebhookRow extends Webhook {
+  secret: string;
+}
+
+export interface DeliveryRow extends WebhookDelivery {
+  payload: string;
+  leased_until: string | null;
+}
+
+export type DeliveryAttempt = Pick<DeliveryRow, 'status' | 'tries' | 'last_status' | 'last_error' | 'next_attempt_at' | 'leased_until'>;
+
+/**
+ * Webhooks and their deliveries. Implementations must pass test/store/webhookStore.contract.ts.
+ * Times are ISO 8601 strings in UTC (they compare as text).
+ */
+export interface WebhookStore {
+  list(projectId: number): Promise<WebhookRow[]>;
+  get(id: number): Promise<WebhookRow | undefined>;
+  insert(webhook: Pick<WebhookRow, 'project_id' | 'url' | 'secret' | 'events'>): Promise<WebhookRow>;
+  delete(id: number): Promise<boolean>;
+  /** One delivery per webhook, run and event, leased to the caller until `leasedUntil`; null when it exists already. */
+  createDelivery(delivery: { webhook_id: number; run_id: number; event: WebhookEvent; payload: string }, leasedUntil: string): Promise<DeliveryRow | null>;
+  /** Pending deliveries due by `now` that nobody holds (a hub that died let its lease run out), leased to the caller. */
+  leaseDue(now: string, leasedUntil: string, limit: number): Promise<DeliveryRow[]>;
+  recordAttempt(id: number, attempt: DeliveryAttempt): Promise<void>;
+  /** newest first */
+  listDeliveries(webhookId: number, limit: number): Promise<WebhookDelivery[]>;
+}
+
+/** A webhook as the API shows it: without its secret. */
+export const publicWebhook = ({ secret: _secret, ...webhook }: WebhookRow): Webhook => webhook;

@@ -1,0 +1,152 @@
+import { createHmac } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { suite } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createProject, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
+import { setUp } from '../helpers/setup.js';
+
+interface Received {
+  headers: http.IncomingHttpHeaders;
+  body: string;
+}
+
+/** A local receiver; `answer` decides each response's status (by how many it has received). */
+async function startReceiver(answer: (count: number) => number = () => 204) {
+  const received: Received[] = [];
+  const server = http.createServer((request, response) => {
+    let body = '';
+    request.setEncoding('utf8');
+    request.on('data', (chunk) => (body += chunk));
+    request.on('end', () => {
+      received.push({ headers: request.headers, body });
+      response.writeHead(answer(received.length)).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
+  return { url, received, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+const SECRET = 'a webhook secret';
+const PIPELINES = {
+  quick: { steps: [{ name: 'q', command: ['sh', '-c', 'echo hi'] }], scopes: { all: 'q' } },
+  failing: { steps: [{ name: 'bad', command: ['sh', '-c', 'exit 4'] }], scopes: { all: 'bad' } },
+};
+
+const webhooks = suite<{ hub: TestHub }>('webhooks');
+setUp(webhooks, async (context) => {
+  context.hub = await startHub({ pipelines: PIPELINES, env: { HUB_WEBHOOK_RETRY_MS: '50', HUB_WEBHOOK_TRIES: '3', HUB_PUBLIC_URL: 'https://hub.example' } });
+});
+webhooks.after(async ({ hub }) => hub?.stop());
+
+const hooksOf = (projectId: number) => `/api/projects/${projectId}/webhooks`;
+
+webhooks('run events are POSTed once each, as JSON signed with X-Hub-Signature-256; deliveries are listed; the secret is never shown', async ({ hub }) => {
+  const receiver = await startReceiver();
+  try {
+    const projectId = await createProject(hub, 'quick');
+    const created = await hub.api('POST', hooksOf(projectId), { url: receiver.url, secret: SECRET, events: ['run.started', 'run.completed'] });
+    assert.is(created.status, 201);
+    assert.equal(Object.keys(created.body).sort(), ['created_at', 'events', 'id', 'project_id', 'url']);
+    const { body: run } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    await waitForRun(hub, projectId, run.id, ['completed']);
+    await waitFor(() => receiver.received.length === 2, 'two deliveries');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.is(receiver.received.length, 2, 'each event once');
+    const byEvent: Record<string, Received> = Object.fromEntries(receiver.received.map((r) => [r.headers['x-hub-event'], r]));
+    for (const [event, delivery] of Object.entries(byEvent)) {
+      const expected = `sha256=${createHmac('sha256', SECRET).update(delivery.body).digest('hex')}`;
+      assert.is(delivery.headers['x-hub-signature-256'], expected, `signature of ${event}`);
+      assert.is(delivery.headers['content-type'], 'application/json');
+    }
+    const completed = JSON.parse(byEvent['run.completed'].body);
+    assert.is(completed.event, 'run.completed');
+    assert.is(completed.project.id, projectId);
+    assert.is(completed.run.id, run.id);
+    assert.is(completed.run.status, 'completed');
+    assert.is(completed.url, `https://hub.example/#/projects/${projectId}/runs/${run.id}`);
+    assert.is(JSON.parse(byEvent['run.started'].body).run.status, 'running');
+    const deliveries = (await hub.api('GET', `${hooksOf(projectId)}/${created.body.id}/deliveries`)).body;
+    assert.is(deliveries.length, 2);
+    for (const delivery of deliveries) {
+      assert.is(delivery.status, 'delivered');
+      assert.is(delivery.tries, 1);
+      assert.is(delivery.last_status, 204);
+    }
+    const listed = (await hub.api('GET', hooksOf(projectId))).body;
+    assert.not.match(JSON.stringify(listed), SECRET);
+    assert.is((await hub.api('DELETE', `${hooksOf(projectId)}/${created.body.id}`)).status, 204);
+    assert.equal((await hub.api('GET', hooksOf(projectId))).body, []);
+  } finally {
+    await receiver.close();
+  }
+});
+
+webhooks('a failing receiver is retried with backoff until it answers 2xx; one that keeps failing ends failed after HUB_WEBHOOK_TRIES', async ({ hub }) => {
+  const flaky = await startReceiver((count) => (count <= 2 ? 500 : 200));
+  const down = await startReceiver(() => 503);
+  try {
+    const projectId = await createProject(hub, 'failing');
+    const a = (await hub.api('POST', hooksOf(projectId), { url: flaky.url, secret: SECRET, events: ['run.failed'] })).body;
+    const b = (await hub.api('POST', hooksOf(projectId), { url: down.url, secret: SECRET, events: ['run.failed'] })).body;
+    const { body: run } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    await waitForRun(hub, projectId, run.id, ['failed']);
+    const final = async (id: number) => (await hub.api('GET', `${hooksOf(projectId)}/${id}/deliveries`)).body[0];
+    const recovered = await waitFor(async () => {
+      const delivery = await final(a.id);
+      return delivery?.status === 'delivered' ? delivery : null;
+    }, 'the flaky receiver to get it');
+    assert.is(recovered.tries, 3);
+    assert.is(flaky.received.length, 3);
+    assert.is(JSON.parse(flaky.received[2].body).run.exit_code, 4);
+    const failed = await waitFor(async () => {
+      const delivery = await final(b.id);
+      return delivery?.status === 'failed' ? delivery : null;
+    }, 'the down receiver\'s delivery to fail');
+    assert.is(failed.tries, 3);
+    assert.is(failed.last_status, 503);
+    assert.is(failed.last_error, 'HTTP 503');
+    assert.is(down.received.length, 3);
+    // Nothing listening at all: the error names why.
+    const closed = await startReceiver();
+    await closed.close();
+    const nowhere = (await hub.api('POST', hooksOf(projectId), { url: closed.url, secret: SECRET, events: ['run.failed'] })).body;
+    const { body: again } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    await waitForRun(hub, projectId, again.id, ['failed']);
+    const refused = await waitFor(async () => {
+      const delivery = await final(nowhere.id);
+      return delivery?.status === 'failed' ? delivery : null;
+    }, 'the delivery to nowhere to fail');
+    assert.is(refused.last_status, null);
+    assert.is(refused.last_error, 'ECONNREFUSED');
+  } finally {
+    await Promise.all([flaky.close(), down.close()]);
+  }
+});
+
+webhooks('bad webhook input is 400 naming the field; another project\'s webhook is 404', async ({ hub }) => {
+  const projectId = await createProject(hub, 'quick');
+  const cases: [unknown, string, string][] = [
+    [{ url: 'ftp://example.com/x', secret: 's' }, 'invalid_field', 'url'],
+    [{ url: 'http://user:pw@example.com/', secret: 's' }, 'invalid_field', 'url'],
+    [{ url: 'not a url', secret: 's' }, 'invalid_field', 'url'],
+    [{ url: 'http://example.com/' }, 'missing_field', 'secret'],
+    [{ url: 'http://example.com/', secret: 's', events: ['run.exploded'] }, 'invalid_field', 'events'],
+    [{ url: 'http://example.com/', secret: 's', events: [] }, 'invalid_field', 'events'],
+    [{ url: 'http://example.com/', secret: 's', headers: {} }, 'unknown_field', 'headers'],
+  ];
+  for (const [body, code, field] of cases) {
+    const response = await hub.api('POST', hooksOf(projectId), body);
+    assert.is(response.status, 400, JSON.stringify(body));
+    assert.is(response.body.error.code, code, JSON.stringify(body));
+    assert.is(response.body.error.field, field, JSON.stringify(body));
+  }
+  const other = await createProject(hub, 'quick');
+  const hook = (await hub.api('POST', hooksOf(other), { url: 'http://example.com/', secret: 's' })).body;
+  assert.equal(hook.events, ['run.started', 'run.completed', 'run.failed', 'run.cancelled'], 'every event by default');
+  assert.is((await hub.api('DELETE', `${hooksOf(projectId)}/${hook.id}`)).status, 404);
+  assert.is((await hub.api('GET', `${hooksOf(projectId)}/${hook.id}/deliveries`)).status, 404);
+});
+
+webhooks.run();
