@@ -1,6 +1,7 @@
 import type Koa from 'koa';
 import { HubError, badRequest } from '../errors.js';
-import type { Body } from './validate.js';
+/** A JSON object body, before its schema reads it. */
+export type Body = Record<string, unknown>;
 
 export const MAX_BODY_BYTES = 1024 * 1024;
 

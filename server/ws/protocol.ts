@@ -1,4 +1,7 @@
-import { describeValue, protocolError } from '../errors.js';
+import { z } from 'zod';
+import { HubError, protocolError } from '../errors.js';
+import { messageType, subscribeMessage, unsubscribeMessage } from '../schemas/ws.js';
+import { parseWith } from '../schemas/parse.js';
 import { DEFAULT_TAIL, MAX_TAIL, type StartAt } from '../logs/pageReader.js';
 
 /** Messages a client sends over the WebSocket. */
@@ -13,10 +16,8 @@ export { DEFAULT_TAIL, MAX_TAIL };
 
 
 const isId = (value: unknown): value is number => typeof value === 'number' && Number.isSafeInteger(value) && value > 0;
-const isCount = (value: unknown, max = Number.MAX_SAFE_INTEGER): value is number =>
-  typeof value === 'number' && Number.isSafeInteger(value) && value >= 0 && value <= max;
 
-/** Parses one text frame; anything malformed is a HubError (400) with a stable code. */
+/** Parses one text frame with the message schemas; anything malformed is a HubError (400) with a stable code. */
 export function parseClientMessage(text: string): ClientMessage {
   let raw: unknown;
   try {
@@ -26,35 +27,19 @@ export function parseClientMessage(text: string): ClientMessage {
   }
   if (typeof raw !== 'object' || raw === null || Array.isArray(raw)) throw protocolError('invalid_message', 'Expected a JSON object');
   const message = raw as Record<string, unknown>;
-  const runId = isId(message.run_id) ? message.run_id : undefined;
-  const projectId = isId(message.project_id) ? message.project_id : undefined;
-  const fail = (code: string, text: string): never => {
-    throw protocolError(code, text, { run_id: runId, project_id: projectId });
-  };
-  if (!CLIENT_MESSAGE_TYPES.includes(message.type as never)) {
-    fail('invalid_type', `Expected \`type\` to be one of ${CLIENT_MESSAGE_TYPES.join(', ')}, got ${describeValue(message.type)}`);
+  // Errors name the run or project the message was about, when it says a valid one.
+  const ids = { run_id: isId(message.run_id) ? message.run_id : undefined, project_id: isId(message.project_id) ? message.project_id : undefined };
+  try {
+    const type = parseWith(z.object({ type: messageType }), message, 'body').type;
+    const parsed = parseWith(type === 'subscribe' ? subscribeMessage : unsubscribeMessage, message, 'body');
+    if (parsed.project_id !== undefined) return parsed.type === 'subscribe' ? { type: 'subscribe', projectId: parsed.project_id } : { type: 'unsubscribe', projectId: parsed.project_id };
+    if (parsed.type === 'unsubscribe') return { type: 'unsubscribe', runId: parsed.run_id! };
+    const startAt: StartAt = parsed.offset !== undefined ? { offset: parsed.offset } : { tail: parsed.tail ?? DEFAULT_TAIL };
+    return { type: 'subscribe', runId: parsed.run_id!, startAt };
+  } catch (error) {
+    if (!(error instanceof HubError)) throw error;
+    // A missing `type` is an invalid one, as before schemas.
+    const code = error.code === 'missing_field' && error.details?.field === 'type' ? 'invalid_type' : error.code;
+    throw protocolError(code, error.message, ids);
   }
-  const type = message.type as ClientMessage['type'];
-  const allowed = type === 'subscribe' ? ['type', 'run_id', 'project_id', 'offset', 'tail'] : ['type', 'run_id', 'project_id'];
-  const unknown = Object.keys(message).find((key) => !allowed.includes(key));
-  if (unknown !== undefined) fail('unknown_field', `Unknown field \`${unknown.slice(0, 64)}\` in a ${type} message; allowed: ${allowed.join(', ')}`);
-  const hasRun = message.run_id !== undefined;
-  const hasProject = message.project_id !== undefined;
-  if (hasRun === hasProject) fail('invalid_message', `A ${type} message needs exactly one of \`run_id\` and \`project_id\``);
-  if (hasRun && runId === undefined) fail('invalid_run_id', `Expected \`run_id\` to be a positive integer, got ${describeValue(message.run_id)}`);
-  if (hasProject && projectId === undefined) fail('invalid_project_id', `Expected \`project_id\` to be a positive integer, got ${describeValue(message.project_id)}`);
-  if (projectId !== undefined) {
-    if (message.offset !== undefined || message.tail !== undefined) fail('invalid_message', '`offset` and `tail` apply to run subscriptions only');
-    return type === 'subscribe' ? { type, projectId } : { type, projectId };
-  }
-  if (type === 'unsubscribe') return { type, runId: runId! };
-  if (message.offset !== undefined && message.tail !== undefined) fail('invalid_message', 'Give `offset` or `tail`, not both');
-  if (message.offset !== undefined) {
-    if (!isCount(message.offset)) fail('invalid_offset', `Expected \`offset\` to be a non-negative integer, got ${describeValue(message.offset)}`);
-    return { type, runId: runId!, startAt: { offset: message.offset as number } };
-  }
-  if (message.tail !== undefined && !isCount(message.tail, MAX_TAIL)) {
-    fail('invalid_tail', `Expected \`tail\` to be an integer from 0 to ${MAX_TAIL}, got ${describeValue(message.tail)}`);
-  }
-  return { type, runId: runId!, startAt: { tail: (message.tail as number | undefined) ?? DEFAULT_TAIL } };
 }

@@ -2,7 +2,12 @@ import fc from 'fast-check';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { HubError } from '../../server/errors.js';
-import { parseId, parseQueryInteger, readSettings, readString, rejectUnknownFields, SETTING_NAME, type Body } from '../../server/http/validate.js';
+import { z } from 'zod';
+import { parseId, parseQueryInteger } from '../../server/http/validate.js';
+import { queryInteger, SETTING_NAME, settings as settingsSchema, text } from '../../server/schemas/fields.js';
+import { parseWith } from '../../server/schemas/parse.js';
+
+type Body = Record<string, unknown>;
 
 /** Fixed seed, so a failure replays: FC_SEED=<seed printed by fast-check> reruns the same cases. */
 const SEED = process.env.FC_SEED === undefined ? 0x5eed : Number(process.env.FC_SEED);
@@ -50,53 +55,45 @@ const readName = fieldName.filter((name) => !(name in Object.prototype));
 /** A body as JSON.parse makes it (so `__proto__` is an ordinary own key). */
 const body = fc.dictionary(fieldName, jsonValue, { maxKeys: 6 }).map((value) => JSON.parse(JSON.stringify(value)) as Body);
 
-test('rejectUnknownFields accepts a body whose keys are all allowed, and otherwise names its first unknown key in a 400', () => {
+test('a strict schema accepts a body whose keys are all allowed, and otherwise names an unknown key in a 400 unknown_field', () => {
   fc.assert(
     fc.property(body, fc.subarray(FIELD_NAMES), (body, allowed) => {
-      const unknown = Object.keys(body).find((key) => !allowed.includes(key));
-      const result = outcome(() => rejectUnknownFields(body, allowed), ['unknown_field'], (field) => field === unknown?.slice(0, 64));
-      assert.is(result !== undefined, unknown === undefined, 'accepted exactly when every key is allowed');
+      const schema = z.strictObject(Object.fromEntries(allowed.map((name) => [name, z.unknown().optional()])));
+      const unknown = Object.keys(body).filter((key) => !allowed.includes(key));
+      const result = outcome(() => parseWith(schema, body, 'body'), ['unknown_field'], (field) => unknown.some((key) => key.slice(0, 64) === field));
+      assert.is(result !== undefined, unknown.length === 0, 'accepted exactly when every key is allowed');
     }),
     runs(2000),
   );
 });
 
 const CONTROL = /[\u0000-\u001f\u007f]/;
-const PATTERNS: [RegExp | undefined, string | undefined][] = [
-  [undefined, undefined],
-  [/^[a-z]+$/, 'lowercase letters'],
-  [SETTING_NAME, 'a setting name'],
-  [/^\//, 'an absolute path'],
-];
-
-test('readString returns a non-empty, bounded, well-formed string without control characters matching the pattern, or a 400 naming the field', () => {
+test('text(max) gives a non-empty, bounded, well-formed string without control characters, or a 400 naming the field', () => {
   fc.assert(
     fc.property(
-      body,
       readName,
       fc.option(jsonValue, { nil: undefined }),
       fc.boolean(),
-      fc.oneof(fc.integer({ min: 0, max: 40 }), fc.constant(4096)),
-      fc.constantFrom(...PATTERNS),
-      (generated, field, value, required, max, [pattern, hint]) => {
-        // A copy (fast-check may replay the generated body while shrinking); an own property, even for `__proto__`.
-        const body: Body = { ...generated };
+      fc.oneof(fc.integer({ min: 1, max: 40 }), fc.constant(4096)),
+      (field, value, required, max) => {
+        const body: Body = {};
         if (value !== undefined) Object.defineProperty(body, field, { value, enumerable: true, configurable: true, writable: true });
-        const given = body[field];
-        const result = outcome(() => readString(body, field, { required, max, pattern, hint }), ['missing_field', 'invalid_field'], (name) => name === field);
+        const schema = z.object({ [field]: required ? text(max) : text(max).optional() });
+        const result = outcome(() => parseWith(schema, body, 'body') as Body, ['missing_field', 'invalid_field'], (name) => name === field);
         if (!result) return;
-        if (result.value === undefined) {
-          assert.is(given, undefined);
+        const read = result.value[field];
+        if (read === undefined) {
+          assert.is(value, undefined);
           assert.not.ok(required, 'a required field is never missing');
           return;
         }
-        const text = result.value;
-        assert.is(text, given, 'the value is returned as given');
-        assert.type(text, 'string');
-        assert.ok(text.trim() !== '' && text.length <= max, 'non-empty and at most max');
-        assert.not.ok(CONTROL.test(text), 'no control characters');
-        assert.ok(text.isWellFormed(), 'no lone surrogates');
-        assert.ok(!pattern || pattern.test(text), 'matches the pattern');
+        assert.is(read, value, 'the value is returned as given');
+        assert.type(read, 'string');
+        const given = read as string;
+        // counted in characters (code points), as JSON Schema's maxLength counts them
+        assert.ok(given.trim() !== '' && [...given].length <= max, 'non-empty and at most max');
+        assert.not.ok(CONTROL.test(given), 'no control characters');
+        assert.ok(given.isWellFormed(), 'no lone surrogates');
       },
     ),
     runs(5000),
@@ -120,17 +117,18 @@ const settings = fc.oneof(
   { arbitrary: jsonValue, weight: 1 },
 );
 
-test('readSettings returns safe, case-unique names with bounded well-formed string values, or a 400 naming the field or the setting', () => {
+test('the settings schema gives safe, case-unique names with bounded well-formed string values, or a 400 naming the field or the setting', () => {
+  const schema = z.strictObject({ settings: settingsSchema.optional() });
   fc.assert(
-    fc.property(fc.option(settings, { nil: undefined }), fc.option(readName, { nil: undefined }), (value, field = 'settings') => {
-      const given: Body = value === undefined ? {} : { [field]: value };
-      const result = outcome(() => readSettings(given, field), ['invalid_field'], (name) => typeof name === 'string' && (name === field || name.startsWith(`${field}.`)));
+    fc.property(fc.option(settings, { nil: undefined }), (value) => {
+      const given: Body = value === undefined ? {} : { settings: value };
+      const result = outcome(() => parseWith(schema, given, 'body'), ['invalid_field'], (name) => typeof name === 'string' && (name === 'settings' || name.startsWith('settings.')));
       if (!result) return;
-      if (result.value === undefined) {
+      const read = result.value.settings;
+      if (read === undefined) {
         assert.is(value, undefined);
         return;
       }
-      const read = result.value;
       assert.equal(read, value, 'the settings are returned as given');
       const names = Object.keys(read);
       assert.ok(names.length <= 100, 'at most 100 settings');
@@ -183,6 +181,20 @@ test('parseQueryInteger returns the fallback for a missing value, the decimal in
       const valid = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) && BigInt(raw) <= BigInt(max);
       assert.is(result !== undefined, valid, `accepted exactly the decimal integers from 0 to ${max}: ${JSON.stringify(raw)}`);
       if (result) assert.is(BigInt(result.value), BigInt(raw as string));
+    }),
+    runs(5000),
+  );
+});
+
+test('queryInteger(max) in a query schema: the decimal integer from 0 to max, or a 400 invalid_query naming the parameter', () => {
+  const max = fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.constantFrom(500, 10_000, Number.MAX_SAFE_INTEGER));
+  const raw = fc.oneof(numberish, fc.array(numberish, { minLength: 2, maxLength: 3 }), jsonValue);
+  fc.assert(
+    fc.property(raw, max, (raw, max) => {
+      const result = outcome(() => parseWith(z.object({ n: queryInteger(max) }), { n: raw }, 'query'), ['invalid_query'], (field) => field === 'n');
+      const valid = typeof raw === 'string' && /^[0-9]{1,16}$/.test(raw) && BigInt(raw) <= BigInt(max);
+      assert.is(result !== undefined, valid, `accepted exactly the decimal integers from 0 to ${max}: ${JSON.stringify(raw)}`);
+      if (result) assert.is(BigInt(result.value.n), BigInt(raw as string));
     }),
     runs(5000),
   );

@@ -1,9 +1,10 @@
 import { Readable } from 'node:stream';
 import Router from '@koa/router';
 import type Koa from 'koa';
-import { badRequest } from '../../errors.js';
 import type { LogHandle } from '../../logs/logSource.js';
-import { DEFAULT_TAIL, MAX_TAIL, readLogPage, type StartAt } from '../../logs/pageReader.js';
+import { DEFAULT_TAIL, readLogPage, type StartAt } from '../../logs/pageReader.js';
+import { logPageQuery, rawLogQuery } from '../../schemas/http.js';
+import { parseWith } from '../../schemas/parse.js';
 import { isTerminal, type RunRow } from '../../store/runs.js';
 import { parseRange } from '../byteRange.js';
 import type { AppServices } from '../context.js';
@@ -12,10 +13,10 @@ import { SseSink } from '../sseSink.js';
 import { parseQueryInteger } from '../validate.js';
 import { loadRun } from './runs.js';
 
-function readStartAt(ctx: Koa.Context): StartAt {
-  if (ctx.query.offset !== undefined && ctx.query.tail !== undefined) throw badRequest('invalid_query', 'Give `offset` or `tail`, not both');
-  if (ctx.query.offset !== undefined) return { offset: parseQueryInteger(ctx.query.offset, 'offset', 0, Number.MAX_SAFE_INTEGER) };
-  return { tail: parseQueryInteger(ctx.query.tail, 'tail', DEFAULT_TAIL, MAX_TAIL) };
+/** offset, or tail (the default), and `before` with tail. */
+function readPageQuery(ctx: Koa.Context): { startAt: StartAt; before?: number } {
+  const query = parseWith(logPageQuery, ctx.query, 'query');
+  return { startAt: query.offset !== undefined ? { offset: query.offset } : { tail: query.tail ?? DEFAULT_TAIL }, before: query.before };
 }
 
 /** The bytes of [start, end) from any log source, in 64 KiB reads; the handle is closed however it ends. */
@@ -39,9 +40,8 @@ const RAW_CHUNK = 64 * 1024;
  * `inline` for the browser's own view; `attachment` with `?download=1` as `<project>-run-<id>.log`:
  * the ASCII name keeps letters, digits, "." "_" "-" (the rest become "_"), `filename*` has the exact name.
  */
-function contentDisposition(download: unknown, project: { name: string } | undefined, runId: number): string {
+function contentDisposition(download: string | undefined, project: { name: string } | undefined, runId: number): string {
   if (download === undefined || download === '0' || download === 'false') return `inline; filename="run-${runId}.log"`;
-  if (download !== '1' && download !== 'true') throw badRequest('invalid_query', 'Expected `download` to be 1 or 0', { field: 'download' });
   const name = `${project?.name ?? 'project'}-run-${runId}.log`;
   const ascii = name.replace(/[^A-Za-z0-9._-]/g, '_');
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
@@ -54,10 +54,8 @@ export function logRoutes(services: AppServices): Router {
 
   router.get('/', async (ctx) => {
     const run = await loadRun(services, ctx.params);
-    const startAt = readStartAt(ctx);
     // `before` (with tail): the lines that end before that offset, for loading earlier parts on demand.
-    const before = ctx.query.before === undefined ? undefined : parseQueryInteger(ctx.query.before, 'before', 0, Number.MAX_SAFE_INTEGER);
-    if (before !== undefined && 'offset' in startAt) throw badRequest('invalid_query', '`before` goes with `tail`, not with `offset`');
+    const { startAt, before } = readPageQuery(ctx);
     if (ctx.accepts('application/json', 'text/plain', 'text/event-stream') === 'text/event-stream') return streamEvents(ctx, run);
     const source = services.logSourceOf(run);
     const result = await readLogPage(source, { maxLineBytes: config.maxLineBytes, finished: isTerminal(run.status), recordedSize: run.log_size }, startAt, before);
@@ -75,7 +73,7 @@ export function logRoutes(services: AppServices): Router {
   /** The WebSocket stream as Server-Sent Events, resuming from Last-Event-ID when the browser reconnects. */
   async function streamEvents(ctx: Koa.Context, run: RunRow) {
     const lastEventId = ctx.get('last-event-id');
-    const startAt: StartAt = lastEventId !== '' ? { offset: parseQueryInteger(lastEventId, 'Last-Event-ID', 0, Number.MAX_SAFE_INTEGER) } : readStartAt(ctx);
+    const startAt: StartAt = lastEventId !== '' ? { offset: parseQueryInteger(lastEventId, 'Last-Event-ID', 0, Number.MAX_SAFE_INTEGER) } : readPageQuery(ctx).startAt;
     const sink = new SseSink(ctx.res, config.wsHighWaterBytes, services.metrics.countSent);
     await services.hub.subscribeRun(sink, run.id, startAt, {
       projectId: run.project_id,
@@ -94,7 +92,7 @@ export function logRoutes(services: AppServices): Router {
 
   router.get('/raw', async (ctx) => {
     const run = await loadRun(services, ctx.params);
-    const disposition = contentDisposition(ctx.query.download, await services.projects.get(run.project_id), run.id);
+    const disposition = contentDisposition(parseWith(rawLogQuery, ctx.query, 'query').download, await services.projects.get(run.project_id), run.id);
     const handle = await services.logSourceOf(run).open();
     const size = handle ? (await handle.stat()).size : 0; // not written yet: an empty log
     ctx.type = 'text/plain; charset=utf-8';

@@ -4,10 +4,10 @@ import Router from '@koa/router';
 import { badRequest, conflict, describeValue, notFound } from '../../errors.js';
 import type { AppServices } from '../context.js';
 import { readJsonBody } from '../jsonBody.js';
-import { parseId, readRetention, readSettings, readString, rejectUnknownFields, type Body } from '../validate.js';
+import { parseId } from '../validate.js';
+import { parseWith } from '../../schemas/parse.js';
+import { createProjectBody, updateProjectBody } from '../../schemas/http.js';
 import type { Project } from '../../store/projects.js';
-
-const FIELDS = ['name', 'doc_root', 'pipeline', 'settings', 'retention'] as const;
 
 /** Looks up the project named by `:projectId`, or 404. */
 export async function loadProject(services: AppServices, raw: string | undefined): Promise<Project> {
@@ -17,32 +17,24 @@ export async function loadProject(services: AppServices, raw: string | undefined
   return project;
 }
 
-function readProjectFields(services: AppServices, body: Body, required: boolean) {
-  rejectUnknownFields(body, FIELDS);
-  const name = readString(body, 'name', { required, max: 100 });
-  const docRoot = readString(body, 'doc_root', { required, max: 4096 });
-  if (docRoot !== undefined) {
-    if (!path.isAbsolute(docRoot)) throw badRequest('invalid_field', `Expected \`doc_root\` to be an absolute path, got ${describeValue(docRoot)}`, { field: 'doc_root' });
+/** The schema checks shapes; what depends on the machine and the pipelines file is checked here. */
+function checkProjectFields<T extends { doc_root?: string; pipeline?: string }>(services: AppServices, fields: T): T {
+  if (fields.doc_root !== undefined) {
+    if (!path.isAbsolute(fields.doc_root)) throw badRequest('invalid_field', `Expected \`doc_root\` to be an absolute path, got ${describeValue(fields.doc_root)}`, { field: 'doc_root' });
     let isDirectory = false;
     try {
-      isDirectory = fs.statSync(docRoot).isDirectory();
+      isDirectory = fs.statSync(fields.doc_root).isDirectory();
     } catch {
       // reported below
     }
-    if (!isDirectory) throw badRequest('invalid_field', `Expected \`doc_root\` to be an existing directory, got ${describeValue(docRoot)}`, { field: 'doc_root' });
+    if (!isDirectory) throw badRequest('invalid_field', `Expected \`doc_root\` to be an existing directory, got ${describeValue(fields.doc_root)}`, { field: 'doc_root' });
   }
-  const pipeline = readString(body, 'pipeline', { required, max: 64 });
-  if (pipeline !== undefined && !services.pipelines.has(pipeline)) {
-    throw badRequest('invalid_field', `Expected \`pipeline\` to be one of ${[...services.pipelines.keys()].join(', ')}, got ${describeValue(pipeline)}`, { field: 'pipeline' });
+  if (fields.pipeline !== undefined && !services.pipelines.has(fields.pipeline)) {
+    throw badRequest('invalid_field', `Expected \`pipeline\` to be one of ${[...services.pipelines.keys()].join(', ')}, got ${describeValue(fields.pipeline)}`, { field: 'pipeline' });
   }
-  const settings = readSettings(body, 'settings');
-  const retention = readRetention(body, 'retention');
   return {
-    ...(retention !== undefined && { retention }),
-    ...(name !== undefined && { name: name.trim() }),
-    ...(docRoot !== undefined && { doc_root: path.normalize(docRoot) }),
-    ...(pipeline !== undefined && { pipeline }),
-    ...(settings !== undefined && { settings }),
+    ...fields,
+    ...(fields.doc_root !== undefined && { doc_root: path.normalize(fields.doc_root) }),
   };
 }
 
@@ -58,17 +50,19 @@ export function projectRoutes(services: AppServices): Router {
     ctx.body = await services.projects.list();
   });
   router.post('/api/projects', async (ctx) => {
-    const fields = readProjectFields(services, await readJsonBody(ctx), true);
+    const body = parseWith(createProjectBody, await readJsonBody(ctx), 'body');
+    const fields = checkProjectFields(services, { ...body, name: body.name.trim() });
     await assertNameFree(services, fields.name);
     ctx.status = 201;
-    ctx.body = await services.projects.insert({ settings: {}, ...(fields as Omit<Project, 'id' | 'created_at' | 'settings' | 'retention'>) });
+    ctx.body = await services.projects.insert({ ...fields, settings: fields.settings ?? {} });
   });
   router.get('/api/projects/:projectId', async (ctx) => {
     ctx.body = await loadProject(services, ctx.params.projectId);
   });
   router.patch('/api/projects/:projectId', async (ctx) => {
     const project = await loadProject(services, ctx.params.projectId);
-    const fields = readProjectFields(services, await readJsonBody(ctx), false);
+    const body = parseWith(updateProjectBody, await readJsonBody(ctx), 'body');
+    const fields = checkProjectFields(services, { ...body, ...(body.name !== undefined && { name: body.name.trim() }) });
     await assertNameFree(services, fields.name, project.id);
     ctx.body = await services.projects.update(project.id, fields);
   });

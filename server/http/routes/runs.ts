@@ -1,9 +1,11 @@
 import Router from '@koa/router';
-import { badRequest, describeValue, notFound } from '../../errors.js';
+import { notFound } from '../../errors.js';
+import { cancelRunQuery, listRunsQuery, startRunBody } from '../../schemas/http.js';
+import { parseWith } from '../../schemas/parse.js';
 import type { RunRow } from '../../store/runs.js';
 import type { AppServices } from '../context.js';
 import { readJsonBody } from '../jsonBody.js';
-import { parseId, parseQueryInteger, readString, rejectUnknownFields } from '../validate.js';
+import { parseId } from '../validate.js';
 import { loadProject } from './projects.js';
 import { RateLimiter } from '../rateLimit.js';
 
@@ -23,18 +25,8 @@ export function runRoutes(services: AppServices): Router {
 
   router.post('/', async (ctx) => {
     const project = await loadProject(services, ctx.params.projectId);
-    const body = await readJsonBody(ctx);
-    rejectUnknownFields(body, ['scope', 'from_step', 'triggered_by', 'if_busy']);
-    const fromStep = readString(body, 'from_step', { required: false, max: 64 });
-    const scope = readString(body, 'scope', { required: fromStep === undefined, max: 64 }) ?? '';
-    if (fromStep !== undefined && body.scope !== undefined) {
-      throw badRequest('invalid_field', 'Send either `scope` or `from_step`, not both', { field: 'from_step' });
-    }
-    const triggeredBy = readString(body, 'triggered_by', { required: false, max: 64 }) ?? 'api';
-    const ifBusy = body.if_busy ?? 'reject';
-    if (ifBusy !== 'reject' && ifBusy !== 'queue') {
-      throw badRequest('invalid_field', `Expected \`if_busy\` to be "reject" or "queue", got ${describeValue(ifBusy)}`, { field: 'if_busy' });
-    }
+    const body = parseWith(startRunBody, await readJsonBody(ctx), 'body');
+    const { scope = '', from_step: fromStep, triggered_by: triggeredBy = 'api', if_busy: ifBusy = 'reject' } = body;
     starts.take(project.id, 'runs per project');
     const run = await services.runService.start(project, { scope, fromStep, triggeredBy, ifBusy });
     ctx.status = 201;
@@ -43,8 +35,7 @@ export function runRoutes(services: AppServices): Router {
 
   router.get('/', async (ctx) => {
     const project = await loadProject(services, ctx.params.projectId);
-    const limit = parseQueryInteger(ctx.query.limit, 'limit', 50, 500);
-    const before = ctx.query.before === undefined ? undefined : parseId(String(ctx.query.before), 'before');
+    const { limit = 50, before } = parseWith(listRunsQuery, ctx.query, 'query');
     ctx.body = (await services.runs.listForProject(project.id, Math.max(limit, 1), before)).map(json);
   });
 
@@ -62,10 +53,7 @@ export function runRoutes(services: AppServices): Router {
 
   router.delete('/:runId', async (ctx) => {
     const run = await loadRun(services, ctx.params);
-    if (ctx.query.purge !== undefined && ctx.query.purge !== 'true' && ctx.query.purge !== 'false') {
-      throw badRequest('invalid_query', `Expected \`purge\` to be "true" or "false", got ${describeValue(ctx.query.purge)}`, { field: 'purge' });
-    }
-    if (ctx.query.purge === 'true') {
+    if (parseWith(cancelRunQuery, ctx.query, 'query').purge === 'true') {
       await services.runService.purge(run);
       ctx.status = 204;
       return;

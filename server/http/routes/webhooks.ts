@@ -1,16 +1,18 @@
 import Router from '@koa/router';
 import { badRequest, describeValue, notFound } from '../../errors.js';
 import { publicWebhook } from '../../store/webhooks.js';
-import { WEBHOOK_EVENTS, type WebhookEvent } from '../../wire.js';
+import { WEBHOOK_EVENTS } from '../../wire.js';
+import { limitQuery, webhookBody } from '../../schemas/http.js';
+import { parseWith } from '../../schemas/parse.js';
 import type { AppServices } from '../context.js';
 import { readJsonBody } from '../jsonBody.js';
-import { parseId, parseQueryInteger, readString, rejectUnknownFields, type Body } from '../validate.js';
+import { parseId } from '../validate.js';
 import { loadProject } from './projects.js';
 
 const MAX_WEBHOOKS_PER_PROJECT = 20;
 
-function readUrl(body: Body): string {
-  const url = readString(body, 'url', { required: true, max: 2048 })!;
+/** Beyond the schema: a URL the hub can POST to, without credentials in it. */
+function checkUrl(url: string): string {
   let parsed: URL | null = null;
   try {
     parsed = new URL(url);
@@ -21,15 +23,6 @@ function readUrl(body: Body): string {
     throw badRequest('invalid_field', `Expected \`url\` to be an http or https address without credentials, got ${describeValue(url)}`, { field: 'url' });
   }
   return parsed.href;
-}
-
-function readEvents(body: Body): WebhookEvent[] {
-  const events = body.events;
-  if (events === undefined) return [...WEBHOOK_EVENTS];
-  if (!Array.isArray(events) || events.length === 0 || events.some((event) => !(WEBHOOK_EVENTS as readonly unknown[]).includes(event))) {
-    throw badRequest('invalid_field', `Expected \`events\` to be a non-empty list of ${WEBHOOK_EVENTS.join(', ')}, got ${describeValue(events)}`, { field: 'events' });
-  }
-  return [...new Set(events as WebhookEvent[])];
 }
 
 /** A project's webhooks: add, list, remove, and each one's recent deliveries. */
@@ -52,11 +45,10 @@ export function webhookRoutes(services: AppServices): Router {
 
   router.post('/', async (ctx) => {
     const project = await loadProject(services, ctx.params.projectId);
-    const body = await readJsonBody(ctx);
-    rejectUnknownFields(body, ['url', 'secret', 'events']);
-    const url = readUrl(body);
-    const secret = readString(body, 'secret', { required: true, max: 256 })!;
-    const events = readEvents(body);
+    const body = parseWith(webhookBody, await readJsonBody(ctx), 'body');
+    const url = checkUrl(body.url);
+    const { secret } = body;
+    const events = [...new Set(body.events ?? WEBHOOK_EVENTS)];
     if ((await webhooks.list(project.id)).length >= MAX_WEBHOOKS_PER_PROJECT) {
       throw badRequest('too_many_webhooks', `A project has at most ${MAX_WEBHOOKS_PER_PROJECT} webhooks`);
     }
@@ -72,7 +64,7 @@ export function webhookRoutes(services: AppServices): Router {
 
   router.get('/:webhookId/deliveries', async (ctx) => {
     const webhook = await loadWebhook(ctx.params);
-    const limit = parseQueryInteger(ctx.query.limit, 'limit', 50, 500);
+    const { limit = 50 } = parseWith(limitQuery, ctx.query, 'query');
     ctx.body = await webhooks.listDeliveries(webhook.id, Math.max(limit, 1));
   });
   return router;

@@ -1,0 +1,131 @@
+import { z } from 'zod';
+import { positiveInteger, queryId, queryInteger, retention, settings, text } from './fields.js';
+
+/** Request bodies and query strings of the HTTP API, and the shapes of its answers (for the OpenAPI document). */
+
+// Requests
+
+export const projectFields = {
+  name: text(100),
+  doc_root: text(4096).describe('an absolute path of an existing directory'),
+  pipeline: text(64).describe('the name of a pipeline of the pipelines file'),
+  settings: settings.optional(),
+  retention: retention.optional(),
+};
+export const createProjectBody = z.strictObject(projectFields);
+export const updateProjectBody = z.strictObject({
+  name: projectFields.name.optional(),
+  doc_root: projectFields.doc_root.optional(),
+  pipeline: projectFields.pipeline.optional(),
+  settings: projectFields.settings,
+  retention: projectFields.retention,
+});
+
+export const startRunBody = z.strictObject({
+  scope: text(64).describe('a scope of the project\'s pipeline').optional(),
+  from_step: text(64).describe('a step of the project\'s pipeline: the run starts there and goes to the end').optional(),
+  triggered_by: text(64).optional(),
+  if_busy: z.enum(['reject', 'queue']).describe('"reject" or "queue"').optional(),
+}).superRefine((body, ctx) => {
+  if (body.scope === undefined && body.from_step === undefined) ctx.addIssue({ code: 'custom', message: 'Expected `scope` (or `from_step`) to be given', params: { code: 'missing_field', field: 'scope' } });
+  if (body.scope !== undefined && body.from_step !== undefined) ctx.addIssue({ code: 'custom', message: 'Send either `scope` or `from_step`, not both', params: { code: 'invalid_field', field: 'from_step' } });
+});
+
+export const webhookBody = z.strictObject({
+  url: text(2048).describe('an http or https address without credentials'),
+  secret: text(256).describe('the key of the HMAC in X-Hub-Signature-256'),
+  events: z.array(z.enum(['run.started', 'run.completed', 'run.failed', 'run.cancelled'])).min(1)
+    .describe('a non-empty list of run.started, run.completed, run.failed, run.cancelled').optional(),
+});
+
+export const listRunsQuery = z.object({ limit: queryInteger(500).optional(), before: queryId.optional() });
+export const limitQuery = z.object({ limit: queryInteger(500).optional() });
+export const cancelRunQuery = z.object({ purge: z.enum(['true', 'false']).describe('"true" or "false"').optional() });
+export const rawLogQuery = z.object({ download: z.enum(['1', '0', 'true', 'false']).describe('1 or 0').optional() });
+
+export const logPageQuery = z.object({
+  offset: queryInteger(Number.MAX_SAFE_INTEGER).optional(),
+  tail: queryInteger(10_000).optional(),
+  before: queryInteger(Number.MAX_SAFE_INTEGER).optional(),
+}).superRefine((query, ctx) => {
+  if (query.offset !== undefined && query.tail !== undefined) ctx.addIssue({ code: 'custom', message: 'Give `offset` or `tail`, not both', params: { code: 'invalid_query' } });
+  else if (query.offset !== undefined && query.before !== undefined) ctx.addIssue({ code: 'custom', message: '`before` goes with `tail`, not with `offset`', params: { code: 'invalid_query' } });
+});
+
+// Answers
+
+const isoTime = z.string().describe('ISO 8601, UTC');
+export const runStatus = z.enum(['pending', 'running', 'completed', 'failed', 'cancelled']);
+
+export const projectSchema = z.object({
+  id: positiveInteger,
+  name: z.string(),
+  doc_root: z.string(),
+  pipeline: z.string(),
+  settings: z.record(z.string(), z.string()),
+  retention: z.object({ runs: z.number().int().nullable().optional(), days: z.number().int().nullable().optional(), log_bytes: z.number().int().nullable().optional() }),
+  created_at: isoTime,
+}).meta({ id: 'Project' });
+
+export const runSchema = z.object({
+  id: positiveInteger,
+  project_id: positiveInteger,
+  scope: z.string().describe('the scope, or from:STEP for a run started with from_step'),
+  status: runStatus,
+  triggered_by: z.string(),
+  created_at: isoTime,
+  started_at: isoTime.nullable(),
+  finished_at: isoTime.nullable(),
+  exit_code: z.number().int().nullable(),
+  signal: z.string().nullable(),
+  error_message: z.string().nullable(),
+  current_step: z.string().nullable(),
+  progress_current: z.number().int(),
+  progress_total: z.number().int(),
+  log_size: z.number().int().describe('bytes; live while the run is active'),
+  log_path: z.string().describe('relative to the logs folder'),
+}).meta({ id: 'Run' });
+
+export const pipelineSchema = z.object({
+  name: z.string(),
+  steps: z.array(z.object({ name: z.string(), timeout_s: z.number().nullable() })),
+  scopes: z.array(z.object({ name: z.string(), first_step: z.string() })),
+}).meta({ id: 'Pipeline' });
+
+export const logPageSchema = z.object({
+  run_id: positiveInteger,
+  status: runStatus,
+  lines: z.array(z.string()),
+  continued: z.array(z.number().int()),
+  offset: z.number().int(),
+  next: z.number().int(),
+  complete: z.boolean(),
+}).meta({ id: 'LogPage' });
+
+export const webhookSchema = z.object({
+  id: positiveInteger,
+  project_id: positiveInteger,
+  url: z.string(),
+  events: z.array(z.string()),
+  created_at: isoTime,
+}).meta({ id: 'Webhook' });
+
+export const deliverySchema = z.object({
+  id: positiveInteger,
+  webhook_id: positiveInteger,
+  run_id: positiveInteger,
+  event: z.string(),
+  status: z.enum(['pending', 'delivered', 'failed']),
+  tries: z.number().int(),
+  last_status: z.number().int().nullable(),
+  last_error: z.string().nullable(),
+  next_attempt_at: isoTime,
+  created_at: isoTime,
+  updated_at: isoTime,
+}).meta({ id: 'WebhookDelivery' });
+
+export const errorSchema = z.object({
+  error: z.looseObject({ code: z.string(), message: z.string(), field: z.string().optional() }).describe('a stable code, a human message, the field at fault, and details of some codes'),
+}).meta({ id: 'Error' });
+
+export const healthSchema = z.object({ status: z.literal('ok') });
