@@ -1,4 +1,5 @@
 import Koa from 'koa';
+import type Router from '@koa/router';
 import type { AppServices } from './context.js';
 import { errorMiddleware } from './errorMiddleware.js';
 import { metaRoutes } from './routes/meta.js';
@@ -11,13 +12,18 @@ import { guiRoutes } from './routes/gui.js';
 import { loginRoutes } from './routes/login.js';
 import { accessMiddleware } from './accessMiddleware.js';
 
+/** One router per resource (the OpenAPI test lists their routes). */
+export function createRouters(services: AppServices): Router[] {
+  return [loginRoutes(services.config), guiRoutes(), metaRoutes(services), metricsRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services), webhookRoutes(services)];
+}
+
 /** The Koa app: one error middleware, then one router per resource. */
 export function createApp(services: AppServices): Koa {
   const app = new Koa();
   app.silent = true; // errors are logged by errorMiddleware, once
   app.use(errorMiddleware(services.log));
   app.use(accessMiddleware(services.config));
-  for (const router of [loginRoutes(services.config), guiRoutes(), metaRoutes(services), metricsRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services), webhookRoutes(services)]) {
+  for (const router of createRouters(services)) {
     app.use(router.routes());
     app.use(router.allowedMethods({ throw: true }));
   }

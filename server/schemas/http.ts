@@ -65,7 +65,7 @@ export const projectSchema = z.object({
   settings: z.record(z.string(), z.string()),
   retention: z.object({ runs: z.number().int().nullable().optional(), days: z.number().int().nullable().optional(), log_bytes: z.number().int().nullable().optional() }),
   created_at: isoTime,
-}).meta({ id: 'Project' });
+});
 
 export const runSchema = z.object({
   id: positiveInteger,
@@ -84,13 +84,13 @@ export const runSchema = z.object({
   progress_total: z.number().int(),
   log_size: z.number().int().describe('bytes; live while the run is active'),
   log_path: z.string().describe('relative to the logs folder'),
-}).meta({ id: 'Run' });
+});
 
 export const pipelineSchema = z.object({
   name: z.string(),
   steps: z.array(z.object({ name: z.string(), timeout_s: z.number().nullable() })),
   scopes: z.array(z.object({ name: z.string(), first_step: z.string() })),
-}).meta({ id: 'Pipeline' });
+});
 
 export const logPageSchema = z.object({
   run_id: positiveInteger,
@@ -100,7 +100,7 @@ export const logPageSchema = z.object({
   offset: z.number().int(),
   next: z.number().int(),
   complete: z.boolean(),
-}).meta({ id: 'LogPage' });
+});
 
 export const webhookSchema = z.object({
   id: positiveInteger,
@@ -108,7 +108,7 @@ export const webhookSchema = z.object({
   url: z.string(),
   events: z.array(z.string()),
   created_at: isoTime,
-}).meta({ id: 'Webhook' });
+});
 
 export const deliverySchema = z.object({
   id: positiveInteger,
@@ -122,10 +122,10 @@ export const deliverySchema = z.object({
   next_attempt_at: isoTime,
   created_at: isoTime,
   updated_at: isoTime,
-}).meta({ id: 'WebhookDelivery' });
+});
 
 export const errorSchema = z.object({
   error: z.looseObject({ code: z.string(), message: z.string(), field: z.string().optional() }).describe('a stable code, a human message, the field at fault, and details of some codes'),
-}).meta({ id: 'Error' });
+});
 
 export const healthSchema = z.object({ status: z.literal('ok') });

@@ -25,7 +25,7 @@ export const subscribeMessage = z.strictObject({
   if ((message.run_id === undefined) === (message.project_id === undefined)) ctx.addIssue(structural('A subscribe message needs exactly one of `run_id` and `project_id`'));
   else if (message.project_id !== undefined && (message.offset !== undefined || message.tail !== undefined)) ctx.addIssue(structural('`offset` and `tail` apply to run subscriptions only'));
   else if (message.offset !== undefined && message.tail !== undefined) ctx.addIssue(structural('Give `offset` or `tail`, not both'));
-}).meta({ id: 'SubscribeMessage' });
+});
 
 export const unsubscribeMessage = z.strictObject({
   type: z.literal('unsubscribe'),
@@ -33,18 +33,18 @@ export const unsubscribeMessage = z.strictObject({
   project_id: projectId.optional(),
 }).superRefine((message, ctx) => {
   if ((message.run_id === undefined) === (message.project_id === undefined)) ctx.addIssue(structural('An unsubscribe message needs exactly one of `run_id` and `project_id`'));
-}).meta({ id: 'UnsubscribeMessage' });
+});
 
-export const clientMessage = z.union([subscribeMessage, unsubscribeMessage]).meta({ id: 'ClientMessage' });
+export const clientMessage = z.union([subscribeMessage, unsubscribeMessage]);
 
 // Server → client (documentation: the hub builds these, see server/wire.ts)
 
 const lines = logPageSchema.pick({ lines: true, offset: true, next: true });
 export const serverMessage = z.union([
-  z.object({ type: z.literal('subscribed'), run_id: positiveInteger.optional(), project_id: positiveInteger.optional(), offset: z.number().int().optional() }).meta({ id: 'SubscribedMessage' }),
-  z.object({ type: z.literal('lines'), run_id: positiveInteger, ...lines.shape, continued: z.array(z.number().int()).optional() }).meta({ id: 'LinesMessage' }),
-  z.object({ type: z.literal('run'), run: runSchema }).meta({ id: 'RunMessage' }),
-  z.object({ type: z.literal('run_removed'), project_id: positiveInteger, run_id: positiveInteger, reason: z.enum(['purged', 'retention']) }).meta({ id: 'RunRemovedMessage' }),
-  z.object({ type: z.literal('complete'), run_id: positiveInteger, status: runStatus, exit_code: z.number().int().nullable(), error_message: z.string().nullable(), next: z.number().int() }).meta({ id: 'CompleteMessage' }),
-  z.looseObject({ type: z.literal('error'), code: z.string(), message: z.string(), run_id: positiveInteger.optional(), project_id: positiveInteger.optional() }).meta({ id: 'ErrorMessage' }),
-]).meta({ id: 'ServerMessage' });
+  z.object({ type: z.literal('subscribed'), run_id: positiveInteger.optional(), project_id: positiveInteger.optional(), offset: z.number().int().optional() }),
+  z.object({ type: z.literal('lines'), run_id: positiveInteger, ...lines.shape, continued: z.array(z.number().int()).optional() }),
+  z.object({ type: z.literal('run'), run: runSchema }),
+  z.object({ type: z.literal('run_removed'), project_id: positiveInteger, run_id: positiveInteger, reason: z.enum(['purged', 'retention']) }),
+  z.object({ type: z.literal('complete'), run_id: positiveInteger, status: runStatus, exit_code: z.number().int().nullable(), error_message: z.string().nullable(), next: z.number().int() }),
+  z.looseObject({ type: z.literal('error'), code: z.string(), message: z.string(), run_id: positiveInteger.optional(), project_id: positiveInteger.optional() }),
+]);

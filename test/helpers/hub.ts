@@ -3,6 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../../server/paths.js';
+import { checkResponse } from './openapi.js';
 
 export interface TestHub {
   url: string;
@@ -73,6 +74,7 @@ export async function startHub(options: HubOptions = {}): Promise<TestHub> {
     } catch {
       // plain text
     }
+    checkResponse(method, url + urlPath, response.status, response.headers.get('content-type'), parsed);
     return { status: response.status, body: parsed, headers: response.headers };
   };
   const stop = async (signal: NodeJS.Signals = 'SIGTERM') => {

@@ -1,12 +1,20 @@
 import Router from '@koa/router';
 import { notFound } from '../../errors.js';
 import type { AppServices } from '../context.js';
+import { messagesSchema, openApiDocument } from '../../schemas/openapi.js';
 import { parseId } from '../validate.js';
 
 export function metaRoutes(services: AppServices): Router {
   const router = new Router();
   router.get('/api/health', (ctx) => {
     ctx.body = { status: 'ok' };
+  });
+  // The contract: the HTTP API as OpenAPI 3.1, the WebSocket messages as JSON Schema.
+  router.get('/api/openapi.json', (ctx) => {
+    ctx.body = openApiDocument();
+  });
+  router.get('/api/messages.schema.json', (ctx) => {
+    ctx.body = messagesSchema();
   });
   router.get('/api/pipelines', (ctx) => {
     ctx.body = [...services.pipelines.values()].map((pipeline) => ({
