@@ -77,7 +77,9 @@ async function main(): Promise<number> {
     started_at: now(),
     finished_at: null,
     updated_at: now(),
+    steps: spec.steps.map((step) => ({ name: step.name, status: 'pending', started_at: null, finished_at: null, exit_code: null, signal: null, log_start: null, log_end: null })),
   };
+  const steps = state.steps!;
   const save = () => {
     state.updated_at = now();
     writeStateFile(spec.state_file, state);
@@ -102,6 +104,8 @@ async function main(): Promise<number> {
   for (const [index, step] of spec.steps.entries()) {
     if (cancel.signal.aborted) break;
     state.current_step = step.name;
+    // Its part of the log starts with its header line.
+    Object.assign(steps[index], { status: 'running', started_at: now(), log_start: fs.fstatSync(fd).size });
     save();
     writeMarker(fd, `[hub] step ${index + 1}/${spec.steps.length}: ${step.name}`);
     const errorFile = `${spec.state_file}.error`;
@@ -113,6 +117,13 @@ async function main(): Promise<number> {
       graceMs: spec.grace_ms,
       maxLogBytes: spec.max_log_bytes,
       cancel: cancel.signal,
+    });
+    Object.assign(steps[index], {
+      status: outcome.kind === 'exit' && outcome.code === 0 ? 'completed' : outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
+      finished_at: now(),
+      exit_code: outcome.kind === 'exit' ? outcome.code : null,
+      signal: outcome.kind === 'exit' ? outcome.signal : null,
+      log_end: fs.fstatSync(fd).size,
     });
     if (outcome.kind === 'exit' && outcome.code === 0) {
       state.progress_current = index + 1;

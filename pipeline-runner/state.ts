@@ -9,6 +9,23 @@ export const TOKEN_VARIABLE = 'HUB_RUN_TOKEN';
 export const RUNNER_STATUSES = ['running', 'completed', 'failed', 'cancelled'] as const;
 export type RunnerStatus = (typeof RUNNER_STATUSES)[number];
 
+export const STEP_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
+export type StepStatus = (typeof STEP_STATUSES)[number];
+
+/** One step of a run: its outcome and where its part of the log is ([log_start, log_end) in bytes). */
+export interface StepRecord {
+  name: string;
+  status: StepStatus;
+  started_at: string | null;
+  finished_at: string | null;
+  exit_code: number | null;
+  signal: string | null;
+  /** where its header line starts; null until it starts */
+  log_start: number | null;
+  /** where its output ended; null while it runs */
+  log_end: number | null;
+}
+
 /** What the runner tells the server, through `logs/<projectId>/<runId>.json`. */
 export interface RunnerState {
   run_id: number;
@@ -23,6 +40,8 @@ export interface RunnerState {
   started_at: string;
   finished_at: string | null;
   updated_at: string;
+  /** every step of the run, in order (absent in state files of runners before steps were recorded) */
+  steps?: StepRecord[];
 }
 
 /** The run the server hands the runner on stdin. */
@@ -70,6 +89,7 @@ function checkState(value: unknown, runId: number | undefined): string | null {
   if (!isCount(state.progress_current) || !isCount(state.progress_total)) return 'progress is not a count';
   if (!isText(state.current_step) || !isText(state.error_message) || !isText(state.signal) || !isText(state.finished_at)) return 'a text field has the wrong type';
   if (state.exit_code !== null && !Number.isSafeInteger(state.exit_code)) return 'exit_code is not an integer';
+  if (state.steps !== undefined && (!Array.isArray(state.steps) || state.steps.some((step) => typeof step !== 'object' || step === null || !STEP_STATUSES.includes((step as StepRecord).status)))) return 'steps is not a list of steps';
   return null;
 }
 

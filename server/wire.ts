@@ -43,6 +43,22 @@ export interface Run {
   log_size: number;
   /** relative to the logs folder */
   log_path: string;
+  /** every step the run carries out, in order; not reached yet: `pending` */
+  steps: Step[];
+}
+
+/** A step of a run: its outcome, and its part of the log as byte offsets [log_start, log_end). */
+export interface Step {
+  name: string;
+  status: 'pending' | 'running' | 'completed' | 'failed' | 'cancelled';
+  started_at: string | null;
+  finished_at: string | null;
+  exit_code: number | null;
+  signal: string | null;
+  /** where its header line starts (null until it starts) */
+  log_start: number | null;
+  /** where its output ends (null while it runs) */
+  log_end: number | null;
 }
 
 export interface Pipeline {

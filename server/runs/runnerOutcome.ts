@@ -29,11 +29,12 @@ export function runnerOutcome(runner: WatchedRunner, read: StateRead, run: RunRo
         signal: state.signal,
         error_message: state.error_message,
         finished_at: state.finished_at ?? new Date().toISOString(),
+        ...(state.steps && { steps: JSON.stringify(state.steps) }),
       },
     };
   }
   const last = read.kind === 'state' ? read.state : null;
-  const progress = { current_step: last?.current_step ?? run.current_step, progress_current: last?.progress_current ?? run.progress_current };
+  const progress = { current_step: last?.current_step ?? run.current_step, progress_current: last?.progress_current ?? run.progress_current, steps: last?.steps ? JSON.stringify(last.steps) : run.steps };
   if (runner.lost !== undefined) {
     return { marker: null, changes: { status: 'failed', error_message: runner.lost, ...progress } };
   }

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import { runFiles } from '../paths.js';
 import { isTerminal, type RunRow } from '../store/runs.js';
-import type { Run } from '../wire.js';
+import type { Run, Step } from '../wire.js';
+import { parsePlan } from './plan.js';
 
 /**
  * The public shape of a run, field by field: the runner's token and pid, the commands it runs and
@@ -35,5 +36,27 @@ export function toRunJson(row: RunRow, logsDir: string, liveSize = true): Run {
     progress_total: row.progress_total,
     log_size: logSize,
     log_path: files.relativeLog,
+    steps: stepsOf(row, logSize),
   };
+}
+
+/**
+ * The run's steps as its runner recorded them; before it started, its plan's steps, pending. A run
+ * that ended while a step was running (a runner that died, a lost worker) shows that step ended as
+ * the run did, at the end of the log.
+ */
+function stepsOf(row: RunRow, logSize: number): Step[] {
+  let steps: Step[] | null = null;
+  try {
+    steps = row.steps ? (JSON.parse(row.steps) as Step[]) : null;
+  } catch {
+    steps = null;
+  }
+  if (!steps) {
+    const plan = parsePlan(row.plan);
+    return (plan ?? []).map((step) => ({ name: step.name, status: 'pending', started_at: null, finished_at: null, exit_code: null, signal: null, log_start: null, log_end: null }));
+  }
+  if (!isTerminal(row.status)) return steps;
+  const ended = row.status === 'completed' ? 'completed' : row.status === 'cancelled' ? 'cancelled' : 'failed';
+  return steps.map((step) => (step.status === 'running' ? { ...step, status: ended, finished_at: step.finished_at ?? row.finished_at, log_end: step.log_end ?? logSize } : step));
 }

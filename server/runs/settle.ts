@@ -27,8 +27,9 @@ export class RunSettler {
   async runnerOnProgress(runner: WatchedRunner, state: RunnerState): Promise<void> {
     const run = await this.runs.get(runner.runId);
     if (!run || run.status !== 'running') return;
-    if (run.current_step === state.current_step && run.progress_current === state.progress_current) return;
-    this.events.changed(await this.runs.update(run.id, { current_step: state.current_step, progress_current: state.progress_current }));
+    const steps = state.steps ? JSON.stringify(state.steps) : run.steps;
+    if (run.current_step === state.current_step && run.progress_current === state.progress_current && run.steps === steps) return;
+    this.events.changed(await this.runs.update(run.id, { current_step: state.current_step, progress_current: state.progress_current, steps }));
   }
 
   /** Records how a runner ended: its final state, its exit, or what is known when neither says. */

@@ -84,6 +84,16 @@ export const runSchema = z.object({
   progress_total: z.number().int(),
   log_size: z.number().int().describe('bytes; live while the run is active'),
   log_path: z.string().describe('relative to the logs folder'),
+  steps: z.array(z.object({
+    name: z.string(),
+    status: z.enum(['pending', 'running', 'completed', 'failed', 'cancelled']),
+    started_at: isoTime.nullable(),
+    finished_at: isoTime.nullable(),
+    exit_code: z.number().int().nullable(),
+    signal: z.string().nullable(),
+    log_start: z.number().int().nullable().describe('where the step\'s header line starts in the log (null until it starts)'),
+    log_end: z.number().int().nullable().describe('where its output ends (null while it runs)'),
+  })).describe('every step the run carries out, in order; steps not reached are pending'),
 });
 
 export const pipelineSchema = z.object({

@@ -16,7 +16,9 @@ export function countsOf(rows: { status: string; count: number | string }[]): Re
 export const isTerminal = (status: RunStatus) => !ACTIVE_STATUSES.includes(status);
 
 /** A run as stored: the public run (without its log path, derived from ids) plus what stays inside the server. */
-export interface RunRow extends Omit<Run, 'log_path'> {
+export interface RunRow extends Omit<Run, 'log_path' | 'steps'> {
+  /** the steps as the runner last recorded them (JSON); null before it started */
+  steps: string | null;
   runner_pid: number | null;
   runner_token: string | null;
   /** the steps it carries out, as JSON (see runs/plan.ts) */
@@ -30,7 +32,7 @@ export type RunChanges = Partial<Omit<RunRow, 'id' | 'project_id' | 'created_at'
 /** The columns a change may set (anything else in a RunChanges is ignored, never interpolated). */
 export const WRITABLE_RUN_COLUMNS: ReadonlySet<string> = new Set([
   'scope', 'status', 'triggered_by', 'started_at', 'finished_at', 'exit_code', 'signal', 'error_message',
-  'current_step', 'progress_current', 'progress_total', 'log_size', 'runner_pid', 'runner_token',
+  'current_step', 'progress_current', 'progress_total', 'log_size', 'runner_pid', 'runner_token', 'steps',
 ]);
 
 /** Runs and the queue. Implementations must pass test/store/runStore.contract.ts. */

@@ -26,7 +26,7 @@ const project = (dir: string): Project => ({ id: 1, name: 'p', doc_root: dir, pi
 let nextRun = 1;
 const pendingRun = (): RunRow => ({
   id: nextRun++, project_id: 1, scope: 'all', status: 'pending', triggered_by: 'test', created_at: '', started_at: null, finished_at: null, exit_code: null, signal: null,
-  error_message: null, current_step: null, progress_current: 0, progress_total: 1, log_size: 0, runner_pid: null, runner_token: null, plan: null,
+  error_message: null, current_step: null, progress_current: 0, progress_total: 1, log_size: 0, runner_pid: null, runner_token: null, plan: null, steps: null,
 });
 
 /**

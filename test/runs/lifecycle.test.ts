@@ -51,6 +51,13 @@ lifecycle('a run goes pending → running → completed with timestamps, progres
   assert.match(log, `one ${done.id} ${projectId} all one test-model 1\n`);
   assert.match(log, /\[hub\] step 2\/3: two\ntwo\nto-stderr\n/);
   assert.match(log, /\[hub\] run completed\n$/);
+  // Each step's part of the log, by byte offsets: its header line, then its output.
+  assert.equal(done.steps.map((s: { name: string; status: string; exit_code: number }) => [s.name, s.status, s.exit_code]), [['one', 'completed', 0], ['two', 'completed', 0], ['three', 'completed', 0]]);
+  const bytes = fs.readFileSync(path.join(hub.dir, 'logs', done.log_path));
+  const part = (step: { log_start: number; log_end: number }) => bytes.subarray(step.log_start, step.log_end).toString();
+  assert.is(part(done.steps[1]), '[hub] step 2/3: two\ntwo\nto-stderr\n');
+  assert.is(done.steps[0].log_end, done.steps[1].log_start, 'the parts follow each other');
+  assert.ok(done.steps.every((s: { started_at: string; finished_at: string }) => Date.parse(s.started_at) <= Date.parse(s.finished_at)));
 });
 
 lifecycle('a failing step fails the run with its name and exit code, and later steps do not run', async ({ hub }) => {
@@ -62,6 +69,8 @@ lifecycle('a failing step fails the run with its name and exit code, and later s
   assert.is(run.progress_current, 1);
   const log = fs.readFileSync(path.join(hub.dir, 'logs', run.log_path), 'utf8');
   assert.not.match(log, 'never');
+  assert.equal(run.steps.map((s: { name: string; status: string; exit_code: number | null }) => [s.name, s.status, s.exit_code]), [['ok', 'completed', 0], ['bad', 'failed', 3], ['never', 'pending', null]]);
+  assert.is(run.steps[2].log_start, null, 'a step not reached has no part of the log');
 });
 
 lifecycle('from_step re-runs a pipeline from a named step to the end, recorded as scope "from:<step>"', async ({ hub }) => {
@@ -78,6 +87,20 @@ lifecycle('from_step re-runs a pipeline from a named step to the end, recorded a
   const unknown = await hub.api('POST', `/api/projects/${projectId}/runs`, { from_step: 'four' });
   assert.is(unknown.status, 400);
   assert.equal(unknown.body.error.valid_steps, ['one', 'two', 'three']);
+});
+
+lifecycle('while a step runs its log_end is null and later steps are pending; a queued run lists its plan\'s steps as pending', async ({ hub }) => {
+  const projectId = await createProject(hub, 'quick');
+  const { body: first } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  const { body: queued } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all', if_busy: 'queue' });
+  assert.equal(queued.steps.map((s: { name: string; status: string }) => [s.name, s.status]), [['q', 'pending']]);
+  const running = await waitFor(async () => {
+    const { body } = await hub.api('GET', `/api/projects/${projectId}/runs/${first.id}`);
+    return body.steps[0].status === 'running' ? body : null;
+  }, 'the step to run');
+  assert.is(running.steps[0].log_end, null);
+  assert.is(running.steps[0].log_start, 0);
+  await waitForRun(hub, projectId, queued.id, ['completed']);
 });
 
 lifecycle('a step past its timeout_s fails the run', async ({ hub }) => {
