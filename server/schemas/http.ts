@@ -43,6 +43,21 @@ export const limitQuery = z.object({ limit: queryInteger(500).optional() });
 export const cancelRunQuery = z.object({ purge: z.enum(['true', 'false']).describe('"true" or "false"').optional() });
 export const rawLogQuery = z.object({ download: z.enum(['1', '0', 'true', 'false']).describe('1 or 0').optional() });
 
+export const searchQuery = z.object({
+  q: z.string().min(1).max(1000).describe('the text (or regular expression) to look for, 1 to 1000 characters'),
+  regex: z.enum(['0', '1']).describe('1: `q` is a JavaScript regular expression').optional(),
+  case: z.enum(['0', '1']).describe('1: case-sensitive').optional(),
+  after: queryInteger(Number.MAX_SAFE_INTEGER).describe('where to start: 0, or a `next_after` of a previous answer').optional(),
+  limit: queryInteger(1000).describe('at most this many matches (1 to 1000, default 100)').optional(),
+});
+
+export const searchResultSchema = z.object({
+  matches: z.array(z.object({ offset: z.number().int(), line: z.string() })),
+  next_after: z.number().int(),
+  complete: z.boolean(),
+  stopped: z.enum(['limit', 'time_budget', 'regex_timeout']).nullable(),
+});
+
 export const logPageQuery = z.object({
   offset: queryInteger(Number.MAX_SAFE_INTEGER).optional(),
   tail: queryInteger(10_000).optional(),

@@ -114,6 +114,13 @@ function operations(): Record<string, Record<string, Json>> {
         },
       },
     },
+    '/api/projects/{projectId}/runs/{runId}/logs/search': {
+      get: {
+        summary: 'Search the whole log: matching lines in file order, with where to go on',
+        parameters: [PROJECT, RUN, ...queryOf(http.searchQuery)],
+        responses: { 200: json(schemaOf(http.searchResultSchema, 'output'), 'Matches; `complete` once the end was reached; `stopped` says why it ended before'), ...errors(400, 404) },
+      },
+    },
     '/api/projects/{projectId}/runs/{runId}/logs/raw': {
       get: {
         summary: 'The log file as written, with Range',

@@ -54,7 +54,9 @@ export function errorOf(schema: z.ZodType, error: z.ZodError, source: Source): H
   }
   const own = issues.find((issue) => issue.code === 'custom' && (issue.params as { code?: string } | undefined)?.code);
   const issue = own ?? issues.find((i) => i.code === 'invalid_type' && i.input === undefined) ?? issues[0];
-  const path = issue.path;
+  // An item of a list is reported as the list (`events`, not `events.0`).
+  const firstIndex = issue.path.findIndex((key) => typeof key === 'number');
+  const path = firstIndex === -1 ? issue.path : issue.path.slice(0, firstIndex);
   // Names after the first are the client's own (a setting's name): bounded in what is echoed.
   const field = path.map((key, index) => (index === 0 ? String(key) : String(key).slice(0, 64))).join('.');
   const params = (issue as { params?: { code?: string; field?: string } }).params;

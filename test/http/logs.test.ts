@@ -14,6 +14,7 @@ setUp(logs, async (context) => {
     env: { HUB_MAX_LINE_BYTES: '65536' }, // catch-up reads of 512 KiB: the stream has several batches
     pipelines: {
       count: { steps: [{ name: 'count', command: nodeStep(`for (let i = 1; i <= ${LINES}; i++) console.log('line ' + i + ' é'); process.stdout.write('no newline at the end');`) }], scopes: { all: 'count' } },
+      evil: { steps: [{ name: 'e', command: nodeStep(`for (let i = 0; i < 50; i++) console.log('a'.repeat(40) + '!'); console.log('plain end');`) }], scopes: { all: 'e' } },
       waiting: { steps: [{ name: 'w', command: nodeStep(`console.log('first'); process.stdout.write('partial'); setTimeout(() => console.log(' done'), 1500);`) }], scopes: { all: 'w' } },
     },
   });
@@ -158,6 +159,58 @@ logs('SSE gives the same stream, with id = next, honouring Last-Event-ID, then e
   const seen = events.filter((e) => e.event === 'lines').slice(0, 1).flatMap((e) => e.data.lines);
   assert.ok(rest.length > 0, 'the resumed stream has lines of its own');
   assert.equal([...seen, ...rest], all);
+});
+
+logs('search: the whole log in file order with exact offsets, paged by next_after; text, case and regex', async (context) => {
+  const { hub } = context;
+  const bytes = fs.readFileSync(context.file);
+  const lineAt = (offset: number) => bytes.subarray(offset, bytes.indexOf(0x0a, offset) === -1 ? bytes.length : bytes.indexOf(0x0a, offset)).toString();
+  const search = async (query: string) => (await hub.api('GET', `${base(context)}/search?${query}`)).body;
+  const one = await search(`q=${encodeURIComponent('line 59999 é')}`);
+  assert.equal(one.matches.map((m: { line: string }) => m.line), ['line 59999 é']);
+  assert.is(lineAt(one.matches[0].offset), 'line 59999 é', 'the offset is where the line starts');
+  assert.is(one.complete, true);
+  assert.is((await search(`q=${encodeURIComponent('LINE 7 é')}`)).matches.length, 1, 'case-insensitive by default');
+  assert.is((await search(`q=${encodeURIComponent('LINE 7 é')}&case=1`)).matches.length, 0);
+  assert.equal((await search('q=newline%20at%20the')).matches.map((m: { line: string }) => m.line.startsWith('no newline at the end')), [true], 'the last line, without its newline');
+  // Every line, 1000 at a time.
+  let after = 0;
+  const offsets: number[] = [];
+  for (let page = 0; page < 100; page++) {
+    const result = await search(`q=%C3%A9&limit=1000&after=${after}`);
+    offsets.push(...result.matches.map((m: { offset: number }) => m.offset));
+    after = result.next_after;
+    if (result.complete) break;
+    assert.is(result.stopped, 'limit');
+  }
+  assert.is(offsets.length, 60_000);
+  assert.ok(offsets.every((offset, i) => i === 0 || offset > offsets[i - 1]), 'file order');
+  assert.is(lineAt(offsets[12_345]), 'line 12346 é');
+  const regex = await search(`regex=1&limit=1000&q=${encodeURIComponent('^line 4\\d{4} é$')}`);
+  assert.is(regex.matches.length, 1000, JSON.stringify(regex).slice(0, 300));
+  assert.is(regex.matches[0].line, 'line 40000 é');
+  assert.is(regex.stopped, 'limit');
+  const bad = await hub.api('GET', `${base(context)}/search?regex=1&q=(`);
+  assert.is(bad.status, 400);
+  assert.is(bad.body.error.field, 'q');
+  assert.is((await hub.api('GET', `${base(context)}/search`)).status, 400, 'q is required');
+});
+
+logs('search: a regex that backtracks for ever is stopped at its deadline in its own thread; the server answers meanwhile', async (context) => {
+  const { hub } = context;
+  const projectId = await createProject(hub, 'evil');
+  const { body: run } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await waitForRun(hub, projectId, run.id, ['completed']);
+  const started = Date.now();
+  const searching = hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/search?regex=1&q=${encodeURIComponent('^(a+)+$')}`);
+  await new Promise((resolve) => setTimeout(resolve, 200));
+  const health = await hub.api('GET', '/api/health');
+  assert.is(health.status, 200, 'the event loop is free');
+  assert.ok(Date.now() - started < 900, 'health answered before the regex deadline');
+  const result = (await searching).body;
+  assert.is(result.stopped, 'regex_timeout');
+  assert.is(result.complete, false);
+  assert.equal(result.matches, []);
 });
 
 logs('bad tail and offset values are 400; an unknown run is 404', async (context) => {

@@ -3,7 +3,9 @@ import Router from '@koa/router';
 import type Koa from 'koa';
 import type { LogHandle } from '../../logs/logSource.js';
 import { DEFAULT_TAIL, readLogPage, type StartAt } from '../../logs/pageReader.js';
-import { logPageQuery, rawLogQuery } from '../../schemas/http.js';
+import { logPageQuery, rawLogQuery, searchQuery } from '../../schemas/http.js';
+import { searchLog } from '../../logs/logSearch.js';
+import { badRequest } from '../../errors.js';
 import { parseWith } from '../../schemas/parse.js';
 import { isTerminal, type RunRow } from '../../store/runs.js';
 import { parseRange } from '../byteRange.js';
@@ -35,6 +37,10 @@ async function* readRange(handle: LogHandle, start: number, end: number): AsyncG
 }
 
 const RAW_CHUNK = 64 * 1024;
+/** A search answers within about this long, saying where it stopped. */
+const SEARCH_BUDGET_MS = 3000;
+/** The longest a user's regex may run over one 1 MiB chunk. */
+const REGEX_DEADLINE_MS = 1000;
 
 /**
  * `inline` for the browser's own view; `attachment` with `?download=1` as `<project>-run-<id>.log`:
@@ -89,6 +95,28 @@ export function logRoutes(services: AppServices): Router {
       services.hub.dropSink(sink);
     });
   }
+
+  // The whole log, not the loaded part: in bounded memory, within a time budget, a regex in a thread with a deadline.
+  router.get('/search', async (ctx) => {
+    const run = await loadRun(services, ctx.params);
+    const query = parseWith(searchQuery, ctx.query, 'query');
+    if (query.regex === '1') {
+      try {
+        new RegExp(query.q, 'gm');
+      } catch (error) {
+        throw badRequest('invalid_query', `Expected \`q\` to be a regular expression: ${(error as Error).message}`, { field: 'q' });
+      }
+    }
+    ctx.body = await searchLog(services.logSourceOf(run), {
+      text: query.q,
+      regex: query.regex === '1',
+      caseSensitive: query.case === '1',
+      after: query.after ?? 0,
+      limit: Math.max(1, query.limit ?? 100),
+      budgetMs: SEARCH_BUDGET_MS,
+      regexDeadlineMs: REGEX_DEADLINE_MS,
+    }, isTerminal(run.status));
+  });
 
   router.get('/raw', async (ctx) => {
     const run = await loadRun(services, ctx.params);
