@@ -64,7 +64,7 @@ try {
   // peak RSS), and the 1 GiB log's leftovers do not touch the other rows.
   const freeBytes = Number(execSync(`df -B1 --output=avail ${hub.dir} | tail -1`).toString().trim());
   const logBytes = quick ? 128 * 1024 ** 2 : 1024 ** 3;
-  if ((only && !'tail-N memory'.includes(only)) || clusterOnly) {
+  if ((only && !'tail-N memory search'.includes(only)) || clusterOnly) {
     // not asked for
   } else if (freeBytes > 3 * logBytes) {
     const fresh = await startBenchHub({}, process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean));
@@ -72,13 +72,14 @@ try {
       process.stdout.write(`… writing a ${(logBytes / 1024 ** 2).toFixed(0)} MiB log\n`);
       const log = await scenarios.bigLog(fresh, logBytes);
       await step('tail-N', () => scenarios.tailN(fresh, log));
+      await step('search', () => scenarios.search(fresh, log));
       await step('memory', () => scenarios.memory(fresh, log, 500, quick ? 10 : 30));
     } finally {
       await fresh.stop();
       fs.rmSync(fresh.dir, { recursive: true, force: true });
     }
   } else {
-    process.stdout.write(`skipping tail-N and memory: only ${(freeBytes / 1024 ** 3).toFixed(1)} GiB free\n`);
+    process.stdout.write(`skipping tail-N, search and memory: only ${(freeBytes / 1024 ** 3).toFixed(1)} GiB free\n`);
   }
 } finally {
   await hub.stop();

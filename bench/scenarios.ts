@@ -307,3 +307,44 @@ export async function runStart(hub: TestHub, runs: number, shell: boolean, pause
   const target = limit ? `p50 < ${limit} ms` : undefined;
   return { scenario: `run start: POST → first line (${shell ? 'sh' : 'node'} step, ${how})`, hub: ms(s), baseline: '–', target, met: limit ? s.p50 < limit : undefined, lost: 0, duplicated: 0, data: { times: s, pauseMs } };
 }
+
+/** Pages through GET …/logs/search until it says complete: the whole log scanned over HTTP. */
+async function searchAll(hub: TestHub, log: { projectId: number; runId: number }, query: string): Promise<{ ms: number; matches: number; requests: number }> {
+  const started = performance.now();
+  let after = 0;
+  let matches = 0;
+  let requests = 0;
+  for (;;) {
+    const { body } = await hub.api('GET', `/api/projects/${log.projectId}/runs/${log.runId}/logs/search?${query}&limit=1000&after=${after}`);
+    requests++;
+    matches += body.matches.length;
+    after = body.next_after;
+    if (body.complete || body.stopped === 'regex_timeout') break;
+  }
+  return { ms: performance.now() - started, matches, requests };
+}
+
+const grepCount = (args: string[], file: string) =>
+  new Promise<number>((resolve) => {
+    const started = performance.now();
+    spawn('grep', [...args, file], { stdio: ['ignore', 'ignore', 'ignore'] }).once('exit', () => resolve(performance.now() - started));
+  });
+
+export async function search(hub: TestHub, log: { projectId: number; runId: number; file: string; count: number }): Promise<Result> {
+  const size = fs.statSync(log.file).size;
+  const last = String(log.count - 1).padStart(10, '0');
+  const text = await searchAll(hub, log, `q=${encodeURIComponent(`${last} `)}`);
+  const regex = await searchAll(hub, log, `regex=1&q=${encodeURIComponent('^99999\\d{5} ')}`);
+  const grepText = await grepCount(['-c', '-F', `${last} `], log.file);
+  const grepRegex = await grepCount(['-c', '-E', '^99999[0-9]{5} '], log.file);
+  const speed = (ms: number) => `${(size / 1024 ** 2 / (ms / 1000)).toFixed(0)} MiB/s`;
+  return {
+    scenario: `search the whole ${(size / 1024 ** 3).toFixed(2)} GiB log over HTTP`,
+    hub: `text ${(text.ms / 1000).toFixed(1)} s (${speed(text.ms)}, ${text.requests} requests, ${text.matches} match); regex ${(regex.ms / 1000).toFixed(1)} s (${speed(regex.ms)}, ${regex.requests} requests)`,
+    baseline: `grep -c -F ${(grepText / 1000).toFixed(1)} s (${speed(grepText)}); grep -c -E ${(grepRegex / 1000).toFixed(1)} s (${speed(grepRegex)})`,
+    ratio: text.ms / grepText,
+    lost: text.matches === 1 ? 0 : 1,
+    duplicated: 0,
+    data: { text, regex, grepText, grepRegex, size },
+  };
+}
