@@ -28,6 +28,8 @@ const PIPELINES = {
   },
   long: { steps: [{ name: 'sleepy', command: ['sh', '-c', 'echo waiting; sleep 60'] }], scopes: { all: 'sleepy' } },
   restartable: { steps: [{ name: 'paced', command: paced(600, 10) }], scopes: { all: 'paced' } },
+  // 400 000 lines over about 8 s: a page following it must let the oldest go
+  stream: { steps: [{ name: 'stream', command: nodeStep(`let i = 0; const t = setInterval(() => { let s = ''; for (let k = 0; k < 2500; k++) s += 'stream line ' + (++i) + '\\n'; process.stdout.write(s); if (i >= 400000) clearInterval(t); }, 50);`) }], scopes: { all: 'stream' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
 
@@ -88,10 +90,13 @@ gui('ANSI colours and bold are rendered; a \\r progress line shows only its last
 });
 
 gui('search finds lines in the loaded log; follow stops on scroll up and resumes with Jump to end', async ({ page }) => {
-  await page.getByPlaceholder('Search log').fill('paced 4');
-  await page.getByText('11 matches').waitFor(); // paced 4, 40..49
-  await page.getByRole('button', { name: 'Next match' }).click();
+  await page.getByPlaceholder('Search the whole log').fill('paced 4');
+  await page.getByPlaceholder('Search the whole log').press('Enter');
+  await page.getByText('1 of 11 matches').waitFor(); // paced 4, 40..49
   assert.is(await page.locator('.log-line.current-match').textContent(), 'paced 4');
+  await page.getByRole('button', { name: 'Next match' }).click();
+  await page.getByText('2 of 11 matches').waitFor();
+  assert.is(await page.locator('.log-line.current-match').textContent(), 'paced 40');
   await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
   await page.getByRole('button', { name: 'Jump to end' }).click();
   await page.getByText('Following').waitFor();
@@ -161,7 +166,7 @@ gui('a run started elsewhere appears on the project page without reload', async 
   assert.match((await page.locator(`tr[data-run-id="${body.id}"]`).textContent())!, 'script');
 });
 
-gui('a 200 000-line log loads earlier parts on demand, scrolls and searches without hanging', async ({ hub, page }) => {
+gui('a 200 000-line log loads earlier parts on demand, scrolls and searches without hanging', async ({ hub, page, browser }) => {
   const projectId = await createProject(hub, 'huge');
   const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
   await waitForRun(hub, projectId, body.id, ['completed'], 30_000);
@@ -175,14 +180,74 @@ gui('a 200 000-line log loads earlier parts on demand, scrolls and searches with
     await page.waitForFunction((n) => Number(document.querySelector('[data-testid=line-count]')!.textContent!.replace(/[^\d]/g, '')) > n, before, { timeout: 10_000 });
   }
   assert.is(await lineCount(page), 55_000);
-  await page.getByPlaceholder('Search log').fill('flood line 150000');
-  await page.getByText('1 matches').waitFor({ timeout: 10_000 });
-  await page.getByRole('button', { name: 'Next match' }).click();
+  await page.getByPlaceholder('Search the whole log').fill('flood line 150000');
+  await page.getByPlaceholder('Search the whole log').press('Enter');
+  await page.getByText('1 of 1 match').waitFor({ timeout: 10_000 });
   assert.is(await page.locator('.log-line.current-match').textContent(), 'flood line 150000');
+  // A line that is not loaded: the search covers the whole log and opens the part around it.
+  await page.getByPlaceholder('Search the whole log').fill('flood line 100000');
+  await page.getByPlaceholder('Search the whole log').press('Enter');
+  await page.getByText('1 of 1 match').waitFor({ timeout: 10_000 });
+  await page.locator('.log-line.current-match', { hasText: 'flood line 100000' }).waitFor();
+  await page.getByText('Showing part of the log').waitFor();
+  // Its permalink opens it again, highlighted, in a fresh page.
+  const link = await page.locator('.log-line.current-match .line-link').getAttribute('href');
+  const other = await browser.newPage();
+  await other.goto(`${hub.url}/${link}`);
+  await other.locator('.log-line.current-match', { hasText: 'flood line 100000' }).waitFor();
+  assert.is(await other.locator('.log-line.current-match').textContent(), 'flood line 100000');
+  await other.close();
+  await page.getByRole('button', { name: 'Jump to end' }).click();
+  await page.locator('.log-line', { hasText: 'flood line 200000' }).waitFor();
   await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight / 2));
   await page.locator('.log-line').first().waitFor();
   const responsive = await page.evaluate(() => new Promise<number>((resolve) => { const start = performance.now(); requestAnimationFrame(() => resolve(performance.now() - start)); }));
   console.log(`  (200k-line log: next animation frame after scrolling in ${responsive.toFixed(1)} ms)`);
+});
+
+gui('the step bar shows each step with its status and duration; a step opens its part of the log', async ({ hub, page }) => {
+  const projectId = await createProject(hub, 'demo');
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'full' });
+  await waitForRun(hub, projectId, body.id, ['completed'], 15_000);
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  await page.getByTestId('log-complete').waitFor();
+  for (const name of ['colours', 'count']) assert.match((await page.getByTestId(`step-${name}`).textContent())!, /✓.*\d+\.\d s/);
+  await page.getByTestId('step-count').getByRole('button').click();
+  await page.locator('.log-line.current-match', { hasText: '[hub] step 2/2: count' }).waitFor();
+});
+
+gui('following a long fast run keeps at most 200 000 lines (the oldest go, and load again by offset); the heap levels off', async ({ hub, page }) => {
+  const projectId = await createProject(hub, 'stream');
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  const heap = () => page.evaluate(() => (performance as unknown as { memory: { usedJSHeapSize: number } }).memory.usedJSHeapSize / 1024 ** 2);
+  const samples: { lines: number; heapMb: number }[] = [];
+  let maxLines = 0;
+  while (!(await page.getByTestId('log-complete').isVisible())) {
+    const lines = await lineCount(page);
+    maxLines = Math.max(maxLines, lines);
+    samples.push({ lines, heapMb: await heap() });
+    await new Promise((resolve) => setTimeout(resolve, 500));
+    if (samples.length > 120) throw new Error('the run did not end within a minute');
+  }
+  await page.locator('.log-line', { hasText: 'stream line 400000' }).waitFor();
+  assert.ok(maxLines <= 200_000, `at most 200 000 lines held, saw ${maxLines}`);
+  assert.ok(await page.getByTestId('dropped').isVisible(), 'says older lines were let go');
+  const held = await lineCount(page);
+  const end = await heap();
+  console.log(`  (following 400 000 lines: at most ${maxLines} held; heap ${samples.map((s) => s.heapMb.toFixed(0)).join(' → ')} → ${end.toFixed(0)} MB)`);
+  assert.ok(Math.max(...samples.map((s) => s.heapMb)) < 120, 'the heap stays bounded');
+  // Scrolling to the top loads the lines before the held ones again, by offset, with no gap: the
+  // view stays on the old first line, with the line before it just above.
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
+  await page.waitForFunction((n) => Number(document.querySelector('[data-testid=line-count]')!.textContent!.replace(/[^\d]/g, '')) > n, held, { timeout: 10_000 });
+  const loaded = await lineCount(page);
+  const at = loaded - held;
+  const text = (index: number) => page.locator(`.log-line[data-index="${index}"]`).textContent();
+  const [previous, firstHeld] = [await text(at - 1), await text(at)];
+  const number = Number(/stream line (\d+)/.exec(firstHeld ?? '')?.[1]);
+  assert.ok(number > 1, `the first held line was ${firstHeld}`);
+  assert.is(previous, `stream line ${number - 1}`, 'the line before it, loaded again');
 });
 
 gui('kill and restart the server mid-run: the log resumes with no duplicate and no gap', async ({ hub, browser }) => {
@@ -199,9 +264,12 @@ gui('kill and restart the server mid-run: the log resumes with no duplicate and 
   await page.getByTestId('log-complete').waitFor({ timeout: 30_000 });
   assert.is(await lineCount(page), 1 + 600 + 1, 'header, 600 lines, end marker: nothing twice, nothing missing');
   for (const n of [1, 49, 50, 51, 300, 599, 600]) {
-    await page.getByPlaceholder('Search log').fill(`paced ${n}`);
+    await page.getByPlaceholder('Search the whole log').fill(`paced ${n}`);
+    await page.getByPlaceholder('Search the whole log').press('Enter');
     const expected = Array.from({ length: 600 }, (_, i) => `paced ${i + 1}`).filter((line) => line.startsWith(`paced ${n}`)).length;
-    await page.getByText(`${expected} matches`).waitFor({ timeout: 5000 });
+    await page.getByText(`1 of ${expected} match`).waitFor({ timeout: 5000 });
+    // and the page holds each of them once
+    assert.is(await page.getByTestId('match-count').getAttribute('data-loaded-matches'), String(expected), `paced ${n}`);
   }
   await page.close();
 });

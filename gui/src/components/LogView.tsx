@@ -1,48 +1,59 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, runPath, type LogPage, type Run } from '../api';
 import { plainText, toSegments } from '../ansi';
+import { LogBuffer } from '../logBuffer';
 import type { CompleteMessage, HubSocket } from '../socket';
+import { StepBar } from './StepBar';
 
 const LINE_HEIGHT = 18;
 const OVERSCAN = 30;
 const INITIAL_TAIL = 5000;
 const EARLIER_PAGE = 5000;
+/** Lines shown before a line opened by offset (a permalink, a search match, a step). */
+const CONTEXT_BEFORE = 200;
 
-interface LogBuffer {
-  lines: string[];
-  /** plain text of each line, computed when first searched */
-  plain: (string | undefined)[];
-  /** byte offset where lines[0] starts; earlier lines are loaded on demand */
-  firstOffset: number | null;
-  complete: CompleteMessage | null;
-  loadingEarlier: boolean;
-}
-
-interface Search {
+interface SearchState {
   query: string;
-  upTo: number;
-  matches: number[];
+  /** matches in the whole log, from the server, in file order */
+  offsets: number[];
+  /** the server has more after these */
+  more: boolean;
+  nextAfter: number;
+  current: number;
 }
+
+const NO_SEARCH: SearchState = { query: '', offsets: [], more: false, nextAfter: 0, current: -1 };
 
 /**
- * The live log of one run: windowed rendering (only the visible rows are in the DOM), follow mode
- * that sticks to the bottom until the user scrolls up, search, and earlier lines loaded by offset.
+ * The log of one run. `live`: follows the run over the WebSocket from its last lines, drops the
+ * oldest past the buffer's limits, loads earlier parts on demand. `window`: a part of the log
+ * opened at an offset (a permalink, a search match, a step), paged both ways over HTTP, until
+ * "Jump to end" goes live again. Only the visible rows are in the DOM.
  */
-export function LogView({ socket, run }: { socket: HubSocket; run: Run }) {
-  const buffer = useRef<LogBuffer>({ lines: [], plain: [], firstOffset: null, complete: null, loadingEarlier: false });
-  const search = useRef<Search>({ query: '', upTo: 0, matches: [] });
+export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?: number }) {
+  const buffer = useRef(new LogBuffer());
+  const loading = useRef({ earlier: false, later: false });
   const container = useRef<HTMLDivElement>(null);
   const prepended = useRef(0);
+  const scrollToIndex = useRef<number | null>(null);
+  const [mode, setMode] = useState<'live' | 'window'>(at === undefined ? 'live' : 'window');
+  const [windowAt, setWindowAt] = useState<number | null>(at ?? null);
+  const [highlight, setHighlight] = useState<number | null>(at ?? null);
+  const [complete, setComplete] = useState<CompleteMessage | null>(null);
+  const [windowEnd, setWindowEnd] = useState(false);
   const [version, setVersion] = useState(0);
-  const [follow, setFollow] = useState(true);
+  const [follow, setFollow] = useState(at === undefined);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(600);
   const [query, setQuery] = useState('');
-  const [current, setCurrent] = useState(-1);
+  const [search, setSearch] = useState<SearchState>(NO_SEARCH);
+  const [dropped, setDropped] = useState(0);
 
+  // Live: the last lines, then every new one.
   useEffect(() => {
-    buffer.current = { lines: [], plain: [], firstOffset: null, complete: null, loadingEarlier: false };
-    search.current = { query: '', upTo: 0, matches: [] };
+    if (mode !== 'live') return;
+    buffer.current = new LogBuffer();
+    setComplete(null);
     setFollow(true);
     let frame = 0;
     const render = () => {
@@ -54,16 +65,42 @@ export function LogView({ socket, run }: { socket: HubSocket; run: Run }) {
     };
     const unsubscribe = socket.subscribeRun(run.id, { tail: INITIAL_TAIL }, (message) => {
       const b = buffer.current;
-      if (message.type === 'subscribed' && b.firstOffset === null) b.firstOffset = message.offset ?? 0;
-      else if (message.type === 'lines') for (const line of message.lines) b.lines.push(line);
-      else if (message.type === 'complete') b.complete = message;
+      if (message.type === 'subscribed' && b.firstOffset === null) {
+        b.firstOffset = message.offset ?? 0;
+        b.next = b.firstOffset;
+      } else if (message.type === 'lines') b.append(message.offset, message.next, message.lines);
+      else if (message.type === 'complete') setComplete(message);
       render();
     });
     return () => {
       cancelAnimationFrame(frame);
       unsubscribe();
     };
-  }, [socket, run.id]);
+  }, [socket, run.id, mode]);
+
+  // Window: the lines around an offset, over HTTP.
+  useEffect(() => {
+    if (mode !== 'window' || windowAt === null) return;
+    let alive = true;
+    void (async () => {
+      const [before, after] = await Promise.all([
+        api<LogPage>('GET', `${runPath(run)}/logs?tail=${CONTEXT_BEFORE}&before=${windowAt}`),
+        api<LogPage>('GET', `${runPath(run)}/logs?offset=${windowAt}`),
+      ]);
+      if (!alive) return;
+      const b = new LogBuffer();
+      b.append(before.offset, before.next, before.lines);
+      b.append(after.offset, after.next, after.lines);
+      buffer.current = b;
+      setWindowEnd(after.complete);
+      setFollow(false);
+      scrollToIndex.current = before.lines.length;
+      setVersion((v) => v + 1);
+    })();
+    return () => {
+      alive = false;
+    };
+  }, [run.id, mode, windowAt]);
 
   useLayoutEffect(() => {
     const element = container.current;
@@ -72,73 +109,137 @@ export function LogView({ socket, run }: { socket: HubSocket; run: Run }) {
       element.scrollTop += prepended.current * LINE_HEIGHT;
       prepended.current = 0;
     }
-    if (follow) element.scrollTop = element.scrollHeight;
+    if (scrollToIndex.current !== null) {
+      element.scrollTop = Math.max(0, scrollToIndex.current * LINE_HEIGHT - element.clientHeight / 3);
+      setScrollTop(element.scrollTop);
+      scrollToIndex.current = null;
+    } else if (follow) element.scrollTop = element.scrollHeight;
     setViewport(element.clientHeight);
   }, [version, follow]);
 
+  // While following, the oldest lines go past the limits (they load again by offset).
   const b = buffer.current;
-  const matches = useMemo(() => {
-    const s = search.current;
-    const needle = query.trim().toLowerCase();
-    if (s.query !== needle || s.upTo > b.lines.length) Object.assign(s, { query: needle, upTo: 0, matches: [] });
-    if (!needle) return s.matches;
-    for (let index = s.upTo; index < b.lines.length; index++) {
+  if (mode === 'live' && follow) {
+    const gone = b.trimFront();
+    if (gone > 0) queueMicrotask(() => setDropped((n) => n + gone));
+  }
+
+  // Matches among the loaded lines, highlighted.
+  const localMatches = useMemo(() => {
+    const needle = search.query.toLowerCase();
+    const found = new Set<number>();
+    if (!needle) return found;
+    for (let index = 0; index < b.lines.length; index++) {
       const text = (b.plain[index] ??= plainText(b.lines[index]).toLowerCase());
-      if (text.includes(needle)) s.matches.push(index);
+      if (text.includes(needle)) found.add(index);
     }
-    s.upTo = b.lines.length;
-    return [...s.matches];
-  }, [query, version]);
+    return found;
+  }, [search.query, version]);
 
   async function loadEarlier() {
     const b = buffer.current;
-    if (b.loadingEarlier || b.firstOffset === null || b.firstOffset === 0) return;
-    b.loadingEarlier = true;
+    if (loading.current.earlier || b.firstOffset === null || b.firstOffset === 0) return;
+    loading.current.earlier = true;
     try {
       const page = await api<LogPage>('GET', `${runPath(run)}/logs?tail=${EARLIER_PAGE}&before=${b.firstOffset}`);
-      if (page.next !== b.firstOffset) return; // the buffer was reset meanwhile
-      b.lines.unshift(...page.lines);
-      b.plain.unshift(...new Array<string | undefined>(page.lines.length));
-      b.firstOffset = page.offset;
-      search.current.upTo = Number.POSITIVE_INFINITY; // indices moved: search again
+      if (buffer.current !== b || page.next !== b.firstOffset) return; // reset meanwhile
+      b.prepend(page.offset, page.lines);
       prepended.current = page.lines.length;
       setVersion((v) => v + 1);
     } finally {
-      b.loadingEarlier = false;
+      loading.current.earlier = false;
+    }
+  }
+
+  async function loadLater() {
+    const b = buffer.current;
+    if (mode !== 'window' || loading.current.later || b.next === null || windowEnd) return;
+    loading.current.later = true;
+    try {
+      const page = await api<LogPage>('GET', `${runPath(run)}/logs?offset=${b.next}`);
+      if (buffer.current !== b || page.offset !== b.next) return;
+      b.append(page.offset, page.next, page.lines);
+      setWindowEnd(page.complete || page.lines.length === 0);
+      setVersion((v) => v + 1);
+    } finally {
+      loading.current.later = false;
     }
   }
 
   function onScroll(event: Event) {
     const element = event.currentTarget as HTMLDivElement;
     setScrollTop(element.scrollTop);
-    setFollow(element.scrollTop + element.clientHeight >= element.scrollHeight - LINE_HEIGHT / 2);
+    const atBottom = element.scrollTop + element.clientHeight >= element.scrollHeight - LINE_HEIGHT / 2;
+    if (mode === 'live') setFollow(atBottom);
     if (element.scrollTop < LINE_HEIGHT * 50) void loadEarlier();
+    if (element.scrollTop + element.clientHeight > element.scrollHeight - LINE_HEIGHT * 50) void loadLater();
   }
 
-  function goToMatch(step: 1 | -1) {
-    if (matches.length === 0) return;
-    const next = current === -1 ? (step === 1 ? 0 : matches.length - 1) : (current + step + matches.length) % matches.length;
-    setCurrent(next);
+  /** Shows the line at `offset`: scrolled to if loaded, else opened as a window around it. */
+  function openAt(offset: number) {
+    setHighlight(offset);
     setFollow(false);
-    const element = container.current!;
-    element.scrollTop = Math.max(0, matches[next] * LINE_HEIGHT - element.clientHeight / 2);
+    const index = buffer.current.indexAt(offset);
+    if (index >= 0) {
+      scrollToIndex.current = index;
+      setVersion((v) => v + 1);
+      return;
+    }
+    setMode('window');
+    setWindowAt(offset);
   }
 
   function jumpToEnd() {
+    setHighlight(null);
+    if (mode === 'window') {
+      setMode('live');
+      setWindowAt(null);
+      return;
+    }
     setFollow(true);
     const element = container.current;
     if (element) element.scrollTop = element.scrollHeight;
   }
 
+  /** Searches the whole log on the server (1000 matches at a time), then goes to the first. */
+  async function runSearch(text: string) {
+    const needle = text.trim();
+    if (!needle) {
+      setSearch(NO_SEARCH);
+      return;
+    }
+    const result = await api<{ matches: { offset: number }[]; next_after: number; complete: boolean }>('GET', `${runPath(run)}/logs/search?q=${encodeURIComponent(needle)}&limit=1000`);
+    const state = { query: needle, offsets: result.matches.map((m) => m.offset), more: !result.complete, nextAfter: result.next_after, current: -1 };
+    setSearch(state);
+    if (state.offsets.length > 0) goToMatch(state, 1);
+  }
+
+  async function goToMatch(state: SearchState, step: 1 | -1) {
+    if (state.offsets.length === 0) return;
+    let offsets = state.offsets;
+    let { more, nextAfter } = state;
+    let next = state.current === -1 ? (step === 1 ? 0 : offsets.length - 1) : state.current + step;
+    if (next >= offsets.length && more) {
+      const page = await api<{ matches: { offset: number }[]; next_after: number; complete: boolean }>('GET', `${runPath(run)}/logs/search?q=${encodeURIComponent(state.query)}&limit=1000&after=${nextAfter}`);
+      offsets = [...offsets, ...page.matches.map((m) => m.offset)];
+      more = !page.complete;
+      nextAfter = page.next_after;
+    }
+    next = (next + offsets.length) % offsets.length;
+    setSearch({ ...state, offsets, more, nextAfter, current: next });
+    openAt(offsets[next]);
+  }
+
   const first = Math.max(0, Math.floor(scrollTop / LINE_HEIGHT) - OVERSCAN);
   const last = Math.min(b.lines.length, Math.ceil((scrollTop + viewport) / LINE_HEIGHT) + OVERSCAN);
-  const matchSet = new Set(matches);
-  const currentLine = current >= 0 ? matches[current] : -1;
+  const highlighted = highlight === null ? -1 : b.indexAt(highlight);
+  const hashBase = `#/projects/${run.project_id}/runs/${run.id}`;
   const rows = [];
   for (let index = first; index < last; index++) {
-    const classes = ['log-line', matchSet.has(index) && 'match', index === currentLine && 'current-match'].filter(Boolean).join(' ');
+    const classes = ['log-line', localMatches.has(index) && 'match', index === highlighted && 'current-match'].filter(Boolean).join(' ');
     rows.push(
       <div key={index} class={classes} style={{ top: `${index * LINE_HEIGHT}px` }} data-index={index}>
+        <a class="line-link" href={`${hashBase}?at=${b.offsetOf(index)}`} aria-label="Link to this line" tabIndex={-1} />
         {toSegments(b.lines[index]).map((segment, i) => (
           <span
             key={i}
@@ -151,19 +252,33 @@ export function LogView({ socket, run }: { socket: HubSocket; run: Run }) {
     );
   }
 
+  const count = search.offsets.length;
   return (
     <section class="log-panel" aria-label="Run log">
+      <StepBar run={run} onOpen={openAt} />
       <div class="log-toolbar">
         <label>
-          <span class="visually-hidden">Search the loaded log</span>
-          <input type="search" placeholder="Search log" value={query} onInput={(e) => { setQuery((e.target as HTMLInputElement).value); setCurrent(-1); }} onKeyDown={(e) => e.key === 'Enter' && goToMatch(e.shiftKey ? -1 : 1)} />
+          <span class="visually-hidden">Search the whole log</span>
+          <input
+            type="search"
+            placeholder="Search the whole log"
+            value={query}
+            onInput={(e) => setQuery((e.target as HTMLInputElement).value)}
+            onKeyDown={(e) => {
+              if (e.key !== 'Enter') return;
+              if (query.trim() === search.query && count > 0) void goToMatch(search, e.shiftKey ? -1 : 1);
+              else void runSearch(query);
+            }}
+          />
         </label>
-        <button type="button" onClick={() => goToMatch(-1)} disabled={matches.length === 0} aria-label="Previous match">↑</button>
-        <button type="button" onClick={() => goToMatch(1)} disabled={matches.length === 0} aria-label="Next match">↓</button>
-        <span class="match-count" aria-live="polite">{query.trim() ? `${matches.length} matches` : ''}</span>
+        <button type="button" onClick={() => void goToMatch(search, -1)} disabled={count === 0} aria-label="Previous match">↑</button>
+        <button type="button" onClick={() => void goToMatch(search, 1)} disabled={count === 0} aria-label="Next match">↓</button>
+        <span class="match-count" aria-live="polite" data-testid="match-count" data-loaded-matches={localMatches.size} title={search.query ? `${localMatches.size} among the loaded lines` : undefined}>
+          {search.query ? `${search.current >= 0 ? `${search.current + 1} of ` : ''}${count}${search.more ? '+' : ''} ${count === 1 && !search.more ? 'match' : 'matches'}` : ''}
+        </span>
         <span class="spacer" />
         {b.firstOffset !== null && b.firstOffset > 0 && <button type="button" onClick={() => void loadEarlier()}>Load earlier lines</button>}
-        {!follow && <button type="button" class="primary" onClick={jumpToEnd}>Jump to end</button>}
+        {(!follow || mode === 'window') && <button type="button" class="primary" onClick={jumpToEnd}>Jump to end</button>}
         <a href={`${runPath(run)}/logs/raw`} target="_blank" rel="noopener">Raw log</a>
       </div>
       <div class="log-scroll" ref={container} onScroll={onScroll} tabIndex={0} aria-label="Log lines" data-testid="log-scroll">
@@ -171,8 +286,9 @@ export function LogView({ socket, run }: { socket: HubSocket; run: Run }) {
       </div>
       <div class="log-status">
         <span data-testid="line-count">{b.lines.length.toLocaleString('en')} lines loaded</span>
-        <span>{follow ? 'Following' : 'Paused: scrolled up'}</span>
-        {b.complete && <span data-testid="log-complete">Ended: {b.complete.status}{b.complete.exit_code !== null ? ` (exit ${b.complete.exit_code})` : ''}</span>}
+        {dropped > 0 && mode === 'live' && <span data-testid="dropped">{dropped.toLocaleString('en')} older lines let go (they load again on scroll)</span>}
+        <span>{mode === 'window' ? 'Showing part of the log' : follow ? 'Following' : 'Paused: scrolled up'}</span>
+        {complete && <span data-testid="log-complete">Ended: {complete.status}{complete.exit_code !== null ? ` (exit ${complete.exit_code})` : ''}</span>}
       </div>
     </section>
   );

@@ -4,6 +4,12 @@ import type { HubSocket } from '../socket';
 import { ActiveRun } from './ActiveRun';
 import { LogView } from './LogView';
 
+/** `?at=OFFSET` in the hash: a permalink to a line. */
+function atOffset(): number | undefined {
+  const at = /[?&]at=(\d{1,16})(?:&|$)/.exec(location.hash)?.[1];
+  return at === undefined ? undefined : Number(at);
+}
+
 /** One run: its record (live through `run` messages) and its log. */
 export function RunPage({ projectId, runId, socket }: { projectId: number; runId: number; socket: HubSocket }) {
   const [run, setRun] = useState<Run | null>(null);
@@ -29,7 +35,7 @@ export function RunPage({ projectId, runId, socket }: { projectId: number; runId
       <nav class="breadcrumbs" aria-label="Breadcrumbs"><a href="#/">Projects</a> / <a href={`#/projects/${projectId}`}>{projectName}</a> / Run #{run.id}</nav>
       <ActiveRun run={run} showLink={false} />
       <p class="run-tools"><a class="button" href={`/api/projects/${projectId}/runs/${run.id}/logs/raw?download=1`} download>Download log</a></p>
-      <LogView socket={socket} run={run} />
+      <LogView socket={socket} run={run} at={atOffset()} />
     </main>
   );
 }

@@ -1,0 +1,104 @@
+/** Bytes of a string as UTF-8, without encoding it. */
+export function utf8Length(text: string): number {
+  let bytes = 0;
+  for (let i = 0; i < text.length; i++) {
+    const code = text.charCodeAt(i);
+    if (code < 0x80) bytes += 1;
+    else if (code < 0x800) bytes += 2;
+    else if (code >= 0xd800 && code <= 0xdbff && i + 1 < text.length) {
+      bytes += 4;
+      i++;
+    } else bytes += 3;
+  }
+  return bytes;
+}
+
+/** At most this many lines, or characters, are kept while following; the oldest go first. */
+export const MAX_LINES = 200_000;
+export const MAX_CHARS = 64 * 1024 * 1024;
+
+/**
+ * The lines a log view holds: a contiguous range of the log, [firstOffset, next). Offsets are exact
+ * where each batch from the server starts (its `offset`); a line's own offset is counted from the
+ * batch start before it (exact unless a line stands for bytes that were not UTF-8). While following,
+ * the oldest batches are dropped past MAX_LINES or MAX_CHARS; they can be loaded again by offset.
+ */
+export class LogBuffer {
+  lines: string[] = [];
+  /** plain text of each line, lower-cased, computed when first searched */
+  plain: (string | undefined)[] = [];
+  firstOffset: number | null = null;
+  next: number | null = null;
+  private chars = 0;
+  /** where batches start: the index of their first line and its exact offset */
+  private marks: { index: number; offset: number }[] = [];
+
+  append(offset: number, next: number, lines: string[]): void {
+    if (this.firstOffset === null) this.firstOffset = offset;
+    if (lines.length > 0) this.marks.push({ index: this.lines.length, offset });
+    for (const line of lines) {
+      this.lines.push(line);
+      this.plain.push(undefined);
+      this.chars += line.length;
+    }
+    this.next = next;
+  }
+
+  prepend(offset: number, lines: string[]): void {
+    for (const mark of this.marks) mark.index += lines.length;
+    this.marks.unshift({ index: 0, offset });
+    this.lines.unshift(...lines);
+    this.plain.unshift(...new Array<string | undefined>(lines.length));
+    for (const line of lines) this.chars += line.length;
+    this.firstOffset = offset;
+  }
+
+  /** Drops the oldest batches until at most three quarters of the limits are held; returns how many lines went. */
+  trimFront(maxLines = MAX_LINES, maxChars = MAX_CHARS): number {
+    if (this.lines.length <= maxLines && this.chars <= maxChars) return 0;
+    let dropChars = 0;
+    let cut = 0;
+    for (const mark of this.marks) {
+      for (let i = cut; i < mark.index; i++) dropChars += this.lines[i].length;
+      cut = mark.index;
+      if (this.lines.length - cut <= maxLines * 0.75 && this.chars - dropChars <= maxChars * 0.75) break;
+    }
+    const mark = this.marks.find((m) => m.index === cut);
+    if (cut === 0 || !mark) return 0;
+    this.lines.splice(0, cut);
+    this.plain.splice(0, cut);
+    this.chars -= dropChars;
+    this.marks = this.marks.filter((m) => m.index >= cut).map((m) => ({ index: m.index - cut, offset: m.offset }));
+    this.firstOffset = mark.offset;
+    return cut;
+  }
+
+  /** The byte offset where line `index` starts. */
+  offsetOf(index: number): number {
+    let mark = { index: 0, offset: this.firstOffset ?? 0 };
+    for (const m of this.marks) {
+      if (m.index > index) break;
+      mark = m;
+    }
+    let offset = mark.offset;
+    for (let i = mark.index; i < index; i++) offset += utf8Length(this.lines[i]) + 1;
+    return offset;
+  }
+
+  /** The index of the line starting at `offset` (or the last one before it); -1 outside the range held. */
+  indexAt(offset: number): number {
+    if (this.firstOffset === null || this.next === null || offset < this.firstOffset || offset >= this.next) return -1;
+    let mark = this.marks[0] ?? { index: 0, offset: this.firstOffset };
+    for (const m of this.marks) {
+      if (m.offset > offset) break;
+      mark = m;
+    }
+    let position = mark.offset;
+    for (let i = mark.index; i < this.lines.length; i++) {
+      const end = position + utf8Length(this.lines[i]) + 1;
+      if (offset < end) return i;
+      position = end;
+    }
+    return this.lines.length - 1;
+  }
+}
