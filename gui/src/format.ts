@@ -17,3 +17,12 @@ export function runDuration(run: Run, now = Date.now()): string {
 }
 
 export const formatTime = (iso: string | null) => (iso ? new Date(iso).toLocaleString() : '–');
+
+export const STEP_ICONS: Record<string, string> = { pending: '○', running: '◐', completed: '✓', failed: '✗', cancelled: '⊘' };
+
+/** How long a step ran, or has been running. */
+export function stepDuration(step: Run['steps'][number]): string {
+  if (!step.started_at) return '';
+  const ms = (step.finished_at ? Date.parse(step.finished_at) : Date.now()) - Date.parse(step.started_at);
+  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}

@@ -76,6 +76,21 @@ gui('create a project (with a field error first), start a run, see lines live an
   assert.is(await lineCount(page), 2 + 1 + 1 + 60 + 1, 'two step headers, colours, progress, 60 lines, end marker');
 });
 
+gui('completed steps are folded to their header (GitLab\'s rule) and unfold on a click, or all at once', async ({ page }) => {
+  // The run of the first test: both steps completed, so both folded.
+  const headers = page.locator('.log-line.section-header');
+  assert.is(await headers.count(), 2);
+  assert.is(await page.locator('.log-line', { hasText: 'red alert' }).count(), 0, 'folded away');
+  await page.getByRole('button', { name: 'Unfold step colours' }).click();
+  await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
+  assert.is(await page.locator('.log-line', { hasText: 'paced 1' }).count(), 0, 'the other stays folded');
+  await page.getByRole('button', { name: 'Collapse all' }).click();
+  assert.is(await page.locator('.log-line', { hasText: 'red alert' }).count(), 0);
+  await page.getByRole('button', { name: 'Expand all' }).click();
+  await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
+  await page.locator('.log-line', { hasText: /^paced 1$/ }).waitFor();
+});
+
 gui('ANSI colours and bold are rendered; a \\r progress line shows only its last state', async ({ hub, page }) => {
   await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
   const red = page.locator('.log-line span', { hasText: 'red alert' });
@@ -117,6 +132,8 @@ gui('a failed run offers "Re-run from <step>", which starts at that step; breadc
   const done = await waitForRun(hub, projectId, again, ['completed', 'failed']);
   assert.is(done.status, 'completed');
   assert.is(done.scope, 'from:judge');
+  await page.locator('.log-line.section-header', { hasText: 'judge' }).waitFor();
+  await page.getByRole('button', { name: 'Expand all' }).click();
   await page.locator('.log-line', { hasText: 'judged' }).first().waitFor();
   assert.is(await page.locator('.log-line', { hasText: 'prepared' }).count(), 0, 'the step before was not run again');
 });

@@ -4,6 +4,8 @@ import { plainText, toSegments } from '../ansi';
 import { LogBuffer } from '../logBuffer';
 import type { CompleteMessage, HubSocket } from '../socket';
 import { StepBar } from './StepBar';
+import { STEP_ICONS, stepDuration } from '../format';
+import { foldedByDefault, Rows, sectionsOf } from '../sections';
 
 const LINE_HEIGHT = 18;
 const OVERSCAN = 30;
@@ -48,6 +50,10 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
   const [query, setQuery] = useState('');
   const [search, setSearch] = useState<SearchState>(NO_SEARCH);
   const [dropped, setDropped] = useState(0);
+  /** the user's own choices; other steps follow foldedByDefault */
+  const [folds, setFolds] = useState<Map<string, boolean>>(new Map());
+  const rowsRef = useRef<Rows | null>(null);
+  const rowCountBefore = useRef<number | null>(null);
 
   // Live: the last lines, then every new one.
   useEffect(() => {
@@ -106,11 +112,14 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
     const element = container.current;
     if (!element) return;
     if (prepended.current > 0) {
-      element.scrollTop += prepended.current * LINE_HEIGHT;
+      // Rows added above the view: it stays on the lines it showed.
+      element.scrollTop += ((rowsRef.current?.count ?? 0) - (rowCountBefore.current ?? 0)) * LINE_HEIGHT;
       prepended.current = 0;
+      rowCountBefore.current = null;
     }
-    if (scrollToIndex.current !== null) {
-      element.scrollTop = Math.max(0, scrollToIndex.current * LINE_HEIGHT - element.clientHeight / 3);
+    const targetRow = scrollToIndex.current === null ? -1 : (rowsRef.current?.rowOf(scrollToIndex.current) ?? -1);
+    if (targetRow >= 0) {
+      element.scrollTop = Math.max(0, targetRow * LINE_HEIGHT - element.clientHeight / 3);
       setScrollTop(element.scrollTop);
       scrollToIndex.current = null;
     } else if (follow) element.scrollTop = element.scrollHeight;
@@ -143,6 +152,7 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
     try {
       const page = await api<LogPage>('GET', `${runPath(run)}/logs?tail=${EARLIER_PAGE}&before=${b.firstOffset}`);
       if (buffer.current !== b || page.next !== b.firstOffset) return; // reset meanwhile
+      rowCountBefore.current = rowsRef.current?.count ?? 0;
       b.prepend(page.offset, page.lines);
       prepended.current = page.lines.length;
       setVersion((v) => v + 1);
@@ -179,6 +189,9 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
   function openAt(offset: number) {
     setHighlight(offset);
     setFollow(false);
+    // A folded step holding it opens.
+    const holder = run.steps.find((step) => step.log_start !== null && step.log_start <= offset && (step.log_end === null || offset < step.log_end));
+    if (holder && isFolded(holder)) setFolds((current) => new Map(current).set(holder.name, false));
     const index = buffer.current.indexAt(offset);
     if (index >= 0) {
       scrollToIndex.current = index;
@@ -199,6 +212,19 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
     setFollow(true);
     const element = container.current;
     if (element) element.scrollTop = element.scrollHeight;
+  }
+
+  function isFolded(step: Run['steps'][number]): boolean {
+    return folds.get(step.name) ?? foldedByDefault(step);
+  }
+
+  function toggleFold(step: Run['steps'][number]) {
+    setFollow(false);
+    setFolds((current) => new Map(current).set(step.name, !isFolded(step)));
+  }
+
+  function setAllFolds(folded: boolean) {
+    setFolds(new Map(run.steps.map((step) => [step.name, folded])));
   }
 
   /** Searches the whole log on the server (1000 matches at a time), then goes to the first. */
@@ -230,16 +256,28 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
     openAt(offsets[next]);
   }
 
+  // Step sections: a folded one shows its header line only.
+  const sections = sectionsOf(run.steps, b);
+  const visible = new Rows(b.lines.length, sections, isFolded);
+  rowsRef.current = visible;
+  const headers = new Map(sections.filter((s) => s.hasHeader).map((s) => [s.start, s]));
   const first = Math.max(0, Math.floor(scrollTop / LINE_HEIGHT) - OVERSCAN);
-  const last = Math.min(b.lines.length, Math.ceil((scrollTop + viewport) / LINE_HEIGHT) + OVERSCAN);
+  const last = Math.min(visible.count, Math.ceil((scrollTop + viewport) / LINE_HEIGHT) + OVERSCAN);
   const highlighted = highlight === null ? -1 : b.indexAt(highlight);
   const hashBase = `#/projects/${run.project_id}/runs/${run.id}`;
   const rows = [];
-  for (let index = first; index < last; index++) {
-    const classes = ['log-line', localMatches.has(index) && 'match', index === highlighted && 'current-match'].filter(Boolean).join(' ');
+  for (let row = first; row < last; row++) {
+    const index = visible.indexAt(row);
+    const header = headers.get(index);
+    const classes = ['log-line', header && 'section-header', localMatches.has(index) && 'match', index === highlighted && 'current-match'].filter(Boolean).join(' ');
     rows.push(
-      <div key={index} class={classes} style={{ top: `${index * LINE_HEIGHT}px` }} data-index={index}>
+      <div key={index} class={classes} style={{ top: `${row * LINE_HEIGHT}px` }} data-index={index}>
         <a class="line-link" href={`${hashBase}?at=${b.offsetOf(index)}`} aria-label="Link to this line" tabIndex={-1} />
+        {header && (
+          <button type="button" class="fold" aria-expanded={!isFolded(header.step)} aria-label={`${isFolded(header.step) ? 'Unfold' : 'Fold'} step ${header.step.name}`} onClick={() => toggleFold(header.step)}>
+            {isFolded(header.step) ? '▸' : '▾'}
+          </button>
+        )}
         {toSegments(b.lines[index]).map((segment, i) => (
           <span
             key={i}
@@ -248,6 +286,7 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
             {segment.text}
           </span>
         ))}
+        {header && <span class={`section-status step-${header.step.status}`}> {STEP_ICONS[header.step.status]} {stepDuration(header.step)}</span>}
       </div>,
     );
   }
@@ -277,12 +316,14 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
           {search.query ? `${search.current >= 0 ? `${search.current + 1} of ` : ''}${count}${search.more ? '+' : ''} ${count === 1 && !search.more ? 'match' : 'matches'}` : ''}
         </span>
         <span class="spacer" />
+        {sections.some((s) => s.hasHeader) && <button type="button" onClick={() => setAllFolds(false)}>Expand all</button>}
+        {sections.some((s) => s.hasHeader) && <button type="button" onClick={() => setAllFolds(true)}>Collapse all</button>}
         {b.firstOffset !== null && b.firstOffset > 0 && <button type="button" onClick={() => void loadEarlier()}>Load earlier lines</button>}
         {(!follow || mode === 'window') && <button type="button" class="primary" onClick={jumpToEnd}>Jump to end</button>}
         <a href={`${runPath(run)}/logs/raw`} target="_blank" rel="noopener">Raw log</a>
       </div>
       <div class="log-scroll" ref={container} onScroll={onScroll} tabIndex={0} aria-label="Log lines" data-testid="log-scroll">
-        <div class="log-spacer" style={{ height: `${b.lines.length * LINE_HEIGHT}px` }}>{rows}</div>
+        <div class="log-spacer" style={{ height: `${visible.count * LINE_HEIGHT}px` }}>{rows}</div>
       </div>
       <div class="log-status">
         <span data-testid="line-count">{b.lines.length.toLocaleString('en')} lines loaded</span>

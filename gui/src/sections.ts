@@ -1,0 +1,71 @@
+import type { Run } from './api';
+import type { LogBuffer } from './logBuffer';
+
+type Step = Run['steps'][number];
+
+/** A step's lines in the buffer: its header line at `start` (when loaded), its output up to `end`. */
+export interface Section {
+  step: Step;
+  start: number;
+  end: number;
+  /** its header line is in the buffer (so it can fold to it) */
+  hasHeader: boolean;
+}
+
+/** GitLab's rule: a completed step starts folded; a running or failed one open. */
+export const foldedByDefault = (step: Step) => step.status === 'completed';
+
+/** Where each started step's part of the log lies among the buffer's lines. */
+export function sectionsOf(steps: readonly Step[], buffer: LogBuffer): Section[] {
+  if (buffer.firstOffset === null || buffer.next === null) return [];
+  const sections: Section[] = [];
+  for (const step of steps) {
+    if (step.log_start === null || step.log_start >= buffer.next) continue;
+    if (step.log_end !== null && step.log_end <= buffer.firstOffset) continue;
+    const hasHeader = step.log_start >= buffer.firstOffset;
+    const start = hasHeader ? buffer.indexAt(step.log_start) : 0;
+    const end = step.log_end === null || step.log_end >= buffer.next ? buffer.lines.length : buffer.indexAt(step.log_end);
+    if (start < 0 || end < start) continue;
+    sections.push({ step, start, end, hasHeader });
+  }
+  return sections;
+}
+
+/**
+ * The rows shown: ranges of buffer lines, a folded section reduced to its header line. Folding a
+ * section of any size is the same small list of ranges; nothing is loaded or copied for it.
+ */
+export class Rows {
+  readonly ranges: [number, number][] = [];
+  readonly count: number;
+
+  constructor(total: number, sections: readonly Section[], folded: (step: Step) => boolean) {
+    let from = 0;
+    for (const section of sections) {
+      if (!section.hasHeader || !folded(section.step)) continue;
+      if (section.start + 1 > from) this.ranges.push([from, section.start + 1]);
+      from = Math.max(from, section.end);
+    }
+    if (total > from) this.ranges.push([from, total]);
+    this.count = this.ranges.reduce((sum, [a, b]) => sum + (b - a), 0);
+  }
+
+  /** The buffer index shown at `row`. */
+  indexAt(row: number): number {
+    for (const [a, b] of this.ranges) {
+      if (row < b - a) return a + row;
+      row -= b - a;
+    }
+    return -1;
+  }
+
+  /** The row showing buffer line `index`; -1 when it is folded away. */
+  rowOf(index: number): number {
+    let row = 0;
+    for (const [a, b] of this.ranges) {
+      if (index >= a && index < b) return row + index - a;
+      row += b - a;
+    }
+    return -1;
+  }
+}
