@@ -66,6 +66,8 @@ gui('create a project (with a field error first), start a run, see lines live an
 
   await page.getByRole('button', { name: 'Run full' }).click();
   await page.getByTestId('active-run').waitFor();
+  // The log shows on the project page at once, live.
+  await page.getByTestId('project-log').locator('.log-line', { hasText: /^paced \d+$/ }).first().waitFor({ timeout: 10_000 });
   await page.getByRole('link', { name: /^Run #\d+$/ }).click();
   await page.locator('.log-line', { hasText: 'paced 5' }).first().waitFor({ timeout: 10_000 });
   const runningStatus = await page.locator('[data-testid="active-run"] .status').getAttribute('data-status');
@@ -216,6 +218,7 @@ gui('a 200 000-line log loads earlier parts on demand, scrolls and searches with
   await other.close();
   await page.getByRole('button', { name: 'Jump to end' }).click();
   await page.locator('.log-line', { hasText: 'flood line 200000' }).waitFor();
+  assert.is(await lineCount(page), 5000, 'the last 5000 lines again, once');
   await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = el.scrollHeight / 2));
   await page.locator('.log-line').first().waitFor();
   const responsive = await page.evaluate(() => new Promise<number>((resolve) => { const start = performance.now(); requestAnimationFrame(() => resolve(performance.now() - start)); }));

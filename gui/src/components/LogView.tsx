@@ -54,11 +54,14 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
   const [folds, setFolds] = useState<Map<string, boolean>>(new Map());
   const rowsRef = useRef<Rows | null>(null);
   const rowCountBefore = useRef<number | null>(null);
+  /** a fresh buffer is filling: scroll events (the browser clamping the old position) are not the reader's */
+  const settling = useRef(false);
 
   // Live: the last lines, then every new one.
   useEffect(() => {
     if (mode !== 'live') return;
     buffer.current = new LogBuffer();
+    settling.current = true;
     setComplete(null);
     setFollow(true);
     let frame = 0;
@@ -74,7 +77,11 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
       if (message.type === 'subscribed' && b.firstOffset === null) {
         b.firstOffset = message.offset ?? 0;
         b.next = b.firstOffset;
-      } else if (message.type === 'lines') b.append(message.offset, message.next, message.lines);
+      } else if (message.type === 'lines') {
+        // Only the lines that continue this buffer (the socket resumes by offset; nothing twice).
+        if (b.next !== null && message.offset !== b.next) return;
+        b.append(message.offset, message.next, message.lines);
+      }
       else if (message.type === 'complete') setComplete(message);
       render();
     });
@@ -123,6 +130,10 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
       setScrollTop(element.scrollTop);
       scrollToIndex.current = null;
     } else if (follow) element.scrollTop = element.scrollHeight;
+    if (settling.current && buffer.current.lines.length > 0) {
+      // Scroll events already queued for the old position are let pass first.
+      requestAnimationFrame(() => requestAnimationFrame(() => (settling.current = false)));
+    }
     setViewport(element.clientHeight);
   }, [version, follow]);
 
@@ -179,9 +190,11 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
   function onScroll(event: Event) {
     const element = event.currentTarget as HTMLDivElement;
     setScrollTop(element.scrollTop);
+    if (settling.current) return;
     const atBottom = element.scrollTop + element.clientHeight >= element.scrollHeight - LINE_HEIGHT / 2;
     if (mode === 'live') setFollow(atBottom);
-    if (element.scrollTop < LINE_HEIGHT * 50) void loadEarlier();
+    // Near the top of lines that do not all fit (an emptied buffer's scroll event is not a reader scrolling up).
+    if (!atBottom && element.scrollTop < LINE_HEIGHT * 50) void loadEarlier();
     if (element.scrollTop + element.clientHeight > element.scrollHeight - LINE_HEIGHT * 50) void loadLater();
   }
 

@@ -3,6 +3,7 @@ import { api, isActive, type Pipeline, type Project, type Run } from '../api';
 import { formatTime, runDuration } from '../format';
 import type { HubSocket } from '../socket';
 import { ActiveRun } from './ActiveRun';
+import { LogView } from './LogView';
 import { ProjectForm } from './ProjectForm';
 import { StatusBadge } from './StatusBadge';
 
@@ -43,6 +44,7 @@ export function ProjectPage({ projectId, pipelines, socket }: { projectId: numbe
   const running = runs.find((run) => run.status === 'running');
   const queued = runs.filter((run) => run.status === 'pending');
   const active = running ?? queued[queued.length - 1];
+  const shown = running ?? runs[0];
 
   async function start(scope: string) {
     setMessage('');
@@ -85,6 +87,12 @@ export function ProjectPage({ projectId, pipelines, socket }: { projectId: numbe
         {message && <p role="alert" class="field-error">{message}</p>}
       </section>
       {running && <ActiveRun run={running} />}
+      {/* The current (or latest) run's log, live: pressing Run shows it at once. */}
+      {shown && (
+        <section class="project-log" aria-label={`Log of run ${shown.id}`} data-testid="project-log">
+          <LogView key={shown.id} socket={socket} run={shown} />
+        </section>
+      )}
       <section aria-label="Run history">
         <h2>History</h2>
         <table class="runs">

@@ -27,7 +27,7 @@ test('the hub on PostgreSQL (HUB_DATABASE_URL): runs start, queue, complete and 
       assert.equal(runs.map((run: { id: number; status: string }) => [run.id, run.status]), [[second.id, 'completed'], [first.id, 'completed']]);
       assert.is(typeof runs[0].log_size, 'number');
       // The same JSON as on SQLite: nothing the cluster's tables add.
-      assert.equal(Object.keys(runs[0]).sort(), ['created_at', 'current_step', 'error_message', 'exit_code', 'finished_at', 'id', 'log_path', 'log_size', 'progress_current', 'progress_total', 'project_id', 'scope', 'signal', 'started_at', 'status', 'triggered_by']);
+      assert.equal(Object.keys(runs[0]).sort(), ['created_at', 'current_step', 'error_message', 'exit_code', 'finished_at', 'id', 'log_path', 'log_size', 'progress_current', 'progress_total', 'project_id', 'scope', 'signal', 'started_at', 'status', 'steps', 'triggered_by']);
     } finally {
       await again.stop();
     }
