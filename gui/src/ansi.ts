@@ -22,6 +22,18 @@ export function applyCarriageReturns(line: string): string {
   return shown;
 }
 
+/**
+ * anser's 16 standard colours, by the rgb it reports, to the theme's own (style.css): a palette
+ * readable on the light and the dark log alike. Other colours (256, true colour) stay as given.
+ */
+const THEMED: Record<string, string> = {
+  '0, 0, 0': 'black', '187, 0, 0': 'red', '0, 187, 0': 'green', '187, 187, 0': 'yellow',
+  '0, 0, 187': 'blue', '187, 0, 187': 'magenta', '0, 187, 187': 'cyan', '255,255,255': 'white',
+  '85, 85, 85': 'bright-black', '255, 85, 85': 'bright-red', '0, 255, 0': 'bright-green', '255, 255, 85': 'bright-yellow',
+  '85, 85, 255': 'bright-blue', '255, 85, 255': 'bright-magenta', '85, 255, 255': 'bright-cyan', '255, 255, 255': 'bright-white',
+};
+const colourOf = (rgb: string) => (THEMED[rgb] ? `var(--ansi-${THEMED[rgb]})` : `rgb(${rgb})`);
+
 /** Colour and style segments of a line with ANSI SGR codes, via anser (no HTML is built from text). */
 export function toSegments(line: string): Segment[] {
   const shown = applyCarriageReturns(line);
@@ -30,8 +42,8 @@ export function toSegments(line: string): Segment[] {
     const decorations = entry.decorations ?? [];
     return {
       text: entry.content,
-      color: entry.fg ? `rgb(${entry.fg})` : undefined,
-      background: entry.bg ? `rgb(${entry.bg})` : undefined,
+      color: entry.fg ? colourOf(entry.fg) : undefined,
+      background: entry.bg ? colourOf(entry.bg) : undefined,
       bold: decorations.includes('bold'),
       italic: decorations.includes('italic'),
       underline: decorations.includes('underline'),

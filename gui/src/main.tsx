@@ -5,6 +5,9 @@ import { HubSocket, type ConnectionState } from './socket';
 import { ProjectList } from './components/ProjectList';
 import { ProjectPage } from './components/ProjectPage';
 import { RunPage } from './components/RunPage';
+import { applyTheme, followSystemTheme, savedTheme, type ThemeChoice } from './theme';
+
+applyTheme(savedTheme());
 
 const socket = new HubSocket(`${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`);
 
@@ -30,6 +33,8 @@ function App() {
     return off;
   }, []);
   useEffect(() => void api<Pipeline[]>('GET', '/api/pipelines').then(setPipelines), []);
+  const [theme, setTheme] = useState<ThemeChoice>(savedTheme());
+  useEffect(() => followSystemTheme(), []);
 
   const run = /^#\/projects\/(\d+)\/runs\/(\d+)/.exec(hash);
   const project = /^#\/projects\/(\d+)/.exec(hash);
@@ -42,6 +47,14 @@ function App() {
     <>
       <header class="top-bar">
         <a href="#/" class="brand">Run hub</a>
+        <label class="theme-picker">
+          Theme{' '}
+          <select value={theme} onChange={(e) => { const choice = (e.target as HTMLSelectElement).value as ThemeChoice; setTheme(choice); applyTheme(choice); }}>
+            <option value="system">System</option>
+            <option value="light">Light</option>
+            <option value="dark">Dark</option>
+          </select>
+        </label>
         <span class={`connection connection-${state}`} role="status" data-testid="connection">
           <span aria-hidden="true">●</span> {STATE_TEXT[state]}
         </span>

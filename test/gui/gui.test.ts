@@ -140,6 +140,35 @@ gui('a failed run offers "Re-run from <step>", which starts at that step; breadc
   assert.is(await page.locator('.log-line', { hasText: 'prepared' }).count(), 0, 'the step before was not run again');
 });
 
+gui('light and dark themes: the system\'s by default, switchable, remembered; ANSI colours readable on both', async ({ hub, browser }) => {
+  const page = await browser.newPage({ colorScheme: 'dark' });
+  try {
+    const projectId = await createProject(hub, 'demo');
+    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'full' });
+    await waitForRun(hub, projectId, body.id, ['completed'], 15_000);
+    await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+    await page.getByRole('button', { name: 'Expand all' }).click();
+    const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
+    const logBackground = () => page.locator('.log-panel').evaluate((el) => getComputedStyle(el).backgroundColor);
+    const red = page.locator('.log-line span', { hasText: 'red alert' });
+    assert.is(await theme(), 'dark', 'the system prefers dark');
+    assert.is(await logBackground(), 'rgb(17, 20, 24)');
+    assert.is(await red.evaluate((el) => getComputedStyle(el).color), 'rgb(255, 102, 102)', 'a red readable on the dark log');
+    await page.screenshot({ path: path.join(artifactsDir, 'run-log-dark.png') });
+    await page.getByLabel('Theme').selectOption('light');
+    assert.is(await theme(), 'light');
+    assert.is(await logBackground(), 'rgb(251, 251, 252)');
+    assert.is(await red.evaluate((el) => getComputedStyle(el).color), 'rgb(187, 0, 0)', 'and on the light one');
+    await page.reload();
+    await page.locator('.log-panel').waitFor();
+    assert.is(await theme(), 'light', 'remembered over a reload');
+    await page.getByLabel('Theme').selectOption('system');
+    assert.is(await theme(), 'dark', 'back to the system\'s');
+  } finally {
+    await page.close();
+  }
+});
+
 gui('cancel a long run from its page, with confirmation', async ({ hub, page }) => {
   const projectId = await createProject(hub, 'long');
   await page.goto(`${hub.url}/#/projects/${projectId}`);
