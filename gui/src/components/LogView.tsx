@@ -4,6 +4,7 @@ import { plainText, toSegments } from '../ansi';
 import { LogBuffer } from '../logBuffer';
 import type { CompleteMessage, HubSocket } from '../socket';
 import { StepBar } from './StepBar';
+import { useLogSearch } from './useLogSearch';
 import { STEP_ICONS, stepDuration } from '../format';
 import { foldedByDefault, Rows, sectionsOf } from '../sections';
 
@@ -14,17 +15,6 @@ const EARLIER_PAGE = 5000;
 /** Lines shown before a line opened by offset (a permalink, a search match, a step). */
 const CONTEXT_BEFORE = 200;
 
-interface SearchState {
-  query: string;
-  /** matches in the whole log, from the server, in file order */
-  offsets: number[];
-  /** the server has more after these */
-  more: boolean;
-  nextAfter: number;
-  current: number;
-}
-
-const NO_SEARCH: SearchState = { query: '', offsets: [], more: false, nextAfter: 0, current: -1 };
 
 /**
  * The log of one run. `live`: follows the run over the WebSocket from its last lines, drops the
@@ -48,7 +38,6 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(600);
   const [query, setQuery] = useState('');
-  const [search, setSearch] = useState<SearchState>(NO_SEARCH);
   const [dropped, setDropped] = useState(0);
   /** the user's own choices; other steps follow foldedByDefault */
   const [folds, setFolds] = useState<Map<string, boolean>>(new Map());
@@ -144,6 +133,8 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
     if (gone > 0) queueMicrotask(() => setDropped((n) => n + gone));
   }
 
+  const { search, runSearch, goToMatch } = useLogSearch(run, openAt);
+
   // Matches among the loaded lines, highlighted.
   const localMatches = useMemo(() => {
     const needle = search.query.toLowerCase();
@@ -238,35 +229,6 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
 
   function setAllFolds(folded: boolean) {
     setFolds(new Map(run.steps.map((step) => [step.name, folded])));
-  }
-
-  /** Searches the whole log on the server (1000 matches at a time), then goes to the first. */
-  async function runSearch(text: string) {
-    const needle = text.trim();
-    if (!needle) {
-      setSearch(NO_SEARCH);
-      return;
-    }
-    const result = await api<{ matches: { offset: number }[]; next_after: number; complete: boolean }>('GET', `${runPath(run)}/logs/search?q=${encodeURIComponent(needle)}&limit=1000`);
-    const state = { query: needle, offsets: result.matches.map((m) => m.offset), more: !result.complete, nextAfter: result.next_after, current: -1 };
-    setSearch(state);
-    if (state.offsets.length > 0) goToMatch(state, 1);
-  }
-
-  async function goToMatch(state: SearchState, step: 1 | -1) {
-    if (state.offsets.length === 0) return;
-    let offsets = state.offsets;
-    let { more, nextAfter } = state;
-    let next = state.current === -1 ? (step === 1 ? 0 : offsets.length - 1) : state.current + step;
-    if (next >= offsets.length && more) {
-      const page = await api<{ matches: { offset: number }[]; next_after: number; complete: boolean }>('GET', `${runPath(run)}/logs/search?q=${encodeURIComponent(state.query)}&limit=1000&after=${nextAfter}`);
-      offsets = [...offsets, ...page.matches.map((m) => m.offset)];
-      more = !page.complete;
-      nextAfter = page.next_after;
-    }
-    next = (next + offsets.length) % offsets.length;
-    setSearch({ ...state, offsets, more, nextAfter, current: next });
-    openAt(offsets[next]);
   }
 
   // Step sections: a folded one shows its header line only.
