@@ -49,6 +49,7 @@ const PIPELINES = {
   crashing: { steps: [{ name: 'segv', command: ['sh', '-c', 'echo crashing; kill -SEGV $$'] }], scopes: { all: 'segv' } },
   paced: { steps: [{ name: 'tick', command: nodeStep(`let i = 0; const t = setInterval(() => { console.log('tick ' + (++i)); if (i === 150) clearInterval(t); }, 20);`) }], scopes: { all: 'tick' } },
   long: { steps: [{ name: 'wait', command: ['sh', '-c', 'echo waiting; sleep 60'] }], scopes: { all: 'wait' } },
+  stepped: { steps: [{ name: 'one', command: ['sh', '-c', 'sleep 0.8; echo one'] }, { name: 'two', command: ['sh', '-c', 'echo two; sleep 0.8; exit 3'] }], scopes: { all: 'one' } },
 };
 
 const tests = suite<{ hub: TestHub }>('run-hub CLI');
@@ -174,6 +175,17 @@ tests('cancel RUN; bad usage exits 2, an unknown project or a refused start exit
   const unreachable = await cli({ url: `http://127.0.0.1:${closedPort}` }, ['projects']);
   assert.is(unreachable.code, 1);
   assert.match(unreachable.stderr, `cannot reach the hub at http://127.0.0.1:${closedPort}: ECONNREFUSED`);
+});
+
+tests('on a terminal, run --follow shows each step as it starts on stderr (through a pseudo-terminal from util-linux script)', async ({ hub }) => {
+  const projectId = await createProject(hub, 'stepped');
+  const command = [process.execPath, path.join(projectRoot, 'bin/run-hub.js'), 'run', String(projectId), '--follow'].map((part) => `'${part}'`).join(' ');
+  const terminal = spawn('script', ['-qfec', command, '/dev/null'], { env: { ...process.env, HUB_URL: hub.url, HUB_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  terminal.stdout!.on('data', (chunk) => (output += chunk));
+  const code = await new Promise<number | null>((resolve) => terminal.once('exit', resolve));
+  assert.is(code, 3, output);
+  assert.match(output, /▸ step 2\/2: two/, JSON.stringify(output));
 });
 
 tests('with HUB_TOKEN set on the hub, the CLI needs it (from the environment or --token), for HTTP and WebSocket', async () => {
