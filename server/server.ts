@@ -56,10 +56,13 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const hub = new LogHub(config, runs, projects, runJson, logSourceOf);
   let url = '';
   const webhooks = new WebhookDispatcher(store.webhooks, projects, runJson, { publicUrl: () => config.publicUrl ?? url, retryFirstMs: config.webhookRetryMs, maxTries: config.webhookTries }, log);
+  // Finished runs past their project's limits go at start, hourly, and when one of its runs ends.
+  const retention = new RetentionSweeper(config.retention, { projects, runs, log, remove: (run) => runService.purge(run, 'retention') });
   // Every change of a run, this hub's own or (cluster) any hub's or worker's.
   const runChanged = (run: RunRow) => {
     hub.runChanged(run);
     webhooks.runChanged(run);
+    if (isTerminal(run.status)) void retention.sweepProject(run.project_id);
   };
   let stopListening = async () => {};
   if (cluster) {
@@ -94,10 +97,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   server.keepAliveTimeout = 65_000;
   sockets = attachWebSocketServer(server, hub, config, log, metrics.countSent);
   await runService.recover();
-  // Finished runs past their project's limits go at start, hourly, and when one of its runs ends.
-  const retention = new RetentionSweeper(config.retention, { projects, runs, log, remove: (run) => runService.purge(run, 'retention') });
-  runService.on('run', (run) => isTerminal(run.status) && void retention.sweepProject(run.project_id));
-  await retention.start();
+  // Not awaited: a long first sweep must not hold up serving.
+  void retention.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
