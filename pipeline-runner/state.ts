@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import type { Step } from '../server/wire.js';
 
 /** What a runner writes on stdout once it has started and loaded, before it waits for its run. */
 export const READY_LINE = 'ready\n';
@@ -9,22 +10,10 @@ export const TOKEN_VARIABLE = 'HUB_RUN_TOKEN';
 export const RUNNER_STATUSES = ['running', 'completed', 'failed', 'cancelled'] as const;
 export type RunnerStatus = (typeof RUNNER_STATUSES)[number];
 
-export const STEP_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const;
-export type StepStatus = (typeof STEP_STATUSES)[number];
+export const STEP_STATUSES = ['pending', 'running', 'completed', 'failed', 'cancelled'] as const satisfies readonly Step['status'][];
 
-/** One step of a run: its outcome and where its part of the log is ([log_start, log_end) in bytes). */
-export interface StepRecord {
-  name: string;
-  status: StepStatus;
-  started_at: string | null;
-  finished_at: string | null;
-  exit_code: number | null;
-  signal: string | null;
-  /** where its header line starts; null until it starts */
-  log_start: number | null;
-  /** where its output ended; null while it runs */
-  log_end: number | null;
-}
+/** One step of a run as the runner records it: the same shape the API shows (a type only, erased at run time). */
+export type StepRecord = Step;
 
 /** What the runner tells the server, through `logs/<projectId>/<runId>.json`. */
 export interface RunnerState {
