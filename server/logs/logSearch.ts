@@ -47,20 +47,29 @@ function regexMatcher(query: SearchQuery): { match: Matcher; close: () => void }
     match: (text) => new Promise((resolve, reject) => {
       worker ??= start();
       const thread = worker;
+      // One chunk at a time: both listeners go when either fires (no listener is left per chunk).
+      const done = () => {
+        clearTimeout(timer);
+        thread.off('message', onMessage);
+        thread.off('error', onError);
+      };
+      const onMessage = (starts: number[]) => {
+        done();
+        resolve(starts);
+      };
+      const onError = (error: Error) => {
+        done();
+        worker = null;
+        reject(error);
+      };
       const timer = setTimeout(() => {
+        done();
         worker = null;
         void thread.terminate();
         resolve('timeout');
       }, query.regexDeadlineMs);
-      thread.once('message', (starts: number[]) => {
-        clearTimeout(timer);
-        resolve(starts);
-      });
-      thread.once('error', (error) => {
-        clearTimeout(timer);
-        worker = null;
-        reject(error);
-      });
+      thread.on('message', onMessage);
+      thread.on('error', onError);
       thread.postMessage({ source: query.text, flags: query.caseSensitive ? '' : 'i', text });
     }),
     close: () => void worker?.terminate(),
