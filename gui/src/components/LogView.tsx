@@ -22,7 +22,13 @@ const CONTEXT_BEFORE = 200;
  * opened at an offset (a permalink, a search match, a step), paged both ways over HTTP, until
  * "Jump to end" goes live again. Only the visible rows are in the DOM.
  */
-export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?: number }) {
+export function LogView({ socket, run, at, onRecord }: {
+  socket: HubSocket;
+  run: Run;
+  at?: number;
+  /** the run's record changed (a `run` message), or null: it may have changed unseen (re-read it) */
+  onRecord?: (run: Run | null) => void;
+}) {
   const buffer = useRef(new LogBuffer());
   const loading = useRef({ earlier: false, later: false });
   const container = useRef<HTMLDivElement>(null);
@@ -63,6 +69,12 @@ export function LogView({ socket, run, at }: { socket: HubSocket; run: Run; at?:
     };
     const unsubscribe = socket.subscribeRun(run.id, { tail: INITIAL_TAIL }, (message) => {
       const b = buffer.current;
+      if (message.type === 'run') {
+        onRecord?.(message.run);
+        return;
+      }
+      // From here on the hub tells this subscription every change; one before it may have been missed.
+      if (message.type === 'subscribed') onRecord?.(null);
       if (message.type === 'subscribed' && b.firstOffset === null) {
         b.firstOffset = message.offset ?? 0;
         b.next = b.firstOffset;

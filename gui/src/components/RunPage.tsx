@@ -1,4 +1,4 @@
-import { useEffect, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, type Project, type Run } from '../api';
 import type { HubSocket } from '../socket';
 import { ActiveRun } from './ActiveRun';
@@ -15,10 +15,12 @@ export function RunPage({ projectId, runId, socket }: { projectId: number; runId
   const [run, setRun] = useState<Run | null>(null);
   const [projectName, setProjectName] = useState(`Project ${projectId}`);
   const [error, setError] = useState('');
+  const reload = useRef<() => void>(() => undefined);
   useEffect(() => {
     let alive = true;
     api<Project>('GET', `/api/projects/${projectId}`).then((p) => alive && setProjectName(p.name), () => undefined);
     const load = () => api<Run>('GET', `/api/projects/${projectId}/runs/${runId}`).then((r) => alive && setRun(r), (e: Error) => setError(e.message));
+    reload.current = () => void load();
     void load();
     const unsubscribe = socket.subscribeProject(projectId, (changed, removed) => changed.id === runId && (removed ? (setRun(null), setError(`Run #${runId} was removed (purged, or past the project's retention limits)`)) : setRun(changed)));
     const offState = socket.onState((state) => state === 'open' && void load());
@@ -35,7 +37,7 @@ export function RunPage({ projectId, runId, socket }: { projectId: number; runId
       <nav class="breadcrumbs" aria-label="Breadcrumbs"><a href="#/">Projects</a> / <a href={`#/projects/${projectId}`}>{projectName}</a> / Run #{run.id}</nav>
       <ActiveRun run={run} showLink={false} />
       <p class="run-tools"><a class="button" href={`/api/projects/${projectId}/runs/${run.id}/logs/raw?download=1`} download>Download log</a></p>
-      <LogView socket={socket} run={run} at={atOffset()} />
+      <LogView socket={socket} run={run} at={atOffset()} onRecord={(changed) => (changed ? setRun(changed) : reload.current())} />
     </main>
   );
 }
