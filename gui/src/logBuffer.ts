@@ -47,6 +47,7 @@ export class LogBuffer {
   prepend(offset: number, lines: string[]): void {
     for (const mark of this.marks) mark.index += lines.length;
     this.marks.unshift({ index: 0, offset });
+    this.starts = [];
     this.lines.unshift(...lines);
     this.plain.unshift(...new Array<string | undefined>(lines.length));
     for (const line of lines) this.chars += line.length;
@@ -70,35 +71,39 @@ export class LogBuffer {
     this.chars -= dropChars;
     this.marks = this.marks.filter((m) => m.index >= cut).map((m) => ({ index: m.index - cut, offset: m.offset }));
     this.firstOffset = mark.offset;
+    this.starts = [];
     return cut;
+  }
+
+  /** Where each line starts, filled forward on demand and dropped when lines are added in front or dropped. */
+  private starts: number[] = [];
+
+  /** Extends `starts` to cover line `index`: from the last one known, restarting at each batch's exact offset. */
+  private startsUpTo(index: number): void {
+    if (this.starts.length > index) return;
+    const exact = new Map(this.marks.map((m) => [m.index, m.offset]));
+    for (let i = this.starts.length; i <= index && i < this.lines.length; i++) {
+      this.starts.push(exact.get(i) ?? (i === 0 ? (this.firstOffset ?? 0) : this.starts[i - 1] + utf8Length(this.lines[i - 1]) + 1));
+    }
   }
 
   /** The byte offset where line `index` starts. */
   offsetOf(index: number): number {
-    let mark = { index: 0, offset: this.firstOffset ?? 0 };
-    for (const m of this.marks) {
-      if (m.index > index) break;
-      mark = m;
-    }
-    let offset = mark.offset;
-    for (let i = mark.index; i < index; i++) offset += utf8Length(this.lines[i]) + 1;
-    return offset;
+    this.startsUpTo(index);
+    return this.starts[index] ?? this.firstOffset ?? 0;
   }
 
   /** The index of the line starting at `offset` (or the last one before it); -1 outside the range held. */
   indexAt(offset: number): number {
     if (this.firstOffset === null || this.next === null || offset < this.firstOffset || offset >= this.next) return -1;
-    let mark = this.marks[0] ?? { index: 0, offset: this.firstOffset };
-    for (const m of this.marks) {
-      if (m.offset > offset) break;
-      mark = m;
+    this.startsUpTo(this.lines.length - 1);
+    let low = 0;
+    let high = this.starts.length - 1;
+    while (low < high) {
+      const middle = (low + high + 1) >> 1;
+      if (this.starts[middle] <= offset) low = middle;
+      else high = middle - 1;
     }
-    let position = mark.offset;
-    for (let i = mark.index; i < this.lines.length; i++) {
-      const end = position + utf8Length(this.lines[i]) + 1;
-      if (offset < end) return i;
-      position = end;
-    }
-    return this.lines.length - 1;
+    return low;
   }
 }

@@ -19,8 +19,8 @@ export interface MetricSources {
  */
 export class HubMetrics {
   readonly registry = new client.Registry();
-  private readonly frames = new client.Counter({ name: 'hub_frames_sent_total', help: 'Messages sent to clients', labelNames: ['transport'], registers: [this.registry] });
-  private readonly bytes = new client.Counter({ name: 'hub_bytes_sent_total', help: 'Bytes of messages sent to clients', labelNames: ['transport'], registers: [this.registry] });
+  /** Plain sums on the send path (once per message per subscriber); the counters take them at each scrape. */
+  private readonly sent: Record<Transport, { frames: number; bytes: number }> = { ws: { frames: 0, bytes: 0 }, sse: { frames: 0, bytes: 0 } };
 
   constructor(sources: MetricSources) {
     client.collectDefaultMetrics({ register: this.registry, eventLoopMonitoringPrecision: 20 });
@@ -41,6 +41,20 @@ export class HubMetrics {
       name: 'hub_active_runs', help: 'Runs running now', registers: [this.registry],
       async collect() { this.set((await counts()).running); },
     });
+    const sent = this.sent;
+    // Counters that catch up with the sums when scraped (inc by what was sent since the last scrape).
+    for (const [name, help, field] of [['hub_frames_sent_total', 'Messages sent to clients', 'frames'], ['hub_bytes_sent_total', 'Bytes of messages sent to clients', 'bytes']] as const) {
+      const reported: Record<Transport, number> = { ws: 0, sse: 0 };
+      new client.Counter({
+        name, help, labelNames: ['transport'], registers: [this.registry],
+        collect() {
+          for (const transport of ['ws', 'sse'] as const) {
+            this.inc({ transport }, sent[transport][field] - reported[transport]);
+            reported[transport] = sent[transport][field];
+          }
+        },
+      });
+    }
     new client.Gauge({
       name: 'hub_websocket_connections', help: 'Open WebSocket connections', registers: [this.registry],
       collect() { this.set(sources.sockets().connections); },
@@ -61,8 +75,8 @@ export class HubMetrics {
 
   /** Given to every sink: one call per message sent. */
   readonly countSent: SentCounter = (transport, bytes) => {
-    this.frames.inc({ transport });
-    this.bytes.inc({ transport }, bytes);
+    this.sent[transport].frames++;
+    this.sent[transport].bytes += bytes;
   };
 
   render(): Promise<string> {

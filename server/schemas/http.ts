@@ -1,4 +1,6 @@
 import { z } from 'zod';
+import { RUN_STATUSES } from '../store/runs.js';
+import { WEBHOOK_EVENTS } from '../wire.js';
 import { positiveInteger, queryId, queryInteger, retention, settings, text } from './fields.js';
 
 /** Request bodies and query strings of the HTTP API, and the shapes of its answers (for the OpenAPI document). */
@@ -34,7 +36,7 @@ export const startRunBody = z.strictObject({
 export const webhookBody = z.strictObject({
   url: text(2048).describe('an http or https address without credentials'),
   secret: text(256).describe('the key of the HMAC in X-Hub-Signature-256'),
-  events: z.array(z.enum(['run.started', 'run.completed', 'run.failed', 'run.cancelled'])).min(1)
+  events: z.array(z.enum(WEBHOOK_EVENTS)).min(1)
     .describe('a non-empty list of run.started, run.completed, run.failed, run.cancelled').optional(),
 });
 
@@ -70,7 +72,7 @@ export const logPageQuery = z.object({
 // Answers
 
 const isoTime = z.string().describe('ISO 8601, UTC');
-export const runStatus = z.enum(['pending', 'running', 'completed', 'failed', 'cancelled']);
+export const runStatus = z.enum(RUN_STATUSES);
 
 export const projectSchema = z.object({
   id: positiveInteger,
@@ -101,7 +103,7 @@ export const runSchema = z.object({
   log_path: z.string().describe('relative to the logs folder'),
   steps: z.array(z.object({
     name: z.string(),
-    status: z.enum(['pending', 'running', 'completed', 'failed', 'cancelled']),
+    status: runStatus,
     started_at: isoTime.nullable(),
     finished_at: isoTime.nullable(),
     exit_code: z.number().int().nullable(),

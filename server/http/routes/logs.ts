@@ -46,8 +46,8 @@ const REGEX_DEADLINE_MS = 1000;
  * `inline` for the browser's own view; `attachment` with `?download=1` as `<project>-run-<id>.log`:
  * the ASCII name keeps letters, digits, "." "_" "-" (the rest become "_"), `filename*` has the exact name.
  */
-function contentDisposition(download: string | undefined, project: { name: string } | undefined, runId: number): string {
-  if (download === undefined || download === '0' || download === 'false') return `inline; filename="run-${runId}.log"`;
+function contentDisposition(download: boolean, project: { name: string } | undefined, runId: number): string {
+  if (!download) return `inline; filename="run-${runId}.log"`;
   const name = `${project?.name ?? 'project'}-run-${runId}.log`;
   const ascii = name.replace(/[^A-Za-z0-9._-]/g, '_');
   return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
@@ -120,7 +120,10 @@ export function logRoutes(services: AppServices): Router {
 
   router.get('/raw', async (ctx) => {
     const run = await loadRun(services, ctx.params);
-    const disposition = contentDisposition(parseWith(rawLogQuery, ctx.query, 'query').download, await services.projects.get(run.project_id), run.id);
+    const { download } = parseWith(rawLogQuery, ctx.query, 'query');
+    // The project's name only for a download's file name (a plain read asks the store nothing more).
+    const wanted = download === '1' || download === 'true';
+    const disposition = contentDisposition(wanted, wanted ? await services.projects.get(run.project_id) : undefined, run.id);
     const handle = await services.logSourceOf(run).open();
     const size = handle ? (await handle.stat()).size : 0; // not written yet: an empty log
     ctx.type = 'text/plain; charset=utf-8';
