@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { runStep, type StepOutcome } from './step.js';
 import { killProcessesWithEnv } from './processes.js';
+import { LogClock } from './logClock.js';
 import { READY_LINE, RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, TOKEN_VARIABLE, type RunSpec, type RunnerState, writeStateFile } from './state.js';
 
 async function readStdin(): Promise<string> {
@@ -94,6 +95,13 @@ async function main(): Promise<number> {
     return RUNNER_EXIT_CODES.failed;
   }
   save();
+  // The times of the log's lines, beside it (see logClock.ts).
+  const clock = spec.times_file ? new LogClock(fd, spec.times_file) : null;
+  clock?.start();
+  const mark = (text: string) => {
+    writeMarker(fd, text);
+    clock?.sample();
+  };
 
   const cancel = new AbortController();
   process.on('SIGTERM', () => cancel.abort());
@@ -107,7 +115,7 @@ async function main(): Promise<number> {
     // Its part of the log starts with its header line.
     Object.assign(steps[index], { status: 'running', started_at: now(), log_start: fs.fstatSync(fd).size });
     save();
-    writeMarker(fd, `[hub] step ${index + 1}/${spec.steps.length}: ${step.name}`);
+    mark(`[hub] step ${index + 1}/${spec.steps.length}: ${step.name}`);
     const errorFile = `${spec.state_file}.error`;
     fs.rmSync(errorFile, { force: true });
     const outcome = await runStep({
@@ -131,7 +139,7 @@ async function main(): Promise<number> {
       continue;
     }
     const message = describeFailure(step.name, outcome) + readStepReason(errorFile);
-    if (outcome.kind === 'log_limit') writeMarker(fd, `[hub] log limit reached (${spec.max_log_bytes} bytes): step "${step.name}" stopped`);
+    if (outcome.kind === 'log_limit') mark(`[hub] log limit reached (${spec.max_log_bytes} bytes): step "${step.name}" stopped`);
     Object.assign(state, {
       status: outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
       exit_code: outcome.kind === 'exit' ? outcome.code : null,
@@ -149,7 +157,8 @@ async function main(): Promise<number> {
   }
   // Nothing of the run may outlive it, not even what escaped its process group.
   if (token) killProcessesWithEnv(TOKEN_VARIABLE, token);
-  writeMarker(fd, `[hub] run ${state.status}${state.error_message ? `: ${state.error_message}` : ''}`);
+  mark(`[hub] run ${state.status}${state.error_message ? `: ${state.error_message}` : ''}`);
+  clock?.stop();
   fs.fsyncSync(fd);
   fs.closeSync(fd);
   state.finished_at = now();

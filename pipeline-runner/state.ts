@@ -38,6 +38,8 @@ export interface RunSpec {
   run_id: number;
   log_file: string;
   state_file: string;
+  /** where the runner keeps the log's times (see logClock.ts); none are kept without it */
+  times_file?: string;
   grace_ms: number;
   max_log_bytes: number;
   /** Variables every step gets (HUB_RUN_ID, HUB_DOC_ROOT, settings...). */

@@ -11,7 +11,7 @@ export const runnerScript = path.join(projectRoot, 'dist', 'pipeline-runner', 'r
 export const demoDocsDir = path.join(projectRoot, 'demo', 'docs');
 export const guiDir = path.join(projectRoot, 'dist', 'gui');
 
-/** The log and state files of a run, derived from numeric ids only. */
+/** The log, state and times files of a run, derived from numeric ids only. */
 export function runFiles(logsDir: string, projectId: number, runId: number) {
   if (!Number.isSafeInteger(projectId) || !Number.isSafeInteger(runId) || projectId < 1 || runId < 1) {
     throw new Error(`run files need positive integer ids, got ${projectId}/${runId}`);
@@ -23,5 +23,7 @@ export function runFiles(logsDir: string, projectId: number, runId: number) {
     relativeLog: relative,
     log: path.join(dir, `${runId}.log`),
     state: path.join(dir, `${runId}.json`),
+    /** the runner's time samples of the log (pipeline-runner/logClock.ts) */
+    times: path.join(dir, `${runId}.times`),
   };
 }

@@ -49,8 +49,12 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   // Where logs are read from: the local files (one watcher), or each run's Redis stream.
   const watcher = new LogWatcher();
   const archive = await openArchive(config);
+  const localSourceOf = (run: RunRow) => {
+    const files = runFiles(config.logsDir, run.project_id, run.id);
+    return new LocalLogSource(files.log, watcher, files.times);
+  };
   const logSourceOf = (run: RunRow): LogSource =>
-    cluster ? new ClusterLogSource(cluster.redis, run.id, archive, archiveKey(run.project_id, run.id)) : new LocalLogSource(runFiles(config.logsDir, run.project_id, run.id).log, watcher);
+    cluster ? new ClusterLogSource(cluster.redis, run.id, archive, archiveKey(run.project_id, run.id)) : localSourceOf(run);
   // A run as clients see it; a running run's size from its file, or (cluster) as its worker recorded it.
   const runJson = (run: RunRow) => toRunJson(run, config.logsDir, !cluster);
   const hub = new LogHub(config, runs, projects, runJson, logSourceOf);

@@ -108,6 +108,8 @@ export interface WebhookPayload {
 export interface LogPage {
   lines: string[];
   continued: number[];
+  /** with `?timestamps=1`: when each line was written (Unix ms; null when unknown) */
+  times?: (number | null)[];
   offset: number;
   next: number;
   complete: boolean;
@@ -126,7 +128,7 @@ export type StartAt = { offset: number } | { tail: number };
 // Client → server
 
 export type ClientMessage =
-  | { type: 'subscribe'; run_id: number; offset?: number; tail?: number }
+  | { type: 'subscribe'; run_id: number; offset?: number; tail?: number; timestamps?: boolean }
   | { type: 'subscribe'; project_id: number }
   | { type: 'unsubscribe'; run_id: number }
   | { type: 'unsubscribe'; project_id: number };
@@ -134,7 +136,8 @@ export type ClientMessage =
 // Server → client
 
 export interface SubscribedMessage { type: 'subscribed'; run_id?: number; project_id?: number; offset?: number }
-export interface LinesMessage { type: 'lines'; run_id: number; offset: number; next: number; lines: string[]; continued?: number[] }
+/** `times`: for a subscription with `timestamps: true`, when each line was written (Unix ms; null when unknown) */
+export interface LinesMessage { type: 'lines'; run_id: number; offset: number; next: number; lines: string[]; continued?: number[]; times?: (number | null)[] }
 export interface RunMessage { type: 'run'; run: Run }
 /** A finished run was deleted: by a user (`purged`) or by the retention limits (`retention`). */
 export interface RunRemovedMessage { type: 'run_removed'; project_id: number; run_id: number; reason: RemovalReason }

@@ -1,5 +1,6 @@
 import { readLines } from '../logs/logFile.js';
 import type { LogHandle } from '../logs/logSource.js';
+import type { LineTimes } from '../logs/lineTimes.js';
 import { linesFrame, type LogSink } from './messages.js';
 import { RecentFrames } from './recentFrames.js';
 import { SharedReads, type ReadFrame } from './sharedReads.js';
@@ -52,16 +53,19 @@ export class CatchUpReads {
 
   /**
    * The lines from `start` (a boundary) to the next grid line or `target`, framed; null if none.
-   * With others catching up too, reads on the grid are shared (alone, nothing is kept).
+   * `shared`: others are catching up too, so reads on the grid are shared (alone, nothing is kept).
+   * `times`: the frame carries the lines' times, from these records ('none': the log has none).
    */
-  read(handle: LogHandle, start: number, target: number, final: boolean, shared: boolean): Promise<ReadFrame | null> {
+  read(handle: LogHandle, start: number, target: number, final: boolean, how: { shared: boolean; times: LineTimes | 'none' | null }): Promise<ReadFrame | null> {
     const read = async () => {
       // `target` is a boundary: a newline, a piece cut, or the end of a finished log.
       // A read holds at least one whole piece of a line, so every read makes progress.
       const end = this.shared.endFor(start, this.maxLineBytes + 4);
-      const batch = await readLines(handle, start, target, this.maxLineBytes, end - start, final ? 'final' : 'piece', 'json');
-      return batch.next === start ? null : { next: batch.next, frame: linesFrame(this.runId, batch) };
+      const timed = how.times !== null;
+      const batch = await readLines(handle, start, target, this.maxLineBytes, end - start, final ? 'final' : 'piece', 'json', timed);
+      if (how.times !== null && how.times !== 'none' && batch.ends) batch.times = (await how.times.span(start, batch.next)).timesOf(batch.ends, final ? null : Date.now());
+      return batch.next === start ? null : { next: batch.next, frame: linesFrame(this.runId, batch, timed) };
     };
-    return shared ? this.shared.get(start, read) : read();
+    return how.shared ? this.shared.get(start, read) : read();
   }
 }

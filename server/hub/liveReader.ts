@@ -2,6 +2,7 @@ import { debuglog } from 'node:util';
 import { LineSplitter, lineCount, type LineBatch } from '../logs/lineSplitter.js';
 import { liveEdge } from '../logs/logFile.js';
 import type { LogHandle, LogSource } from '../logs/logSource.js';
+import type { LineTimes } from '../logs/lineTimes.js';
 import type { CompleteMessage } from './messages.js';
 
 const debug = debuglog('hub:live');
@@ -23,6 +24,8 @@ export interface LiveReaderEvents {
   opened(start: number): void;
   /** Is anyone at the live edge? Lines are decoded only then (else the others read the log themselves). */
   wantsLines(): boolean;
+  /** Does anyone at the live edge want the lines' times? They are looked up only then. */
+  wantsTimes(): boolean;
   /** Lines read at the live edge. */
   lines(batch: LineBatch): void;
   /** Bytes read that nobody took as lines: later batches no longer follow earlier ones. */
@@ -54,7 +57,8 @@ export class LiveReader {
   private closed = false;
   private readonly buffer = Buffer.allocUnsafe(READ_CHUNK);
 
-  constructor(private readonly runId: number, private readonly source: LogSource, private readonly maxLineBytes: number, private readonly events: LiveReaderEvents) {}
+  /** `times`: the log's time records, where it has them */
+  constructor(private readonly runId: number, private readonly source: LogSource, private readonly maxLineBytes: number, private readonly events: LiveReaderEvents, private readonly times: LineTimes | null = null) {}
 
   /** The end of the last line read at the live edge (of the whole log, once final). */
   get committed(): number {
@@ -137,7 +141,7 @@ export class LiveReader {
     this.dirty = false;
     try {
       await this.readAppended();
-      if (this.ending && !this.dirty && !this.finalMessage && !this.closed) this.finish();
+      if (this.ending && !this.dirty && !this.finalMessage && !this.closed) await this.finish();
     } catch (error) {
       debug('run %d: read failed: %s', this.runId, (error as Error).message);
     } finally {
@@ -156,12 +160,21 @@ export class LiveReader {
     while (this.readPosition < limit && !this.closed) {
       const { bytesRead } = await handle.read(this.buffer, 0, Math.min(READ_CHUNK, limit - this.readPosition), this.readPosition);
       if (bytesRead === 0) break;
+      // The time records for these bytes are read before they are split (nothing moves meanwhile:
+      // reads are one at a time), so the batch goes out the moment it is split.
+      const span = this.wantsTimes() ? await this.times!.span(this.splitter.committed, this.readPosition + bytesRead) : null;
+      if (this.closed) return;
       this.readPosition += bytesRead;
       const live = this.events.wantsLines();
-      const batch = this.splitter.push(this.buffer.subarray(0, bytesRead), live ? 'json' : 'none');
+      const batch = this.splitter.push(this.buffer.subarray(0, bytesRead), live ? 'json' : 'none', span !== null);
+      if (span && batch.ends) batch.times = span.timesOf(batch.ends, Date.now());
       if (lineCount(batch) > 0) this.events.lines(batch);
       else if (!live) this.events.skipped();
     }
+  }
+
+  private wantsTimes(): boolean {
+    return this.times !== null && this.events.wantsLines() && this.events.wantsTimes();
   }
 
   /** A log truncated or replaced under us: the reader starts over on the log as it now is. */
@@ -178,8 +191,11 @@ export class LiveReader {
     return true;
   }
 
-  private finish(): void {
-    const last = this.splitter ? this.splitter.flush(false, 'json') : null;
+  private async finish(): Promise<void> {
+    const span = this.splitter && this.wantsTimes() ? await this.times!.span(this.splitter.committed, this.ending!.size) : null;
+    if (this.closed) return;
+    const last = this.splitter ? this.splitter.flush(false, 'json', span !== null) : null;
+    if (span && last?.ends) last.times = span.timesOf(last.ends, null);
     if (last && lineCount(last) > 0) this.events.lines(last);
     this.finalMessage = { ...this.ending!.complete, next: this.splitter?.committed ?? 0 };
     this.events.final(this.finalMessage);

@@ -44,7 +44,8 @@ export class LogHub {
   ) {}
 
   /** Subscribes a sink to a run's log from an offset or the last N lines; returns where it starts. */
-  async subscribeRun(sink: LogSink, runId: number, startAt: StartAt, options: { projectId?: number; onStart?: (offset: number) => void } = {}): Promise<number> {
+  /** `timestamps`: its `lines` messages carry the lines' times. */
+  async subscribeRun(sink: LogSink, runId: number, startAt: StartAt, options: { projectId?: number; timestamps?: boolean; onStart?: (offset: number) => void } = {}): Promise<number> {
     const run = await this.runs.get(runId);
     if (!run || (options.projectId !== undefined && run.project_id !== options.projectId)) throw notFound('Run', runId);
     this.unsubscribeRun(sink, runId);
@@ -61,7 +62,7 @@ export class LogHub {
       options.onStart?.(start);
       const sinks = this.runSinks.get(runId) ?? new Map<LogSink, Subscriber>();
       this.runSinks.set(runId, sinks);
-      const subscriber: Subscriber = tail.add(sink, start, () => this.subscriptionOnEnd(sink, runId, subscriber));
+      const subscriber: Subscriber = tail.add(sink, start, () => this.subscriptionOnEnd(sink, runId, subscriber), options.timestamps);
       sinks.set(sink, subscriber);
       tail.start(subscriber);
       return start;

@@ -11,16 +11,21 @@ const COMMA = Buffer.from(',');
 /**
  * Serialises a batch once; every subscriber at the live edge gets the same bytes. A batch split
  * with output 'json' is already JSON (see jsonLines.ts) and is only framed; either way the bytes
- * are those of JSON.stringify({type, run_id, offset, next, lines, continued?}).
+ * are those of JSON.stringify({type, run_id, offset, next, lines, continued?, times?}). `withTimes`:
+ * the frame for subscribers that asked for the lines' times (the batch carries them).
  */
-export function linesFrame(runId: number, batch: LineBatch): Buffer {
+export function linesFrame(runId: number, batch: LineBatch, withTimes = false): Buffer {
+  // Asked for and unknown (a log without time records): null for each line.
+  const times = withTimes ? (batch.times ?? new Array<null>(batch.json?.count ?? batch.lines.length).fill(null)) : null;
   if (!batch.json) {
     const message: Record<string, unknown> = { type: 'lines', run_id: runId, offset: batch.offset, next: batch.next, lines: batch.lines };
     if (batch.continued.length > 0) message.continued = batch.continued;
+    if (times) message.times = times;
     return Buffer.from(JSON.stringify(message));
   }
   const head = `{"type":"lines","run_id":${runId},"offset":${batch.offset},"next":${batch.next},"lines":[`;
-  const tail = batch.continued.length > 0 ? `],"continued":[${batch.continued.join(',')}]}` : ']}';
+  const continued = batch.continued.length > 0 ? `,"continued":[${batch.continued.join(',')}]` : '';
+  const tail = `]${continued}${times ? `,"times":${JSON.stringify(times)}` : ''}}`;
   const pieces: Buffer[] = [Buffer.from(head)];
   batch.json.parts.forEach((part, index) => {
     if (index > 0) pieces.push(COMMA);

@@ -2,6 +2,7 @@ import { debuglog } from 'node:util';
 import { errorBody, protocolError } from '../errors.js';
 import type { LineBatch } from '../logs/lineSplitter.js';
 import type { LogHandle, LogSource } from '../logs/logSource.js';
+import { LineTimes } from '../logs/lineTimes.js';
 import { LiveReader } from './liveReader.js';
 import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { CatchUpReads } from './catchUpReads.js';
@@ -19,6 +20,8 @@ export interface Subscriber {
   mode: SubscriberMode;
   /** a catch-up loop is running for it */
   reading: boolean;
+  /** it asked for the lines' times: its frames carry `times` (it catches up on its own reads) */
+  readonly timestamps: boolean;
   /** called when the reader ends the subscription itself (`complete`, `log_reset`), not on remove() */
   readonly onEnd?: () => void;
 }
@@ -42,12 +45,17 @@ export class RunTail {
   private readonly live: LiveReader;
   private closed = false;
   private readonly behind: CatchUpReads;
+  /** the log's time records, opened only once a subscriber asks for times */
+  private readonly times: LineTimes | null;
 
   constructor(private readonly options: TailOptions) {
+    const { source } = options;
+    this.times = source.openTimes ? new LineTimes(() => source.openTimes!()) : null;
     this.behind = new CatchUpReads(options.runId, options.maxLineBytes);
     this.live = new LiveReader(options.runId, options.source, options.maxLineBytes, {
       opened: (start) => this.liveOnOpened(start),
       wantsLines: () => this.hasLiveSubscriber(),
+      wantsTimes: () => this.hasLiveSubscriber(true),
       lines: (batch) => this.broadcast(batch),
       skipped: () => {
         this.behind.gap();
@@ -55,7 +63,7 @@ export class RunTail {
       },
       reset: (how) => this.liveOnReset(how),
       final: (complete) => this.liveOnFinal(complete),
-    });
+    }, this.times);
   }
 
   get runId(): number {
@@ -100,8 +108,8 @@ export class RunTail {
     for (const subscriber of this.subscribers) if (subscriber.mode !== 'done' && subscriber.next !== start) this.catchUp(subscriber);
   }
 
-  private hasLiveSubscriber(): boolean {
-    for (const subscriber of this.subscribers) if (subscriber.mode === 'live') return true;
+  private hasLiveSubscriber(timed = false): boolean {
+    for (const subscriber of this.subscribers) if (subscriber.mode === 'live' && (!timed || subscriber.timestamps)) return true;
     return false;
   }
 
@@ -140,6 +148,7 @@ export class RunTail {
 
   private broadcast(batch: LineBatch): void {
     const frame = linesFrame(this.runId, batch);
+    let timed: Buffer | null = null;
     this.behind.keep(batch.offset, batch.next, frame);
     for (const subscriber of this.subscribers) {
       if (subscriber.mode === 'live') {
@@ -148,7 +157,8 @@ export class RunTail {
           this.catchUp(subscriber);
           continue;
         }
-        subscriber.sink.send('lines', frame, batch.next);
+        if (subscriber.timestamps) timed ??= linesFrame(this.runId, batch, true);
+        subscriber.sink.send('lines', subscriber.timestamps ? timed! : frame, batch.next);
         subscriber.next = batch.next;
       } else if (subscriber.mode === 'ahead' && subscriber.next <= batch.next) {
         if (subscriber.next === batch.next) subscriber.mode = 'live';
@@ -161,8 +171,8 @@ export class RunTail {
    * Adds a subscriber at `offset` (a boundary a message gave, or a tail start); it is sent nothing
    * until start(), so the caller can register it first (it may complete at once).
    */
-  add(sink: LogSink, offset: number, onEnd?: () => void): Subscriber {
-    const subscriber: Subscriber = { sink, next: offset, mode: 'catching_up', reading: false, onEnd };
+  add(sink: LogSink, offset: number, onEnd?: () => void, timestamps = false): Subscriber {
+    const subscriber: Subscriber = { sink, next: offset, mode: 'catching_up', reading: false, onEnd, timestamps };
     this.subscribers.add(subscriber);
     return subscriber;
   }
@@ -217,14 +227,18 @@ export class RunTail {
         await subscriber.sink.drained();
         continue;
       }
-      if (this.behind.sendRecent(subscriber)) continue;
+      // The recent frames and shared reads carry no times: a subscriber asking for them reads alone.
+      if (!subscriber.timestamps && this.behind.sendRecent(subscriber)) continue;
       const handle = await this.ensureOpen();
       if (!handle) {
         if (this.live.final) this.resetOne(subscriber); // a finished log that vanished meanwhile
         return;
       }
       // Alone, there is nobody to share a read with (and nothing to keep in memory for).
-      const frame = await this.behind.read(handle, subscriber.next, target, this.live.final !== null, this.catchingUpCount() > 1);
+      const frame = await this.behind.read(handle, subscriber.next, target, this.live.final !== null, {
+        shared: !subscriber.timestamps && this.catchingUpCount() > 1,
+        times: subscriber.timestamps ? this.times ?? 'none' : null,
+      });
       if (subscriber.mode !== 'catching_up' || subscriber.sink.closed) return;
       if (!frame) {
         // Nothing readable: the file shrank. A live log's reader notices and resets everyone; a
@@ -260,5 +274,6 @@ export class RunTail {
     this.subscribers.clear();
     this.behind.clear();
     await this.live.close();
+    await this.times?.close();
   }
 }

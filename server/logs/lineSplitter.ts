@@ -12,6 +12,10 @@ export interface LineBatch {
   continued: number[];
   /** with output 'json', the lines instead as JSON strings: parts `"a","b"` to join with commas */
   json?: { parts: Buffer[]; count: number };
+  /** when asked for: where each line (or piece) ends in the file, after its newline (for its time) */
+  ends?: number[];
+  /** when asked for: when each line was written (Unix ms; null when unknown), from its end (see lineTimes.ts) */
+  times?: (number | null)[];
 }
 
 /** What a splitter makes of lines: strings, JSON ready for a frame, or nothing (offsets only). */
@@ -44,14 +48,16 @@ export class LineSplitter {
   }
 
   private output: SplitOutput = 'strings';
+  private withEnds = false;
 
   /**
    * Feeds the bytes that follow everything fed so far; returns the complete lines among them.
    * With output 'none' the boundaries advance exactly as they would, but no line is made (nobody
-   * is reading them).
+   * is reading them). `withEnds`: the batch says where each line ends too.
    */
-  push(chunk: Buffer, output: SplitOutput = 'strings'): LineBatch {
+  push(chunk: Buffer, output: SplitOutput = 'strings', withEnds = false): LineBatch {
     this.output = output;
+    this.withEnds = withEnds && output !== 'none';
     const batch = this.newBatch();
     let position = 0;
     if (this.pendingBytes > 0) {
@@ -74,13 +80,21 @@ export class LineSplitter {
   private newBatch(): LineBatch {
     const batch: LineBatch = { offset: this.lineStart, next: this.lineStart, lines: [], continued: [] };
     if (this.output === 'json') batch.json = { parts: [], count: 0 };
+    if (this.withEnds) batch.ends = [];
     return batch;
   }
 
   /** `chunk[start..end]` is whole lines, `end` a newline: one decode, one split. */
   private splitRegion(batch: LineBatch, chunk: Buffer, start: number, end: number): void {
+    const regionStart = this.lineStart;
     this.lineStart += end + 1 - start;
     if (this.output === 'none') return;
+    if (batch.ends) {
+      // Every newline up to and including the one at `end` ends a line.
+      for (let newline = chunk.indexOf(NEWLINE, start); newline !== -1 && newline <= end; newline = chunk.indexOf(NEWLINE, newline + 1)) {
+        batch.ends.push(regionStart + newline + 1 - start);
+      }
+    }
     const region = chunk.subarray(start, end);
     const encoded = batch.json && encodeJsonLines(region);
     if (encoded) {
@@ -124,6 +138,7 @@ export class LineSplitter {
         const end = newline > position && chunk[newline - 1] === CR ? newline - 1 : newline;
         if (this.output !== 'none') this.addLine(batch, chunk.toString('utf8', position, end));
         this.lineStart += newline + 1 - position;
+        batch.ends?.push(this.lineStart);
       } else {
         this.take(chunk.subarray(position, newline));
         this.emit(batch, 1, false);
@@ -133,8 +148,9 @@ export class LineSplitter {
   }
 
   /** At the end of a range that is known to be a boundary: the pending bytes become a line. */
-  flush(continued: boolean, output: SplitOutput = 'strings'): LineBatch {
+  flush(continued: boolean, output: SplitOutput = 'strings', withEnds = false): LineBatch {
     this.output = output;
+    this.withEnds = withEnds && output !== 'none';
     const batch = this.newBatch();
     if (this.pendingBytes > 0) this.emit(batch, 0, continued);
     batch.next = this.lineStart;
@@ -161,6 +177,7 @@ export class LineSplitter {
       this.addLine(batch, bytes.toString('utf8'));
     }
     this.lineStart += consumed;
+    batch.ends?.push(this.lineStart);
     this.pending = [];
     this.pendingBytes = 0;
   }

@@ -59,17 +59,19 @@ export type RangeEnd = 'open' | 'piece' | 'final';
  * Reads the lines in [start, end), at most `maxBytes` of them. Bytes after the last newline are left
  * for later, unless the range reaches `end` and `end` is known to be a boundary (`rangeEnd`).
  */
-export async function readLines(handle: LogHandle, start: number, end: number, maxLineBytes: number, maxBytes: number, rangeEnd: RangeEnd, output: 'strings' | 'json' = 'strings'): Promise<LineBatch> {
+export async function readLines(handle: LogHandle, start: number, end: number, maxLineBytes: number, maxBytes: number, rangeEnd: RangeEnd, output: 'strings' | 'json' = 'strings', withEnds = false): Promise<LineBatch> {
   const splitter = new LineSplitter(maxLineBytes, start);
   const limit = Math.min(end, start + maxBytes);
   const result: LineBatch = { offset: start, next: start, lines: [], continued: [] };
   if (output === 'json') result.json = { parts: [], count: 0 };
+  if (withEnds) result.ends = [];
   const buffer = Buffer.allocUnsafe(Math.min(BLOCK * 4, Math.max(1, limit - start)));
   let position = start;
   const append = (batch: LineBatch) => {
     for (const index of batch.continued) result.continued.push(lineCount(result) + index);
     // Loops, not push(...): a batch can hold more lines than a call may take arguments.
     for (const line of batch.lines) result.lines.push(line);
+    for (const lineEnd of batch.ends ?? []) result.ends!.push(lineEnd);
     if (batch.json) {
       for (const part of batch.json.parts) result.json!.parts.push(part);
       result.json!.count += batch.json.count;
@@ -79,9 +81,9 @@ export async function readLines(handle: LogHandle, start: number, end: number, m
   while (position < limit) {
     const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, limit - position), position);
     if (bytesRead === 0) break;
-    append(splitter.push(buffer.subarray(0, bytesRead), output));
+    append(splitter.push(buffer.subarray(0, bytesRead), output, withEnds));
     position += bytesRead;
   }
-  if (rangeEnd !== 'open' && position === end && splitter.hasPending) append(splitter.flush(rangeEnd === 'piece', output));
+  if (rangeEnd !== 'open' && position === end && splitter.hasPending) append(splitter.flush(rangeEnd === 'piece', output, withEnds));
   return result;
 }

@@ -21,19 +21,30 @@ export interface LogSource {
   isReplaced(handle: LogHandle): Promise<boolean>;
   /** Calls `hint` when bytes may have been appended (a hint, never data); returns how to stop. */
   watch(hint: () => void): () => void;
+  /** The runner's time records of this log (see lineTimes.ts); null while (or where) there are none. */
+  openTimes?(): Promise<LogHandle | null>;
+}
+
+/** A file for positional reads; null if it does not exist (yet). */
+export async function openIfExists(file: string): Promise<LogHandle | null> {
+  try {
+    return await fs.open(file, 'r');
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw error;
+  }
 }
 
 /** A run's log file on this machine. */
 export class LocalLogSource implements LogSource {
-  constructor(readonly file: string, private readonly watcher?: LogWatcher) {}
+  constructor(readonly file: string, private readonly watcher?: LogWatcher, private readonly timesFile?: string) {}
 
-  async open(): Promise<LogHandle | null> {
-    try {
-      return await fs.open(this.file, 'r');
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-      throw error;
-    }
+  open(): Promise<LogHandle | null> {
+    return openIfExists(this.file);
+  }
+
+  async openTimes(): Promise<LogHandle | null> {
+    return this.timesFile ? openIfExists(this.timesFile) : null;
   }
 
   async isReplaced(handle: LogHandle): Promise<boolean> {

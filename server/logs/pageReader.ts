@@ -2,6 +2,7 @@ import { HubError } from '../errors.js';
 import type { LogPage, StartAt } from '../wire.js';
 import { findTailStart, liveEdge, readLines } from './logFile.js';
 import type { LogSource } from './logSource.js';
+import { LineTimes } from './lineTimes.js';
 
 export type { LogPage, StartAt };
 
@@ -17,6 +18,19 @@ export interface PageOptions {
   /** the run has ended: its log ends at `recordedSize` (or the file's end, if shorter) */
   finished: boolean;
   recordedSize: number;
+  /** the page says when each line was written (`times`) */
+  timestamps?: boolean;
+}
+
+/** When the lines ending at `ends` were written (see lineTimes.ts). */
+async function timesOfLines(source: LogSource, ends: number[], finished: boolean): Promise<(number | null)[]> {
+  if (!source.openTimes) return ends.map(() => null);
+  const times = new LineTimes(() => source.openTimes!());
+  try {
+    return await times.timesOf(ends, finished ? null : Date.now());
+  } finally {
+    await times.close();
+  }
 }
 
 /**
@@ -25,8 +39,9 @@ export interface PageOptions {
  */
 export async function readLogPage(source: LogSource, options: PageOptions, startAt: StartAt, before?: number): Promise<LogPage> {
   const { finished, maxLineBytes } = options;
+  const withEnds = options.timestamps === true;
   const handle = await source.open();
-  if (!handle) return { lines: [], continued: [], offset: 0, next: 0, complete: finished };
+  if (!handle) return { lines: [], continued: [], ...(withEnds ? { times: [] } : {}), offset: 0, next: 0, complete: finished };
   try {
     const size = (await handle.stat()).size;
     // A finished log ends at its recorded size; a growing one at its last complete line.
@@ -36,12 +51,13 @@ export async function readLogPage(source: LogSource, options: PageOptions, start
     if ('offset' in startAt) {
       if (startAt.offset > size) throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log (${size} bytes)`, { details: { field: 'offset' } });
       const limit = Math.max(MAX_OFFSET_RESPONSE_BYTES, maxLineBytes + 4);
-      batch = await readLines(handle, Math.min(startAt.offset, end), end, maxLineBytes, limit, finished ? 'final' : 'open');
+      batch = await readLines(handle, Math.min(startAt.offset, end), end, maxLineBytes, limit, finished ? 'final' : 'open', 'strings', withEnds);
     } else {
       const start = await findTailStart(handle, end, startAt.tail, MAX_TAIL_BYTES);
-      batch = await readLines(handle, start, end, maxLineBytes, end - start, end < edge ? 'piece' : finished ? 'final' : 'open');
+      batch = await readLines(handle, start, end, maxLineBytes, end - start, end < edge ? 'piece' : finished ? 'final' : 'open', 'strings', withEnds);
     }
-    return { lines: batch.lines, continued: batch.continued, offset: batch.offset, next: batch.next, complete: finished && batch.next >= edge };
+    const times = withEnds ? { times: await timesOfLines(source, batch.ends!, finished) } : {};
+    return { lines: batch.lines, continued: batch.continued, ...times, offset: batch.offset, next: batch.next, complete: finished && batch.next >= edge };
   } finally {
     await handle.close();
   }

@@ -5,7 +5,7 @@ import type pino from 'pino';
 /** Where files the database does not own are moved: `<logs>/orphaned/<when>/<projectId>/<file>`. */
 export const ORPHANED_DIR = 'orphaned';
 
-const RUN_FILE = /^([1-9][0-9]*)\.(log|json)/;
+const RUN_FILE = /^([1-9][0-9]*)\.(log|json|times)/;
 
 /** Moves one run file aside, keeping it for whoever wants to read it; returns where it went. */
 export function moveAside(logsDir: string, file: string, stamp = new Date()): string {

@@ -124,7 +124,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     });
   }
 
-  /** Deletes a finished run's record, log and state file. */
+  /** Deletes a finished run's record, log, state and times files. */
   async purge(run: RunRow, reason: RemovalReason = 'purged'): Promise<void> {
     await this.projectLock.run(run.project_id, async () => {
       const current = await this.runs.get(run.id);
@@ -132,7 +132,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
       if (!isTerminal(current.status)) throw conflict('run_active', `Run ${run.id} is ${current.status}; cancel it before purging`, { status: current.status });
       await this.runs.delete(run.id);
       const files = runFiles(this.config.logsDir, run.project_id, run.id);
-      for (const file of [files.log, files.state]) fs.rmSync(file, { force: true });
+      for (const file of [files.log, files.state, files.times]) fs.rmSync(file, { force: true });
       this.emit('purged', current, reason);
     });
   }

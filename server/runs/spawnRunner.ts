@@ -61,7 +61,7 @@ export function assignRun(runner: RunnerProcess, config: Config, project: Projec
   const files = runFiles(config.logsDir, project.id, run.id);
   fs.mkdirSync(files.dir, { recursive: true });
   // A new run's log starts empty: never append to bytes the database does not own.
-  for (const file of [files.log, files.state]) if (fs.existsSync(file)) moveAside(config.logsDir, file);
+  for (const file of [files.log, files.state, files.times]) if (fs.existsSync(file)) moveAside(config.logsDir, file);
   fs.closeSync(fs.openSync(files.log, 'a')); // the log exists from the start, for readers
   const env = stepEnvironment(config, project, run);
   fs.mkdirSync(env.HUB_OUTPUT_DIR, { recursive: true });
@@ -69,6 +69,7 @@ export function assignRun(runner: RunnerProcess, config: Config, project: Projec
     run_id: run.id,
     log_file: files.log,
     state_file: files.state,
+    times_file: files.times,
     grace_ms: config.cancelGraceMs,
     max_log_bytes: config.maxLogBytes,
     env: { ...env, [TOKEN_VARIABLE]: runner.token },

@@ -64,6 +64,7 @@ export const logPageQuery = z.object({
   offset: queryInteger(Number.MAX_SAFE_INTEGER).optional(),
   tail: queryInteger(10_000).optional(),
   before: queryInteger(Number.MAX_SAFE_INTEGER).optional(),
+  timestamps: z.enum(['0', '1']).describe('1: the page says when each line was written (`times`; text: an RFC 3339 time before each line)').optional(),
 }).superRefine((query, ctx) => {
   if (query.offset !== undefined && query.tail !== undefined) ctx.addIssue({ code: 'custom', message: 'Give `offset` or `tail`, not both', params: { code: 'invalid_query' } });
   else if (query.offset !== undefined && query.before !== undefined) ctx.addIssue({ code: 'custom', message: '`before` goes with `tail`, not with `offset`', params: { code: 'invalid_query' } });
@@ -124,6 +125,7 @@ export const logPageSchema = z.object({
   status: runStatus,
   lines: z.array(z.string()),
   continued: z.array(z.number().int()),
+  times: z.array(z.number().int().nullable()).describe('with timestamps: when each line was written, Unix milliseconds (null when unknown); at most one sampling interval (25 ms) late').optional(),
   offset: z.number().int(),
   next: z.number().int(),
   complete: z.boolean(),

@@ -21,9 +21,10 @@ export const subscribeMessage = z.strictObject({
   project_id: projectId.optional(),
   offset: offset.optional(),
   tail: tail.optional(),
+  timestamps: z.boolean().describe('true: each `lines` message carries `times`, when each line was written').meta({ 'x-error-code': 'invalid_timestamps' }).optional(),
 }).superRefine((message, ctx) => {
   if ((message.run_id === undefined) === (message.project_id === undefined)) ctx.addIssue(structural('A subscribe message needs exactly one of `run_id` and `project_id`'));
-  else if (message.project_id !== undefined && (message.offset !== undefined || message.tail !== undefined)) ctx.addIssue(structural('`offset` and `tail` apply to run subscriptions only'));
+  else if (message.project_id !== undefined && (message.offset !== undefined || message.tail !== undefined || message.timestamps !== undefined)) ctx.addIssue(structural('`offset`, `tail` and `timestamps` apply to run subscriptions only'));
   else if (message.offset !== undefined && message.tail !== undefined) ctx.addIssue(structural('Give `offset` or `tail`, not both'));
 });
 
@@ -39,7 +40,7 @@ export const clientMessage = z.union([subscribeMessage, unsubscribeMessage]);
 
 // Server → client (documentation: the hub builds these, see server/wire.ts)
 
-const lines = logPageSchema.pick({ lines: true, offset: true, next: true });
+const lines = logPageSchema.pick({ lines: true, offset: true, next: true, times: true });
 export const serverMessage = z.union([
   z.object({ type: z.literal('subscribed'), run_id: positiveInteger.optional(), project_id: positiveInteger.optional(), offset: z.number().int().optional() }),
   z.object({ type: z.literal('lines'), run_id: positiveInteger, ...lines.shape, continued: z.array(z.number().int()).optional() }),

@@ -132,6 +132,7 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
     connection.runs.add(message.runId);
     try {
       await hub.subscribeRun(connection, message.runId, message.startAt, {
+        timestamps: message.timestamps,
         onStart: (offset) => connection.send('subscribed', JSON.stringify({ type: 'subscribed', run_id: message.runId, offset })),
       });
     } catch (error) {

@@ -65,7 +65,7 @@ interface Split {
  * buffer that is overwritten after every push, so a splitter that keeps a reference instead of a
  * copy shows. Checks after each push that offsets are contiguous and at most maxLineBytes wait.
  */
-function split(bytes: Buffer, max: number, start: number, cuts: number[], outputs: SplitOutput[] = ['strings']): Split {
+function split(bytes: Buffer, max: number, start: number, cuts: number[], outputs: SplitOutput[] = ['strings'], withEnds = false): Split {
   const splitter = new LineSplitter(max, start);
   const scratch = Buffer.alloc(bytes.length + 8);
   const batches: LineBatch[] = [];
@@ -84,11 +84,11 @@ function split(bytes: Buffer, max: number, start: number, cuts: number[], output
     // A chunk at a varying alignment inside the reused read buffer (the JSON fast path reads words).
     const at = (index * 3) % 8;
     bytes.copy(scratch, at, from, cut);
-    check(splitter.push(scratch.subarray(at, at + cut - from), outputs[index % outputs.length]), cut);
+    check(splitter.push(scratch.subarray(at, at + cut - from), outputs[index % outputs.length], withEnds), cut);
     scratch.fill(NEWLINE);
     from = cut;
   }
-  check(splitter.flush(false, outputs[(cuts.length + 1) % outputs.length]), bytes.length);
+  check(splitter.flush(false, outputs[(cuts.length + 1) % outputs.length], withEnds), bytes.length);
   assert.is(splitter.committed, start + bytes.length, 'after flush every byte is delivered');
   assert.not.ok(splitter.hasPending, 'nothing waits after flush');
   const lines: string[] = [];
@@ -117,10 +117,12 @@ const isContinuation = (byte: number | undefined) => byte !== undefined && (byte
  * before the \n goes; a line over the maximum is cut at maxLineBytes, moved back at most 3 bytes so
  * the cut is not inside a UTF-8 character (left at the maximum when that cannot help), never to 0.
  */
-function reference(bytes: Buffer, max: number): { lines: string[]; continued: number[]; pieceBytes: number[] } {
+function reference(bytes: Buffer, max: number): { lines: string[]; continued: number[]; pieceBytes: number[]; ends: number[] } {
   const lines: string[] = [];
   const continued: number[] = [];
   const pieceBytes: number[] = [];
+  /** where each line or piece ends: after its newline, or at its cut */
+  const ends: number[] = [];
   let start = 0;
   while (start < bytes.length) {
     const newline = bytes.indexOf(NEWLINE, start);
@@ -132,14 +134,16 @@ function reference(bytes: Buffer, max: number): { lines: string[]; continued: nu
       continued.push(lines.length);
       lines.push(rest.subarray(0, cut).toString('utf8'));
       pieceBytes.push(cut);
+      ends.push((ends.at(-1) ?? 0) + cut);
       rest = rest.subarray(cut);
     }
     if (newline !== -1 && rest.at(-1) === CR) rest = rest.subarray(0, -1);
     lines.push(rest.toString('utf8'));
     pieceBytes.push(rest.length);
     start = newline === -1 ? bytes.length : newline + 1;
+    ends.push(start);
   }
-  return { lines, continued, pieceBytes };
+  return { lines, continued, pieceBytes, ends };
 }
 
 // ---- Properties ----------------------------------------------------------------------------------
@@ -207,6 +211,25 @@ test('whatever output each push asks for, offsets are the same, json parts hold 
           assert.is(batch.json, undefined);
         }
       });
+    }),
+    runs(2000),
+  );
+});
+
+test('asked for, the ends of the lines are where the reference split ends each line or piece, whatever the output', () => {
+  fc.assert(
+    fc.property(fc.oneof(content, asciiContent), maxLineBytes, startOffset, cutSeeds, fc.array(fc.constantFrom<SplitOutput>('strings', 'json'), { minLength: 1, maxLength: 4 }), (bytes, max, start, seeds, outputs) => {
+      const chunked = split(bytes, max, start, cutsOf(bytes, seeds), outputs, true);
+      const ends: number[] = [];
+      for (const batch of chunked.batches) {
+        const count = batch.json?.count ?? batch.lines.length;
+        assert.is(batch.ends!.length, count, 'one end per line');
+        if (count > 0) assert.is(batch.ends!.at(-1), batch.next, 'the last line ends where the batch does');
+        ends.push(...batch.ends!);
+      }
+      assert.equal(ends, reference(bytes, max).ends.map((end) => start + end));
+      // Not asked for: no ends.
+      assert.ok(split(bytes, max, start, cutsOf(bytes, seeds), outputs).batches.every((batch) => batch.ends === undefined));
     }),
     runs(2000),
   );

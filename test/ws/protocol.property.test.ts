@@ -99,10 +99,10 @@ const validMessage = fc.oneof(
   id.map((projectId) => pair({ type: 'subscribe', project_id: projectId }, { type: 'subscribe', projectId })),
   id.map((projectId) => pair({ type: 'unsubscribe', project_id: projectId }, { type: 'unsubscribe', projectId })),
   id.map((runId) => pair({ type: 'unsubscribe', run_id: runId }, { type: 'unsubscribe', runId })),
-  id.map((runId) => pair({ type: 'subscribe', run_id: runId }, { type: 'subscribe', runId, startAt: { tail: DEFAULT_TAIL } })),
-  fc.tuple(id, fc.integer({ min: 0, max: MAX_TAIL })).map(([runId, tail]) => pair({ type: 'subscribe', run_id: runId, tail }, { type: 'subscribe', runId, startAt: { tail } })),
+  id.map((runId) => pair({ type: 'subscribe', run_id: runId }, { type: 'subscribe', runId, startAt: { tail: DEFAULT_TAIL }, timestamps: false })),
+  fc.tuple(id, fc.integer({ min: 0, max: MAX_TAIL }), fc.boolean()).map(([runId, tail, timestamps]) => pair({ type: 'subscribe', run_id: runId, tail, timestamps }, { type: 'subscribe', runId, startAt: { tail }, timestamps })),
   fc.tuple(id, fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }))).map(([runId, offset]) =>
-    pair({ type: 'subscribe', run_id: runId, offset }, { type: 'subscribe', runId, startAt: { offset } }),
+    pair({ type: 'subscribe', run_id: runId, offset }, { type: 'subscribe', runId, startAt: { offset }, timestamps: false }),
   ),
 );
 

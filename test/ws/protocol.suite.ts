@@ -5,7 +5,10 @@ import { createProject, shellPipeline, waitForRun, type TestHub } from '../helpe
 import { TestClient } from '../helpers/wsClient.js';
 import { setUp } from '../helpers/setup.js';
 
-export const PROTOCOL_PIPELINES = { p: shellPipeline({ a: 'echo hello' }) };
+export const PROTOCOL_PIPELINES = {
+  p: shellPipeline({ a: 'echo hello' }),
+  timed: shellPipeline({ a: 'echo first; sleep 0.4; echo second; i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done' }),
+};
 export const PROTOCOL_ENV = { HUB_WS_MAX_SUBSCRIPTIONS: '5' };
 
 /**
@@ -45,6 +48,8 @@ export function protocolSuite(name: string, start: () => Promise<{ hub: TestHub;
     [{ type: 'subscribe', run_id: 1, tail: 1, offset: 0 }, 'invalid_message'],
     [{ type: 'subscribe', run_id: 1, path: '../../etc/passwd' }, 'unknown_field'],
     [{ type: 'subscribe', project_id: 1, tail: 5 }, 'invalid_message'],
+    [{ type: 'subscribe', run_id: 1, timestamps: 'yes' }, 'invalid_timestamps'],
+    [{ type: 'subscribe', project_id: 1, timestamps: true }, 'invalid_message'],
     [{ type: 'subscribe', run_id: 987654 }, 'not_found'],
     [`{"type":"subscribe","run_id":1,"pad":"${'x'.repeat(70 * 1024)}"}`, 'frame_too_large'],
   ];
@@ -93,6 +98,67 @@ export function protocolSuite(name: string, start: () => Promise<{ hub: TestHub;
     client.send({ type: 'subscribe', project_id: 6 });
     await client.waitFor((m) => m.type === 'subscribed' && m.project_id === 6, 'a subscription after an unsubscribe');
     await client.close();
+  });
+
+  /** The lines and times a client got for a run, checked contiguous; times: null when a message had none. */
+  const stampedLines = (client: TestClient, runId: number) => {
+    const lines: string[] = [];
+    const times: (number | null)[] = [];
+    let next: number | undefined;
+    for (const message of client.messages) {
+      if (message.type !== 'lines' || message.run_id !== runId) continue;
+      if (next !== undefined) assert.is(message.offset, next, 'contiguous');
+      next = message.next;
+      const stamps = message.times as (number | null)[] | undefined;
+      if (stamps) assert.is(stamps.length, message.lines!.length, 'a time per line');
+      message.lines!.forEach((line, index) => {
+        lines.push(line);
+        times.push(stamps ? stamps[index] : null);
+      });
+    }
+    return { lines, times, stamped: client.messages.some((m) => m.type === 'lines' && 'times' in m) };
+  };
+
+  protocol('with timestamps, lines say when they were written: live, caught up later, and over HTTP alike', async ({ hub }) => {
+    const projectId = await createProject(hub, 'timed');
+    const live = await TestClient.connect(hub.url);
+    const plain = await TestClient.connect(hub.url);
+    const { body: started } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    live.send({ type: 'subscribe', run_id: started.id, offset: 0, timestamps: true });
+    plain.send({ type: 'subscribe', run_id: started.id, offset: 0 });
+    await Promise.all([live.complete(started.id), plain.complete(started.id)]);
+    const run = await waitForRun(hub, projectId, started.id, ['completed']);
+
+    const asked = stampedLines(live, started.id);
+    const notAsked = stampedLines(plain, started.id);
+    assert.not.ok(notAsked.stamped, 'nobody gets times without asking');
+    assert.equal(asked.lines, notAsked.lines);
+    assert.is(asked.lines.length, 3000 + 2 + 2, 'first, second, 3000 lines, step header, end marker');
+    const [from, to] = [Date.parse(run.started_at) - 1000, Date.parse(run.finished_at) + 1000];
+    asked.times.forEach((time, index) => {
+      assert.ok(time !== null && time >= from && time <= to, `line ${index} at ${time}, run from ${from} to ${to}`);
+      if (index > 0) assert.ok(time >= asked.times[index - 1]!, `line ${index} not before the one above it`);
+    });
+    const gap = asked.times[asked.lines.indexOf('second')]! - asked.times[asked.lines.indexOf('first')]!;
+    assert.ok(gap >= 300, `"second" came 0.4 s after "first" (times say ${gap} ms)`);
+
+    // Later, from the log and its time records: the same lines, each time within a sampling interval or so.
+    const late = await TestClient.connect(hub.url);
+    late.send({ type: 'subscribe', run_id: started.id, offset: 0, timestamps: true });
+    await late.complete(started.id);
+    const again = stampedLines(late, started.id);
+    assert.equal(again.lines, asked.lines);
+    again.times.forEach((time, index) => assert.ok(time !== null && Math.abs(time - asked.times[index]!) <= 1000, `line ${index}: ${time} then, ${asked.times[index]} live`));
+
+    const base = `/api/projects/${projectId}/runs/${started.id}/logs`;
+    const page = await hub.api('GET', `${base}?offset=0&timestamps=1`);
+    assert.equal(page.body.lines, again.lines);
+    assert.equal(page.body.times, again.times, 'HTTP pages and catch-up read the same records');
+    assert.is((await hub.api('GET', `${base}?offset=0`)).body.times, undefined);
+    const text = await (await fetch(`${hub.url}${base}?tail=2&timestamps=1`, { headers: { accept: 'text/plain' } })).text();
+    assert.equal(text.trimEnd().split('\n'), page.body.lines.slice(-2).map((line: string, i: number) => `${new Date(page.body.times.at(-2 + i)).toISOString()} ${line}`));
+    assert.is((await hub.api('GET', `${base}?timestamps=yes`)).status, 400);
+    await Promise.all([live.close(), plain.close(), late.close()]);
   });
 
   protocol('a WebSocket upgrade on another path is refused with 404', async ({ hub }) => {

@@ -16,10 +16,13 @@ import { parseQueryInteger } from '../validate.js';
 import { loadRun } from './runs.js';
 
 /** offset, or tail (the default), and `before` with tail. */
-function readPageQuery(ctx: Koa.Context): { startAt: StartAt; before?: number } {
+function readPageQuery(ctx: Koa.Context): { startAt: StartAt; before?: number; timestamps: boolean } {
   const query = parseWith(logPageQuery, ctx.query, 'query');
-  return { startAt: query.offset !== undefined ? { offset: query.offset } : { tail: query.tail ?? DEFAULT_TAIL }, before: query.before };
+  return { startAt: query.offset !== undefined ? { offset: query.offset } : { tail: query.tail ?? DEFAULT_TAIL }, before: query.before, timestamps: query.timestamps === '1' };
 }
+
+/** A line as `docker logs -t` shows it: its RFC 3339 time (or "-" when unknown), a space, the line. */
+const stamped = (line: string, time: number | null | undefined) => `${time == null ? '-' : new Date(time).toISOString()} ${line}`;
 
 /** The bytes of [start, end) from any log source, in 64 KiB reads; the handle is closed however it ends. */
 async function* readRange(handle: LogHandle, start: number, end: number): AsyncGenerator<Buffer> {
@@ -61,16 +64,17 @@ export function logRoutes(services: AppServices): Router {
   router.get('/', async (ctx) => {
     const run = await loadRun(services, ctx.params);
     // `before` (with tail): the lines that end before that offset, for loading earlier parts on demand.
-    const { startAt, before } = readPageQuery(ctx);
+    const { startAt, before, timestamps } = readPageQuery(ctx);
     if (ctx.accepts('application/json', 'text/plain', 'text/event-stream') === 'text/event-stream') return streamEvents(ctx, run);
     const source = services.logSourceOf(run);
-    const result = await readLogPage(source, { maxLineBytes: config.maxLineBytes, finished: isTerminal(run.status), recordedSize: run.log_size }, startAt, before);
+    const result = await readLogPage(source, { maxLineBytes: config.maxLineBytes, finished: isTerminal(run.status), recordedSize: run.log_size, timestamps }, startAt, before);
     // An earlier part (`before`) is never the end of the log: pollers of it are not told to stop.
     ctx.set('Poll-Interval', pollInterval.header({ finished: isTerminal(run.status), complete: result.complete && before === undefined }));
     if (ctx.accepts('application/json', 'text/plain') === 'text/plain') {
       ctx.set({ 'X-Log-Offset': String(result.offset), 'X-Log-Next': String(result.next), 'X-Log-Complete': String(result.complete) });
       ctx.type = 'text/plain; charset=utf-8';
-      ctx.body = result.lines.length > 0 ? `${result.lines.join('\n')}\n` : '';
+      const lines = result.times ? result.lines.map((line, index) => stamped(line, result.times![index])) : result.lines;
+      ctx.body = lines.length > 0 ? `${lines.join('\n')}\n` : '';
       return;
     }
     ctx.body = { run_id: run.id, status: run.status, ...result };
@@ -79,10 +83,12 @@ export function logRoutes(services: AppServices): Router {
   /** The WebSocket stream as Server-Sent Events, resuming from Last-Event-ID when the browser reconnects. */
   async function streamEvents(ctx: Koa.Context, run: RunRow) {
     const lastEventId = ctx.get('last-event-id');
-    const startAt: StartAt = lastEventId !== '' ? { offset: parseQueryInteger(lastEventId, 'Last-Event-ID', 0, Number.MAX_SAFE_INTEGER) } : readPageQuery(ctx).startAt;
+    const query = readPageQuery(ctx);
+    const startAt: StartAt = lastEventId !== '' ? { offset: parseQueryInteger(lastEventId, 'Last-Event-ID', 0, Number.MAX_SAFE_INTEGER) } : query.startAt;
     const sink = new SseSink(ctx.res, config.wsHighWaterBytes, services.metrics.countSent);
     await services.hub.subscribeRun(sink, run.id, startAt, {
       projectId: run.project_id,
+      timestamps: query.timestamps,
       onStart: (offset) => {
         ctx.respond = false;
         ctx.res.writeHead(200, { 'Content-Type': 'text/event-stream; charset=utf-8', 'Cache-Control': 'no-store', 'X-Accel-Buffering': 'no', Connection: 'keep-alive' });

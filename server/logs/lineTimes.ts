@@ -1,0 +1,140 @@
+import { parseTimeRecord, TIME_RECORD_BYTES } from '../../pipeline-runner/logClock.js';
+import type { LogHandle } from './logSource.js';
+
+/** Records read at a time (15 KiB), and blocks kept. */
+const BLOCK_RECORDS = 512;
+const KEPT_BLOCKS = 16;
+
+interface TimeRecord {
+  size: number;
+  time: number | null;
+}
+
+/** A damaged record stops every search at it: the lines from there on have no time. */
+const DAMAGED: TimeRecord = { size: Number.POSITIVE_INFINITY, time: null };
+
+/** Consecutive records, enough to stamp a range of lines without reading. */
+export class TimeSpan {
+  /** `records`: null where the log has no times file (older runs) */
+  constructor(private readonly records: readonly TimeRecord[] | null) {}
+
+  /**
+   * The time (Unix ms) of each line ending at `ends` (increasing, within the span's range). A line
+   * past the last record gets `after`: for a run still writing, the time now (it was written less
+   * than an interval ago); for a finished one, null. Without a times file, every time is null.
+   */
+  timesOf(ends: readonly number[], after: number | null): (number | null)[] {
+    const records = this.records;
+    if (!records) return ends.map(() => null);
+    const times: (number | null)[] = [];
+    let index = 0;
+    for (const end of ends) {
+      while (index < records.length && records[index].size < end) index++;
+      times.push(index < records.length ? records[index].time : after);
+    }
+    return times;
+  }
+}
+
+/**
+ * When a log's lines were written, from the runner's time records beside it (see
+ * pipeline-runner/logClock.ts): a line's time is that of the first record whose size covers the
+ * line's end. Records are found by binary search over positional reads, a block at a time, the
+ * last few blocks kept; a reader at the live edge asks a little past its last answer, which is
+ * checked first, so it reads about one small block per batch. Memory stays bounded however long
+ * the run.
+ */
+export class LineTimes {
+  private handle: LogHandle | null = null;
+  private count = 0;
+  private readonly blocks = new Map<number, TimeRecord[]>();
+  /** the last answer: readers mostly ask a little further on */
+  private hint = 0;
+
+  constructor(private readonly openTimes: () => Promise<LogHandle | null>) {}
+
+  /**
+   * The records that stamp the lines ending in (from, to]: read before the lines are split, so the
+   * lines can be stamped at once (a live batch is sent the moment it is split).
+   */
+  async span(from: number, to: number): Promise<TimeSpan> {
+    try {
+      return await this.readSpan(from, to);
+    } catch {
+      // Times are a help: a times file that cannot be read never holds up the lines.
+      return new TimeSpan(null);
+    }
+  }
+
+  private async readSpan(from: number, to: number): Promise<TimeSpan> {
+    if (!(await this.refresh())) return new TimeSpan(null);
+    const first = await this.firstCovering(from + 1);
+    const last = Math.min(this.count - 1, await this.firstCovering(to));
+    const records: TimeRecord[] = [];
+    for (let index = first; index <= last; index++) records.push(this.cached(index) ?? (await this.record(index)));
+    this.hint = Math.min(last, Math.max(0, this.count - 1));
+    return new TimeSpan(records);
+  }
+
+  /** The time of each line ending at `ends` (increasing); see TimeSpan.timesOf for `after`. */
+  async timesOf(ends: readonly number[], after: number | null): Promise<(number | null)[]> {
+    if (ends.length === 0) return [];
+    return (await this.span(ends[0] - 1, ends[ends.length - 1])).timesOf(ends, after);
+  }
+
+  async close(): Promise<void> {
+    const handle = this.handle;
+    this.handle = null;
+    this.blocks.clear();
+    await handle?.close().catch(() => {});
+  }
+
+  /** Opens the file if it exists by now and learns how many records it holds; false without one. */
+  private async refresh(): Promise<boolean> {
+    this.handle ??= await this.openTimes().catch(() => null);
+    if (!this.handle) return false;
+    const count = Math.floor((await this.handle.stat()).size / TIME_RECORD_BYTES);
+    if (count < this.count) this.blocks.clear(); // a file replaced under us: start over
+    this.count = count;
+    return true;
+  }
+
+  /** The index of the first record whose size is at least `end` (count if none is). */
+  private async firstCovering(end: number): Promise<number> {
+    let low = 0;
+    let high = this.count;
+    if (this.hint < this.count && (await this.record(this.hint)).size < end) low = this.hint + 1;
+    while (low < high) {
+      const middle = (low + high) >>> 1;
+      if ((await this.record(middle)).size < end) low = middle + 1;
+      else high = middle;
+    }
+    return low;
+  }
+
+  /** A record already read (the common case inside a batch), without waiting. */
+  private cached(index: number): TimeRecord | undefined {
+    return this.blocks.get(Math.floor(index / BLOCK_RECORDS))?.[index % BLOCK_RECORDS];
+  }
+
+  private async record(index: number): Promise<TimeRecord> {
+    const found = this.cached(index);
+    if (found) return found;
+    const block = Math.floor(index / BLOCK_RECORDS);
+    const records = await this.readBlock(block);
+    this.blocks.delete(block); // re-inserted last: the map's order is the blocks' age
+    this.blocks.set(block, records);
+    while (this.blocks.size > KEPT_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
+    return records[index % BLOCK_RECORDS] ?? DAMAGED;
+  }
+
+  private async readBlock(block: number): Promise<TimeRecord[]> {
+    const first = block * BLOCK_RECORDS;
+    const wanted = Math.min(BLOCK_RECORDS, this.count - first);
+    const bytes = Buffer.alloc(wanted * TIME_RECORD_BYTES);
+    const { bytesRead } = await this.handle!.read(bytes, 0, bytes.length, first * TIME_RECORD_BYTES);
+    const records: TimeRecord[] = [];
+    for (let at = 0; at + TIME_RECORD_BYTES <= bytesRead; at += TIME_RECORD_BYTES) records.push(parseTimeRecord(bytes, at) ?? DAMAGED);
+    return records;
+  }
+}
