@@ -14,7 +14,7 @@ import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
 import { LocalLogSource, type LogSource } from './logs/logSource.js';
 import { closeNotices, ClusterLogSource, deleteStream } from './logs/redisLogStream.js';
-import { archiveKey, openArchive } from './logs/archive.js';
+import { archiveKey, archiveTimesKey, openArchive } from './logs/archive.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
 import { notifyRemoved, notifyRun, parseRunNotice, RUNS_CHANNEL } from './store/postgres/notify.js';
 import { RetentionSweeper } from './runs/retention.js';
@@ -54,7 +54,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     return new LocalLogSource(files.log, watcher, files.times);
   };
   const logSourceOf = (run: RunRow): LogSource =>
-    cluster ? new ClusterLogSource(cluster.redis, run.id, archive, archiveKey(run.project_id, run.id)) : localSourceOf(run);
+    cluster ? new ClusterLogSource(cluster.redis, run.id, archive, archiveKey(run.project_id, run.id), archiveTimesKey(run.project_id, run.id)) : localSourceOf(run);
   // A run as clients see it; a running run's size from its file, or (cluster) as its worker recorded it.
   const runJson = (run: RunRow) => toRunJson(run, config.logsDir, !cluster);
   const hub = new LogHub(config, runs, projects, runJson, logSourceOf);
@@ -84,7 +84,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     if (cluster) void notifyRemoved(cluster.postgres, run.project_id, run.id, reason);
     else hub.runRemoved(run.project_id, run.id, reason);
     // In cluster mode a purged run's log is in the archive (or still in its stream): it goes too.
-    if (cluster) void Promise.all([archive.delete(archiveKey(run.project_id, run.id)), deleteStream(cluster.redis, run.id)]).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'removing a purged log failed'));
+    if (cluster) void Promise.all([archive.delete(archiveKey(run.project_id, run.id)), archive.delete(archiveTimesKey(run.project_id, run.id)), deleteStream(cluster.redis, run.id)]).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'removing a purged log failed'));
   });
   // The WebSocket server is attached after the app exists; the metrics read it through this.
   let sockets: HubSocketServer | null = null;

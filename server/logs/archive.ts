@@ -17,6 +17,8 @@ export interface ObjectStore {
 }
 
 export const archiveKey = (projectId: number, runId: number) => `${projectId}/${runId}.log`;
+/** The log's time records (see lineTimes.ts), beside it. */
+export const archiveTimesKey = (projectId: number, runId: number) => `${projectId}/${runId}.times`;
 
 export class DirectoryObjectStore implements ObjectStore {
   constructor(private readonly dir: string) {}

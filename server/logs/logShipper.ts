@@ -1,6 +1,6 @@
 import fs from 'node:fs/promises';
 import type { Redis } from 'ioredis';
-import { appendChunk } from './redisLogStream.js';
+import { appendChunk, writeTimes } from './redisLogStream.js';
 
 /** One append carries at most this much (Redis handles it in one go; a retry re-sends no more). */
 const CHUNK_BYTES = 256 * 1024;
@@ -17,8 +17,11 @@ export class LogShipper {
   private again = false;
   private closed = false;
   private readonly buffer = Buffer.allocUnsafe(CHUNK_BYTES);
+  /** bytes of the times file copied to Redis */
+  private timesShipped = 0;
 
-  constructor(private readonly redis: Redis, private readonly runId: number, private readonly file: string) {}
+  /** `timesFile`: the runner's time records of the log, shipped ahead of the bytes they time */
+  constructor(private readonly redis: Redis, private readonly runId: number, private readonly file: string, private readonly timesFile?: string) {}
 
   /** Bytes the stream is known to hold. */
   get size(): number {
@@ -52,7 +55,32 @@ export class LogShipper {
     this.closed = true;
   }
 
+  /**
+   * Copies what is new in the times file. Its pieces go to their own offsets, so a retry (or a
+   * restart from 0) writes the same bytes again; a failure waits for the next hint.
+   */
+  private async shipTimes(): Promise<void> {
+    if (!this.timesFile) return;
+    const handle = await fs.open(this.timesFile, 'r').catch(() => null);
+    if (!handle) return; // not written yet
+    try {
+      const { size } = await handle.stat();
+      while (this.timesShipped < size && !this.closed) {
+        const { bytesRead } = await handle.read(this.buffer, 0, Math.min(CHUNK_BYTES, size - this.timesShipped), this.timesShipped);
+        if (bytesRead === 0) return;
+        await writeTimes(this.redis, this.runId, this.timesShipped, this.buffer.subarray(0, bytesRead));
+        this.timesShipped += bytesRead;
+      }
+    } catch {
+      // Redis away: the next hint (or the final flush) sends it
+    } finally {
+      await handle.close();
+    }
+  }
+
   private async shipAll(): Promise<void> {
+    // The times first: a hub that reads new lines mostly finds their times there already.
+    await this.shipTimes();
     let handle: fs.FileHandle;
     try {
       handle = await fs.open(this.file, 'r');

@@ -13,6 +13,35 @@ import type { LogHandle, LogSource } from './logSource.js';
 /** The stream, its length in bytes, its generation (new when the log is replaced), and the generation counter. */
 const keys = (runId: number) => [`hub:log:${runId}`, `hub:log:${runId}:size`, `hub:log:${runId}:gen`, 'hub:log:generations'];
 
+/**
+ * A run's time records (see lineTimes.ts), a copy of the runner's times file in one string: each
+ * piece is written at its own byte offset (SETRANGE), so re-sending one after a lost reply or a
+ * restart writes the same bytes again, and a reader sees only whole records.
+ */
+const timesKey = (runId: number) => `hub:log:${runId}:times`;
+
+/** Writes bytes of the times file at their offset in its copy; returns the copy's length. */
+export async function writeTimes(redis: Redis, runId: number, offset: number, bytes: Buffer): Promise<number> {
+  return redis.setrange(timesKey(runId), offset, bytes);
+}
+
+/** Positional reads of a run's times copy. */
+class TimesHandle implements LogHandle {
+  constructor(private readonly redis: Redis, private readonly key: string) {}
+
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    if (length === 0) return { bytesRead: 0 };
+    const bytes = await this.redis.getrangeBuffer(this.key, position, position + length - 1);
+    return { bytesRead: bytes.copy(buffer, offset) };
+  }
+
+  async stat(): Promise<{ size: number; ino: number }> {
+    return { size: await this.redis.strlen(this.key), ino: 0 };
+  }
+
+  async close(): Promise<void> {}
+}
+
 /** Appends ARGV[2] at offset ARGV[1] if that is the stream's length; returns the length after. */
 const APPEND = `
 local size = tonumber(redis.call('GET', KEYS[2]) or '-1')
@@ -99,6 +128,11 @@ export class RedisLogSource implements LogSource {
    * Hints at once from the append's own notice (each append publishes on the stream's name), with a
    * slow poll of the length behind it for notices missed while reconnecting.
    */
+  async openTimes(): Promise<LogHandle | null> {
+    const key = timesKey(this.runId);
+    return (await this.redis.exists(key)) ? new TimesHandle(this.redis, key) : null;
+  }
+
   watch(hint: () => void): () => void {
     const channel = keys(this.runId)[0];
     const stopNotices = notices(this.redis).listen(channel, hint);
@@ -172,7 +206,7 @@ export function closeNotices(redis: Redis): void {
 
 /** Deletes a run's stream (a log replaced: its next append at 0 starts a new generation). */
 export async function deleteStream(redis: Redis, runId: number): Promise<void> {
-  await redis.del(...keys(runId).slice(0, 3));
+  await redis.del(...keys(runId).slice(0, 3), timesKey(runId));
 }
 
 /** After a finished log is archived, its stream goes after this long (readers that opened it meanwhile switch to the archive). */
@@ -181,7 +215,7 @@ export const STREAM_GRACE_S = 600;
 /** The stream of an archived run expires (never before the archive holds the whole log). */
 export async function expireStream(redis: Redis, runId: number): Promise<void> {
   const multi = redis.multi();
-  for (const key of keys(runId).slice(0, 3)) multi.expire(key, STREAM_GRACE_S);
+  for (const key of [...keys(runId).slice(0, 3), timesKey(runId)]) multi.expire(key, STREAM_GRACE_S);
   await multi.exec();
 }
 
@@ -192,7 +226,8 @@ export async function expireStream(redis: Redis, runId: number): Promise<void> {
 export class ClusterLogSource implements LogSource {
   private readonly stream: RedisLogSource;
 
-  constructor(redis: Redis, runId: number, private readonly archive: ObjectStore, private readonly key: string) {
+  /** `key`, `timesKey`: the log's and its time records' names in the archive */
+  constructor(redis: Redis, runId: number, private readonly archive: ObjectStore, private readonly key: string, private readonly timesKey?: string) {
     this.stream = new RedisLogSource(redis, runId);
   }
 
@@ -201,6 +236,16 @@ export class ClusterLogSource implements LogSource {
     if (archived) return archived;
     const stream = await this.stream.open();
     return stream && new FallbackHandle(stream, () => this.archive.open(this.key));
+  }
+
+  /** The time records, where the log is: archived, else in Redis (read on from the archive once that copy expires). */
+  async openTimes(): Promise<LogHandle | null> {
+    const timesKey = this.timesKey;
+    if (!timesKey) return null;
+    const archived = await this.archive.open(timesKey);
+    if (archived) return archived;
+    const copy = await this.stream.openTimes();
+    return copy && new FallbackHandle(copy, () => this.archive.open(timesKey));
   }
 
   async isReplaced(handle: LogHandle): Promise<boolean> {

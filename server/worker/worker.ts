@@ -1,7 +1,8 @@
 import type { Redis } from 'ioredis';
 import type pino from 'pino';
 import type { Config } from '../config.js';
-import { archiveKey, type ObjectStore } from '../logs/archive.js';
+import fs from 'node:fs';
+import { archiveKey, archiveTimesKey, type ObjectStore } from '../logs/archive.js';
 import { LogShipper } from '../logs/logShipper.js';
 import { expireStream } from '../logs/redisLogStream.js';
 import { LogWatcher } from '../logs/logWatcher.js';
@@ -108,8 +109,8 @@ export class Worker {
   /** Ships a run's log as it grows (a watcher hint, or the poll behind it). */
   private ship(run: RunRow): void {
     if (this.shippers.has(run.id)) return;
-    const file = runFiles(this.config.logsDir, run.project_id, run.id).log;
-    const shipper = new LogShipper(this.redis, run.id, file);
+    const { log: file, times } = runFiles(this.config.logsDir, run.project_id, run.id);
+    const shipper = new LogShipper(this.redis, run.id, file, times);
     // A running run's size, for hubs (its file is here): recorded at most once per interval, and
     // once more after the last change.
     let recorded = 0;
@@ -123,8 +124,17 @@ export class Worker {
     const shipped = () => {
       pending ??= setTimeout(record, SIZE_RECORD_MS);
     };
-    this.watcher.watch(file, () => void shipper.ship().then(shipped));
-    this.shippers.set(run.id, { shipper, stop: () => this.watcher.unwatch(file) });
+    const hint = () => void shipper.ship().then(shipped);
+    // The times file too: its last record comes a moment after the log's last write.
+    this.watcher.watch(file, hint);
+    this.watcher.watch(times, hint);
+    this.shippers.set(run.id, {
+      shipper,
+      stop: () => {
+        this.watcher.unwatch(file);
+        this.watcher.unwatch(times);
+      },
+    });
   }
 
   /** The run has ended: its whole log goes to the stream before its end is recorded. */
@@ -143,7 +153,10 @@ export class Worker {
    */
   private async archive(projectId: number, runId: number): Promise<void> {
     try {
-      await this.objects.put(archiveKey(projectId, runId), runFiles(this.config.logsDir, projectId, runId).log);
+      const files = runFiles(this.config.logsDir, projectId, runId);
+      // The times first: once the log is archived, readers look for its times there.
+      if (fs.existsSync(files.times)) await this.objects.put(archiveTimesKey(projectId, runId), files.times);
+      await this.objects.put(archiveKey(projectId, runId), files.log);
       await expireStream(this.redis, runId);
     } catch (error) {
       this.log.warn({ err: error, run_id: runId }, 'archiving a finished log failed; its stream stays');

@@ -7,8 +7,10 @@ import { Redis } from 'ioredis';
 import { LocalLogSource } from '../../server/logs/logSource.js';
 import { readLogPage } from '../../server/logs/pageReader.js';
 import { LogShipper } from '../../server/logs/logShipper.js';
-import { archiveKey, DirectoryObjectStore } from '../../server/logs/archive.js';
-import { appendChunk, closeNotices, ClusterLogSource, deleteStream, RedisLogSource } from '../../server/logs/redisLogStream.js';
+import { archiveKey, archiveTimesKey, DirectoryObjectStore } from '../../server/logs/archive.js';
+import { appendChunk, closeNotices, ClusterLogSource, deleteStream, RedisLogSource, writeTimes } from '../../server/logs/redisLogStream.js';
+import { LineTimes } from '../../server/logs/lineTimes.js';
+import { formatTimeRecord } from '../../pipeline-runner/logClock.js';
 import { startRedis } from '../helpers/redis.js';
 import { logSourceContract } from './logSource.contract.js';
 import { random } from '../helpers/random.js';
@@ -90,14 +92,15 @@ test('shipping a log in random chunks (cut inside characters and \\r\\n), every 
   redis.disconnect();
 });
 
-test('a shipper follows a growing log (writes cut anywhere) through a Redis restart: the stream ends equal to the file', async () => {
+test('a shipper follows a growing log and its times (writes cut anywhere) through a Redis restart: the stream and the times copy end equal to the files', async () => {
   const next = random(42);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-ship-'));
   const file = path.join(dir, 'run.log');
+  const times = path.join(dir, 'run.times');
   fs.writeFileSync(file, '');
   const runId = nextRun++;
   const redis = client();
-  const shipper = new LogShipper(redis, runId, file);
+  const shipper = new LogShipper(redis, runId, file, times);
   let written = Buffer.alloc(0);
   for (let i = 0; i < 400; i++) {
     const piece = Buffer.from(`write ${i} ${'é日😀\r'.repeat(Math.floor(next() * 20))}\n`);
@@ -106,6 +109,10 @@ test('a shipper follows a growing log (writes cut anywhere) through a Redis rest
     void shipper.ship();
     fs.appendFileSync(file, piece.subarray(cut));
     written = Buffer.concat([written, piece]);
+    const record = formatTimeRecord(written.length, 1000 + i);
+    fs.appendFileSync(times, record.slice(0, 7)); // a record cut in two writes, like any write
+    void shipper.ship();
+    fs.appendFileSync(times, record.slice(7));
     if (i === 200) await redisServer.restart(); // the client reconnects; appends in flight are retried
     if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
   }
@@ -114,6 +121,12 @@ test('a shipper follows a growing log (writes cut anywhere) through a Redis rest
   const copy = Buffer.alloc(written.length);
   assert.is((await handle.read(copy, 0, written.length, 0)).bytesRead, written.length);
   assert.ok(copy.equals(written), 'the stream equals the file');
+  const timesHandle = (await new RedisLogSource(redis, runId).openTimes())!;
+  const timesFile = fs.readFileSync(times);
+  const timesCopy = Buffer.alloc(timesFile.length);
+  assert.is((await timesHandle.stat()).size, timesFile.length);
+  assert.is((await timesHandle.read(timesCopy, 0, timesFile.length, 0)).bytesRead, timesFile.length);
+  assert.ok(timesCopy.equals(timesFile), 'the times copy equals the times file');
   shipper.close();
   redis.disconnect();
 });
@@ -138,6 +151,32 @@ test('a finished log is read from the archive once it is there; a stream that ex
   const fresh = (await source.open())!;
   assert.is((await fresh.stat()).size, text.length, 'a new reader opens the archive');
   await Promise.all([reading.close(), fresh.close()]);
+  redis.disconnect();
+});
+
+test("a log's times are read from their Redis copy, then from the archive once the copy expires under a reader", async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-times-'));
+  const archive = new DirectoryObjectStore(path.join(dir, 'archive'));
+  const runId = nextRun++;
+  const redis = client();
+  const file = path.join(dir, 'run.times');
+  const records = Buffer.from(Array.from({ length: 20_000 }, (_, i) => formatTimeRecord((i + 1) * 10, 5000 + i)).join(''));
+  fs.writeFileSync(file, records);
+  await writeTimes(redis, runId, 1000, records.subarray(1000)); // pieces in any order land at their offsets
+  await writeTimes(redis, runId, 0, records.subarray(0, 1000));
+  const last = 20_000 * 10;
+  const source = new ClusterLogSource(redis, runId, archive, archiveKey(1, runId), archiveTimesKey(1, runId));
+  const reading = new LineTimes(() => source.openTimes());
+  const ends = [10, 15, last - 10, last, last + 1];
+  const expected = [5000, 5001, 24_998, 24_999, 'after'];
+  assert.equal(await reading.timesOf(ends, 'after' as never), expected, 'from the Redis copy');
+  await archive.put(archiveTimesKey(1, runId), file);
+  await deleteStream(redis, runId); // the expiry after archiving, at once
+  assert.equal(await reading.timesOf([77_771, 77_780], null), [12_777, 12_777], 'read on from the archive (records it had not read before)');
+  const fresh = new LineTimes(() => source.openTimes());
+  assert.equal(await fresh.timesOf(ends, null), [...expected.slice(0, -1), null], 'a new reader opens the archive');
+  await Promise.all([reading.close(), fresh.close()]);
+  assert.equal(await new LineTimes(() => new ClusterLogSource(redis, nextRun++, archive, 'x', 'y').openTimes()).timesOf([1], 7), [null], 'no times anywhere: unknown');
   redis.disconnect();
 });
 

@@ -10,8 +10,8 @@ if (!Number.isSafeInteger(SEED)) throw new Error(`FC_SEED must be an integer, go
 /** Bounded runs; the failing assertion goes into the report, which uvu prints (it does not print an error's cause). */
 const runs = (numRuns: number): fc.Parameters<unknown> => ({ seed: SEED, numRuns, includeErrorInReport: true });
 
-const CODES = ['invalid_json', 'invalid_message', 'invalid_type', 'unknown_field', 'invalid_run_id', 'invalid_project_id', 'invalid_offset', 'invalid_tail'];
-const FIELDS = ['type', 'run_id', 'project_id', 'offset', 'tail'];
+const CODES = ['invalid_json', 'invalid_message', 'invalid_type', 'unknown_field', 'invalid_run_id', 'invalid_project_id', 'invalid_offset', 'invalid_tail', 'invalid_timestamps'];
+const FIELDS = ['type', 'run_id', 'project_id', 'offset', 'tail', 'timestamps'];
 
 /** Any UTF-16 code unit, lone surrogates and control characters included. */
 const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit));
@@ -80,12 +80,14 @@ function checkParse(text: string): void {
     assert.is(raw.run_id, undefined);
     assert.is(raw.offset, undefined);
     assert.is(raw.tail, undefined);
+    assert.is(raw.timestamps, undefined);
   } else if (message.type === 'unsubscribe') {
     assert.equal(message, { type: 'unsubscribe', runId: raw.run_id });
   } else {
     assert.ok(isId(message.runId));
     const startAt = raw.offset !== undefined ? { offset: raw.offset } : { tail: raw.tail ?? DEFAULT_TAIL };
-    assert.equal(message, { type: 'subscribe', runId: raw.run_id, startAt });
+    assert.equal(message, { type: 'subscribe', runId: raw.run_id, startAt, timestamps: raw.timestamps === true });
+    assert.ok(raw.timestamps === undefined || typeof raw.timestamps === 'boolean', 'timestamps is a boolean');
     const count = 'offset' in startAt ? startAt.offset : startAt.tail;
     assert.ok(Number.isSafeInteger(count) && count >= 0, 'offset and tail are non-negative integers');
     assert.ok(!('tail' in startAt) || startAt.tail <= MAX_TAIL, 'tail is at most MAX_TAIL');
