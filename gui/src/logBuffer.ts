@@ -25,6 +25,8 @@ export const MAX_CHARS = 64 * 1024 * 1024;
  */
 export class LogBuffer {
   lines: string[] = [];
+  /** when each line was written (Unix ms), where the server said; null where not */
+  times: (number | null)[] = [];
   /** plain text of each line, lower-cased, computed when first searched */
   plain: (string | undefined)[] = [];
   firstOffset: number | null = null;
@@ -33,22 +35,24 @@ export class LogBuffer {
   /** where batches start: the index of their first line and its exact offset */
   private marks: { index: number; offset: number }[] = [];
 
-  append(offset: number, next: number, lines: string[]): void {
+  append(offset: number, next: number, lines: string[], times?: (number | null)[]): void {
     if (this.firstOffset === null) this.firstOffset = offset;
     if (lines.length > 0) this.marks.push({ index: this.lines.length, offset });
-    for (const line of lines) {
+    lines.forEach((line, index) => {
       this.lines.push(line);
+      this.times.push(times?.[index] ?? null);
       this.plain.push(undefined);
       this.chars += line.length;
-    }
+    });
     this.next = next;
   }
 
-  prepend(offset: number, lines: string[]): void {
+  prepend(offset: number, lines: string[], times?: (number | null)[]): void {
     for (const mark of this.marks) mark.index += lines.length;
     this.marks.unshift({ index: 0, offset });
     this.starts = [];
     this.lines.unshift(...lines);
+    this.times.unshift(...lines.map((_, index) => times?.[index] ?? null));
     this.plain.unshift(...new Array<string | undefined>(lines.length));
     for (const line of lines) this.chars += line.length;
     this.firstOffset = offset;
@@ -67,6 +71,7 @@ export class LogBuffer {
     const mark = this.marks.find((m) => m.index === cut);
     if (cut === 0 || !mark) return 0;
     this.lines.splice(0, cut);
+    this.times.splice(0, cut);
     this.plain.splice(0, cut);
     this.chars -= dropChars;
     this.marks = this.marks.filter((m) => m.index >= cut).map((m) => ({ index: m.index - cut, offset: m.offset }));

@@ -12,6 +12,8 @@ interface RunSubscription {
   /** the next byte this client has not seen; resubscribing resumes here */
   next: number | null;
   done: boolean;
+  /** its lines carry their times */
+  timestamps: boolean;
   handler: (message: ServerMessage) => void;
 }
 
@@ -37,8 +39,8 @@ export class HubSocket {
     return () => this.stateListeners.delete(listener);
   }
 
-  subscribeRun(runId: number, start: StartAt, handler: (message: ServerMessage) => void): () => void {
-    const subscription: RunSubscription = { start, next: 'offset' in start ? start.offset : null, done: false, handler };
+  subscribeRun(runId: number, start: StartAt, handler: (message: ServerMessage) => void, options: { timestamps?: boolean } = {}): () => void {
+    const subscription: RunSubscription = { start, next: 'offset' in start ? start.offset : null, done: false, timestamps: options.timestamps === true, handler };
     this.runs.set(runId, subscription);
     this.sendSubscribe(runId, subscription);
     return () => {
@@ -113,7 +115,7 @@ export class HubSocket {
 
   private sendSubscribe(runId: number, subscription: RunSubscription): void {
     const start = subscription.next === null ? subscription.start : { offset: subscription.next };
-    this.send({ type: 'subscribe', run_id: runId, ...start });
+    this.send({ type: 'subscribe', run_id: runId, ...start, ...(subscription.timestamps && { timestamps: true }) });
   }
 
   private send(message: unknown): void {
