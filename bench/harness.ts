@@ -55,14 +55,14 @@ export async function connectClients(hub: TestHub, count: number): Promise<WebSo
 }
 
 /** Follows one run from offset 0 on an open socket, collecting its lines. */
-export function follow(socket: WebSocket, runId: number, histogram: Histogram | null, skipBelow = 0, everyLine = true): HubClient {
+export function follow(socket: WebSocket, runId: number, histogram: Histogram | null, skipBelow = 0, everyLine = true, timestamps = false): HubClient {
   const collector = new Collector(histogram, skipBelow, everyLine);
   let done!: () => void;
   const completed = new Promise<void>((resolve) => (done = resolve));
   socket.on('message', (data: Buffer) => {
     if (collector.onHubMessage(data, runId) === 'complete') done();
   });
-  socket.send(JSON.stringify({ type: 'subscribe', run_id: runId, offset: 0 }));
+  socket.send(JSON.stringify({ type: 'subscribe', run_id: runId, offset: 0, ...(timestamps && { timestamps: true }) }));
   return { socket, collector, completed };
 }
 

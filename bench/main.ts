@@ -50,6 +50,7 @@ try {
   await step('fan-out 5000/s × 500', () => scenarios.fanOut(hub, 500, 5000, 2, rounds));
   await step('throughput', () => scenarios.throughput(hub, quick ? 500_000 : 2_000_000));
   await step('catch-up', () => scenarios.catchUp(hub, 100, quick ? 200_000 : 1_000_000));
+  await step('timestamps', () => scenarios.timestampsCost(hub, 10, quick ? 200_000 : 1_000_000));
   // The issue's targets: the rate each holds with nothing lost and p99 under 250 ms.
   for (const [subscribers, target, p99] of [[1, 1_000_000], [100, 100_000, 20], [500, 20_000]]) {
     await step(`sustained → ${subscribers}`, () => maxSustained(hub, subscribers, target, quick ? 1.5 : 3, p99));

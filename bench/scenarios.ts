@@ -136,6 +136,37 @@ export async function throughput(hub: TestHub, count: number): Promise<Result> {
 }
 
 /**
+ * What line times cost: one run of `count` lines followed live by `subscribers` clients, then
+ * another followed by as many asking for timestamps, the server's CPU and the wall time of each.
+ * Only subscribers that ask pay: their frames get a `times` array, looked up per batch.
+ */
+export async function timestampsCost(hub: TestHub, subscribers: number, count: number): Promise<Result> {
+  const followRun = async (timestamps: boolean) => {
+    const projectId = await createBenchProject(hub, count, 0);
+    const sockets = await connectClients(hub, subscribers);
+    const cpu = serverCpuSeconds(hub);
+    const started = performance.now();
+    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    const followers = sockets.map((socket) => follow(socket, body.id, null, 0, true, timestamps));
+    await Promise.all(followers.map((f) => f.completed));
+    const seconds = (performance.now() - started) / 1000;
+    closeAll(sockets);
+    return { seconds, serverCpu: serverCpuSeconds(hub) - cpu, collectors: followers.map((f) => f.collector) };
+  };
+  const plain = await followRun(false);
+  const timed = await followRun(true);
+  const text = (r: { seconds: number; serverCpu: number }) => `${r.seconds.toFixed(2)} s, server CPU ${r.serverCpu.toFixed(2)} s`;
+  return {
+    scenario: `timestamps: ${count.toLocaleString('en')} lines → ${subscribers} sub asking for times`,
+    hub: text(timed),
+    baseline: `the same without: ${text(plain)}`,
+    ratio: timed.serverCpu / plain.serverCpu,
+    ...correctness([...plain.collectors, ...timed.collectors], count),
+    data: { plain: { seconds: plain.seconds, serverCpu: plain.serverCpu }, timed: { seconds: timed.seconds, serverCpu: timed.serverCpu } },
+  };
+}
+
+/**
  * Late subscribers: `clients` clients subscribe from offset 0 at once to a finished run of `count`
  * lines (a reconnect wave, or a team opening the same log), against one client alone on the same log.
  */
