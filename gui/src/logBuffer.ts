@@ -27,6 +27,8 @@ export class LogBuffer {
   lines: string[] = [];
   /** plain text of each line, lower-cased, computed when first searched */
   plain: (string | undefined)[] = [];
+  /** cells each line takes as shown, computed when first laid out wrapped */
+  widths: (number | undefined)[] = [];
   firstOffset: number | null = null;
   next: number | null = null;
   private chars = 0;
@@ -39,6 +41,7 @@ export class LogBuffer {
     for (const line of lines) {
       this.lines.push(line);
       this.plain.push(undefined);
+      this.widths.push(undefined);
       this.chars += line.length;
     }
     this.next = next;
@@ -50,6 +53,7 @@ export class LogBuffer {
     this.starts = [];
     this.lines.unshift(...lines);
     this.plain.unshift(...new Array<string | undefined>(lines.length));
+    this.widths.unshift(...new Array<number | undefined>(lines.length));
     for (const line of lines) this.chars += line.length;
     this.firstOffset = offset;
   }
@@ -68,6 +72,7 @@ export class LogBuffer {
     if (cut === 0 || !mark) return 0;
     this.lines.splice(0, cut);
     this.plain.splice(0, cut);
+    this.widths.splice(0, cut);
     this.chars -= dropChars;
     this.marks = this.marks.filter((m) => m.index >= cut).map((m) => ({ index: m.index - cut, offset: m.offset }));
     this.firstOffset = mark.offset;
