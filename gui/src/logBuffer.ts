@@ -29,6 +29,8 @@ export class LogBuffer {
   times: (number | null)[] = [];
   /** plain text of each line, lower-cased, computed when first searched */
   plain: (string | undefined)[] = [];
+  /** cells each line takes as shown, computed when first laid out wrapped */
+  widths: (number | undefined)[] = [];
   firstOffset: number | null = null;
   next: number | null = null;
   private chars = 0;
@@ -42,6 +44,7 @@ export class LogBuffer {
       this.lines.push(line);
       this.times.push(times?.[index] ?? null);
       this.plain.push(undefined);
+      this.widths.push(undefined);
       this.chars += line.length;
     });
     this.next = next;
@@ -54,6 +57,7 @@ export class LogBuffer {
     this.lines.unshift(...lines);
     this.times.unshift(...lines.map((_, index) => times?.[index] ?? null));
     this.plain.unshift(...new Array<string | undefined>(lines.length));
+    this.widths.unshift(...new Array<number | undefined>(lines.length));
     for (const line of lines) this.chars += line.length;
     this.firstOffset = offset;
   }
@@ -73,6 +77,7 @@ export class LogBuffer {
     this.lines.splice(0, cut);
     this.times.splice(0, cut);
     this.plain.splice(0, cut);
+    this.widths.splice(0, cut);
     this.chars -= dropChars;
     this.marks = this.marks.filter((m) => m.index >= cut).map((m) => ({ index: m.index - cut, offset: m.offset }));
     this.firstOffset = mark.offset;

@@ -30,6 +30,8 @@ const PIPELINES = {
   restartable: { steps: [{ name: 'paced', command: paced(600, 10) }], scopes: { all: 'paced' } },
   // 400 000 lines over about 8 s: a page following it must let the oldest go
   stream: { steps: [{ name: 'stream', command: nodeStep(`let i = 0; const t = setInterval(() => { let s = ''; for (let k = 0; k < 2500; k++) s += 'stream line ' + (++i) + '\\n'; process.stdout.write(s); if (i >= 400000) clearInterval(t); }, 50);`) }], scopes: { all: 'stream' } },
+  // three lines of about 2000 characters among short ones; it fails, so its step stays unfolded when its header loads
+  wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i); process.exitCode = 1;`) }], scopes: { all: 'wide' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
 
@@ -321,6 +323,77 @@ gui('kill and restart the server mid-run: the log resumes with no duplicate and 
     assert.is(await page.getByTestId('match-count').getAttribute('data-loaded-matches'), String(expected), `paced ${n}`);
   }
   await page.close();
+});
+
+gui('long lines wrap when asked (remembered): rows stack without overlap, nothing scrolls sideways, links still land on their line', async ({ hub, browser }) => {
+  // A context of its own: the setting stays out of the other tests, and is shared by its pages.
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  try {
+    const projectId = await createProject(hub, 'wide');
+    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    await waitForRun(hub, projectId, body.id, ['failed'], 15_000);
+    await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+    await page.getByTestId('log-complete').waitFor();
+    const toggle = page.getByRole('checkbox', { name: 'Wrap lines' });
+    assert.is(await toggle.isChecked(), false, 'off by default');
+    const scroller = page.getByTestId('log-scroll');
+    // Scrolled up by the reader: no longer following.
+    await scroller.evaluate((el) => (el.scrollTop = 100));
+    await page.getByText('Paused: scrolled up').waitFor();
+    await scroller.evaluate((el) => (el.scrollTop = 0));
+    const long = page.locator('.log-line', { hasText: 'long 10:' });
+    const box = async (locator: ReturnType<Page['locator']>) => (await locator.boundingBox())!;
+    assert.is((await box(long)).height, 18, 'unwrapped: one row');
+    assert.ok(await scroller.evaluate((el) => el.scrollWidth > el.clientWidth + 1000), 'unwrapped: the log scrolls sideways');
+
+    await toggle.check();
+    await page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLElement>('.log-line')).some((el) => el.offsetHeight > 18), undefined, { timeout: 5000 });
+    const index = Number(await long.getAttribute('data-index'));
+    const [above, wrapped, below] = await Promise.all([index - 1, index, index + 1].map((i) => box(page.locator(`.log-line[data-index="${i}"]`))));
+    assert.ok(wrapped.height >= 18 * 10, `wrapped: about 2000 characters take many rows, got ${wrapped.height} px`);
+    assert.is(wrapped.height % 18, 0, 'a whole number of rows');
+    assert.ok(Math.abs(above.y + above.height - wrapped.y) < 0.5, 'starts right below the line before');
+    assert.ok(Math.abs(wrapped.y + wrapped.height - below.y) < 0.5, `the next line starts right below it (${wrapped.y + wrapped.height} vs ${below.y})`);
+    assert.is(await page.locator(`.log-line[data-index="${index + 1}"]`).textContent(), 'wide 11');
+    assert.ok(await long.evaluate((el) => el.scrollHeight <= el.clientHeight), 'its text fits its rows (none clipped)');
+    assert.ok(await scroller.evaluate((el) => el.scrollWidth <= el.clientWidth + 1), 'nothing scrolls sideways');
+    assert.ok((await page.locator('.log-line').count()) < 200, 'still only the visible rows in the page');
+    await page.screenshot({ path: path.join(artifactsDir, 'run-log-wrapped.png') });
+
+    await page.reload();
+    await page.getByTestId('log-complete').waitFor();
+    assert.is(await toggle.isChecked(), true, 'remembered over a reload');
+    const inView = async (locator: ReturnType<Page['locator']>) => {
+      const [line, view] = [await box(locator), await box(scroller)];
+      return line.y >= view.y - 0.5 && line.y + line.height <= view.y + view.height + 0.5;
+    };
+    await page.getByPlaceholder('Search the whole log').fill('wide 395');
+    await page.getByPlaceholder('Search the whole log').press('Enter');
+    await page.locator('.log-line.current-match', { hasText: 'wide 395' }).waitFor();
+    assert.ok(await inView(page.locator('.log-line.current-match')), 'a search match is scrolled into view');
+
+    // A permalink to a line after the long ones, in a fresh page of this browser: opened there, in view.
+    const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${body.id}/logs/raw`)).body as string;
+    const offset = Buffer.byteLength(raw.slice(0, raw.indexOf('\nwide 390\n') + 1));
+    const other = await context.newPage();
+    await other.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}?at=${offset}`);
+    const target = other.locator('.log-line.current-match', { hasText: 'wide 390' });
+    await target.waitFor();
+    assert.is(await other.getByRole('checkbox', { name: 'Wrap lines' }).isChecked(), true);
+    const otherScroller = other.getByTestId('log-scroll');
+    const [line, view] = [await box(target), await box(otherScroller)];
+    assert.ok(line.y >= view.y && line.y + line.height <= view.y + view.height, `the linked line is in view (${line.y} in ${view.y}..${view.y + view.height})`);
+    // Earlier lines (a long one among them) load in above the first one held: it stays at the top of the view.
+    const held = await lineCount(other);
+    await otherScroller.evaluate((el) => (el.scrollTop = 0));
+    await other.waitForFunction((n) => Number(document.querySelector('[data-testid=line-count]')!.textContent!.replace(/[^\d]/g, '')) > n, held, { timeout: 10_000 });
+    const firstHeld = other.locator('.log-line', { hasText: /^wide 190$/ });
+    await firstHeld.waitFor();
+    assert.ok(Math.abs((await box(firstHeld)).y - (await box(otherScroller)).y) < 1, 'the first line held before stays at the top');
+  } finally {
+    await context.close();
+  }
 });
 
 gui.run();

@@ -1,14 +1,18 @@
 import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { api, runPath, type LogPage, type Run } from '../api';
-import { plainText, toSegments } from '../ansi';
+import { plainText } from '../ansi';
 import { LogBuffer } from '../logBuffer';
+import { LINE_HEIGHT, type RowLayout } from '../rowLayout';
 import type { CompleteMessage, HubSocket } from '../socket';
+import { foldedByDefault, Rows, sectionsOf } from '../sections';
+import { useWrapLines } from '../wrapLines';
+import { LogLine } from './LogLine';
+import { LogStatus } from './LogStatus';
+import { LogToolbar } from './LogToolbar';
 import { StepBar } from './StepBar';
 import { useLogSearch } from './useLogSearch';
-import { STEP_ICONS, stepDuration } from '../format';
-import { foldedByDefault, Rows, sectionsOf } from '../sections';
+import { useKeepPlaceOnRelayout, useRowLayout } from './useRowLayout';
 
-const LINE_HEIGHT = 18;
 const OVERSCAN = 30;
 const INITIAL_TAIL = 5000;
 const EARLIER_PAGE = 5000;
@@ -20,7 +24,8 @@ const CONTEXT_BEFORE = 200;
  * The log of one run. `live`: follows the run over the WebSocket from its last lines, drops the
  * oldest past the buffer's limits, loads earlier parts on demand. `window`: a part of the log
  * opened at an offset (a permalink, a search match, a step), paged both ways over HTTP, until
- * "Jump to end" goes live again. Only the visible rows are in the DOM.
+ * "Jump to end" goes live again. Only the visible rows are in the DOM, placed by a RowLayout (one
+ * line each, or long lines wrapped at the view's width).
  */
 export function LogView({ socket, run, at, onRecord }: {
   socket: HubSocket;
@@ -43,11 +48,12 @@ export function LogView({ socket, run, at, onRecord }: {
   const [follow, setFollow] = useState(at === undefined);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(600);
-  const [query, setQuery] = useState('');
+  const [wrap, setWrap] = useWrapLines();
   const [dropped, setDropped] = useState(0);
   /** the user's own choices; other steps follow foldedByDefault */
   const [folds, setFolds] = useState<Map<string, boolean>>(new Map());
   const rowsRef = useRef<Rows | null>(null);
+  const layoutRef = useRef<RowLayout | null>(null);
   const rowCountBefore = useRef<number | null>(null);
   /** a fresh buffer is filling: scroll events (the browser clamping the old position) are not the reader's */
   const settling = useRef(false);
@@ -120,14 +126,14 @@ export function LogView({ socket, run, at, onRecord }: {
     const element = container.current;
     if (!element) return;
     if (prepended.current > 0) {
-      // Rows added above the view: it stays on the lines it showed.
-      element.scrollTop += ((rowsRef.current?.count ?? 0) - (rowCountBefore.current ?? 0)) * LINE_HEIGHT;
+      // Rows added above the view: it stays on the lines it showed (the old first row is below them).
+      element.scrollTop += layoutRef.current?.topOf((rowsRef.current?.count ?? 0) - (rowCountBefore.current ?? 0)) ?? 0;
       prepended.current = 0;
       rowCountBefore.current = null;
     }
     const targetRow = scrollToIndex.current === null ? -1 : (rowsRef.current?.rowOf(scrollToIndex.current) ?? -1);
     if (targetRow >= 0) {
-      element.scrollTop = Math.max(0, targetRow * LINE_HEIGHT - element.clientHeight / 3);
+      element.scrollTop = Math.max(0, (layoutRef.current?.topOf(targetRow) ?? 0) - element.clientHeight / 3);
       setScrollTop(element.scrollTop);
       scrollToIndex.current = null;
     } else if (follow) element.scrollTop = element.scrollHeight;
@@ -247,9 +253,13 @@ export function LogView({ socket, run, at, onRecord }: {
   const sections = sectionsOf(run.steps, b);
   const visible = new Rows(b.lines.length, sections, isFolded);
   rowsRef.current = visible;
+  const layout = useRowLayout(container, wrap, b, visible, version);
+  layoutRef.current = layout;
+  useKeepPlaceOnRelayout(container, layout, follow, scrollTop, setScrollTop);
+
   const headers = new Map(sections.filter((s) => s.hasHeader).map((s) => [s.start, s]));
-  const first = Math.max(0, Math.floor(scrollTop / LINE_HEIGHT) - OVERSCAN);
-  const last = Math.min(visible.count, Math.ceil((scrollTop + viewport) / LINE_HEIGHT) + OVERSCAN);
+  const first = Math.max(0, layout.rowAt(scrollTop) - OVERSCAN);
+  const last = Math.min(visible.count, layout.rowAt(scrollTop + viewport) + 1 + OVERSCAN);
   const highlighted = highlight === null ? -1 : b.indexAt(highlight);
   const hashBase = `#/projects/${run.project_id}/runs/${run.id}`;
   const rows = [];
@@ -258,66 +268,41 @@ export function LogView({ socket, run, at, onRecord }: {
     const header = headers.get(index);
     const classes = ['log-line', header && 'section-header', localMatches.has(index) && 'match', index === highlighted && 'current-match'].filter(Boolean).join(' ');
     rows.push(
-      <div key={index} class={classes} style={{ top: `${row * LINE_HEIGHT}px` }} data-index={index}>
-        <a class="line-link" href={`${hashBase}?at=${b.offsetOf(index)}`} aria-label="Link to this line" tabIndex={-1} />
-        {header && (
-          <button type="button" class="fold" aria-expanded={!isFolded(header.step)} aria-label={`${isFolded(header.step) ? 'Unfold' : 'Fold'} step ${header.step.name}`} onClick={() => toggleFold(header.step)}>
-            {isFolded(header.step) ? '▸' : '▾'}
-          </button>
-        )}
-        {toSegments(b.lines[index]).map((segment, i) => (
-          <span
-            key={i}
-            style={{ color: segment.color, background: segment.background, fontWeight: segment.bold ? 'bold' : undefined, fontStyle: segment.italic ? 'italic' : undefined, textDecoration: segment.underline ? 'underline' : undefined }}
-          >
-            {segment.text}
-          </span>
-        ))}
-        {header && <span class={`section-status step-${header.step.status}`}> {STEP_ICONS[header.step.status]} {stepDuration(header.step)}</span>}
-      </div>,
+      <LogLine
+        key={index}
+        line={b.lines[index]}
+        index={index}
+        top={layout.topOf(row)}
+        height={layout.heightOf(row)}
+        classes={classes}
+        href={`${hashBase}?at=${b.offsetOf(index)}`}
+        header={header}
+        folded={header !== undefined && isFolded(header.step)}
+        onFold={toggleFold}
+      />,
     );
   }
 
-  const count = search.offsets.length;
   return (
     <section class="log-panel" aria-label="Run log">
       <StepBar run={run} onOpen={openAt} />
-      <div class="log-toolbar">
-        <label>
-          <span class="visually-hidden">Search the whole log</span>
-          <input
-            type="search"
-            placeholder="Search the whole log"
-            value={query}
-            onInput={(e) => setQuery((e.target as HTMLInputElement).value)}
-            onKeyDown={(e) => {
-              if (e.key !== 'Enter') return;
-              if (query.trim() === search.query && count > 0) void goToMatch(search, e.shiftKey ? -1 : 1);
-              else void runSearch(query);
-            }}
-          />
-        </label>
-        <button type="button" onClick={() => void goToMatch(search, -1)} disabled={count === 0} aria-label="Previous match">↑</button>
-        <button type="button" onClick={() => void goToMatch(search, 1)} disabled={count === 0} aria-label="Next match">↓</button>
-        <span class="match-count" aria-live="polite" data-testid="match-count" data-loaded-matches={localMatches.size} title={search.query ? `${localMatches.size} among the loaded lines` : undefined}>
-          {search.query ? `${search.current >= 0 ? `${search.current + 1} of ` : ''}${count}${search.more ? '+' : ''} ${count === 1 && !search.more ? 'match' : 'matches'}` : ''}
-        </span>
-        <span class="spacer" />
-        {sections.some((s) => s.hasHeader) && <button type="button" onClick={() => setAllFolds(false)}>Expand all</button>}
-        {sections.some((s) => s.hasHeader) && <button type="button" onClick={() => setAllFolds(true)}>Collapse all</button>}
-        {b.firstOffset !== null && b.firstOffset > 0 && <button type="button" onClick={() => void loadEarlier()}>Load earlier lines</button>}
-        {(!follow || mode === 'window') && <button type="button" class="primary" onClick={jumpToEnd}>Jump to end</button>}
-        <a href={`${runPath(run)}/logs/raw`} target="_blank" rel="noopener">Raw log</a>
+      <LogToolbar
+        search={search}
+        runSearch={runSearch}
+        goToMatch={goToMatch}
+        loadedMatches={localMatches.size}
+        hasSections={sections.some((s) => s.hasHeader)}
+        setAllFolds={setAllFolds}
+        loadEarlier={b.firstOffset !== null && b.firstOffset > 0 ? () => void loadEarlier() : undefined}
+        jumpToEnd={!follow || mode === 'window' ? jumpToEnd : undefined}
+        wrap={wrap}
+        setWrap={setWrap}
+        rawHref={`${runPath(run)}/logs/raw`}
+      />
+      <div class={layout.columns === null ? 'log-scroll' : 'log-scroll wrap'} ref={container} onScroll={onScroll} tabIndex={0} aria-label="Log lines" data-testid="log-scroll">
+        <div class="log-spacer" style={{ height: `${layout.totalHeight}px` }}>{rows}</div>
       </div>
-      <div class="log-scroll" ref={container} onScroll={onScroll} tabIndex={0} aria-label="Log lines" data-testid="log-scroll">
-        <div class="log-spacer" style={{ height: `${visible.count * LINE_HEIGHT}px` }}>{rows}</div>
-      </div>
-      <div class="log-status">
-        <span data-testid="line-count">{b.lines.length.toLocaleString('en')} lines loaded</span>
-        {dropped > 0 && mode === 'live' && <span data-testid="dropped">{dropped.toLocaleString('en')} older lines let go (they load again on scroll)</span>}
-        <span>{mode === 'window' ? 'Showing part of the log' : follow ? 'Following' : 'Paused: scrolled up'}</span>
-        {complete && <span data-testid="log-complete">Ended: {complete.status}{complete.exit_code !== null ? ` (exit ${complete.exit_code})` : ''}</span>}
-      </div>
+      <LogStatus lines={b.lines.length} dropped={dropped} mode={mode} follow={follow} complete={complete} />
     </section>
   );
 }

@@ -1,0 +1,69 @@
+import { useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
+import type { RefObject } from 'preact';
+import { displayWidth } from '../lineWidth';
+import type { LogBuffer } from '../logBuffer';
+import { fixedLayout, wrappedLayout, type RowLayout } from '../rowLayout';
+import type { Rows } from '../sections';
+
+/**
+ * How many cells fit on a wrapped row of `scroller`: its width less a row's padding, over one
+ * character's width, both measured on a hidden probe row (the font is monospace). One pixel is kept
+ * spare: erring narrow only leaves blank space under a wrapped line, never hides text.
+ */
+function measureColumns(scroller: HTMLElement): number {
+  const probe = document.createElement('div');
+  probe.className = 'log-line';
+  probe.style.cssText = 'visibility: hidden; white-space: pre; width: auto; min-width: 0';
+  const text = probe.appendChild(document.createElement('span'));
+  text.textContent = '0'.repeat(100);
+  scroller.appendChild(probe);
+  const style = getComputedStyle(probe);
+  const padding = parseFloat(style.paddingLeft) + parseFloat(style.paddingRight);
+  const cell = text.getBoundingClientRect().width / 100;
+  probe.remove();
+  return cell > 0 ? Math.max(1, Math.floor((scroller.clientWidth - padding - 1) / cell)) : 1;
+}
+
+/** The wrap width in cells while `wrap` is on (measured again when the scroller resizes); else null. */
+function useColumns(scroller: RefObject<HTMLElement>, wrap: boolean): number | null {
+  const [columns, setColumns] = useState<number | null>(null);
+  useLayoutEffect(() => {
+    const element = scroller.current;
+    if (!wrap || !element) return;
+    const scrollerOnResize = () => setColumns(measureColumns(element));
+    scrollerOnResize();
+    const observer = new ResizeObserver(scrollerOnResize);
+    observer.observe(element);
+    return () => observer.disconnect();
+  }, [wrap]);
+  return wrap ? columns : null;
+}
+
+/**
+ * The layout of the shown rows: one line each, or wrapped at the scroller's width. Laid out again
+ * only when the lines, the folds or the width change (not on scrolling); each line's width is
+ * computed once and kept in the buffer.
+ */
+export function useRowLayout(scroller: RefObject<HTMLElement>, wrap: boolean, buffer: LogBuffer, rows: Rows, version: number): RowLayout {
+  const columns = useColumns(scroller, wrap);
+  const shown = rows.ranges.join(';');
+  return useMemo(() => {
+    if (columns === null) return fixedLayout(rows.count);
+    const widthOf = (index: number) => (buffer.widths[index] ??= displayWidth(buffer.lines[index]));
+    return wrappedLayout(rows, widthOf, columns);
+  }, [columns, buffer, version, shown]);
+}
+
+/** Wrapping turned on or off, or a new width: the view stays on the row at its top, or at the end while following. */
+export function useKeepPlaceOnRelayout(scroller: RefObject<HTMLElement>, layout: RowLayout, follow: boolean, scrollTop: number, setScrollTop: (top: number) => void): void {
+  const laidOut = useRef(layout);
+  useLayoutEffect(() => {
+    const before = laidOut.current;
+    laidOut.current = layout;
+    const element = scroller.current;
+    if (!element || before.columns === layout.columns) return;
+    // `scrollTop` is where the reader was: the element's own may already be clamped to a shorter log.
+    element.scrollTop = follow ? element.scrollHeight : layout.topOf(before.rowAt(scrollTop));
+    setScrollTop(element.scrollTop);
+  }, [layout]);
+}
