@@ -13,35 +13,43 @@ const SHARED_READ_BYTES = 8 * 1024 * 1024;
 const RECENT_BYTES = 16 * 1024 * 1024;
 const RECENT_MS = 5000;
 
-/** What a subscriber behind the live edge is sent: the run's recent frames, else reads of the log. */
+/**
+ * What a subscriber behind the live edge is sent: the run's recent frames, else reads of the log.
+ * Frames with the lines' times (for subscribers that asked) are kept and shared apart from the
+ * others, so asking for times costs a second framing, not a read per subscriber.
+ */
 export class CatchUpReads {
-  private readonly recent = new RecentFrames(RECENT_BYTES, RECENT_MS);
-  private readonly shared: SharedReads;
+  private readonly recent = { plain: new RecentFrames(RECENT_BYTES, RECENT_MS), timed: new RecentFrames(RECENT_BYTES, RECENT_MS) };
+  private readonly shared: { plain: SharedReads; timed: SharedReads };
 
   constructor(private readonly runId: number, private readonly maxLineBytes: number) {
     // The grid is at least a line's longest piece, so subscribers fall into step after one read.
-    this.shared = new SharedReads(Math.max(CATCH_UP_GRID, maxLineBytes + 4), SHARED_READ_BYTES);
+    const grid = Math.max(CATCH_UP_GRID, maxLineBytes + 4);
+    this.shared = { plain: new SharedReads(grid, SHARED_READ_BYTES), timed: new SharedReads(grid, SHARED_READ_BYTES) };
   }
 
-  /** A frame sent at the live edge, kept for subscribers that pause. */
-  keep(offset: number, next: number, frame: Buffer): void {
-    this.recent.add(offset, next, frame);
+  /** A frame sent at the live edge (and its variant with times, if one was made), kept for subscribers that pause. */
+  keep(offset: number, next: number, frame: Buffer, timed: Buffer | null): void {
+    this.recent.plain.add(offset, next, frame);
+    if (timed) this.recent.timed.add(offset, next, timed);
   }
 
   /** Bytes went by unframed: later frames no longer follow the kept ones. */
   gap(): void {
-    this.recent.clear();
+    this.recent.plain.clear();
+    this.recent.timed.clear();
   }
 
   /** The log was reset: nothing kept applies. */
   clear(): void {
-    this.recent.clear();
-    this.shared.clear();
+    this.gap();
+    this.shared.plain.clear();
+    this.shared.timed.clear();
   }
 
   /** Sends the recent frames from the subscriber's offset while its socket takes them; false if none start there. */
-  sendRecent(subscriber: { sink: LogSink; next: number }): boolean {
-    const frames = this.recent.from(subscriber.next);
+  sendRecent(subscriber: { sink: LogSink; next: number; timestamps: boolean }): boolean {
+    const frames = this.recent[subscriber.timestamps ? 'timed' : 'plain'].from(subscriber.next);
     if (!frames) return false;
     for (const { frame, next } of frames) {
       if (subscriber.sink.congested()) break;
@@ -60,12 +68,12 @@ export class CatchUpReads {
     const read = async () => {
       // `target` is a boundary: a newline, a piece cut, or the end of a finished log.
       // A read holds at least one whole piece of a line, so every read makes progress.
-      const end = this.shared.endFor(start, this.maxLineBytes + 4);
+      const end = this.shared.plain.endFor(start, this.maxLineBytes + 4);
       const timed = how.times !== null;
       const batch = await readLines(handle, start, target, this.maxLineBytes, end - start, final ? 'final' : 'piece', 'json', timed);
       if (how.times !== null && how.times !== 'none' && batch.ends) batch.times = (await how.times.span(start, batch.next)).timesOf(batch.ends, final ? null : Date.now());
       return batch.next === start ? null : { next: batch.next, frame: linesFrame(this.runId, batch, timed) };
     };
-    return how.shared ? this.shared.get(start, read) : read();
+    return how.shared ? this.shared[how.times === null ? 'plain' : 'timed'].get(start, read) : read();
   }
 }

@@ -20,7 +20,7 @@ export interface Subscriber {
   mode: SubscriberMode;
   /** a catch-up loop is running for it */
   reading: boolean;
-  /** it asked for the lines' times: its frames carry `times` (it catches up on its own reads) */
+  /** it asked for the lines' times: its frames carry `times` (a variant framed once per batch, or per shared read) */
   readonly timestamps: boolean;
   /** called when the reader ends the subscription itself (`complete`, `log_reset`), not on remove() */
   readonly onEnd?: () => void;
@@ -148,8 +148,9 @@ export class RunTail {
 
   private broadcast(batch: LineBatch): void {
     const frame = linesFrame(this.runId, batch);
-    let timed: Buffer | null = null;
-    this.behind.keep(batch.offset, batch.next, frame);
+    // Made when the batch was stamped (someone at the live edge asked for times), kept for pauses too.
+    let timed: Buffer | null = batch.times ? linesFrame(this.runId, batch, true) : null;
+    this.behind.keep(batch.offset, batch.next, frame, timed);
     for (const subscriber of this.subscribers) {
       if (subscriber.mode === 'live') {
         if (subscriber.sink.congested()) {
@@ -227,8 +228,7 @@ export class RunTail {
         await subscriber.sink.drained();
         continue;
       }
-      // The recent frames and shared reads carry no times: a subscriber asking for them reads alone.
-      if (!subscriber.timestamps && this.behind.sendRecent(subscriber)) continue;
+      if (this.behind.sendRecent(subscriber)) continue;
       const handle = await this.ensureOpen();
       if (!handle) {
         if (this.live.final) this.resetOne(subscriber); // a finished log that vanished meanwhile
@@ -236,7 +236,7 @@ export class RunTail {
       }
       // Alone, there is nobody to share a read with (and nothing to keep in memory for).
       const frame = await this.behind.read(handle, subscriber.next, target, this.live.final !== null, {
-        shared: !subscriber.timestamps && this.catchingUpCount() > 1,
+        shared: this.catchingUpCount() > 1,
         times: subscriber.timestamps ? this.times ?? 'none' : null,
       });
       if (subscriber.mode !== 'catching_up' || subscriber.sink.closed) return;
