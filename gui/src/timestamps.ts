@@ -1,3 +1,5 @@
+import { useState } from 'preact/hooks';
+
 /**
  * How the log view shows when each line was written: not at all, as the time of day, or as the
  * time since the run started. The choice is remembered in this browser.
@@ -6,14 +8,27 @@ export type TimestampChoice = 'off' | 'clock' | 'elapsed';
 
 const KEY = 'run-hub-timestamps';
 
-export function savedTimestamps(): TimestampChoice {
+/** Cells the time column takes before a line (`14:03:07.412` and a space, or `+1:02:03.456`), for wrapping. */
+export const STAMP_CELLS = 13;
+
+function savedTimestamps(): TimestampChoice {
   const saved = localStorage.getItem(KEY);
   return saved === 'clock' || saved === 'elapsed' ? saved : 'off';
 }
 
-export function saveTimestamps(choice: TimestampChoice): void {
+function saveTimestamps(choice: TimestampChoice): void {
   if (choice === 'off') localStorage.removeItem(KEY);
   else localStorage.setItem(KEY, choice);
+}
+
+/** The choice, read once per log view and saved on each change. */
+export function useTimestamps(): [TimestampChoice, (choice: TimestampChoice) => void] {
+  const [choice, setChoice] = useState(savedTimestamps);
+  const choose = (next: TimestampChoice) => {
+    saveTimestamps(next);
+    setChoice(next);
+  };
+  return [choice, choose];
 }
 
 const pad = (value: number, width = 2) => String(value).padStart(width, '0');

@@ -121,16 +121,18 @@ export class LineTimes {
     const found = this.cached(index);
     if (found) return found;
     const block = Math.floor(index / BLOCK_RECORDS);
-    const records = await this.readBlock(block);
+    // The last block grows with the file: only its new records are read.
+    const known = this.blocks.get(block) ?? [];
+    const records = [...known, ...(await this.readRecords(block * BLOCK_RECORDS + known.length, Math.min(BLOCK_RECORDS, this.count - block * BLOCK_RECORDS) - known.length))];
     this.blocks.delete(block); // re-inserted last: the map's order is the blocks' age
     this.blocks.set(block, records);
     while (this.blocks.size > KEPT_BLOCKS) this.blocks.delete(this.blocks.keys().next().value!);
     return records[index % BLOCK_RECORDS] ?? DAMAGED;
   }
 
-  private async readBlock(block: number): Promise<TimeRecord[]> {
-    const first = block * BLOCK_RECORDS;
-    const wanted = Math.min(BLOCK_RECORDS, this.count - first);
+  /** `wanted` records from record `first` on. */
+  private async readRecords(first: number, wanted: number): Promise<TimeRecord[]> {
+    if (wanted <= 0) return [];
     const bytes = Buffer.alloc(wanted * TIME_RECORD_BYTES);
     const { bytesRead } = await this.handle!.read(bytes, 0, bytes.length, first * TIME_RECORD_BYTES);
     const records: TimeRecord[] = [];

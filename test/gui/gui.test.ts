@@ -4,7 +4,7 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import { artifactsDir, launchBrowser } from '../helpers/browser.js';
-import { createProject, nodeStep, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
+import { createProject, nodeStep, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { setUp } from '../helpers/setup.js';
 
 const paced = (count: number, everyMs: number) =>
@@ -31,6 +31,8 @@ const PIPELINES = {
   // 400 000 lines over about 8 s: a page following it must let the oldest go
   stream: { steps: [{ name: 'stream', command: nodeStep(`let i = 0; const t = setInterval(() => { let s = ''; for (let k = 0; k < 2500; k++) s += 'stream line ' + (++i) + '\\n'; process.stdout.write(s); if (i >= 400000) clearInterval(t); }, 50);`) }], scopes: { all: 'stream' } },
   // three lines of about 2000 characters among short ones; it fails, so its step stays unfolded when its header loads
+  // "late" comes 1.5 s after "early", so their times differ by that much
+  timed: { steps: [{ name: 'timed', command: ['sh', '-c', 'echo early; sleep 1.5; echo late'] }], scopes: { all: 'timed' } },
   wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i); process.exitCode = 1;`) }], scopes: { all: 'wide' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
@@ -391,6 +393,49 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
     const firstHeld = other.locator('.log-line', { hasText: /^wide 190$/ });
     await firstHeld.waitFor();
     assert.ok(Math.abs((await box(firstHeld)).y - (await box(otherScroller)).y) < 1, 'the first line held before stays at the top');
+  } finally {
+    await context.close();
+  }
+});
+
+gui('line times: off by default, the time of day or the time since the start when asked (remembered); the log file is unchanged', async ({ hub, browser }) => {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+  const page = await context.newPage();
+  try {
+    const projectId = await createProject(hub, 'timed');
+    await page.goto(`${hub.url}/#/projects/${projectId}`);
+    await page.getByRole('button', { name: 'Run all' }).click();
+    const runId: number = await waitFor(async () => (await hub.api('GET', `/api/projects/${projectId}/runs`)).body[0]?.id, 'the run');
+    await page.goto(`${hub.url}/#/projects/${projectId}/runs/${runId}`);
+    await page.locator('.log-line', { hasText: 'early' }).waitFor();
+    const times = page.getByLabel('Times');
+    assert.is(await times.inputValue(), 'off');
+    assert.is(await page.locator('.log-line .stamp').count(), 0, 'no time column by default');
+    // Turned on while the run goes on: the view reloads and follows with times.
+    await times.selectOption('elapsed');
+    await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
+    await page.getByRole('button', { name: 'Expand all' }).click(); // the completed step folded
+    const stampOf = (text: string) => page.locator('.log-line', { hasText: new RegExp(`^.*${text}$`) }).locator('.stamp').textContent();
+    const elapsed = (stamp: string | null) => {
+      const match = /^\+(\d+):(\d\d)\.(\d{3})$/.exec(stamp ?? '');
+      assert.ok(match, `"${stamp}" is +M:SS.mmm`);
+      return (Number(match![1]) * 60 + Number(match![2])) * 1000 + Number(match![3]);
+    };
+    const [early, late] = [elapsed(await stampOf('early')), elapsed(await stampOf('late'))];
+    assert.ok(late - early >= 1400 && late - early < 10_000, `"late" came 1.5 s after "early": ${early} and ${late} ms since the start`);
+    await times.selectOption('clock');
+    assert.match((await stampOf('late'))!, /^\d\d:\d\d:\d\d\.\d{3}$/);
+    const title = await page.locator('.log-line', { hasText: /late$/ }).locator('.stamp').getAttribute('title');
+    const { body: run } = await hub.api('GET', `/api/runs/${runId}`);
+    const at = Date.parse(title!);
+    assert.ok(at >= Date.parse(run.started_at) && at <= Date.parse(run.finished_at) + 1000, `${title} within the run`);
+    // Remembered, and the file holds only what the step wrote.
+    await page.reload();
+    await page.getByRole('button', { name: 'Expand all' }).click();
+    await page.locator('.log-line', { hasText: /late$/ }).locator('.stamp').waitFor();
+    assert.is(await page.getByLabel('Times').inputValue(), 'clock');
+    const raw = await (await fetch(`${hub.url}/api/projects/${projectId}/runs/${runId}/logs/raw`)).text();
+    assert.match(raw, /\nearly\nlate\n/);
   } finally {
     await context.close();
   }

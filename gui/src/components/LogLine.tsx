@@ -4,14 +4,18 @@ import type { Section } from '../sections';
 
 type Step = Section['step'];
 
-/** One shown row of the log, placed at `top`: its link, its fold button if a step's header, its coloured text. */
-export function LogLine({ line, index, top, height, classes, href, header, folded, onFold }: {
+/** One shown row of the log, placed at `top`: its link, its time if shown, its fold button if a step's header, its coloured text. */
+export function LogLine({ line, index, top, height, classes, href, stamp, time, header, folded, onFold }: {
   line: string;
   index: number;
   top: number;
   height: number;
   classes: string;
   href: string;
+  /** the line's time as shown ('' when unknown), when times are shown */
+  stamp?: string;
+  /** the line's time (Unix ms), for the full date on hover */
+  time?: number | null;
   header?: Section;
   folded: boolean;
   onFold: (step: Step) => void;
@@ -19,6 +23,7 @@ export function LogLine({ line, index, top, height, classes, href, header, folde
   return (
     <div class={classes} style={{ top: `${top}px`, height: `${height}px` }} data-index={index}>
       <a class="line-link" href={href} aria-label="Link to this line" tabIndex={-1} />
+      {stamp !== undefined && <span class="stamp" title={time == null ? 'time unknown' : new Date(time).toISOString()}>{stamp}</span>}
       {header && (
         <button type="button" class="fold" aria-expanded={!folded} aria-label={`${folded ? 'Unfold' : 'Fold'} step ${header.step.name}`} onClick={() => onFold(header.step)}>
           {folded ? '▸' : '▾'}

@@ -1,8 +1,9 @@
 import { useState } from 'preact/hooks';
 import type { SearchState } from './useLogSearch';
+import type { TimestampChoice } from '../timestamps';
 
-/** The log's toolbar: search over the whole log, folding, loading, following, wrapping, the raw log. */
-export function LogToolbar({ search, runSearch, goToMatch, loadedMatches, hasSections, setAllFolds, loadEarlier, jumpToEnd, wrap, setWrap, rawHref }: {
+/** The log's toolbar: search over the whole log, folding, loading, following, times, wrapping, the raw log. */
+export function LogToolbar({ search, runSearch, goToMatch, loadedMatches, hasSections, setAllFolds, loadEarlier, jumpToEnd, timestamps, setTimestamps, wrap, setWrap, rawHref }: {
   search: SearchState;
   runSearch: (text: string) => Promise<void>;
   goToMatch: (state: SearchState, step: 1 | -1) => Promise<void>;
@@ -14,6 +15,8 @@ export function LogToolbar({ search, runSearch, goToMatch, loadedMatches, hasSec
   loadEarlier?: () => void;
   /** offered while not following the end */
   jumpToEnd?: () => void;
+  timestamps: TimestampChoice;
+  setTimestamps: (choice: TimestampChoice) => void;
   wrap: boolean;
   setWrap: (on: boolean) => void;
   rawHref: string;
@@ -42,6 +45,14 @@ export function LogToolbar({ search, runSearch, goToMatch, loadedMatches, hasSec
         {search.query ? `${search.current >= 0 ? `${search.current + 1} of ` : ''}${count}${search.more ? '+' : ''} ${count === 1 && !search.more ? 'match' : 'matches'}` : ''}
       </span>
       <span class="spacer" />
+      <label class="wrap-toggle">
+        Times{' '}
+        <select value={timestamps} onChange={(e) => setTimestamps((e.target as HTMLSelectElement).value as TimestampChoice)}>
+          <option value="off">Off</option>
+          <option value="clock">Time of day</option>
+          <option value="elapsed">Since start</option>
+        </select>
+      </label>
       <label class="wrap-toggle">
         <input type="checkbox" checked={wrap} onChange={(e) => setWrap((e.target as HTMLInputElement).checked)} /> Wrap lines
       </label>

@@ -6,6 +6,7 @@ import { LINE_HEIGHT, type RowLayout } from '../rowLayout';
 import type { CompleteMessage, HubSocket } from '../socket';
 import { foldedByDefault, Rows, sectionsOf } from '../sections';
 import { useWrapLines } from '../wrapLines';
+import { formatStamp, STAMP_CELLS, useTimestamps } from '../timestamps';
 import { LogLine } from './LogLine';
 import { LogStatus } from './LogStatus';
 import { LogToolbar } from './LogToolbar';
@@ -49,6 +50,10 @@ export function LogView({ socket, run, at, onRecord }: {
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(600);
   const [wrap, setWrap] = useWrapLines();
+  const [timestamps, setTimestamps] = useTimestamps();
+  /** the lines are asked for with their times (switching reloads the view) */
+  const timed = timestamps !== 'off';
+  const withTimes = timed ? '&timestamps=1' : '';
   const [dropped, setDropped] = useState(0);
   /** the user's own choices; other steps follow foldedByDefault */
   const [folds, setFolds] = useState<Map<string, boolean>>(new Map());
@@ -87,16 +92,16 @@ export function LogView({ socket, run, at, onRecord }: {
       } else if (message.type === 'lines') {
         // Only the lines that continue this buffer (the socket resumes by offset; nothing twice).
         if (b.next !== null && message.offset !== b.next) return;
-        b.append(message.offset, message.next, message.lines);
+        b.append(message.offset, message.next, message.lines, message.times);
       }
       else if (message.type === 'complete') setComplete(message);
       render();
-    });
+    }, { timestamps: timed });
     return () => {
       cancelAnimationFrame(frame);
       unsubscribe();
     };
-  }, [socket, run.id, mode]);
+  }, [socket, run.id, mode, timed]);
 
   // Window: the lines around an offset, over HTTP.
   useEffect(() => {
@@ -104,13 +109,13 @@ export function LogView({ socket, run, at, onRecord }: {
     let alive = true;
     void (async () => {
       const [before, after] = await Promise.all([
-        api<LogPage>('GET', `${runPath(run)}/logs?tail=${CONTEXT_BEFORE}&before=${windowAt}`),
-        api<LogPage>('GET', `${runPath(run)}/logs?offset=${windowAt}`),
+        api<LogPage>('GET', `${runPath(run)}/logs?tail=${CONTEXT_BEFORE}&before=${windowAt}${withTimes}`),
+        api<LogPage>('GET', `${runPath(run)}/logs?offset=${windowAt}${withTimes}`),
       ]);
       if (!alive) return;
       const b = new LogBuffer();
-      b.append(before.offset, before.next, before.lines);
-      b.append(after.offset, after.next, after.lines);
+      b.append(before.offset, before.next, before.lines, before.times);
+      b.append(after.offset, after.next, after.lines, after.times);
       buffer.current = b;
       setWindowEnd(after.complete);
       setFollow(false);
@@ -120,7 +125,7 @@ export function LogView({ socket, run, at, onRecord }: {
     return () => {
       alive = false;
     };
-  }, [run.id, mode, windowAt]);
+  }, [run.id, mode, windowAt, timed]);
 
   useLayoutEffect(() => {
     const element = container.current;
@@ -170,10 +175,10 @@ export function LogView({ socket, run, at, onRecord }: {
     if (loading.current.earlier || b.firstOffset === null || b.firstOffset === 0) return;
     loading.current.earlier = true;
     try {
-      const page = await api<LogPage>('GET', `${runPath(run)}/logs?tail=${EARLIER_PAGE}&before=${b.firstOffset}`);
+      const page = await api<LogPage>('GET', `${runPath(run)}/logs?tail=${EARLIER_PAGE}&before=${b.firstOffset}${withTimes}`);
       if (buffer.current !== b || page.next !== b.firstOffset) return; // reset meanwhile
       rowCountBefore.current = rowsRef.current?.count ?? 0;
-      b.prepend(page.offset, page.lines);
+      b.prepend(page.offset, page.lines, page.times);
       prepended.current = page.lines.length;
       setVersion((v) => v + 1);
     } finally {
@@ -186,9 +191,9 @@ export function LogView({ socket, run, at, onRecord }: {
     if (mode !== 'window' || loading.current.later || b.next === null || windowEnd) return;
     loading.current.later = true;
     try {
-      const page = await api<LogPage>('GET', `${runPath(run)}/logs?offset=${b.next}`);
+      const page = await api<LogPage>('GET', `${runPath(run)}/logs?offset=${b.next}${withTimes}`);
       if (buffer.current !== b || page.offset !== b.next) return;
-      b.append(page.offset, page.next, page.lines);
+      b.append(page.offset, page.next, page.lines, page.times);
       setWindowEnd(page.complete || page.lines.length === 0);
       setVersion((v) => v + 1);
     } finally {
@@ -236,6 +241,18 @@ export function LogView({ socket, run, at, onRecord }: {
     if (element) element.scrollTop = element.scrollHeight;
   }
 
+  /** Times on or off reload the lines: a reader who scrolled up stays at the line at the top of the view. */
+  function chooseTimestamps(choice: typeof timestamps) {
+    if ((choice !== 'off') !== timed && (!follow || mode === 'window')) {
+      const top = rowsRef.current?.indexAt(layoutRef.current?.rowAt(scrollTop) ?? 0) ?? -1;
+      if (top >= 0) {
+        setMode('window');
+        setWindowAt(buffer.current.offsetOf(top));
+      }
+    }
+    setTimestamps(choice);
+  }
+
   function isFolded(step: Run['steps'][number]): boolean {
     return folds.get(step.name) ?? foldedByDefault(step);
   }
@@ -253,7 +270,7 @@ export function LogView({ socket, run, at, onRecord }: {
   const sections = sectionsOf(run.steps, b);
   const visible = new Rows(b.lines.length, sections, isFolded);
   rowsRef.current = visible;
-  const layout = useRowLayout(container, wrap, b, visible, version);
+  const layout = useRowLayout(container, wrap, b, visible, version, timed ? STAMP_CELLS : 0);
   layoutRef.current = layout;
   useKeepPlaceOnRelayout(container, layout, follow, scrollTop, setScrollTop);
 
@@ -262,6 +279,7 @@ export function LogView({ socket, run, at, onRecord }: {
   const last = Math.min(visible.count, layout.rowAt(scrollTop + viewport) + 1 + OVERSCAN);
   const highlighted = highlight === null ? -1 : b.indexAt(highlight);
   const hashBase = `#/projects/${run.project_id}/runs/${run.id}`;
+  const runStart = run.started_at ? Date.parse(run.started_at) : null;
   const rows = [];
   for (let row = first; row < last; row++) {
     const index = visible.indexAt(row);
@@ -276,6 +294,8 @@ export function LogView({ socket, run, at, onRecord }: {
         height={layout.heightOf(row)}
         classes={classes}
         href={`${hashBase}?at=${b.offsetOf(index)}`}
+        stamp={timed ? formatStamp(b.times[index], timestamps, runStart) : undefined}
+        time={b.times[index]}
         header={header}
         folded={header !== undefined && isFolded(header.step)}
         onFold={toggleFold}
@@ -295,6 +315,8 @@ export function LogView({ socket, run, at, onRecord }: {
         setAllFolds={setAllFolds}
         loadEarlier={b.firstOffset !== null && b.firstOffset > 0 ? () => void loadEarlier() : undefined}
         jumpToEnd={!follow || mode === 'window' ? jumpToEnd : undefined}
+        timestamps={timestamps}
+        setTimestamps={chooseTimestamps}
         wrap={wrap}
         setWrap={setWrap}
         rawHref={`${runPath(run)}/logs/raw`}

@@ -44,14 +44,15 @@ function useColumns(scroller: RefObject<HTMLElement>, wrap: boolean): number | n
  * only when the lines, the folds or the width change (not on scrolling); each line's width is
  * computed once and kept in the buffer.
  */
-export function useRowLayout(scroller: RefObject<HTMLElement>, wrap: boolean, buffer: LogBuffer, rows: Rows, version: number): RowLayout {
+export function useRowLayout(scroller: RefObject<HTMLElement>, wrap: boolean, buffer: LogBuffer, rows: Rows, version: number, leadCells = 0): RowLayout {
   const columns = useColumns(scroller, wrap);
   const shown = rows.ranges.join(';');
   return useMemo(() => {
     if (columns === null) return fixedLayout(rows.count);
-    const widthOf = (index: number) => (buffer.widths[index] ??= displayWidth(buffer.lines[index]));
+    // `leadCells`: what comes before each line's text on its row (the time column)
+    const widthOf = (index: number) => leadCells + (buffer.widths[index] ??= displayWidth(buffer.lines[index]));
     return wrappedLayout(rows, widthOf, columns);
-  }, [columns, buffer, version, shown]);
+  }, [columns, buffer, version, shown, leadCells]);
 }
 
 /** Wrapping turned on or off, or a new width: the view stays on the row at its top, or at the end while following. */
