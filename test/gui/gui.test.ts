@@ -32,7 +32,7 @@ const PIPELINES = {
   stream: { steps: [{ name: 'stream', command: nodeStep(`let i = 0; const t = setInterval(() => { let s = ''; for (let k = 0; k < 2500; k++) s += 'stream line ' + (++i) + '\\n'; process.stdout.write(s); if (i >= 400000) clearInterval(t); }, 50);`) }], scopes: { all: 'stream' } },
   // three lines of about 2000 characters among short ones; it fails, so its step stays unfolded when its header loads
   // "late" comes 1.5 s after "early", so their times differ by that much
-  timed: { steps: [{ name: 'timed', command: ['sh', '-c', 'echo early; sleep 1.5; echo late'] }], scopes: { all: 'timed' } },
+  timed: { steps: [{ name: 'timed', command: ['sh', '-c', 'echo early; sleep 1.5; echo late; for i in 1 2 3 4 5 6; do echo "tick $i of 6"; sleep 0.2; done'] }], scopes: { all: 'timed' } },
   wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i); process.exitCode = 1;`) }], scopes: { all: 'wide' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
@@ -423,6 +423,7 @@ gui('line times: off by default, the time of day or the time since the start whe
     };
     const [early, late] = [elapsed(await stampOf('early')), elapsed(await stampOf('late'))];
     assert.ok(late - early >= 1400 && late - early < 10_000, `"late" came 1.5 s after "early": ${early} and ${late} ms since the start`);
+    await page.screenshot({ path: path.join(artifactsDir, 'run-log-times.png') });
     await times.selectOption('clock');
     assert.match((await stampOf('late'))!, /^\d\d:\d\d:\d\d\.\d{3}$/);
     const title = await page.locator('.log-line', { hasText: /late$/ }).locator('.stamp').getAttribute('title');
@@ -435,7 +436,7 @@ gui('line times: off by default, the time of day or the time since the start whe
     await page.locator('.log-line', { hasText: /late$/ }).locator('.stamp').waitFor();
     assert.is(await page.getByLabel('Times').inputValue(), 'clock');
     const raw = await (await fetch(`${hub.url}/api/projects/${projectId}/runs/${runId}/logs/raw`)).text();
-    assert.match(raw, /\nearly\nlate\n/);
+    assert.match(raw, /\nearly\nlate\ntick 1 of 6\n/);
   } finally {
     await context.close();
   }

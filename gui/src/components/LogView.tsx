@@ -1,9 +1,8 @@
-import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
-import { api, runPath, type LogPage, type Run } from '../api';
+import { useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { runPath, type Run } from '../api';
 import { plainText } from '../ansi';
-import { LogBuffer } from '../logBuffer';
 import { LINE_HEIGHT, type RowLayout } from '../rowLayout';
-import type { CompleteMessage, HubSocket } from '../socket';
+import type { HubSocket } from '../socket';
 import { foldedByDefault, Rows, sectionsOf } from '../sections';
 import { useWrapLines } from '../wrapLines';
 import { formatStamp, STAMP_CELLS, useTimestamps } from '../timestamps';
@@ -11,15 +10,11 @@ import { LogLine } from './LogLine';
 import { LogStatus } from './LogStatus';
 import { LogToolbar } from './LogToolbar';
 import { StepBar } from './StepBar';
+import { useLogLines } from './useLogLines';
 import { useLogSearch } from './useLogSearch';
 import { useKeepPlaceOnRelayout, useRowLayout } from './useRowLayout';
 
 const OVERSCAN = 30;
-const INITIAL_TAIL = 5000;
-const EARLIER_PAGE = 5000;
-/** Lines shown before a line opened by offset (a permalink, a search match, a step). */
-const CONTEXT_BEFORE = 200;
-
 
 /**
  * The log of one run. `live`: follows the run over the WebSocket from its last lines, drops the
@@ -35,17 +30,12 @@ export function LogView({ socket, run, at, onRecord }: {
   /** the run's record changed (a `run` message), or null: it may have changed unseen (re-read it) */
   onRecord?: (run: Run | null) => void;
 }) {
-  const buffer = useRef(new LogBuffer());
-  const loading = useRef({ earlier: false, later: false });
   const container = useRef<HTMLDivElement>(null);
   const prepended = useRef(0);
   const scrollToIndex = useRef<number | null>(null);
   const [mode, setMode] = useState<'live' | 'window'>(at === undefined ? 'live' : 'window');
   const [windowAt, setWindowAt] = useState<number | null>(at ?? null);
   const [highlight, setHighlight] = useState<number | null>(at ?? null);
-  const [complete, setComplete] = useState<CompleteMessage | null>(null);
-  const [windowEnd, setWindowEnd] = useState(false);
-  const [version, setVersion] = useState(0);
   const [follow, setFollow] = useState(at === undefined);
   const [scrollTop, setScrollTop] = useState(0);
   const [viewport, setViewport] = useState(600);
@@ -53,7 +43,6 @@ export function LogView({ socket, run, at, onRecord }: {
   const [timestamps, setTimestamps] = useTimestamps();
   /** the lines are asked for with their times (switching reloads the view) */
   const timed = timestamps !== 'off';
-  const withTimes = timed ? '&timestamps=1' : '';
   const [dropped, setDropped] = useState(0);
   /** the user's own choices; other steps follow foldedByDefault */
   const [folds, setFolds] = useState<Map<string, boolean>>(new Map());
@@ -63,69 +52,23 @@ export function LogView({ socket, run, at, onRecord }: {
   /** a fresh buffer is filling: scroll events (the browser clamping the old position) are not the reader's */
   const settling = useRef(false);
 
-  // Live: the last lines, then every new one.
-  useEffect(() => {
-    if (mode !== 'live') return;
-    buffer.current = new LogBuffer();
-    settling.current = true;
-    setComplete(null);
-    setFollow(true);
-    let frame = 0;
-    const render = () => {
-      if (frame) return;
-      frame = requestAnimationFrame(() => {
-        frame = 0;
-        setVersion((v) => v + 1);
-      });
-    };
-    const unsubscribe = socket.subscribeRun(run.id, { tail: INITIAL_TAIL }, (message) => {
-      const b = buffer.current;
-      if (message.type === 'run') {
-        onRecord?.(message.run);
-        return;
-      }
-      // From here on the hub tells this subscription every change; one before it may have been missed.
-      if (message.type === 'subscribed') onRecord?.(null);
-      if (message.type === 'subscribed' && b.firstOffset === null) {
-        b.firstOffset = message.offset ?? 0;
-        b.next = b.firstOffset;
-      } else if (message.type === 'lines') {
-        // Only the lines that continue this buffer (the socket resumes by offset; nothing twice).
-        if (b.next !== null && message.offset !== b.next) return;
-        b.append(message.offset, message.next, message.lines, message.times);
-      }
-      else if (message.type === 'complete') setComplete(message);
-      render();
-    }, { timestamps: timed });
-    return () => {
-      cancelAnimationFrame(frame);
-      unsubscribe();
-    };
-  }, [socket, run.id, mode, timed]);
-
-  // Window: the lines around an offset, over HTTP.
-  useEffect(() => {
-    if (mode !== 'window' || windowAt === null) return;
-    let alive = true;
-    void (async () => {
-      const [before, after] = await Promise.all([
-        api<LogPage>('GET', `${runPath(run)}/logs?tail=${CONTEXT_BEFORE}&before=${windowAt}${withTimes}`),
-        api<LogPage>('GET', `${runPath(run)}/logs?offset=${windowAt}${withTimes}`),
-      ]);
-      if (!alive) return;
-      const b = new LogBuffer();
-      b.append(before.offset, before.next, before.lines, before.times);
-      b.append(after.offset, after.next, after.lines, after.times);
-      buffer.current = b;
-      setWindowEnd(after.complete);
-      setFollow(false);
-      scrollToIndex.current = before.lines.length;
-      setVersion((v) => v + 1);
-    })();
-    return () => {
-      alive = false;
-    };
-  }, [run.id, mode, windowAt, timed]);
+  const { buffer, version, bump, complete, loadEarlier, loadLater } = useLogLines({
+    socket,
+    run,
+    mode,
+    windowAt,
+    timed,
+    onRecord,
+    events: {
+      reset: (how) => {
+        if (how.live) settling.current = true;
+        setFollow(how.live);
+        if (!how.live) scrollToIndex.current = how.index;
+      },
+      beforePrepend: () => (rowCountBefore.current = rowsRef.current?.count ?? 0),
+      prepended: (count) => (prepended.current = count),
+    },
+  });
 
   useLayoutEffect(() => {
     const element = container.current;
@@ -170,37 +113,6 @@ export function LogView({ socket, run, at, onRecord }: {
     return found;
   }, [search.query, version]);
 
-  async function loadEarlier() {
-    const b = buffer.current;
-    if (loading.current.earlier || b.firstOffset === null || b.firstOffset === 0) return;
-    loading.current.earlier = true;
-    try {
-      const page = await api<LogPage>('GET', `${runPath(run)}/logs?tail=${EARLIER_PAGE}&before=${b.firstOffset}${withTimes}`);
-      if (buffer.current !== b || page.next !== b.firstOffset) return; // reset meanwhile
-      rowCountBefore.current = rowsRef.current?.count ?? 0;
-      b.prepend(page.offset, page.lines, page.times);
-      prepended.current = page.lines.length;
-      setVersion((v) => v + 1);
-    } finally {
-      loading.current.earlier = false;
-    }
-  }
-
-  async function loadLater() {
-    const b = buffer.current;
-    if (mode !== 'window' || loading.current.later || b.next === null || windowEnd) return;
-    loading.current.later = true;
-    try {
-      const page = await api<LogPage>('GET', `${runPath(run)}/logs?offset=${b.next}${withTimes}`);
-      if (buffer.current !== b || page.offset !== b.next) return;
-      b.append(page.offset, page.next, page.lines, page.times);
-      setWindowEnd(page.complete || page.lines.length === 0);
-      setVersion((v) => v + 1);
-    } finally {
-      loading.current.later = false;
-    }
-  }
-
   function onScroll(event: Event) {
     const element = event.currentTarget as HTMLDivElement;
     setScrollTop(element.scrollTop);
@@ -222,7 +134,7 @@ export function LogView({ socket, run, at, onRecord }: {
     const index = buffer.current.indexAt(offset);
     if (index >= 0) {
       scrollToIndex.current = index;
-      setVersion((v) => v + 1);
+      bump();
       return;
     }
     setMode('window');
