@@ -33,7 +33,8 @@ const PIPELINES = {
   // three lines of about 2000 characters among short ones; it fails, so its step stays unfolded when its header loads
   // "late" comes 1.5 s after "early", so their times differ by that much
   timed: { steps: [{ name: 'timed', command: ['sh', '-c', 'echo early; sleep 1.5; echo late; for i in 1 2 3 4 5 6; do echo "tick $i of 6"; sleep 0.2; done'] }], scopes: { all: 'timed' } },
-  wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i); process.exitCode = 1;`) }], scopes: { all: 'wide' } },
+  tall: { steps: [{ name: 'tall', command: nodeStep(`for (let i = 1; i <= 6000; i++) console.log('tall ' + i);`) }], scopes: { all: 'tall' } },
+  wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i);`) }], scopes: { all: 'wide' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
 
@@ -334,9 +335,10 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
   try {
     const projectId = await createProject(hub, 'wide');
     const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
-    await waitForRun(hub, projectId, body.id, ['failed'], 15_000);
+    await waitForRun(hub, projectId, body.id, ['completed'], 15_000);
     await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
     await page.getByTestId('log-complete').waitFor();
+    await page.getByRole('button', { name: 'Expand all' }).click(); // the completed step starts folded
     const toggle = page.getByRole('checkbox', { name: 'Wrap lines' });
     assert.is(await toggle.isChecked(), false, 'off by default');
     const scroller = page.getByTestId('log-scroll');
@@ -375,7 +377,8 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
     await page.locator('.log-line.current-match', { hasText: 'wide 395' }).waitFor();
     assert.ok(await inView(page.locator('.log-line.current-match')), 'a search match is scrolled into view');
 
-    // A permalink to a line after the long ones, in a fresh page of this browser: opened there, in view.
+    // A permalink to a line after the long ones, in a fresh page of this browser: opened there, in view
+    // (its step, completed, would start folded: the step holding the linked line starts open).
     const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${body.id}/logs/raw`)).body as string;
     const offset = Buffer.byteLength(raw.slice(0, raw.indexOf('\nwide 390\n') + 1));
     const other = await context.newPage();
@@ -386,7 +389,8 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
     const otherScroller = other.getByTestId('log-scroll');
     const [line, view] = [await box(target), await box(otherScroller)];
     assert.ok(line.y >= view.y && line.y + line.height <= view.y + view.height, `the linked line is in view (${line.y} in ${view.y}..${view.y + view.height})`);
-    // Earlier lines (a long one among them) load in above the first one held: it stays at the top of the view.
+    // Earlier lines (a long one among them, and the step's header) load in above the first one held:
+    // it stays at the top of the view (the step the reader is inside stays open).
     const held = await lineCount(other);
     await otherScroller.evaluate((el) => (el.scrollTop = 0));
     await other.waitForFunction((n) => Number(document.querySelector('[data-testid=line-count]')!.textContent!.replace(/[^\d]/g, '')) > n, held, { timeout: 10_000 });
@@ -396,6 +400,34 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
   } finally {
     await context.close();
   }
+});
+
+gui('a completed step whose header loads in above the reader (scrolling up) stays open: the view does not fold away under them', async ({ hub, page }) => {
+  const projectId = await createProject(hub, 'tall');
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await waitForRun(hub, projectId, body.id, ['completed'], 15_000);
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  await page.getByTestId('log-complete').waitFor();
+  // The last 5000 lines: the step's header is not among them, so nothing is folded yet.
+  const scroller = page.getByTestId('log-scroll');
+  const held: string = (await hub.api('GET', `/api/projects/${projectId}/runs/${body.id}/logs?tail=5000`)).body.lines[0];
+  assert.match(held, /^tall \d+$/);
+  await scroller.evaluate((el) => (el.scrollTop = 0));
+  await page.waitForFunction(() => Number(document.querySelector('[data-testid=line-count]')!.textContent!.replace(/[^\d]/g, '')) > 5000, undefined, { timeout: 10_000 });
+  const firstHeld = page.locator('.log-line', { hasText: new RegExp(`^${held}$`) });
+  await firstHeld.waitFor();
+  const [line, view] = [(await firstHeld.boundingBox())!, (await scroller.boundingBox())!];
+  assert.ok(Math.abs(line.y - view.y) < 1, `the first line held before stays at the top (${line.y} vs ${view.y})`);
+  await scroller.evaluate((el) => (el.scrollTop = 0));
+  assert.is(await page.getByRole('button', { name: 'Fold step tall' }).getAttribute('aria-expanded'), 'true', 'its header shows it open');
+
+  // A permalink to a line near the step's header (loaded with it): the step holding it starts open.
+  const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${body.id}/logs/raw`)).body as string;
+  const offset = Buffer.byteLength(raw.slice(0, raw.indexOf('\ntall 100\n') + 1));
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}?at=${offset}`);
+  await page.reload();
+  // (folded, the step would show its header only, and the line would not be there)
+  await page.locator('.log-line.current-match', { hasText: /^tall 100$/ }).waitFor({ timeout: 10_000 });
 });
 
 gui('line times: off by default, the time of day or the time since the start when asked (remembered); the log file is unchanged', async ({ hub, browser }) => {

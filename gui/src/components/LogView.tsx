@@ -1,6 +1,7 @@
 import { useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { runPath, type Run } from '../api';
 import { plainText } from '../ansi';
+import type { LogBuffer } from '../logBuffer';
 import { LINE_HEIGHT, type RowLayout } from '../rowLayout';
 import type { HubSocket } from '../socket';
 import { foldedByDefault, Rows, sectionsOf } from '../sections';
@@ -15,6 +16,9 @@ import { useLogSearch } from './useLogSearch';
 import { useKeepPlaceOnRelayout, useRowLayout } from './useRowLayout';
 
 const OVERSCAN = 30;
+
+/** The step whose part of the log holds `offset`. */
+const stepHolding = (run: Run, offset: number) => run.steps.find((step) => step.log_start !== null && step.log_start <= offset && (step.log_end === null || offset < step.log_end));
 
 /**
  * The log of one run. `live`: follows the run over the WebSocket from its last lines, drops the
@@ -44,8 +48,13 @@ export function LogView({ socket, run, at, onRecord }: {
   /** the lines are asked for with their times (switching reloads the view) */
   const timed = timestamps !== 'off';
   const [dropped, setDropped] = useState(0);
-  /** the user's own choices; other steps follow foldedByDefault */
-  const [folds, setFolds] = useState<Map<string, boolean>>(new Map());
+  /** the user's own choices, and steps the reader is inside (kept open); other steps follow foldedByDefault */
+  const [folds, setFolds] = useState<Map<string, boolean>>(() => {
+    const holder = at === undefined ? undefined : stepHolding(run, at);
+    return new Map(holder ? [[holder.name, false]] : []);
+  });
+  /** steps whose header line was loaded before earlier lines were */
+  const headersBefore = useRef(new Set<string>());
   const rowsRef = useRef<Rows | null>(null);
   const layoutRef = useRef<RowLayout | null>(null);
   const rowCountBefore = useRef<number | null>(null);
@@ -65,8 +74,16 @@ export function LogView({ socket, run, at, onRecord }: {
         setFollow(how.live);
         if (!how.live) scrollToIndex.current = how.index;
       },
-      beforePrepend: () => (rowCountBefore.current = rowsRef.current?.count ?? 0),
-      prepended: (count) => (prepended.current = count),
+      beforePrepend: () => {
+        rowCountBefore.current = rowsRef.current?.count ?? 0;
+        headersBefore.current = headersIn(buffer.current);
+      },
+      prepended: (count) => {
+        prepended.current = count;
+        // A step whose header came in above the reader is one the reader is inside: it stays open.
+        const arrived = [...headersIn(buffer.current)].filter((name) => !headersBefore.current.has(name));
+        if (arrived.length > 0) setFolds((current) => new Map([...arrived.map((name): [string, boolean] => [name, false]), ...current]));
+      },
     },
   });
 
@@ -129,7 +146,7 @@ export function LogView({ socket, run, at, onRecord }: {
     setHighlight(offset);
     setFollow(false);
     // A folded step holding it opens.
-    const holder = run.steps.find((step) => step.log_start !== null && step.log_start <= offset && (step.log_end === null || offset < step.log_end));
+    const holder = stepHolding(run, offset);
     if (holder && isFolded(holder)) setFolds((current) => new Map(current).set(holder.name, false));
     const index = buffer.current.indexAt(offset);
     if (index >= 0) {
@@ -163,6 +180,10 @@ export function LogView({ socket, run, at, onRecord }: {
       }
     }
     setTimestamps(choice);
+  }
+
+  function headersIn(lines: LogBuffer): Set<string> {
+    return new Set(sectionsOf(run.steps, lines).filter((section) => section.hasHeader).map((section) => section.step.name));
   }
 
   function isFolded(step: Run['steps'][number]): boolean {
