@@ -134,9 +134,9 @@ logs('the raw file is served as text with Range support', async (context) => {
 
 logs('SSE gives the same stream, with id = next, honouring Last-Event-ID, then event: complete', async (context) => {
   const { hub, all } = context;
-  const read = (headers: Record<string, string>) =>
+  const read = (headers: Record<string, string>, query = '') =>
     new Promise<string>((resolve, reject) => {
-      http.get(`${hub.url}${base(context)}?offset=0`, { headers: { accept: 'text/event-stream', ...headers } }, (response) => {
+      http.get(`${hub.url}${base(context)}?offset=0${query}`, { headers: { accept: 'text/event-stream', ...headers } }, (response) => {
         assert.is(response.headers['content-type'], 'text/event-stream; charset=utf-8');
         let text = '';
         response.setEncoding('utf8');
@@ -159,6 +159,15 @@ logs('SSE gives the same stream, with id = next, honouring Last-Event-ID, then e
   const seen = events.filter((e) => e.event === 'lines').slice(0, 1).flatMap((e) => e.data.lines);
   assert.ok(rest.length > 0, 'the resumed stream has lines of its own');
   assert.equal([...seen, ...rest], all);
+  // With timestamps, the same lines, each with the time the HTTP pages give it.
+  const timed = parse(await read({}, '&timestamps=1')).filter((e) => e.event === 'lines');
+  assert.equal(timed.flatMap((e) => e.data.lines), all);
+  const times = timed.flatMap((e) => e.data.times);
+  assert.is(times.length, all.length);
+  assert.ok(times.every((time) => typeof time === 'number'), 'every line of a run with a times file has a time');
+  const page = (await hub.api('GET', `${base(context)}?offset=0&timestamps=1`)).body;
+  assert.equal(times.slice(0, page.times.length), page.times);
+  assert.not.ok(events.some((e) => 'times' in e.data), 'not asked for: no times');
 });
 
 logs('search: the whole log in file order with exact offsets, paged by next_after; text, case and regex', async (context) => {
