@@ -4,6 +4,7 @@ import { EXIT_CANCELLED, exitCodeOf } from './exitCode.js';
 import { describeRun, duration, table } from './format.js';
 import { CliError, type HubClient } from './hubClient.js';
 import { LogFollower } from './logFollower.js';
+import { fetchStampedPage } from './stampedPages.js';
 
 export interface Io {
   stdout: Writable;
@@ -88,6 +89,8 @@ export async function startRun(client: HubClient, io: Io, projectArg: string, op
 
 export interface LogsOptions {
   follow: boolean;
+  /** each line after its time (text lines, not the log's bytes) */
+  timestamps?: boolean;
   tail?: number;
   offset?: number;
 }
@@ -100,7 +103,16 @@ export async function showLogs(client: HubClient, io: Io, runId: number, options
     const page = await client.json<{ offset: number }>('GET', `/api/projects/${run.project_id}/runs/${run.id}/logs?tail=${options.tail}`);
     from = page.offset;
   }
-  if (options.follow) return followRun(client, io, run, from, false);
+  if (options.follow) return followRun(client, io, run, from, false, options.timestamps);
+  if (options.timestamps) {
+    // Page by page to the end as it is now (a running run's: its last complete line).
+    for (;;) {
+      const page = await fetchStampedPage(client, run, from);
+      if (!io.stdout.write(page.text)) await new Promise((resolve) => io.stdout.once('drain', resolve));
+      if (page.complete || page.next <= from) return 0;
+      from = page.next;
+    }
+  }
   const response = await client.fetch(`/api/projects/${run.project_id}/runs/${run.id}/logs/raw`, { headers: from > 0 ? { range: `bytes=${from}-` } : {} });
   if (response.status === 416) return 0; // nothing from there on yet
   if (!response.ok) throw new CliError(`reading the log: HTTP ${response.status}`);
@@ -114,9 +126,10 @@ export async function showLogs(client: HubClient, io: Io, runId: number, options
  * Follows a run's log to stdout and exits with its outcome. Ctrl-C detaches (and says how to come
  * back), or with `cancelOnInterrupt` cancels the run and follows it to its end.
  */
-async function followRun(client: HubClient, io: Io, run: Run, from: number, cancelOnInterrupt: boolean): Promise<number> {
+async function followRun(client: HubClient, io: Io, run: Run, from: number, cancelOnInterrupt: boolean, timestamps = false): Promise<number> {
   let lastStep = run.current_step;
   const follower = new LogFollower(client, run, from, io.stdout, {
+    timestamps,
     onRun: (changed) => {
       if (!io.interactive || changed.current_step === lastStep || changed.status !== 'running') return;
       lastStep = changed.current_step;

@@ -2,11 +2,14 @@ import type { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import type { CompleteMessage, Run, ServerMessage } from '../server/wire.js';
 import { CliError, type HubClient } from './hubClient.js';
+import { fetchStampedPage } from './stampedPages.js';
 
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5000;
 
 export interface FollowHooks {
+  /** write each line after its time (the hub's text pages) instead of the log's bytes */
+  timestamps?: boolean;
   /** the run's record changed (status, step, progress) */
   onRun?: (run: Run) => void;
   /** the connection dropped or came back: for a status line */
@@ -20,7 +23,8 @@ export interface FollowHooks {
  * The WebSocket is only the doorbell: its `lines` and `complete` messages say how far the log has
  * grown, and the bytes themselves are read with `Range` from `…/logs/raw`. `lines` carry text
  * (a `\r\n` loses its `\r`, bytes that are not UTF-8 become U+FFFD), the raw file has the bytes as
- * written, so `run-hub logs RUN > f` equals the file.
+ * written, so `run-hub logs RUN > f` equals the file. With `timestamps`, the lines are read as the
+ * hub's text pages instead, each after its time.
  */
 export class LogFollower {
   /** the next byte to write */
@@ -106,7 +110,8 @@ export class LogFollower {
     try {
       while (!this.stopped && this.position < this.known) {
         try {
-          await this.readRange(this.position, this.known);
+          if (this.hooks.timestamps) await this.readStamped(this.position);
+          else await this.readRange(this.position, this.known);
         } catch (error) {
           if (error instanceof CliError && error.code !== 'unreachable') throw error;
           await new Promise((resolve) => setTimeout(resolve, this.retryMs)); // the hub restarts: again shortly
@@ -139,6 +144,14 @@ export class LogFollower {
       this.position += bytes.length;
       if (!this.out.write(bytes)) await new Promise((resolve) => this.out.once('drain', resolve));
     }
+  }
+
+  /** One page of lines with their times from `start`; a page that makes no progress waits and asks again. */
+  private async readStamped(start: number): Promise<void> {
+    const page = await fetchStampedPage(this.client, this.run, start);
+    if (page.next <= start) throw new CliError('no complete line yet', 'unreachable');
+    this.position = page.next;
+    if (!this.out.write(page.text)) await new Promise((resolve) => this.out.once('drain', resolve));
   }
 
   private fail(error: Error): void {

@@ -15,8 +15,9 @@ Commands:
   run PROJECT [--scope S | --from-step STEP] [--queue] [--follow] [--cancel-on-interrupt]
                                    start a run (the whole pipeline by default); with --follow,
                                    write its log to stdout and exit with its outcome
-  logs RUN [-f] [--tail N] [--offset N]
-                                   the run's log, byte for byte; -f follows it to the end
+  logs RUN [-f] [-t] [--tail N] [--offset N]
+                                   the run's log, byte for byte; -f follows it to the end;
+                                   -t puts each line after the time it was written
   cancel RUN                       cancel a pending or running run
 
 PROJECT is an id or a name; RUN is a run id.
@@ -58,6 +59,7 @@ async function main(argv: string[]): Promise<number> {
       json: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
       follow: { type: 'boolean', short: 'f', default: false },
+      timestamps: { type: 'boolean', short: 't', default: false },
       tail: { type: 'string' },
       offset: { type: 'string' },
       scope: { type: 'string' },
@@ -95,7 +97,7 @@ async function main(argv: string[]): Promise<number> {
     case 'logs':
       expectArgs(1, 'one RUN id');
       if (values.tail !== undefined && values.offset !== undefined) throw new UsageError('give --tail or --offset, not both');
-      return showLogs(client, io, readRunId(rest[0]), { follow: values.follow, tail: readCount(values.tail, 'tail'), offset: readCount(values.offset, 'offset') });
+      return showLogs(client, io, readRunId(rest[0]), { follow: values.follow, timestamps: values.timestamps, tail: readCount(values.tail, 'tail'), offset: readCount(values.offset, 'offset') });
     case 'cancel':
       expectArgs(1, 'one RUN id');
       return cancelRun(client, io, readRunId(rest[0]));

@@ -81,6 +81,28 @@ tests('run --follow writes the log byte for byte (\\r\\n, bad UTF-8, split chara
   assert.ok(offset.stdout.equals(raw.subarray(5)));
 });
 
+tests('logs -t puts each line after the time it was written, as the hub\'s pages give it; logs -f -t follows a run so', async ({ hub }) => {
+  const stamped = /^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z) (.*)$/;
+  const awkward = await createProject(hub, 'awkward');
+  const { body: first } = await hub.api('POST', `/api/projects/${awkward}/runs`, { scope: 'all' });
+  await waitForRun(hub, awkward, first.id, ['completed']);
+  const page = (await hub.api('GET', `/api/projects/${awkward}/runs/${first.id}/logs?offset=0&timestamps=1`)).body;
+  const shown = await cli(hub, ['logs', String(first.id), '-t']);
+  assert.is(shown.code, 0, shown.stderr);
+  assert.is(shown.text, page.lines.map((line: string, i: number) => `${new Date(page.times[i]).toISOString()} ${line}\n`).join(''));
+
+  const paced = await createProject(hub, 'paced');
+  const { body: second } = await hub.api('POST', `/api/projects/${paced}/runs`, { scope: 'all' });
+  const followed = await cli(hub, ['logs', String(second.id), '-f', '-t']);
+  assert.is(followed.code, 0, followed.stderr);
+  const lines = followed.text.trimEnd().split('\n').map((line) => stamped.exec(line));
+  assert.ok(lines.every(Boolean), 'every line has its time');
+  assert.equal(lines.map((m) => m![2]).filter((line) => line.startsWith('tick')), Array.from({ length: 150 }, (_, i) => `tick ${i + 1}`), 'every line once, in order');
+  const times = lines.map((m) => Date.parse(m![1]));
+  assert.ok(times.every((time, i) => i === 0 || time >= times[i - 1]), 'times do not go back');
+  assert.ok(times.at(-1)! - times[0] >= 2000, `150 ticks 20 ms apart take 3 s (${times.at(-1)! - times[0]} ms)`);
+});
+
 tests('run --follow exits with the outcome: the failing step\'s code, 128 + signal; --json and plain listings', async ({ hub }) => {
   const failing = await createProject(hub, 'failing');
   const failed = await cli(hub, ['run', String(failing), '--follow']);
