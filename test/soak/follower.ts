@@ -1,6 +1,8 @@
 import WebSocket from 'ws';
 
 const REPLACEMENT = Buffer.from('\uFFFD');
+/** when this process started: no line of the soak was written before it */
+const CREATED = Date.now();
 
 /** The log bytes a `lines` message stands for: each line and its newline, pieces of a long line joined. */
 export function bytesOfLines(message: { lines: string[]; continued?: number[] }): Buffer {
@@ -23,7 +25,8 @@ export class Follower {
   errors: string[] = [];
   private close: (() => void) | null = null;
 
-  constructor(readonly projectId: number, readonly runId: number, readonly transport: 'ws' | 'sse', private readonly tail: number | null) {}
+  /** `timestamps`: it asks for the lines' times, and checks it gets one per line */
+  constructor(readonly projectId: number, readonly runId: number, readonly transport: 'ws' | 'sse', private readonly tail: number | null, readonly timestamps = false) {}
 
   get done(): boolean {
     return this.final !== null;
@@ -63,6 +66,8 @@ export class Follower {
       if (!bytes.includes(REPLACEMENT) && bytes.length !== message.next - message.offset && bytes.length !== message.next - message.offset + 1) {
         this.errors.push(`lines ${message.offset}-${message.next} carry ${bytes.length} bytes: ${JSON.stringify(message).slice(0, 300)}`);
       }
+      if (this.timestamps) this.checkTimes(message);
+      else if ('times' in message) this.errors.push(`times sent unasked at ${message.offset}`);
       this.chunks.push(bytes);
       this.next = message.next;
     } else if (message.type === 'complete') {
@@ -75,10 +80,19 @@ export class Follower {
     }
   }
 
+  /** One time per line: a plausible Unix ms time, or null (unknown). */
+  private checkTimes(message: Record<string, any>): void {
+    const times: unknown = message.times;
+    const plausible = (time: unknown) => time === null || (typeof time === 'number' && time > CREATED - 60_000 && time < Date.now() + 60_000);
+    if (!Array.isArray(times) || times.length !== message.lines.length || !times.every(plausible)) {
+      this.errors.push(`lines at ${message.offset} have times ${JSON.stringify(times).slice(0, 200)} for ${message.lines.length} lines`);
+    }
+  }
+
   private connectWs(url: string, from: object): void {
     const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`);
     this.close = () => socket.terminate();
-    socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', run_id: this.runId, ...from })));
+    socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', run_id: this.runId, ...from, ...(this.timestamps && { timestamps: true }) })));
     socket.on('message', (data) => this.onMessage(JSON.parse(String(data))));
     socket.on('error', () => {});
     socket.on('close', () => {
@@ -89,7 +103,7 @@ export class Follower {
   private connectSse(url: string, from: { offset?: number; tail?: number }): void {
     const controller = new AbortController();
     this.close = () => controller.abort();
-    const query = from.offset !== undefined ? `offset=${from.offset}` : `tail=${from.tail}`;
+    const query = (from.offset !== undefined ? `offset=${from.offset}` : `tail=${from.tail}`) + (this.timestamps ? '&timestamps=1' : '');
     void (async () => {
       const response = await fetch(`${url}/api/projects/${this.projectId}/runs/${this.runId}/logs?${query}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
       if (response.status !== 200) {

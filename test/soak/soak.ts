@@ -20,6 +20,8 @@ export interface SoakReport {
   stateCorruptions: number;
   cancels: number;
   followers: number;
+  /** of them, those that asked for the lines' times */
+  timestamped: number;
   resumes: number;
   badInputs: number;
   bytesCompared: number;
@@ -60,7 +62,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-soak-'));
   const pipelines = soakPipelines(dir);
   const rng = random(seed);
-  const report: SoakReport = { seconds, runs: 0, outcomes: {}, serverKills: 0, serverStops: 0, runnerKills: 0, stateCorruptions: 0, cancels: 0, followers: 0, resumes: 0, badInputs: 0, bytesCompared: 0, mismatches: [], leftoverProcesses: 0, fdsIdle: 0, fdsEnd: 0, maxRssMb: 0 };
+  const report: SoakReport = { seconds, runs: 0, outcomes: {}, serverKills: 0, serverStops: 0, runnerKills: 0, stateCorruptions: 0, cancels: 0, followers: 0, timestamped: 0, resumes: 0, badInputs: 0, bytesCompared: 0, mismatches: [], leftoverProcesses: 0, fdsIdle: 0, fdsEnd: 0, maxRssMb: 0 };
   let hub: TestHub = await startHub({ dir, pipelines, env: ENV });
   const projects = [await createProject(hub, 'chatty'), await createProject(hub, 'chatty'), await createProject(hub, 'stubborn')];
   const runs: { projectId: number; id: number }[] = [];
@@ -88,7 +90,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
       if (status !== 201) throw new Error(`start answered ${status}: ${JSON.stringify(body)}`);
       runs.push({ projectId, id: body.id });
       report.runs++;
-      const follower = new Follower(projectId, body.id, rng.next() < 0.6 ? 'ws' : 'sse', rng.next() < 0.2 ? Math.floor(rng.next() * 50) : null);
+      const follower = new Follower(projectId, body.id, rng.next() < 0.6 ? 'ws' : 'sse', rng.next() < 0.2 ? Math.floor(rng.next() * 50) : null, rng.next() < 0.3);
       followers.push(follower);
       follower.connect(hub.url);
     }],
@@ -171,6 +173,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   for (const follower of followers) follower.drop();
   await sleep(500);
   report.followers = followers.length;
+  report.timestamped = followers.filter((follower) => follower.timestamps).length;
   report.resumes = followers.reduce((sum, follower) => sum + follower.resumes, 0);
 
   for (const follower of followers) {
