@@ -1,4 +1,4 @@
-import { useState } from 'preact/hooks';
+import { useRemembered } from './remembered';
 
 /**
  * How the log view shows when each line was written: not at all, as the time of day, or as the
@@ -6,30 +6,11 @@ import { useState } from 'preact/hooks';
  */
 export type TimestampChoice = 'off' | 'clock' | 'elapsed';
 
-const KEY = 'run-hub-timestamps';
-
 /** Cells the time column takes before a line (`14:03:07.412` and a space, or `+1:02:03.456`), for wrapping. */
 export const STAMP_CELLS = 13;
 
-function savedTimestamps(): TimestampChoice {
-  const saved = localStorage.getItem(KEY);
-  return saved === 'clock' || saved === 'elapsed' ? saved : 'off';
-}
-
-function saveTimestamps(choice: TimestampChoice): void {
-  if (choice === 'off') localStorage.removeItem(KEY);
-  else localStorage.setItem(KEY, choice);
-}
-
-/** The choice, read once per log view and saved on each change. */
-export function useTimestamps(): [TimestampChoice, (choice: TimestampChoice) => void] {
-  const [choice, setChoice] = useState(savedTimestamps);
-  const choose = (next: TimestampChoice) => {
-    saveTimestamps(next);
-    setChoice(next);
-  };
-  return [choice, choose];
-}
+/** The choice, off by default, remembered in this browser. */
+export const useTimestamps = () => useRemembered<TimestampChoice>('run-hub-timestamps', ['off', 'clock', 'elapsed'], 'off');
 
 const pad = (value: number, width = 2) => String(value).padStart(width, '0');
 
