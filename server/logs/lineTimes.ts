@@ -46,6 +46,9 @@ export class TimeSpan {
  */
 export class LineTimes {
   private handle: LogHandle | null = null;
+  /** an open in progress: callers at once (a live read and a catch-up) share it, so no handle leaks */
+  private opening: Promise<LogHandle | null> | null = null;
+  private closed = false;
   private count = 0;
   private readonly blocks = new Map<number, TimeRecord[]>();
   /** the last answer: readers mostly ask a little further on */
@@ -83,6 +86,7 @@ export class LineTimes {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     const handle = this.handle;
     this.handle = null;
     this.blocks.clear();
@@ -91,7 +95,17 @@ export class LineTimes {
 
   /** Opens the file if it exists by now and learns how many records it holds; false without one. */
   private async refresh(): Promise<boolean> {
-    this.handle ??= await this.openTimes().catch(() => null);
+    if (this.closed) return false;
+    if (!this.handle) {
+      this.opening ??= this.openTimes().catch(() => null).finally(() => (this.opening = null));
+      const handle = await this.opening;
+      if (this.closed) {
+        await handle?.close().catch(() => {});
+        return false;
+      }
+      this.handle ??= handle;
+      if (this.handle !== handle) await handle?.close().catch(() => {});
+    }
     if (!this.handle) return false;
     const count = Math.floor((await this.handle.stat()).size / TIME_RECORD_BYTES);
     if (count < this.count) this.blocks.clear(); // a file replaced under us: start over

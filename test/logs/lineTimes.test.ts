@@ -65,6 +65,21 @@ test('a file that grows is read as it grows; no file gives nulls; a damaged reco
   await reader.close();
 });
 
+test('readers asking at once share one open of the times file (none is left open)', async () => {
+  const file = recordsFile('shared', 2000);
+  let opened = 0;
+  const times = new LineTimes(() => {
+    opened++;
+    return openIfExists(file);
+  });
+  const answers = await Promise.all([times.timesOf([100], null), times.timesOf([150_000], null), times.timesOf([199_999, 200_000], null)]);
+  assert.equal(answers, [[1000], [2499], [2999, 2999]]);
+  assert.is(opened, 1);
+  await times.close();
+  assert.equal(await times.timesOf([100], 5), [null], 'closed: unknown');
+  assert.is(opened, 1, 'a closed reader opens nothing');
+});
+
 test('the clock records a size only when the log grew, and once more when it stops', async () => {
   const log = path.join(dir, 'clock.log');
   const file = path.join(dir, 'clock.times');
