@@ -18,6 +18,8 @@ const MIN_READ_INTERVAL_MS = 2;
  * from offset 0 (the usual case for a run just started) share frames instead of each catching up.
  */
 const LIVE_FROM_START_BYTES = 4 * 1024 * 1024;
+/** The longest the live edge waits for the lines' times (a slow archive): then they go out stamped "now". */
+const TIMES_WAIT_MS = 50;
 
 export interface LiveReaderEvents {
   /** Live reading starts at this boundary (earlier bytes are read by catching up). */
@@ -162,7 +164,7 @@ export class LiveReader {
       if (bytesRead === 0) break;
       // The time records for these bytes are read before they are split (nothing moves meanwhile:
       // reads are one at a time), so the batch goes out the moment it is split.
-      const span = this.wantsTimes() ? await this.times!.span(this.splitter.committed, this.readPosition + bytesRead) : null;
+      const span = this.wantsTimes() ? await this.times!.span(this.splitter.committed, this.readPosition + bytesRead, TIMES_WAIT_MS) : null;
       if (this.closed) return;
       this.readPosition += bytesRead;
       const live = this.events.wantsLines();
@@ -192,7 +194,7 @@ export class LiveReader {
   }
 
   private async finish(): Promise<void> {
-    const span = this.splitter && this.wantsTimes() ? await this.times!.span(this.splitter.committed, this.ending!.size) : null;
+    const span = this.splitter && this.wantsTimes() ? await this.times!.span(this.splitter.committed, this.ending!.size, TIMES_WAIT_MS) : null;
     if (this.closed) return;
     const last = this.splitter ? this.splitter.flush(false, 'json', span !== null) : null;
     if (span && last?.ends) last.times = span.timesOf(last.ends, null);

@@ -13,19 +13,22 @@ interface TimeRecord {
 /** A damaged record stops every search at it: the lines from there on have no time. */
 const DAMAGED: TimeRecord = { size: Number.POSITIVE_INFINITY, time: null };
 
+/** Records read at once from a file, shared by its readers, read again this long after none was there. */
+const REOPEN_MS = 250;
+
 /** Consecutive records, enough to stamp a range of lines without reading. */
 export class TimeSpan {
-  /** `records`: null where the log has no times file (older runs) */
-  constructor(private readonly records: readonly TimeRecord[] | null) {}
+  /** `records`: none where no record covers the range (yet), or the log has no times file */
+  constructor(private readonly records: readonly TimeRecord[] = []) {}
 
   /**
    * The time (Unix ms) of each line ending at `ends` (increasing, within the span's range). A line
    * past the last record gets `after`: for a run still writing, the time now (it was written less
-   * than an interval ago); for a finished one, null. Without a times file, every time is null.
+   * than an interval ago, or its record is not readable yet); for a finished one, null (older runs
+   * have no times file, a runner that crashed wrote no last record).
    */
   timesOf(ends: readonly number[], after: number | null): (number | null)[] {
     const records = this.records;
-    if (!records) return ends.map(() => null);
     const times: (number | null)[] = [];
     let index = 0;
     for (const end of ends) {
@@ -48,6 +51,8 @@ export class LineTimes {
   private handle: LogHandle | null = null;
   /** an open in progress: callers at once (a live read and a catch-up) share it, so no handle leaks */
   private opening: Promise<LogHandle | null> | null = null;
+  /** no file the last time: not asked again before this (a run's lines are not each an open) */
+  private reopenAt = 0;
   private closed = false;
   private count = 0;
   private readonly blocks = new Map<number, TimeRecord[]>();
@@ -58,24 +63,29 @@ export class LineTimes {
 
   /**
    * The records that stamp the lines ending in (from, to]: read before the lines are split, so the
-   * lines can be stamped at once (a live batch is sent the moment it is split).
+   * lines can be stamped at once (a live batch is sent the moment it is split). Times are a help:
+   * a times file that cannot be read, or not within `maxWaitMs` (a slow archive), holds up no line;
+   * those lines get the `after` of TimeSpan.timesOf.
    */
-  async span(from: number, to: number): Promise<TimeSpan> {
+  async span(from: number, to: number, maxWaitMs = Number.POSITIVE_INFINITY): Promise<TimeSpan> {
+    const reading = this.readSpan(from, to).catch(() => new TimeSpan());
+    if (!Number.isFinite(maxWaitMs)) return reading;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<TimeSpan>((resolve) => (timer = setTimeout(() => resolve(new TimeSpan()), maxWaitMs)));
     try {
-      return await this.readSpan(from, to);
-    } catch {
-      // Times are a help: a times file that cannot be read never holds up the lines.
-      return new TimeSpan(null);
+      return await Promise.race([reading, late]);
+    } finally {
+      clearTimeout(timer);
     }
   }
 
   private async readSpan(from: number, to: number): Promise<TimeSpan> {
-    if (!(await this.refresh())) return new TimeSpan(null);
+    if (!(await this.refresh())) return new TimeSpan();
     const first = await this.firstCovering(from + 1);
     const last = Math.min(this.count - 1, await this.firstCovering(to));
     const records: TimeRecord[] = [];
     for (let index = first; index <= last; index++) records.push(this.cached(index) ?? (await this.record(index)));
-    this.hint = Math.min(last, Math.max(0, this.count - 1));
+    this.hint = Math.max(0, Math.min(last, this.count - 1));
     return new TimeSpan(records);
   }
 
@@ -97,8 +107,10 @@ export class LineTimes {
   private async refresh(): Promise<boolean> {
     if (this.closed) return false;
     if (!this.handle) {
+      if (Date.now() < this.reopenAt) return false;
       this.opening ??= this.openTimes().catch(() => null).finally(() => (this.opening = null));
       const handle = await this.opening;
+      if (!handle) this.reopenAt = Date.now() + REOPEN_MS;
       if (this.closed) {
         await handle?.close().catch(() => {});
         return false;
@@ -107,9 +119,9 @@ export class LineTimes {
       if (this.handle !== handle) await handle?.close().catch(() => {});
     }
     if (!this.handle) return false;
-    const count = Math.floor((await this.handle.stat()).size / TIME_RECORD_BYTES);
-    if (count < this.count) this.blocks.clear(); // a file replaced under us: start over
-    this.count = count;
+    // Never fewer: lookups at once may see their sizes out of order. (A replaced log ends its
+    // readers, this one with them: a file is never replaced under a reader.)
+    this.count = Math.max(this.count, Math.floor((await this.handle.stat()).size / TIME_RECORD_BYTES));
     return true;
   }
 
@@ -150,7 +162,11 @@ export class LineTimes {
     const bytes = Buffer.alloc(wanted * TIME_RECORD_BYTES);
     const { bytesRead } = await this.handle!.read(bytes, 0, bytes.length, first * TIME_RECORD_BYTES);
     const records: TimeRecord[] = [];
-    for (let at = 0; at + TIME_RECORD_BYTES <= bytesRead; at += TIME_RECORD_BYTES) records.push(parseTimeRecord(bytes, at) ?? DAMAGED);
+    for (let at = 0; at + TIME_RECORD_BYTES <= bytesRead; at += TIME_RECORD_BYTES) {
+      const record = parseTimeRecord(bytes, at);
+      if (!record) break; // not kept: a torn read is read again next time (a damaged record stays DAMAGED)
+      records.push(record);
+    }
     return records;
   }
 }

@@ -57,7 +57,8 @@ export class LogShipper {
 
   /**
    * Copies what is new in the times file. Its pieces go to their own offsets, so a retry (or a
-   * restart from 0) writes the same bytes again; a failure waits for the next hint.
+   * restart from 0) writes the same bytes again; a copy that Redis lost is sent again from 0; a
+   * failure waits for the next hint.
    */
   private async shipTimes(): Promise<void> {
     if (!this.timesFile) return;
@@ -68,8 +69,8 @@ export class LogShipper {
       while (this.timesShipped < size && !this.closed) {
         const { bytesRead } = await handle.read(this.buffer, 0, Math.min(CHUNK_BYTES, size - this.timesShipped), this.timesShipped);
         if (bytesRead === 0) return;
-        await writeTimes(this.redis, this.runId, this.timesShipped, this.buffer.subarray(0, bytesRead));
-        this.timesShipped += bytesRead;
+        // The copy's length after: from there next (from 0 again if Redis lost the copy).
+        this.timesShipped = await writeTimes(this.redis, this.runId, this.timesShipped, this.buffer.subarray(0, bytesRead));
       }
     } catch {
       // Redis away: the next hint (or the final flush) sends it

@@ -20,9 +20,19 @@ const keys = (runId: number) => [`hub:log:${runId}`, `hub:log:${runId}:size`, `h
  */
 const timesKey = (runId: number) => `hub:log:${runId}:times`;
 
-/** Writes bytes of the times file at their offset in its copy; returns the copy's length. */
+/**
+ * Writes ARGV[2] at offset ARGV[1] of the times copy unless that would leave a gap (the copy was
+ * lost: a Redis restart without persistence); returns the copy's length, where the next write goes.
+ */
+const WRITE_TIMES = `
+local size = redis.call('STRLEN', KEYS[1])
+if tonumber(ARGV[1]) > size then return size end
+return redis.call('SETRANGE', KEYS[1], ARGV[1], ARGV[2])
+`;
+
+/** Writes bytes of the times file at their offset in its copy; returns the copy's length (less than asked: send from there). */
 export async function writeTimes(redis: Redis, runId: number, offset: number, bytes: Buffer): Promise<number> {
-  return redis.setrange(timesKey(runId), offset, bytes);
+  return Number(await redis.eval(WRITE_TIMES, 1, timesKey(runId), offset, bytes));
 }
 
 /** Positional reads of a run's times copy. */
@@ -242,10 +252,10 @@ export class ClusterLogSource implements LogSource {
   async openTimes(): Promise<LogHandle | null> {
     const timesKey = this.timesKey;
     if (!timesKey) return null;
-    const archived = await this.archive.open(timesKey);
-    if (archived) return archived;
+    // Redis first (cheap); the archive once the copy has expired.
     const copy = await this.stream.openTimes();
-    return copy && new FallbackHandle(copy, () => this.archive.open(timesKey));
+    if (copy) return new FallbackHandle(copy, () => this.archive.open(timesKey));
+    return this.archive.open(timesKey);
   }
 
   async isReplaced(handle: LogHandle): Promise<boolean> {

@@ -162,8 +162,8 @@ test("a log's times are read from their Redis copy, then from the archive once t
   const file = path.join(dir, 'run.times');
   const records = Buffer.from(Array.from({ length: 20_000 }, (_, i) => formatTimeRecord((i + 1) * 10, 5000 + i)).join(''));
   fs.writeFileSync(file, records);
-  await writeTimes(redis, runId, 1000, records.subarray(1000)); // pieces in any order land at their offsets
-  await writeTimes(redis, runId, 0, records.subarray(0, 1000));
+  assert.is(await writeTimes(redis, runId, 0, records.subarray(0, 1000)), 1000);
+  assert.is(await writeTimes(redis, runId, 1000, records.subarray(1000)), records.length);
   const last = 20_000 * 10;
   const source = new ClusterLogSource(redis, runId, archive, archiveKey(1, runId), archiveTimesKey(1, runId));
   const reading = new LineTimes(() => source.openTimes());
@@ -176,7 +176,12 @@ test("a log's times are read from their Redis copy, then from the archive once t
   const fresh = new LineTimes(() => source.openTimes());
   assert.equal(await fresh.timesOf(ends, null), [...expected.slice(0, -1), null], 'a new reader opens the archive');
   await Promise.all([reading.close(), fresh.close()]);
-  assert.equal(await new LineTimes(() => new ClusterLogSource(redis, nextRun++, archive, 'x', 'y').openTimes()).timesOf([1], 7), [null], 'no times anywhere: unknown');
+  assert.equal(await new LineTimes(() => new ClusterLogSource(redis, nextRun++, archive, 'x', 'y').openTimes()).timesOf([1], null), [null], 'no times anywhere: unknown');
+  // A copy Redis lost is not written with a gap: the shipper is told to send it from 0.
+  const lost = nextRun++;
+  assert.is(await writeTimes(redis, lost, 60, records.subarray(60, 90)), 0);
+  assert.is(await writeTimes(redis, lost, 0, records.subarray(0, 60)), 60);
+  assert.is(await writeTimes(redis, lost, 30, records.subarray(30, 90)), 90, 'a retry over bytes already there');
   redis.disconnect();
 });
 
