@@ -14,6 +14,8 @@ interface RunSubscription {
   done: boolean;
   /** its lines carry their times */
   timestamps: boolean;
+  /** a subscribe is on its way: until its `subscribed`, messages are an earlier subscription's, in flight */
+  waiting: boolean;
   handler: (message: ServerMessage) => void;
 }
 
@@ -40,7 +42,7 @@ export class HubSocket {
   }
 
   subscribeRun(runId: number, start: StartAt, handler: (message: ServerMessage) => void, options: { timestamps?: boolean } = {}): () => void {
-    const subscription: RunSubscription = { start, next: 'offset' in start ? start.offset : null, done: false, timestamps: options.timestamps === true, handler };
+    const subscription: RunSubscription = { start, next: 'offset' in start ? start.offset : null, done: false, timestamps: options.timestamps === true, waiting: true, handler };
     this.runs.set(runId, subscription);
     this.sendSubscribe(runId, subscription);
     return () => {
@@ -100,6 +102,8 @@ export class HubSocket {
     const runId = message.run_id;
     const subscription = runId === undefined ? undefined : this.runs.get(runId);
     if (!subscription) return;
+    if (message.type === 'subscribed') subscription.waiting = false;
+    else if (subscription.waiting && message.type !== 'error') return;
     if (message.type === 'subscribed' && subscription.next === null) subscription.next = message.offset ?? 0;
     if (message.type === 'lines') {
       if (subscription.next !== null && message.offset !== subscription.next) {
@@ -115,6 +119,7 @@ export class HubSocket {
 
   private sendSubscribe(runId: number, subscription: RunSubscription): void {
     const start = subscription.next === null ? subscription.start : { offset: subscription.next };
+    subscription.waiting = true;
     this.send({ type: 'subscribe', run_id: runId, ...start, ...(subscription.timestamps && { timestamps: true }) });
   }
 

@@ -6,9 +6,6 @@ import { useRemembered } from './remembered';
  */
 export type TimestampChoice = 'off' | 'clock' | 'elapsed';
 
-/** Cells the time column takes before a line (`14:03:07.412` and a space, or `+1:02:03.456`), for wrapping. */
-export const STAMP_CELLS = 13;
-
 /** The choice, off by default, remembered in this browser. */
 export const useTimestamps = () => useRemembered<TimestampChoice>('run-hub-timestamps', ['off', 'clock', 'elapsed'], 'off');
 

@@ -33,7 +33,13 @@ const PIPELINES = {
   // three lines of about 2000 characters among short ones; it fails, so its step stays unfolded when its header loads
   // "late" comes 1.5 s after "early", so their times differ by that much
   timed: { steps: [{ name: 'timed', command: ['sh', '-c', 'echo early; sleep 1.5; echo late; for i in 1 2 3 4 5 6; do echo "tick $i of 6"; sleep 0.2; done'] }], scopes: { all: 'timed' } },
-  tall: { steps: [{ name: 'tall', command: nodeStep(`for (let i = 1; i <= 6000; i++) console.log('tall ' + i);`) }], scopes: { all: 'tall' } },
+  tall: {
+    steps: [
+      { name: 'warmup', command: nodeStep(`for (let i = 1; i <= 1000; i++) console.log('warm ' + i);`) },
+      { name: 'tall', command: nodeStep(`for (let i = 1; i <= 6000; i++) console.log('tall ' + i);`) },
+    ],
+    scopes: { all: 'warmup' },
+  },
   wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i);`) }], scopes: { all: 'wide' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
@@ -402,7 +408,7 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
   }
 });
 
-gui('a completed step whose header loads in above the reader (scrolling up) stays open: the view does not fold away under them', async ({ hub, page }) => {
+gui('a completed step whose header loads in above the reader (scrolling up) stays open, the others loaded with it fold; times on and off keep the reader\'s place', async ({ hub, page }) => {
   const projectId = await createProject(hub, 'tall');
   const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
   await waitForRun(hub, projectId, body.id, ['completed'], 15_000);
@@ -418,8 +424,28 @@ gui('a completed step whose header loads in above the reader (scrolling up) stay
   await firstHeld.waitFor();
   const [line, view] = [(await firstHeld.boundingBox())!, (await scroller.boundingBox())!];
   assert.ok(Math.abs(line.y - view.y) < 1, `the first line held before stays at the top (${line.y} vs ${view.y})`);
+  // Scrolled up to the step's header (and the step before it, loaded with it).
+  const header = page.getByRole('button', { name: 'Fold step tall' });
+  for (let i = 0; i < 20 && !(await header.isVisible()); i++) await scroller.evaluate((el) => (el.scrollTop = Math.max(0, el.scrollTop - 2000)));
+  assert.is(await header.getAttribute('aria-expanded'), 'true', 'its header shows it open');
   await scroller.evaluate((el) => (el.scrollTop = 0));
-  assert.is(await page.getByRole('button', { name: 'Fold step tall' }).getAttribute('aria-expanded'), 'true', 'its header shows it open');
+  assert.is(await page.getByRole('button', { name: 'Unfold step warmup' }).getAttribute('aria-expanded'), 'false', 'the step before, which the reader was never inside, is folded');
+
+  // Times on, then off, while scrolled up: the line at the top of the view stays there.
+  await scroller.evaluate((el) => (el.scrollTop = 18 * 300));
+  const topLine = () => page.evaluate(() => {
+    const view = document.querySelector('[data-testid=log-scroll]')!.getBoundingClientRect();
+    const rows = Array.from(document.querySelectorAll<HTMLElement>('.log-line')).filter((row) => row.getBoundingClientRect().top >= view.top - 1);
+    rows.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
+    return Array.from(rows[0].childNodes).filter((node) => !(node instanceof HTMLElement && ['stamp', 'line-link'].includes(node.className))).map((node) => node.textContent).join('');
+  });
+  const before = await topLine();
+  await page.getByLabel('Times').selectOption('clock');
+  await page.locator('.log-line .stamp').first().waitFor();
+  await waitFor(async () => (await topLine()) === before, `"${before}" at the top with times on (now "${await topLine()}")`, 5000);
+  await page.getByLabel('Times').selectOption('off');
+  await page.locator('.log-line .stamp').first().waitFor({ state: 'detached' });
+  await waitFor(async () => (await topLine()) === before, `"${before}" at the top with times off again (now "${await topLine()}")`, 5000);
 
   // A permalink to a line near the step's header (loaded with it): the step holding it starts open.
   const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${body.id}/logs/raw`)).body as string;

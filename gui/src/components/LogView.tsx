@@ -1,12 +1,11 @@
 import { useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { runPath, type Run } from '../api';
 import { plainText } from '../ansi';
-import type { LogBuffer } from '../logBuffer';
 import { LINE_HEIGHT, type RowLayout } from '../rowLayout';
 import type { HubSocket } from '../socket';
 import { foldedByDefault, Rows, sectionsOf } from '../sections';
 import { useWrapLines } from '../wrapLines';
-import { formatStamp, STAMP_CELLS, useTimestamps } from '../timestamps';
+import { formatStamp, useTimestamps } from '../timestamps';
 import { LogLine } from './LogLine';
 import { LogStatus } from './LogStatus';
 import { LogToolbar } from './LogToolbar';
@@ -53,8 +52,10 @@ export function LogView({ socket, run, at, onRecord }: {
     const holder = at === undefined ? undefined : stepHolding(run, at);
     return new Map(holder ? [[holder.name, false]] : []);
   });
-  /** steps whose header line was loaded before earlier lines were */
-  const headersBefore = useRef(new Set<string>());
+  /** the step the first lines held belong to, its header not among them: the reader is inside it */
+  const insideBefore = useRef<string | null>(null);
+  /** the line a window opens at goes to the top of the view (a reload in place), not a third down */
+  const alignTop = useRef(false);
   const rowsRef = useRef<Rows | null>(null);
   const layoutRef = useRef<RowLayout | null>(null);
   const rowCountBefore = useRef<number | null>(null);
@@ -76,13 +77,13 @@ export function LogView({ socket, run, at, onRecord }: {
       },
       beforePrepend: () => {
         rowCountBefore.current = rowsRef.current?.count ?? 0;
-        headersBefore.current = headersIn(buffer.current);
+        insideBefore.current = sectionsOf(run.steps, buffer.current).find((section) => !section.hasHeader)?.step.name ?? null;
       },
       prepended: (count) => {
         prepended.current = count;
-        // A step whose header came in above the reader is one the reader is inside: it stays open.
-        const arrived = [...headersIn(buffer.current)].filter((name) => !headersBefore.current.has(name));
-        if (arrived.length > 0) setFolds((current) => new Map([...arrived.map((name): [string, boolean] => [name, false]), ...current]));
+        // The step the reader is inside, its header now loaded above them, stays open (unless they chose).
+        const inside = insideBefore.current;
+        if (inside !== null) setFolds((current) => (current.has(inside) ? current : new Map(current).set(inside, false)));
       },
     },
   });
@@ -98,7 +99,8 @@ export function LogView({ socket, run, at, onRecord }: {
     }
     const targetRow = scrollToIndex.current === null ? -1 : (rowsRef.current?.rowOf(scrollToIndex.current) ?? -1);
     if (targetRow >= 0) {
-      element.scrollTop = Math.max(0, (layoutRef.current?.topOf(targetRow) ?? 0) - element.clientHeight / 3);
+      element.scrollTop = Math.max(0, (layoutRef.current?.topOf(targetRow) ?? 0) - (alignTop.current ? 0 : element.clientHeight / 3));
+      alignTop.current = false;
       setScrollTop(element.scrollTop);
       scrollToIndex.current = null;
     } else if (follow) element.scrollTop = element.scrollHeight;
@@ -175,15 +177,12 @@ export function LogView({ socket, run, at, onRecord }: {
     if ((choice !== 'off') !== timed && (!follow || mode === 'window')) {
       const top = rowsRef.current?.indexAt(layoutRef.current?.rowAt(scrollTop) ?? 0) ?? -1;
       if (top >= 0) {
+        alignTop.current = true;
         setMode('window');
         setWindowAt(buffer.current.offsetOf(top));
       }
     }
     setTimestamps(choice);
-  }
-
-  function headersIn(lines: LogBuffer): Set<string> {
-    return new Set(sectionsOf(run.steps, lines).filter((section) => section.hasHeader).map((section) => section.step.name));
   }
 
   function isFolded(step: Run['steps'][number]): boolean {
@@ -203,7 +202,7 @@ export function LogView({ socket, run, at, onRecord }: {
   const sections = sectionsOf(run.steps, b);
   const visible = new Rows(b.lines.length, sections, isFolded);
   rowsRef.current = visible;
-  const layout = useRowLayout(container, wrap, b, visible, version, timed ? STAMP_CELLS : 0);
+  const layout = useRowLayout(container, wrap, b, visible, version, timed);
   layoutRef.current = layout;
   useKeepPlaceOnRelayout(container, layout, follow, scrollTop, setScrollTop);
 
@@ -254,7 +253,7 @@ export function LogView({ socket, run, at, onRecord }: {
         setWrap={setWrap}
         rawHref={`${runPath(run)}/logs/raw`}
       />
-      <div class={layout.columns === null ? 'log-scroll' : 'log-scroll wrap'} ref={container} onScroll={onScroll} tabIndex={0} aria-label="Log lines" data-testid="log-scroll">
+      <div class={['log-scroll', layout.columns !== null && 'wrap', timed && 'timed'].filter(Boolean).join(' ')} ref={container} onScroll={onScroll} tabIndex={0} aria-label="Log lines" data-testid="log-scroll">
         <div class="log-spacer" style={{ height: `${layout.totalHeight}px` }}>{rows}</div>
       </div>
       <LogStatus lines={b.lines.length} dropped={dropped} mode={mode} follow={follow} complete={complete} />

@@ -24,8 +24,11 @@ function measureColumns(scroller: HTMLElement): number {
   return cell > 0 ? Math.max(1, Math.floor((scroller.clientWidth - padding - 1) / cell)) : 1;
 }
 
-/** The wrap width in cells while `wrap` is on (measured again when the scroller resizes); else null. */
-function useColumns(scroller: RefObject<HTMLElement>, wrap: boolean): number | null {
+/**
+ * The wrap width in cells while `wrap` is on (measured again when the scroller resizes, or the rows'
+ * padding changes: `timed` puts the time column in it); else null.
+ */
+function useColumns(scroller: RefObject<HTMLElement>, wrap: boolean, timed: boolean): number | null {
   const [columns, setColumns] = useState<number | null>(null);
   useLayoutEffect(() => {
     const element = scroller.current;
@@ -35,7 +38,7 @@ function useColumns(scroller: RefObject<HTMLElement>, wrap: boolean): number | n
     const observer = new ResizeObserver(scrollerOnResize);
     observer.observe(element);
     return () => observer.disconnect();
-  }, [wrap]);
+  }, [wrap, timed]);
   return wrap ? columns : null;
 }
 
@@ -44,15 +47,14 @@ function useColumns(scroller: RefObject<HTMLElement>, wrap: boolean): number | n
  * only when the lines, the folds or the width change (not on scrolling); each line's width is
  * computed once and kept in the buffer.
  */
-export function useRowLayout(scroller: RefObject<HTMLElement>, wrap: boolean, buffer: LogBuffer, rows: Rows, version: number, leadCells = 0): RowLayout {
-  const columns = useColumns(scroller, wrap);
+export function useRowLayout(scroller: RefObject<HTMLElement>, wrap: boolean, buffer: LogBuffer, rows: Rows, version: number, timed = false): RowLayout {
+  const columns = useColumns(scroller, wrap, timed);
   const shown = rows.ranges.join(';');
   return useMemo(() => {
     if (columns === null) return fixedLayout(rows.count);
-    // `leadCells`: what comes before each line's text on its row (the time column)
-    const widthOf = (index: number) => leadCells + (buffer.widths[index] ??= displayWidth(buffer.lines[index]));
+    const widthOf = (index: number) => (buffer.widths[index] ??= displayWidth(buffer.lines[index]));
     return wrappedLayout(rows, widthOf, columns);
-  }, [columns, buffer, version, shown, leadCells]);
+  }, [columns, buffer, version, shown]);
 }
 
 /** Wrapping turned on or off, or a new width: the view stays on the row at its top, or at the end while following. */
