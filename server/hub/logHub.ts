@@ -43,8 +43,10 @@ export class LogHub {
     private readonly sourceOf: (run: RunRow) => LogSource,
   ) {}
 
-  /** Subscribes a sink to a run's log from an offset or the last N lines; returns where it starts. */
-  /** `timestamps`: its `lines` messages carry the lines' times. */
+  /**
+   * Subscribes a sink to a run's log from an offset or the last N lines; returns where it starts.
+   * `timestamps`: its `lines` messages carry the lines' times.
+   */
   async subscribeRun(sink: LogSink, runId: number, startAt: StartAt, options: { projectId?: number; timestamps?: boolean; onStart?: (offset: number) => void } = {}): Promise<number> {
     const run = await this.runs.get(runId);
     if (!run || (options.projectId !== undefined && run.project_id !== options.projectId)) throw notFound('Run', runId);

@@ -426,7 +426,11 @@ gui('a completed step whose header loads in above the reader (scrolling up) stay
   assert.ok(Math.abs(line.y - view.y) < 1, `the first line held before stays at the top (${line.y} vs ${view.y})`);
   // Scrolled up to the step's header (and the step before it, loaded with it).
   const header = page.getByRole('button', { name: 'Fold step tall' });
-  for (let i = 0; i < 20 && !(await header.isVisible()); i++) await scroller.evaluate((el) => (el.scrollTop = Math.max(0, el.scrollTop - 2000)));
+  const nextFrame = () => page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
+  for (let i = 0; i < 20 && !(await header.isVisible()); i++) {
+    await scroller.evaluate((el) => (el.scrollTop = Math.max(0, el.scrollTop - 1000)));
+    await nextFrame(); // drawn before looking
+  }
   assert.is(await header.getAttribute('aria-expanded'), 'true', 'its header shows it open');
   await scroller.evaluate((el) => (el.scrollTop = 0));
   assert.is(await page.getByRole('button', { name: 'Unfold step warmup' }).getAttribute('aria-expanded'), 'false', 'the step before, which the reader was never inside, is folded');

@@ -37,7 +37,8 @@ export function RunPage({ projectId, runId, socket }: { projectId: number; runId
       <nav class="breadcrumbs" aria-label="Breadcrumbs"><a href="#/">Projects</a> / <a href={`#/projects/${projectId}`}>{projectName}</a> / Run #{run.id}</nav>
       <ActiveRun run={run} showLink={false} />
       <p class="run-tools"><a class="button" href={`/api/projects/${projectId}/runs/${run.id}/logs/raw?download=1`} download>Download log</a></p>
-      <LogView socket={socket} run={run} at={atOffset()} onRecord={(changed) => (changed ? setRun(changed) : reload.current())} />
+      {/* A view per run: another run's page starts fresh (not in the window, folds or search the last one left). */}
+      <LogView key={run.id} socket={socket} run={run} at={atOffset()} onRecord={(changed) => (changed ? setRun(changed) : reload.current())} />
     </main>
   );
 }
