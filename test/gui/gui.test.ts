@@ -437,13 +437,16 @@ gui('a completed step whose header loads in above the reader (scrolling up) stay
 
   // Times on, then off, while scrolled up: the line at the top of the view stays there.
   await scroller.evaluate((el) => (el.scrollTop = 18 * 300));
+  await nextFrame();
   const topLine = () => page.evaluate(() => {
     const view = document.querySelector('[data-testid=log-scroll]')!.getBoundingClientRect();
     const rows = Array.from(document.querySelectorAll<HTMLElement>('.log-line')).filter((row) => row.getBoundingClientRect().top >= view.top - 1);
     rows.sort((a, b) => a.getBoundingClientRect().top - b.getBoundingClientRect().top);
+    if (rows.length === 0) return ''; // not drawn yet
     return Array.from(rows[0].childNodes).filter((node) => !(node instanceof HTMLElement && ['stamp', 'line-link'].includes(node.className))).map((node) => node.textContent).join('');
   });
   const before = await topLine();
+  assert.match(before, /^tall \d+$/);
   await page.getByLabel('Times').selectOption('clock');
   await page.locator('.log-line .stamp').first().waitFor();
   await waitFor(async () => (await topLine()) === before, `"${before}" at the top with times on (now "${await topLine()}")`, 5000);
