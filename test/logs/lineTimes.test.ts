@@ -82,6 +82,25 @@ test('readers asking at once share one open of the times file (none is left open
   assert.is(opened, 1, 'a closed reader opens nothing');
 });
 
+test('a lookup given a deadline does not wait for a times file that does not answer: its lines get `after`', async () => {
+  const hanging = new LineTimes(() => new Promise(() => {}));
+  let timer: NodeJS.Timeout | undefined;
+  const giveUp = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error('the lookup waited past its deadline')), 5000)));
+  const span = await Promise.race([hanging.span(0, 100, 20), giveUp]).finally(() => clearTimeout(timer));
+  assert.equal(span.timesOf([50, 100], 7), [7, 7]);
+});
+
+test('a times file with no whole record yet, then one: the first answer is `after`, the next the record', async () => {
+  const file = path.join(dir, 'partial');
+  fs.writeFileSync(file, formatTimeRecord(10, 1).slice(0, 12));
+  const times = timesOf(file);
+  assert.equal(await times.timesOf([10], 5), [5]);
+  fs.writeFileSync(file, formatTimeRecord(10, 1) + formatTimeRecord(20, 2));
+  assert.equal(await times.timesOf([10, 20], 5), [1, 2]);
+  assert.equal(await times.timesOf([5], 5), [1], 'and back to the start');
+  await times.close();
+});
+
 test('the clock records a size only when the log grew, and once more when it stops', async () => {
   const log = path.join(dir, 'clock.log');
   const file = path.join(dir, 'clock.times');
