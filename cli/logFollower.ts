@@ -2,7 +2,7 @@ import type { Writable } from 'node:stream';
 import WebSocket from 'ws';
 import type { CompleteMessage, Run, ServerMessage } from '../server/wire.js';
 import { CliError, type HubClient } from './hubClient.js';
-import { fetchStampedPage } from './stampedPages.js';
+import { checkLogRead, fetchStampedPage } from './stampedPages.js';
 
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5000;
@@ -128,9 +128,7 @@ export class LogFollower {
   private async readRange(start: number, end: number): Promise<void> {
     const path = `/api/projects/${this.run.project_id}/runs/${this.run.id}/logs/raw`;
     const response = await this.client.fetch(path, { headers: { range: `bytes=${start}-${end - 1}` } });
-    if (response.status === 416) throw new CliError(`the log of run ${this.run.id} is shorter than byte ${start}: it was truncated or replaced`, 'log_reset');
-    if (response.status >= 500 || response.status === 429) throw new CliError(`HTTP ${response.status}`, 'unreachable');
-    if (!response.ok) throw new CliError(`reading the log: HTTP ${response.status}`, 'http_error', response.status);
+    checkLogRead(response, this.run, start, 416);
     // 200 is the whole file (a server that ignored the range): skip to where this copy is.
     let skip = response.status === 206 ? 0 : start;
     for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {

@@ -11,14 +11,23 @@ export interface StampedPage {
 }
 
 /**
+ * How a read of the log from byte `offset` failed, as the follower acts on it: `log_reset` (the log
+ * is shorter now: stop), `unreachable` (the hub restarts or is busy: try again), else an error.
+ * `shorter`: the status the hub answers an offset past the end with.
+ */
+export function checkLogRead(response: Response, run: Pick<Run, 'id'>, offset: number, shorter: number): void {
+  if (response.status === shorter) throw new CliError(`the log of run ${run.id} is shorter than byte ${offset}: it was truncated or replaced`, 'log_reset');
+  if (response.status >= 500 || response.status === 429) throw new CliError(`HTTP ${response.status}`, 'unreachable');
+  if (!response.ok) throw new CliError(`reading the log: HTTP ${response.status}`, 'http_error', response.status);
+}
+
+/**
  * The lines from byte `offset` on (at most 1 MiB of them), with their times: the hub's text pages
  * with `timestamps=1`. The times are the runner's records, so the log itself is not changed.
  */
 export async function fetchStampedPage(client: HubClient, run: Pick<Run, 'id' | 'project_id'>, offset: number): Promise<StampedPage> {
   const response = await client.fetch(`/api/projects/${run.project_id}/runs/${run.id}/logs?offset=${offset}&timestamps=1`, { headers: { accept: 'text/plain' } });
-  if (response.status === 400) throw new CliError(`the log of run ${run.id} is shorter than byte ${offset}: it was truncated or replaced`, 'log_reset');
-  if (response.status >= 500 || response.status === 429) throw new CliError(`HTTP ${response.status}`, 'unreachable');
-  if (!response.ok) throw new CliError(`reading the log: HTTP ${response.status}`, 'http_error', response.status);
+  checkLogRead(response, run, offset, 400);
   const text = Buffer.from(await response.arrayBuffer());
   return { text, next: Number(response.headers.get('x-log-next')), complete: response.headers.get('x-log-complete') === 'true' };
 }

@@ -62,16 +62,16 @@ export class CatchUpReads {
   /**
    * The lines from `start` (a boundary) to the next grid line or `target`, framed; null if none.
    * `shared`: others are catching up too, so reads on the grid are shared (alone, nothing is kept).
-   * `times`: the frame carries the lines' times, from these records ('none': the log has none).
+   * `times`: the frame carries the lines' times, from these records (null: not asked for).
    */
-  read(handle: LogHandle, start: number, target: number, final: boolean, how: { shared: boolean; times: LineTimes | 'none' | null }): Promise<ReadFrame | null> {
+  read(handle: LogHandle, start: number, target: number, final: boolean, how: { shared: boolean; times: LineTimes | null }): Promise<ReadFrame | null> {
     const read = async () => {
       // `target` is a boundary: a newline, a piece cut, or the end of a finished log.
       // A read holds at least one whole piece of a line, so every read makes progress.
       const end = this.shared.plain.endFor(start, this.maxLineBytes + 4);
       const timed = how.times !== null;
       const batch = await readLines(handle, start, target, this.maxLineBytes, end - start, final ? 'final' : 'piece', 'json', timed);
-      if (how.times !== null && how.times !== 'none' && batch.ends) batch.times = (await how.times.span(start, batch.next)).timesOf(batch.ends, final ? null : Date.now());
+      if (how.times && batch.ends) batch.times = (await how.times.span(start, batch.next)).timesOf(batch.ends, final ? null : Date.now());
       return batch.next === start ? null : { next: batch.next, frame: linesFrame(this.runId, batch, timed) };
     };
     return how.shared ? this.shared[how.times === null ? 'plain' : 'timed'].get(start, read) : read();

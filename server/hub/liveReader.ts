@@ -59,8 +59,8 @@ export class LiveReader {
   private closed = false;
   private readonly buffer = Buffer.allocUnsafe(READ_CHUNK);
 
-  /** `times`: the log's time records, where it has them */
-  constructor(private readonly runId: number, private readonly source: LogSource, private readonly maxLineBytes: number, private readonly events: LiveReaderEvents, private readonly times: LineTimes | null = null) {}
+  /** `times`: the log's time records */
+  constructor(private readonly runId: number, private readonly source: LogSource, private readonly maxLineBytes: number, private readonly events: LiveReaderEvents, private readonly times: LineTimes) {}
 
   /** The end of the last line read at the live edge (of the whole log, once final). */
   get committed(): number {
@@ -164,7 +164,7 @@ export class LiveReader {
       if (bytesRead === 0) break;
       // The time records for these bytes are read before they are split (nothing moves meanwhile:
       // reads are one at a time), so the batch goes out the moment it is split.
-      const span = this.wantsTimes() ? await this.times!.span(this.splitter.committed, this.readPosition + bytesRead, TIMES_WAIT_MS) : null;
+      const span = this.wantsTimes() ? await this.times.span(this.splitter.committed, this.readPosition + bytesRead, TIMES_WAIT_MS) : null;
       if (this.closed) return;
       this.readPosition += bytesRead;
       const live = this.events.wantsLines();
@@ -176,7 +176,7 @@ export class LiveReader {
   }
 
   private wantsTimes(): boolean {
-    return this.times !== null && this.events.wantsLines() && this.events.wantsTimes();
+    return this.events.wantsLines() && this.events.wantsTimes();
   }
 
   /** A log truncated or replaced under us: the reader starts over on the log as it now is. */
@@ -194,7 +194,7 @@ export class LiveReader {
   }
 
   private async finish(): Promise<void> {
-    const span = this.splitter && this.wantsTimes() ? await this.times!.span(this.splitter.committed, this.ending!.size, TIMES_WAIT_MS) : null;
+    const span = this.splitter && this.wantsTimes() ? await this.times.span(this.splitter.committed, this.ending!.size, TIMES_WAIT_MS) : null;
     if (this.closed) return;
     const last = this.splitter ? this.splitter.flush(false, 'json', span !== null) : null;
     if (span && last?.ends) last.times = span.timesOf(last.ends, null);

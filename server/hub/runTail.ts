@@ -46,11 +46,11 @@ export class RunTail {
   private closed = false;
   private readonly behind: CatchUpReads;
   /** the log's time records, opened only once a subscriber asks for times */
-  private readonly times: LineTimes | null;
+  private readonly times: LineTimes;
 
   constructor(private readonly options: TailOptions) {
     const { source } = options;
-    this.times = source.openTimes ? new LineTimes(() => source.openTimes!()) : null;
+    this.times = new LineTimes(() => source.openTimes());
     this.behind = new CatchUpReads(options.runId, options.maxLineBytes);
     this.live = new LiveReader(options.runId, options.source, options.maxLineBytes, {
       opened: (start) => this.liveOnOpened(start),
@@ -237,7 +237,7 @@ export class RunTail {
       // Alone, there is nobody to share a read with (and nothing to keep in memory for).
       const frame = await this.behind.read(handle, subscriber.next, target, this.live.final !== null, {
         shared: this.catchingUpCount() > 1,
-        times: subscriber.timestamps ? this.times ?? 'none' : null,
+        times: subscriber.timestamps ? this.times : null,
       });
       if (subscriber.mode !== 'catching_up' || subscriber.sink.closed) return;
       if (!frame) {
@@ -274,6 +274,6 @@ export class RunTail {
     this.subscribers.clear();
     this.behind.clear();
     await this.live.close();
-    await this.times?.close();
+    await this.times.close();
   }
 }

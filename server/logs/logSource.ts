@@ -22,7 +22,7 @@ export interface LogSource {
   /** Calls `hint` when bytes may have been appended (a hint, never data); returns how to stop. */
   watch(hint: () => void): () => void;
   /** The runner's time records of this log (see lineTimes.ts); null while (or where) there are none. */
-  openTimes?(): Promise<LogHandle | null>;
+  openTimes(): Promise<LogHandle | null>;
 }
 
 /** A file for positional reads; null if it does not exist (yet). */

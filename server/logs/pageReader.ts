@@ -24,8 +24,7 @@ export interface PageOptions {
 
 /** When the lines ending at `ends` were written (see lineTimes.ts). */
 async function timesOfLines(source: LogSource, ends: number[], finished: boolean): Promise<(number | null)[]> {
-  if (!source.openTimes) return ends.map(() => null);
-  const times = new LineTimes(() => source.openTimes!());
+  const times = new LineTimes(() => source.openTimes());
   try {
     return await times.timesOf(ends, finished ? null : Date.now());
   } finally {

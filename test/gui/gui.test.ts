@@ -57,6 +57,16 @@ gui.after(async ({ hub, browser }) => {
   await hub?.stop();
 });
 
+/** A completed run of `pipeline` in a new project, its page open and its log complete. */
+async function openFinishedRun(hub: TestHub, page: Page, pipeline: string, scope = 'all', timeoutMs = 15_000): Promise<{ projectId: number; runId: number }> {
+  const projectId = await createProject(hub, pipeline);
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope });
+  await waitForRun(hub, projectId, body.id, ['completed'], timeoutMs);
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  await page.getByTestId('log-complete').waitFor();
+  return { projectId, runId: body.id };
+}
+
 const lineCount = async (page: Page) => Number((await page.getByTestId('line-count').textContent())!.replace(/[^\d]/g, ''));
 
 gui('create a project (with a field error first), start a run, see lines live and the final status', async ({ hub, page }) => {
@@ -154,10 +164,7 @@ gui('a failed run offers "Re-run from <step>", which starts at that step; breadc
 gui('light and dark themes: the system\'s by default, switchable, remembered; ANSI colours readable on both', async ({ hub, browser }) => {
   const page = await browser.newPage({ colorScheme: 'dark' });
   try {
-    const projectId = await createProject(hub, 'demo');
-    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'full' });
-    await waitForRun(hub, projectId, body.id, ['completed'], 15_000);
-    await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+    await openFinishedRun(hub, page, 'demo', 'full');
     await page.getByRole('button', { name: 'Expand all' }).click();
     const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
     const logBackground = () => page.locator('.log-panel').evaluate((el) => getComputedStyle(el).backgroundColor);
@@ -226,11 +233,7 @@ gui('a run started elsewhere appears on the project page without reload', async 
 });
 
 gui('a 200 000-line log loads earlier parts on demand, scrolls and searches without hanging', async ({ hub, page, browser }) => {
-  const projectId = await createProject(hub, 'huge');
-  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
-  await waitForRun(hub, projectId, body.id, ['completed'], 30_000);
-  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
-  await page.getByTestId('log-complete').waitFor();
+  await openFinishedRun(hub, page, 'huge', 'all', 30_000);
   assert.is(await lineCount(page), 5000);
   assert.ok((await page.locator('.log-line').count()) < 200, 'only the visible rows are in the page');
   for (let loads = 0; loads < 10; loads++) {
@@ -266,11 +269,7 @@ gui('a 200 000-line log loads earlier parts on demand, scrolls and searches with
 });
 
 gui('the step bar shows each step with its status and duration; a step opens its part of the log', async ({ hub, page }) => {
-  const projectId = await createProject(hub, 'demo');
-  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'full' });
-  await waitForRun(hub, projectId, body.id, ['completed'], 15_000);
-  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
-  await page.getByTestId('log-complete').waitFor();
+  await openFinishedRun(hub, page, 'demo', 'full');
   for (const name of ['colours', 'count']) assert.match((await page.getByTestId(`step-${name}`).textContent())!, /✓.*\d+\.\d s/);
   await page.getByTestId('step-count').getByRole('button').click();
   await page.locator('.log-line.current-match', { hasText: '[hub] step 2/2: count' }).waitFor();
@@ -339,11 +338,7 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
   const context = await browser.newContext({ viewport: { width: 1280, height: 800 } });
   const page = await context.newPage();
   try {
-    const projectId = await createProject(hub, 'wide');
-    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
-    await waitForRun(hub, projectId, body.id, ['completed'], 15_000);
-    await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
-    await page.getByTestId('log-complete').waitFor();
+    const { projectId, runId } = await openFinishedRun(hub, page, 'wide');
     await page.getByRole('button', { name: 'Expand all' }).click(); // the completed step starts folded
     const toggle = page.getByRole('checkbox', { name: 'Wrap lines' });
     assert.is(await toggle.isChecked(), false, 'off by default');
@@ -385,10 +380,10 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
 
     // A permalink to a line after the long ones, in a fresh page of this browser: opened there, in view
     // (its step, completed, would start folded: the step holding the linked line starts open).
-    const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${body.id}/logs/raw`)).body as string;
+    const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs/raw`)).body as string;
     const offset = Buffer.byteLength(raw.slice(0, raw.indexOf('\nwide 390\n') + 1));
     const other = await context.newPage();
-    await other.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}?at=${offset}`);
+    await other.goto(`${hub.url}/#/projects/${projectId}/runs/${runId}?at=${offset}`);
     const target = other.locator('.log-line.current-match', { hasText: 'wide 390' });
     await target.waitFor();
     assert.is(await other.getByRole('checkbox', { name: 'Wrap lines' }).isChecked(), true);
@@ -409,14 +404,10 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
 });
 
 gui('a completed step whose header loads in above the reader (scrolling up) stays open, the others loaded with it fold; times on and off keep the reader\'s place', async ({ hub, page }) => {
-  const projectId = await createProject(hub, 'tall');
-  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
-  await waitForRun(hub, projectId, body.id, ['completed'], 15_000);
-  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
-  await page.getByTestId('log-complete').waitFor();
+  const { projectId, runId } = await openFinishedRun(hub, page, 'tall');
   // The last 5000 lines: the step's header is not among them, so nothing is folded yet.
   const scroller = page.getByTestId('log-scroll');
-  const held: string = (await hub.api('GET', `/api/projects/${projectId}/runs/${body.id}/logs?tail=5000`)).body.lines[0];
+  const held: string = (await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs?tail=5000`)).body.lines[0];
   assert.match(held, /^tall \d+$/);
   await scroller.evaluate((el) => (el.scrollTop = 0));
   await page.waitForFunction(() => Number(document.querySelector('[data-testid=line-count]')!.textContent!.replace(/[^\d]/g, '')) > 5000, undefined, { timeout: 10_000 });
@@ -455,9 +446,9 @@ gui('a completed step whose header loads in above the reader (scrolling up) stay
   await waitFor(async () => (await topLine()) === before, `"${before}" at the top with times off again (now "${await topLine()}")`, 5000);
 
   // A permalink to a line near the step's header (loaded with it): the step holding it starts open.
-  const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${body.id}/logs/raw`)).body as string;
+  const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs/raw`)).body as string;
   const offset = Buffer.byteLength(raw.slice(0, raw.indexOf('\ntall 100\n') + 1));
-  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}?at=${offset}`);
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${runId}?at=${offset}`);
   await page.reload();
   // (folded, the step would show its header only, and the line would not be there)
   await page.locator('.log-line.current-match', { hasText: /^tall 100$/ }).waitFor({ timeout: 10_000 });

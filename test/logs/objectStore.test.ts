@@ -34,7 +34,7 @@ function objectStoreContract(name: string, make: () => Promise<{ store: ObjectSt
       assert.ok(buffer.subarray(0, bytesRead).equals(bytes.subarray(position, position + length)), `${position}+${length}`);
     }
     await handle.close();
-    const fromStore = { open: () => store.open('3/14.log'), isReplaced: async () => false, watch: () => () => {} };
+    const fromStore = { open: () => store.open('3/14.log'), isReplaced: async () => false, watch: () => () => {}, openTimes: async () => null };
     const options = { maxLineBytes: 64, finished: true, recordedSize: bytes.length };
     for (const startAt of [{ tail: 100 }, { offset: 0 }]) {
       assert.equal(await readLogPage(fromStore, options, startAt), await readLogPage(new LocalLogSource(file), options, startAt));
