@@ -58,6 +58,12 @@ export class LiveReader {
   recordedSize: number | null = null;
   private closed = false;
   private readonly buffer = Buffer.allocUnsafe(READ_CHUNK);
+  /**
+   * The last time a live line was stamped with. A line read before the runner's next record is
+   * stamped "now", which can be a moment after the record that then stamps the next line: times
+   * sent at the live edge never go back.
+   */
+  private lastTime = 0;
 
   /** `times`: the log's time records */
   constructor(private readonly runId: number, private readonly source: LogSource, private readonly maxLineBytes: number, private readonly events: LiveReaderEvents, private readonly times: LineTimes) {}
@@ -169,10 +175,16 @@ export class LiveReader {
       this.readPosition += bytesRead;
       const live = this.events.wantsLines();
       const batch = this.splitter.push(this.buffer.subarray(0, bytesRead), live ? 'json' : 'none', span !== null);
-      if (span && batch.ends) batch.times = span.timesOf(batch.ends, Date.now());
+      if (span && batch.ends) batch.times = this.inOrder(span.timesOf(batch.ends, Date.now(), this.lastTime));
       if (lineCount(batch) > 0) this.events.lines(batch);
       else if (!live) this.events.skipped();
     }
+  }
+
+  /** Notes the last time sent, so the next batch's are not earlier. */
+  private inOrder(times: (number | null)[]): (number | null)[] {
+    for (const time of times) if (time !== null) this.lastTime = time;
+    return times;
   }
 
   private wantsTimes(): boolean {
@@ -197,7 +209,7 @@ export class LiveReader {
     const span = this.splitter && this.wantsTimes() ? await this.times.span(this.splitter.committed, this.ending!.size, TIMES_WAIT_MS) : null;
     if (this.closed) return;
     const last = this.splitter ? this.splitter.flush(false, 'json', span !== null) : null;
-    if (span && last?.ends) last.times = span.timesOf(last.ends, null);
+    if (span && last?.ends) last.times = this.inOrder(span.timesOf(last.ends, null, this.lastTime));
     if (last && lineCount(last) > 0) this.events.lines(last);
     this.finalMessage = { ...this.ending!.complete, next: this.splitter?.committed ?? 0 };
     this.events.final(this.finalMessage);

@@ -25,15 +25,17 @@ export class TimeSpan {
    * The time (Unix ms) of each line ending at `ends` (increasing, within the span's range). A line
    * past the last record gets `after`: for a run still writing, the time now (it was written less
    * than an interval ago, or its record is not readable yet); for a finished one, null (older runs
-   * have no times file, a runner that crashed wrote no last record).
+   * have no times file, a runner that crashed wrote no last record). `notBefore`: no time is earlier
+   * (a stream stamped a line "now" a moment after the next line's record was taken: it stays in order).
    */
-  timesOf(ends: readonly number[], after: number | null): (number | null)[] {
+  timesOf(ends: readonly number[], after: number | null, notBefore = 0): (number | null)[] {
     const records = this.records;
     const times: (number | null)[] = [];
     let index = 0;
     for (const end of ends) {
       while (index < records.length && records[index].size < end) index++;
-      times.push(index < records.length ? records[index].time : after);
+      const time = index < records.length ? records[index].time : after;
+      times.push(time === null ? null : Math.max(time, notBefore));
     }
     return times;
   }

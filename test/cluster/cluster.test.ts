@@ -78,7 +78,8 @@ test('2 hubs + 2 workers: a run started through one hub is carried out by a work
     const held = (await a.api('POST', `/api/projects/${other}/runs`, { scope: 'all' })).body;
     const queued = (await a.api('POST', `/api/projects/${other}/runs`, { scope: 'all', if_busy: 'queue' })).body;
     await waitForRun(a, other, held.id, ['running']);
-    const carrier = cluster.workers.find((w) => fs.existsSync(path.join(w.logs, String(other), `${held.id}.log`)))!;
+    // (claimed is running: its log file follows a moment later)
+    const carrier = await waitFor(() => cluster.workers.find((w) => fs.existsSync(path.join(w.logs, String(other), `${held.id}.log`))), 'the worker carrying the run');
     carrier.process.kill('SIGKILL');
     const lost = await waitForRun(b, other, held.id, ['failed', 'cancelled', 'completed'], 15_000);
     assert.is(lost.status, 'failed');

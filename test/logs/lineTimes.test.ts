@@ -4,7 +4,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatTimeRecord, LogClock, TIME_RECORD_BYTES } from '../../pipeline-runner/logClock.js';
-import { LineTimes } from '../../server/logs/lineTimes.js';
+import { LineTimes, TimeSpan } from '../../server/logs/lineTimes.js';
 import { openIfExists } from '../../server/logs/logSource.js';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'line-times-'));
@@ -99,6 +99,12 @@ test('a times file with no whole record yet, then one: the first answer is `afte
   assert.equal(await times.timesOf([10, 20], 5), [1, 2]);
   assert.equal(await times.timesOf([5], 5), [1], 'and back to the start');
   await times.close();
+});
+
+test('a stream\'s times never go back: no time before `notBefore` (unknown stays unknown)', () => {
+  const span = new TimeSpan([{ size: 10, time: 5 }, { size: 20, time: 9 }]);
+  assert.equal(span.timesOf([10, 20, 30], null, 7), [7, 9, null]);
+  assert.equal(span.timesOf([10, 20, 30], 12, 0), [5, 9, 12]);
 });
 
 test('the clock records a size only when the log grew, and once more when it stops', async () => {
