@@ -35,7 +35,7 @@ export class TimeSpan {
     for (const end of ends) {
       while (index < records.length && records[index].size < end) index++;
       const time = index < records.length ? records[index].time : after;
-      times.push(time === null ? null : Math.max(time, notBefore));
+      times.push(time !== null && time < notBefore ? notBefore : time);
     }
     return times;
   }
