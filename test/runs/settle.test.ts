@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -6,11 +7,15 @@ import { sqliteLocker } from '../helpers/sqliteLock.js';
 import { createProject, isAlive, logFileOf, sh, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { TestClient } from '../helpers/wsClient.js';
 
+// A step that ends only once this file exists: the test decides when its run ends.
+const gate = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-gate-')), 'open');
+
 const PIPELINES = {
   // The step knows where the state file is (next to HUB_ERROR_FILE) and damages it mid-run.
   vandal: { steps: [{ name: 'v', command: sh('echo before; printf "{not json" > "${HUB_ERROR_FILE%.error}"; sleep 0.5; : > "${HUB_ERROR_FILE%.error}"; sleep 0.5; echo after') }], scopes: { all: 'v' } },
   slow: { steps: [{ name: 's', command: sh('echo start; sleep 3; echo end') }], scopes: { all: 's' } },
   short: { steps: [{ name: 's', command: sh('echo one; sleep 1.5; echo two') }], scopes: { all: 's' } },
+  gated: { steps: [{ name: 's', command: sh(`echo one; while [ ! -e '${gate}' ]; do sleep 0.05; done; echo two`) }], scopes: { all: 's' } },
 };
 
 const stateFileOf = (hub: TestHub, projectId: number, runId: number) => path.join(hub.dir, 'logs', String(projectId), `${runId}.json`);
@@ -60,7 +65,7 @@ test('a database locked while a run ends: settling is retried until written; com
   const locker = sqliteLocker(path.join(hub.dir, 'data', 'hub.sqlite'));
   const { exec } = locker;
   try {
-    const projectId = await createProject(hub, 'short');
+    const projectId = await createProject(hub, 'gated');
     const first = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id;
     const second = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all', if_busy: 'queue' })).body.id;
     const client = await TestClient.connect(hub.url);
@@ -69,8 +74,10 @@ test('a database locked while a run ends: settling is retried until written; com
     // Its progress is recorded (no write of the server's is waiting), then the lock is taken.
     await waitFor(async () => (await hub.api('GET', `/api/projects/${projectId}/runs/${first}`)).body.current_step === 's', 'the step to be recorded');
     await exec('PRAGMA busy_timeout = 1000; BEGIN EXCLUSIVE');
-    // The run ends (1.5 s) while the lock is held for longer than the server's busy timeout (5 s).
-    await new Promise((resolve) => setTimeout(resolve, 8000));
+    // Only now may the run end: under the lock, which is held until recording its end has failed
+    // (the server's busy timeout is 5 s).
+    fs.writeFileSync(gate, '');
+    await waitFor(() => hub.output().includes('recording the end of a run failed; trying again'), 'a failed attempt to record the end', 20_000);
     await exec('COMMIT');
     const run = await waitForRun(hub, projectId, first, ['completed', 'failed'], 20_000);
     assert.is(run.status, 'completed');
@@ -79,11 +86,11 @@ test('a database locked while a run ends: settling is retried until written; com
     assert.is(next.status, 'completed');
     const log = fs.readFileSync(logFileOf(hub, projectId, second), 'utf8');
     assert.is(log.split('[hub] step 1/1').length - 1, 1, 'the queued run started once');
-    assert.match(hub.output(), 'recording the end of a run failed; trying again');
     await client.close();
   } finally {
     locker.close();
     await hub.stop();
+    fs.rmSync(path.dirname(gate), { recursive: true, force: true });
   }
 });
 
