@@ -7,7 +7,8 @@ import fs from 'node:fs';
 import { runStep, type StepOutcome } from './step.js';
 import { killProcessesWithEnv } from './processes.js';
 import { LogClock } from './logClock.js';
-import { READY_LINE, RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, TOKEN_VARIABLE, type RunSpec, type RunnerState, writeStateFile } from './state.js';
+import { isDiskFull, isNoSpace, NO_SPACE, noSpaceMessage, writeAll } from './noSpace.js';
+import { READY_LINE, RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, RUNNER_NO_SPACE_EXIT_CODE, TOKEN_VARIABLE, type RunSpec, type RunnerState, writeStateFile } from './state.js';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -24,7 +25,7 @@ function writeMarker(fd: number, text: string): void {
     fs.readSync(fd, last, 0, 1, size - 1);
     needsNewline = last[0] !== 0x0a;
   }
-  fs.writeSync(fd, `${needsNewline ? '\n' : ''}${text}\n`);
+  writeAll(fd, `${needsNewline ? '\n' : ''}${text}\n`);
 }
 
 function describeFailure(step: string, outcome: StepOutcome): string {
@@ -94,13 +95,21 @@ async function main(): Promise<number> {
     save();
     return RUNNER_EXIT_CODES.failed;
   }
-  save();
   // The times of the log's lines, beside it (see logClock.ts).
   const clock = spec.times_file ? new LogClock(fd, spec.times_file) : null;
   clock?.start();
   const mark = (text: string) => {
     writeMarker(fd, text);
     clock?.sample();
+  };
+  // The disk is full: the run cannot go on without its log and state, so it fails saying why.
+  const failForNoSpace = (error: unknown) => {
+    if (!isNoSpace(error)) throw error;
+    if (state.error_message?.includes(NO_SPACE)) return; // it says so already
+    const message = noSpaceMessage(state.current_step);
+    if (state.status === 'running' || state.status === 'completed') Object.assign(state, { status: 'failed', exit_code: null, signal: null, error_message: message });
+    else state.error_message = `${state.error_message}; ${message}`;
+    for (const step of steps) if (step.status === 'running') Object.assign(step, { status: 'failed', finished_at: now() });
   };
 
   const cancel = new AbortController();
@@ -109,44 +118,51 @@ async function main(): Promise<number> {
   process.on('SIGHUP', () => {}); // the server's terminal going away is not a reason to stop
 
   const token = process.env[TOKEN_VARIABLE] ?? '';
-  for (const [index, step] of spec.steps.entries()) {
-    if (cancel.signal.aborted) break;
-    state.current_step = step.name;
-    // Its part of the log starts with its header line.
-    Object.assign(steps[index], { status: 'running', started_at: now(), log_start: fs.fstatSync(fd).size });
+  try {
     save();
-    mark(`[hub] step ${index + 1}/${spec.steps.length}: ${step.name}`);
-    const errorFile = `${spec.state_file}.error`;
-    fs.rmSync(errorFile, { force: true });
-    const outcome = await runStep({
-      step,
-      fd,
-      env: { ...spec.env, HUB_STEP: step.name, HUB_ERROR_FILE: errorFile },
-      graceMs: spec.grace_ms,
-      maxLogBytes: spec.max_log_bytes,
-      cancel: cancel.signal,
-    });
-    Object.assign(steps[index], {
-      status: outcome.kind === 'exit' && outcome.code === 0 ? 'completed' : outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
-      finished_at: now(),
-      exit_code: outcome.kind === 'exit' ? outcome.code : null,
-      signal: outcome.kind === 'exit' ? outcome.signal : null,
-      log_end: fs.fstatSync(fd).size,
-    });
-    if (outcome.kind === 'exit' && outcome.code === 0) {
-      state.progress_current = index + 1;
+    for (const [index, step] of spec.steps.entries()) {
+      if (cancel.signal.aborted) break;
+      state.current_step = step.name;
+      // Its part of the log starts with its header line.
+      Object.assign(steps[index], { status: 'running', started_at: now(), log_start: fs.fstatSync(fd).size });
       save();
-      continue;
+      mark(`[hub] step ${index + 1}/${spec.steps.length}: ${step.name}`);
+      const errorFile = `${spec.state_file}.error`;
+      fs.rmSync(errorFile, { force: true });
+      const outcome = await runStep({
+        step,
+        fd,
+        env: { ...spec.env, HUB_STEP: step.name, HUB_ERROR_FILE: errorFile },
+        graceMs: spec.grace_ms,
+        maxLogBytes: spec.max_log_bytes,
+        cancel: cancel.signal,
+      });
+      Object.assign(steps[index], {
+        status: outcome.kind === 'exit' && outcome.code === 0 ? 'completed' : outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
+        finished_at: now(),
+        exit_code: outcome.kind === 'exit' ? outcome.code : null,
+        signal: outcome.kind === 'exit' ? outcome.signal : null,
+        log_end: fs.fstatSync(fd).size,
+      });
+      if (outcome.kind === 'exit' && outcome.code === 0) {
+        state.progress_current = index + 1;
+        save();
+        continue;
+      }
+      // A step whose output was refused usually just exits 1: the disk says why.
+      const full = outcome.kind !== 'cancelled' && isDiskFull(spec.log_file) ? ` (${NO_SPACE}: the disk of the run's log is full)` : '';
+      const message = describeFailure(step.name, outcome) + full + readStepReason(errorFile);
+      if (outcome.kind === 'log_limit') mark(`[hub] log limit reached (${spec.max_log_bytes} bytes): step "${step.name}" stopped`);
+      Object.assign(state, {
+        status: outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
+        exit_code: outcome.kind === 'exit' ? outcome.code : null,
+        signal: outcome.kind === 'exit' ? outcome.signal : null,
+        error_message: message,
+      });
+      break;
     }
-    const message = describeFailure(step.name, outcome) + readStepReason(errorFile);
-    if (outcome.kind === 'log_limit') mark(`[hub] log limit reached (${spec.max_log_bytes} bytes): step "${step.name}" stopped`);
-    Object.assign(state, {
-      status: outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
-      exit_code: outcome.kind === 'exit' ? outcome.code : null,
-      signal: outcome.kind === 'exit' ? outcome.signal : null,
-      error_message: message,
-    });
-    break;
+  } catch (error) {
+    failForNoSpace(error);
   }
   if (state.status === 'running') {
     if (cancel.signal.aborted && state.progress_current < state.progress_total) {
@@ -157,12 +173,20 @@ async function main(): Promise<number> {
   }
   // Nothing of the run may outlive it, not even what escaped its process group.
   if (token) killProcessesWithEnv(TOKEN_VARIABLE, token);
-  mark(`[hub] run ${state.status}${state.error_message ? `: ${state.error_message}` : ''}`);
+  try {
+    mark(`[hub] run ${state.status}${state.error_message ? `: ${state.error_message}` : ''}`);
+  } catch (error) {
+    failForNoSpace(error);
+  }
   clock?.stop();
-  fs.fsyncSync(fd);
+  try {
+    fs.fsyncSync(fd);
+  } catch (error) {
+    failForNoSpace(error);
+  }
   fs.closeSync(fd);
   state.finished_at = now();
-  save();
+  save(); // when the disk refuses even this, the exit code says why (see the end of this file)
   return RUNNER_EXIT_CODES[state.status as keyof typeof RUNNER_EXIT_CODES];
 }
 
@@ -172,6 +196,8 @@ let logFile: string | undefined;
 main().then(
   (code) => process.exit(code),
   (error: unknown) => {
+    // A full disk (the final state could not be written) is no crash: the exit code tells the server.
+    if (isNoSpace(error)) process.exit(RUNNER_NO_SPACE_EXIT_CODE);
     const text = `[hub] runner failed: ${(error as Error).stack ?? String(error)}\n`;
     try {
       if (logFile) fs.appendFileSync(logFile, text);

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { Step } from '../server/wire.js';
+import { isNoSpace } from './noSpace.js';
 
 /** What a runner writes on stdout once it has started and loaded, before it waits for its run. */
 export const READY_LINE = 'ready\n';
@@ -47,19 +48,45 @@ export interface RunSpec {
   steps: { name: string; command: string[]; cwd: string; timeout_s: number | null; env: Record<string, string> }[];
 }
 
-/** Replaces the state file atomically (write, then rename), so a reader never sees half of it. */
+/**
+ * Replaces the state file atomically (write, then rename), so a reader never sees half of it. On a
+ * full disk the new state is written over the old one instead, in the space the old one holds: a
+ * reader may see half of it for a moment (it reads again), which beats never learning how the run
+ * ended. Throws ENOSPC when even that does not fit.
+ */
 export function writeStateFile(file: string, state: RunnerState): void {
+  const text = JSON.stringify(state);
   const temporary = `${file}.${process.pid}.tmp`;
-  fs.writeFileSync(temporary, JSON.stringify(state));
+  try {
+    fs.writeFileSync(temporary, text);
+  } catch (error) {
+    fs.rmSync(temporary, { force: true }); // empty or torn
+    if (!isNoSpace(error) || !fs.existsSync(file)) throw error;
+    overwriteFile(file, text);
+    return;
+  }
   fs.renameSync(temporary, file);
+}
+
+function overwriteFile(file: string, text: string): void {
+  const fd = fs.openSync(file, 'r+');
+  try {
+    const bytes = Buffer.from(text);
+    for (let offset = 0; offset < bytes.length; ) offset += fs.writeSync(fd, bytes, offset, bytes.length - offset, offset);
+    fs.ftruncateSync(fd, bytes.length);
+  } finally {
+    fs.closeSync(fd);
+  }
 }
 
 /**
  * The runner's exit code tells its outcome too, so the server can settle a run whose state file
  * was damaged (a step knows its path; a power cut can leave it empty). 70: the runner crashed.
+ * 5: the run failed because the disk is full, and its final state could not be written.
  */
 export const RUNNER_EXIT_CODES = { completed: 0, failed: 3, cancelled: 4 } as const satisfies Record<Exclude<RunnerStatus, 'running'>, number>;
 export const RUNNER_CRASH_EXIT_CODE = 70;
+export const RUNNER_NO_SPACE_EXIT_CODE = 5;
 
 export function statusOfExitCode(code: number | null | undefined): Exclude<RunnerStatus, 'running'> | null {
   for (const [status, value] of Object.entries(RUNNER_EXIT_CODES)) if (value === code) return status as Exclude<RunnerStatus, 'running'>;

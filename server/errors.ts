@@ -13,7 +13,7 @@ export class HubError extends Error {
     this.name = 'HubError';
     this.status = status;
     this.code = code;
-    this.expose = status < 500 || status === 503;
+    this.expose = status < 500 || status === 503 || status === 507;
     this.details = options.details;
     this.headers = options.headers;
   }
@@ -45,12 +45,21 @@ export function describeValue(value: unknown): string {
 /** SQLite locked; PostgreSQL unreachable, starting, out of connections, or a conflict worth retrying. */
 const DATABASE_BUSY = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'ECONNREFUSED', '57P03', '53300', '40001', '40P01', '55P03']);
 
-/** Anything thrown, as a HubError: ours as they are, a busy database as 503, Koa's 4xx as such, the rest 500. */
+/** The disk under the database is full (SQLite; PostgreSQL's disk_full), or under a file being written. */
+const STORAGE_FULL = new Set(['SQLITE_FULL', '53100', 'ENOSPC', 'EDQUOT']);
+
+/**
+ * Anything thrown, as a HubError: ours as they are, a busy database as 503, a full disk as 507,
+ * Koa's 4xx as such, the rest 500.
+ */
 export function toHubError(caught: unknown): HubError {
   if (caught instanceof HubError) return caught;
   const error = caught as { status?: number; message?: string; code?: string } | null;
   if (error && typeof error.code === 'string' && DATABASE_BUSY.has(error.code)) {
     return new HubError(503, 'database_busy', 'The database is busy; try again shortly', { cause: caught });
+  }
+  if (error && typeof error.code === 'string' && STORAGE_FULL.has(error.code)) {
+    return new HubError(507, 'storage_full', "The server's disk is full: nothing was changed. Reads go on; try again once space is freed", { cause: caught });
   }
   if (error && typeof error.status === 'number' && error.status >= 400 && error.status < 500) {
     const code = error.status === 405 ? 'method_not_allowed' : error.status === 404 ? 'not_found' : 'bad_request';

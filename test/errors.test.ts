@@ -13,6 +13,14 @@ test('a busy database is 503 database_busy; Koa\'s 404 and 405 keep their status
   assert.is(toHubError(ours), ours);
 });
 
+test('a full disk (SQLITE_FULL, PostgreSQL 53100, ENOSPC) is 507 storage_full, and its message is shown', () => {
+  for (const code of ['SQLITE_FULL', '53100', 'ENOSPC']) {
+    const full = toHubError(Object.assign(new Error('database or disk is full'), { code }));
+    assert.equal([full.status, full.code, full.expose], [507, 'storage_full', true], code);
+  }
+  assert.match(errorBody(toHubError(Object.assign(new Error('x'), { code: 'SQLITE_FULL' }))).message, 'disk is full');
+});
+
 test('one body for every client: code, message and details; an unexpected error\'s message is never shown', () => {
   assert.equal(errorBody(new HubError(400, 'invalid_field', 'Expected `name`', { details: { field: 'name' } })), { code: 'invalid_field', message: 'Expected `name`', field: 'name' });
   assert.equal(errorBody(toHubError(new Error('secret path /etc/x'))), { code: 'internal', message: 'Internal server error' });

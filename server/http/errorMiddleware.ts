@@ -13,6 +13,7 @@ export function errorMiddleware(log: pino.Logger): Koa.Middleware {
     } catch (caught) {
       const error = toHubError(caught);
       if (!error.expose) log.error({ err: caught, method: ctx.method, path: ctx.path }, 'request failed');
+      else if (error.code === 'storage_full') log.warn({ err: caught, method: ctx.method, path: ctx.path }, 'a write was refused: the disk is full');
       if (ctx.headerSent || !ctx.writable) return;
       ctx.status = error.status;
       ctx.set('Cache-Control', 'no-store');

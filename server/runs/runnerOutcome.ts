@@ -1,4 +1,5 @@
-import { statusOfExitCode, type StateRead } from '../../pipeline-runner/state.js';
+import { noSpaceMessage } from '../../pipeline-runner/noSpace.js';
+import { RUNNER_NO_SPACE_EXIT_CODE, statusOfExitCode, type StateRead } from '../../pipeline-runner/state.js';
 import type { RunChanges, RunRow } from '../store/runs.js';
 import type { WatchedRunner } from './runnerWatch.js';
 
@@ -13,8 +14,8 @@ const describeExit = (exited: WatchedRunner['exited']) =>
 
 /**
  * What a runner that has ended means for its run: its final state when it wrote one; else its exit
- * code (which tells the outcome too) when the state file was damaged; else failed (or cancelled,
- * when a cancel was asked for), saying what is known.
+ * code (which tells the outcome too) when the state file was damaged or the disk was full; else
+ * failed (or cancelled, when a cancel was asked for), saying what is known.
  */
 export function runnerOutcome(runner: WatchedRunner, read: StateRead, run: RunRow): RunnerOutcome {
   if (read.kind === 'state' && read.state.status !== 'running') {
@@ -40,6 +41,11 @@ export function runnerOutcome(runner: WatchedRunner, read: StateRead, run: RunRo
   }
   if (runner.startError !== undefined) {
     const message = `The run could not start: ${runner.startError}`;
+    return { marker: `[hub] run failed: ${message}`, changes: { status: 'failed', error_message: message, ...progress } };
+  }
+  if (runner.exited?.code === RUNNER_NO_SPACE_EXIT_CODE && !runner.exited.signal) {
+    // The disk was full: the runner failed the run but could not write that down.
+    const message = noSpaceMessage(progress.current_step);
     return { marker: `[hub] run failed: ${message}`, changes: { status: 'failed', error_message: message, ...progress } };
   }
   const fault = read.kind === 'unreadable' ? read.reason : null;

@@ -51,9 +51,10 @@ const ERRORS: Record<string, string> = {
   416: 'A range past the end, or too many ranges',
   429: 'Too many requests (run starts per project)',
   503: 'The database is busy: try again after Retry-After',
+  507: 'The disk is full (`storage_full`): nothing was changed; reads go on',
 };
 /** What every request may get besides its own answers. */
-const ALWAYS = [401, 403, 503];
+const ALWAYS = [401, 403, 503, 507];
 
 function errors(...statuses: number[]): Json {
   return Object.fromEntries([...new Set([...statuses, ...ALWAYS])].map((status) => [String(status), json(ref('Error'), ERRORS[status])]));

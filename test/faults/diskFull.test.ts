@@ -106,8 +106,15 @@ diskTest('a step that fills the disk of the logs fails its run saying "no space 
     const filler = await createProject(hub, 'fill');
     const full = await runToEnd(hub, filler);
     assert.is(full.status, 'failed');
-    assert.match(full.error_message, 'no space left on device');
+    assert.ok(full.error_message.includes('no space left on device'), `the error says the disk is full: ${full.error_message}`);
+    // The runner noticed why its step failed, and wrote its final state in the old one's place.
+    assert.is(full.error_message, 'Step "fill" exited with code 1 (no space left on device: the disk of the run\'s log is full)');
     assert.is(fs.statfsSync(path.join(dir, 'logs')).bavail, 0, 'the disk is full');
+    assert.equal(fs.readdirSync(path.join(dir, 'logs', String(filler))).filter((name) => name.endsWith('.tmp')), [], 'no half-written state file is left');
+    // A run started while the disk is full cannot even write its state: it fails saying why, never stays running.
+    const starved = await runToEnd(hub, other);
+    assert.is(starved.status, 'failed');
+    assert.ok(starved.error_message.includes('no space left on device'), `the error says the disk is full: ${starved.error_message}`);
 
     assert.is(hub.process.exitCode, null, 'the server is up');
     assert.is((await hub.api('GET', '/api/health')).status, 200);

@@ -31,6 +31,16 @@ test('a damaged state file and a runner that crashed or is gone: failed, the out
   assert.is(runnerOutcome(runner({ exited: { code: null, signal: 'SIGKILL' } }), unreadable, run).changes.signal, 'SIGKILL');
 });
 
+test('a runner that exits 5 (its disk was full, its final state unwritten): failed, "no space left on device", at its last step', () => {
+  const running = { kind: 'state', state: { status: 'running', current_step: 'c', progress_current: 2, progress_total: 3, exit_code: null, signal: null, error_message: null, finished_at: null } as never } as const;
+  const { changes, marker } = runnerOutcome(runner({ exited: { code: 5, signal: null } }), running, run);
+  assert.is(changes.status, 'failed');
+  assert.is(changes.error_message, 'The disk of the run\'s log is full (no space left on device): the runner could not write the log or its state during step "c"');
+  assert.is(changes.progress_current, 2);
+  assert.ok(marker, 'the server tries to write the last line itself');
+  assert.is(runnerOutcome(runner({ exited: { code: 5, signal: null } }), unreadable, run).changes.error_message, 'The disk of the run\'s log is full (no space left on device): the runner could not write the log or its state during step "b"');
+});
+
 test('a final state wins over everything else', () => {
   const state = { status: 'failed', current_step: 'c', progress_current: 2, progress_total: 3, exit_code: 9, signal: null, error_message: 'x', finished_at: 'then' };
   const { changes } = runnerOutcome(runner({ exited: { code: 0, signal: null } }), { kind: 'state', state: state as never }, run);
