@@ -18,6 +18,8 @@ const PIPELINES = {
   gated: { steps: [{ name: 's', command: sh(`echo one; while [ ! -e '${gate}' ]; do sleep 0.05; done; echo two`) }], scopes: { all: 's' } },
 };
 
+test.after(() => fs.rmSync(path.dirname(gate), { recursive: true, force: true }));
+
 const stateFileOf = (hub: TestHub, projectId: number, runId: number) => path.join(hub.dir, 'logs', String(projectId), `${runId}.json`);
 
 test('a state file damaged mid-run (not JSON, empty) does not stop the server; the run completes', async () => {
@@ -90,7 +92,6 @@ test('a database locked while a run ends: settling is retried until written; com
   } finally {
     locker.close();
     await hub.stop();
-    fs.rmSync(path.dirname(gate), { recursive: true, force: true });
   }
 });
 
