@@ -59,7 +59,7 @@ export function toHubError(caught: unknown): HubError {
     return new HubError(503, 'database_busy', 'The database is busy; try again shortly', { cause: caught });
   }
   if (error && typeof error.code === 'string' && STORAGE_FULL.has(error.code)) {
-    return new HubError(507, 'storage_full', "The server's disk is full: nothing was changed. Reads go on; try again once space is freed", { cause: caught });
+    return new HubError(507, 'storage_full', "The server's disk is full: the write was refused. Reads go on; try again once space is freed", { cause: caught });
   }
   if (error && typeof error.status === 'number' && error.status >= 400 && error.status < 500) {
     const code = error.status === 405 ? 'method_not_allowed' : error.status === 404 ? 'not_found' : 'bad_request';
