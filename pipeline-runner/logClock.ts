@@ -54,7 +54,13 @@ export class LogClock {
     try {
       const size = fs.fstatSync(this.logFd).size;
       if (size <= this.last) return;
-      fs.writeSync(this.fd, formatTimeRecord(size, Date.now()));
+      const record = formatTimeRecord(size, Date.now());
+      const written = fs.writeSync(this.fd, record);
+      if (written < record.length) {
+        // A nearly full disk took part of it: cut it off, or every later record would be out of step.
+        fs.ftruncateSync(this.fd, fs.fstatSync(this.fd).size - written);
+        return;
+      }
       this.last = size;
     } catch {
       // a full disk: the log matters more; the times go on once they can

@@ -5,6 +5,7 @@ import path from 'node:path';
 import sqlite3 from 'sqlite3';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import { LogClock, parseTimeRecord, TIME_RECORD_BYTES } from '../../pipeline-runner/logClock.js';
 import { createProject, logFileOf, sh, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { TestClient } from '../helpers/wsClient.js';
 
@@ -134,6 +135,36 @@ diskTest('a step that fills the disk of the logs fails its run saying "no space 
     assert.match(fs.readFileSync(logFileOf(hub, other, again.id), 'utf8'), 'hello\nworld\n');
   } finally {
     await hub.stop();
+  }
+});
+
+diskTest('the runner\'s times file on a full disk keeps whole records only, and goes on in step once there is space again', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-times-'));
+  mountTmpfs(path.join(dir, 'full'), '64k');
+  const logFile = path.join(dir, 'run.log'); // the log itself is elsewhere, so it can grow
+  const timesFile = path.join(dir, 'full', 'run.times');
+  const logFd = fs.openSync(logFile, 'a');
+  const clock = new LogClock(logFd, timesFile);
+  try {
+    const grow = () => {
+      fs.writeSync(logFd, 'x\n');
+      clock.sample();
+    };
+    grow();
+    const filler = path.join(dir, 'full', 'filler');
+    fillDisk(filler);
+    // The times file's one block takes 136 records; the 137th would be cut short.
+    for (let i = 0; i < 200; i++) grow();
+    const size = fs.statSync(timesFile).size;
+    assert.is(size % TIME_RECORD_BYTES, 0, `whole records only (${size} bytes)`);
+    fs.rmSync(filler);
+    grow();
+    const bytes = fs.readFileSync(timesFile);
+    assert.is(bytes.length, size + TIME_RECORD_BYTES);
+    assert.is(parseTimeRecord(bytes, size)?.size, fs.fstatSync(logFd).size, 'the next record is whole and in step');
+  } finally {
+    clock.stop();
+    fs.closeSync(logFd);
   }
 });
 
