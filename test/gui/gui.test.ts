@@ -1,9 +1,11 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
-import { artifactsDir, launchBrowser } from '../helpers/browser.js';
+import { artifactsDir, launchBrowser, takeCspViolations } from '../helpers/browser.js';
 import { createProject, nodeStep, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { setUp } from '../helpers/setup.js';
 
@@ -51,6 +53,12 @@ setUp(gui, async (context) => {
   context.browser = await launchBrowser();
   context.page = await context.browser.newPage({ viewport: { width: 1280, height: 800 } });
   context.page.on('dialog', (dialog) => void dialog.accept());
+});
+// The GUI works within its Content-Security-Policy: no test may leave a violation behind.
+// (Taken, so the second call uvu makes after a failed test does not throw again.)
+gui.after.each(() => {
+  const violations = takeCspViolations();
+  if (violations.length > 0) throw new Error(`Content-Security-Policy violations:\n${violations.join('\n')}`);
 });
 gui.after(async ({ hub, browser }) => {
   await browser?.close();
@@ -495,6 +503,37 @@ gui('line times: off by default, the time of day or the time since the start whe
     assert.match(raw, /\nearly\nlate\ntick 1 of 6\n/);
   } finally {
     await context.close();
+  }
+});
+
+gui('the GUI cannot be framed by another page, and an injected inline script does not run', async ({ hub, browser }) => {
+  // Another site (another origin on loopback: a data: page may not frame a loopback one at all) framing the GUI.
+  const site = http.createServer((_request, response) => response.end(`<!doctype html><iframe src="${hub.url}/" width="600" height="400"></iframe>`));
+  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+  const page = await browser.newPage();
+  try {
+    await page.goto(`http://localhost:${(site.address() as AddressInfo).port}/`);
+    const frame = await waitFor(() => page.frames().find((f) => f !== page.mainFrame() && f.url() !== 'about:blank'), 'the frame to navigate');
+    await frame.waitForLoadState('load');
+    const rendered = await frame.evaluate(() => document.querySelector('#app') !== null).catch(() => false);
+    assert.is(rendered, false, `the GUI loaded inside another site's frame (${frame.url()})`);
+    await page.goto(`${hub.url}/`);
+    await page.getByRole('link', { name: 'Run hub' }).waitFor();
+    const ran = await page.evaluate(() => {
+      const script = document.createElement('script');
+      script.textContent = 'window.injected = true';
+      document.body.append(script);
+      return (window as unknown as { injected?: boolean }).injected === true;
+    });
+    assert.is(ran, false, 'an inline script ran');
+    const violations = await waitFor(() => {
+      const taken = takeCspViolations();
+      return taken.length > 0 ? taken : null;
+    }, 'the violation to be reported');
+    assert.match(violations.join('\n'), /script-src/);
+  } finally {
+    await page.close();
+    site.close();
   }
 });
 
