@@ -12,6 +12,7 @@ import { guiRoutes } from './routes/gui.js';
 import { loginRoutes } from './routes/login.js';
 import { accessMiddleware } from './accessMiddleware.js';
 import { securityHeaders } from './securityHeaders.js';
+import { closeUnreadRequests } from './closeUnread.js';
 
 /** One router per resource (the OpenAPI test lists their routes). */
 export function createRouters(services: AppServices): Router[] {
@@ -23,6 +24,7 @@ export function createApp(services: AppServices): Koa {
   const app = new Koa();
   app.silent = true; // errors are logged by errorMiddleware, once
   app.use(securityHeaders());
+  app.use(closeUnreadRequests());
   app.use(errorMiddleware(services.log));
   app.use(accessMiddleware(services.config));
   for (const router of createRouters(services)) {
