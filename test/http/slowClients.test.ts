@@ -113,9 +113,11 @@ slow('2000 slow-body and slow-header connections from a client without the token
     // The same checks without the crowd, for comparison.
     await waitFor(() => latencies.length >= 30 || failures.length > 0, '30 health checks before the crowd', 10_000);
     const before = latencies.splice(0).sort((a, b) => a - b);
+    // 1000 heads that never end, then 1000 bodies that never come, 100 connections at a time.
     for (let opened = 0; opened < 2000; opened += 100) {
-      const batch = await Promise.all(Array.from({ length: 100 }, (_, index) => openStalled(hub.url, index % 2 === 0 ? slowBody(hub.url) : slowHead(hub.url))));
-      batch.forEach((stalled, index) => (index % 2 === 0 ? bodies : heads).push(stalled));
+      const body = opened >= 1000;
+      const batch = await Promise.all(Array.from({ length: 100 }, () => openStalled(hub.url, body ? slowBody(hub.url) : slowHead(hub.url))));
+      (body ? bodies : heads).push(...batch);
     }
     const whileOpening = latencies.length;
     // The crowd stays; health goes on being asked for two seconds more.
@@ -125,7 +127,8 @@ slow('2000 slow-body and slow-header connections from a client without the token
     assert.equal(failures.slice(0, 5), [], `${failures.length} of ${failures.length + latencies.length} health checks failed`);
     // Refused before its body was read: answered 401, and the connection closed, not held.
     await waitFor(() => bodies.every((stalled) => stalled.closed()), `the server to close every refused slow-body connection (${bodies.filter((s) => !s.closed()).length} open)`, 10_000);
-    assert.ok(bodies.every((stalled) => stalled.received().startsWith('HTTP/1.1 401')), bodies.find((s) => !s.received().startsWith('HTTP/1.1 401'))?.received().slice(0, 200));
+    const unanswered = bodies.filter((stalled) => !stalled.received().startsWith('HTTP/1.1 401'));
+    assert.is(unanswered.length, 0, `${unanswered.length} slow-body connections were not answered 401 (not accepted?): ${JSON.stringify(unanswered[0]?.received().slice(0, 100))}`);
     const opening = latencies.slice(0, whileOpening).sort((a, b) => a - b);
     const held = latencies.slice(whileOpening).sort((a, b) => a - b);
     const stillOpen = heads.filter((stalled) => !stalled.closed()).length;
