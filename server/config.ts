@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { builtInPipelinesFile } from './paths.js';
@@ -41,6 +42,12 @@ export interface Config {
   /** Host header values accepted besides the bound loopback names */
   readonly allowedHosts: readonly string[];
   readonly wsMaxConnectionsPerAddress: number;
+  /** the longest a client may take to send a request's head (then 408 and closed) */
+  readonly headersTimeoutMs: number;
+  /** the longest a client may take to send a whole request, head and body (not the response: streams last) */
+  readonly requestTimeoutMs: number;
+  /** connections that have not sent a whole request head yet; past this many the oldest is closed */
+  readonly maxWaitingConnections: number;
   readonly runsPerMinutePerProject: number;
   /** the default retention of finished runs per project (null: no limit); a project may override each */
   /** the GUI's address as others reach it (webhook payloads link to runs); default: the listening address */
@@ -109,6 +116,26 @@ function readToken(env: Env): string | null {
   return token;
 }
 
+/** The process's open-file limit (Linux: /proc/self/limits), or null where it cannot be read. */
+function openFileLimit(): number | null {
+  try {
+    const match = /^Max open files\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'));
+    return match ? Number(match[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Waiting connections hold a descriptor each: by default a quarter of the limit may, the rest is for clients that sent a request, log files and runners. */
+const defaultMaxWaitingConnections = () => Math.max(16, Math.floor((openFileLimit() ?? 1024) / 4));
+
+function readRequestTimeouts(env: Env): { headersTimeoutMs: number; requestTimeoutMs: number } {
+  const headersTimeoutMs = readInteger(env, 'HUB_HEADERS_TIMEOUT_MS', 10_000, 100, 600_000);
+  const requestTimeoutMs = readInteger(env, 'HUB_REQUEST_TIMEOUT_MS', 30_000, 100, 3_600_000);
+  if (headersTimeoutMs > requestTimeoutMs) throw new Error(`Expected HUB_HEADERS_TIMEOUT_MS (${headersTimeoutMs}) to be at most HUB_REQUEST_TIMEOUT_MS (${requestTimeoutMs}): the head is part of the request`);
+  return { headersTimeoutMs, requestTimeoutMs };
+}
+
 /** The only reader of the environment: validated once, defaults filled, frozen. */
 export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config {
   const dataDir = path.resolve(cwd, env.HUB_DATA_DIR || 'data');
@@ -140,6 +167,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     allowedOrigins: Object.freeze(readList(env, 'HUB_ALLOWED_ORIGINS').map((origin) => origin.replace(/\/+$/, '').toLowerCase())),
     allowedHosts: Object.freeze(readList(env, 'HUB_ALLOWED_HOSTS').map((host) => host.toLowerCase())),
     wsMaxConnectionsPerAddress: readInteger(env, 'HUB_WS_MAX_CONNECTIONS_PER_ADDRESS', 2000, 1),
+    ...readRequestTimeouts(env),
+    maxWaitingConnections: readInteger(env, 'HUB_MAX_WAITING_CONNECTIONS', defaultMaxWaitingConnections(), 1),
     runsPerMinutePerProject: readInteger(env, 'HUB_RUNS_PER_MINUTE', 60, 1),
     publicUrl: env.HUB_PUBLIC_URL ? env.HUB_PUBLIC_URL.replace(/\/+$/, '') : null,
     webhookRetryMs: readInteger(env, 'HUB_WEBHOOK_RETRY_MS', 5000, 10, 3_600_000),

@@ -32,14 +32,21 @@ export const conflict = (code: string, message: string, details?: Record<string,
 
 /** Renders a value for an error message: short, and unambiguous about its type. */
 export function describeValue(value: unknown): string {
+  const type = value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value;
   let text: string;
   try {
     text = JSON.stringify(value) ?? String(value);
   } catch {
-    text = String(value);
+    // A BigInt or a cycle; or nesting too deep for either walk (a body of 500 000 `[`), which
+    // String() overflows the stack on too: then only its type is said.
+    try {
+      text = String(value);
+    } catch {
+      text = type === 'array' ? '[...]' : '{...}';
+    }
   }
   if (text.length > 80) text = `${text.slice(0, 77)}...`;
-  return `${text} (${value === null ? 'null' : Array.isArray(value) ? 'array' : typeof value})`;
+  return `${text} (${type})`;
 }
 
 /** SQLite locked; PostgreSQL unreachable, starting, out of connections, or a conflict worth retrying. */

@@ -5,6 +5,7 @@ import pino from 'pino';
 import type { Config } from './config.js';
 import { seedDemoProject } from './demo.js';
 import { createApp } from './http/app.js';
+import { limitWaitingConnections } from './http/waitingConnections.js';
 import { LogHub } from './hub/logHub.js';
 import { attachWebSocketServer, type HubSocketServer } from './ws/wsServer.js';
 import { HubMetrics } from './metrics/hubMetrics.js';
@@ -94,8 +95,14 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     subscriptions: () => hub.subscriptionStats(),
   });
   const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks });
-  const server = http.createServer(app.callback());
-  server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
+  // Deadlines for receiving a request, head and body; a response (a log stream) lasts as long as it needs.
+  // Checked every second (Node's default is 30 s, so a deadline could be missed by that much).
+  const server = http.createServer({
+    headersTimeout: config.headersTimeoutMs,
+    requestTimeout: config.requestTimeoutMs,
+    connectionsCheckingInterval: Math.min(1000, Math.ceil(config.headersTimeoutMs / 2)),
+  }, app.callback());
+  limitWaitingConnections(server, config.maxWaitingConnections);
   // Longer than clients' own keep-alive (undici: 4 s), so the client always closes an idle socket
   // first and never reuses one the server is closing (ECONNRESET under load).
   server.keepAliveTimeout = 65_000;

@@ -1,3 +1,4 @@
+import fs from 'node:fs';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { loadConfig } from '../server/config.js';
@@ -10,6 +11,10 @@ test('defaults: loopback, port 8080, data and logs under the working directory, 
   assert.is(config.logsDir, '/srv/hub/logs');
   assert.is(config.token, null);
   assert.is(config.logLevel, 'info');
+  assert.equal([config.headersTimeoutMs, config.requestTimeoutMs], [10_000, 30_000]);
+  // A quarter of the open-file limit (here, from /proc/self/limits).
+  const limit = Number(/^Max open files\s+(\d+)/m.exec(fs.readFileSync('/proc/self/limits', 'utf8'))![1]);
+  assert.is(config.maxWaitingConnections, Math.max(16, Math.floor(limit / 4)));
   assert.ok(Object.isFrozen(config));
   assert.throws(() => ((config as { port: number }).port = 1));
 });
@@ -24,6 +29,8 @@ test('bad values are refused at start with the variable and the value in the mes
     [{ HUB_MAX_LINE_BYTES: '8' }, /HUB_MAX_LINE_BYTES to be between 16/],
     [{ HUB_RETENTION_RUNS: '0' }, /HUB_RETENTION_RUNS to be between 1/],
     [{ HUB_RETENTION_DAYS: 'a week' }, /HUB_RETENTION_DAYS to be a whole number/],
+    [{ HUB_HEADERS_TIMEOUT_MS: '20000', HUB_REQUEST_TIMEOUT_MS: '10000' }, /HUB_HEADERS_TIMEOUT_MS \(20000\) to be at most HUB_REQUEST_TIMEOUT_MS \(10000\)/],
+    [{ HUB_MAX_WAITING_CONNECTIONS: '0' }, /HUB_MAX_WAITING_CONNECTIONS to be between 1/],
   ];
   for (const [env, message] of cases) assert.throws(() => loadConfig(env, '/srv'), message, JSON.stringify(env));
 });

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { errorBody, HubError, protocolError, toHubError } from '../server/errors.js';
+import { describeValue, errorBody, HubError, protocolError, toHubError } from '../server/errors.js';
 
 test('a busy database is 503 database_busy; Koa\'s 404 and 405 keep their status; anything else is 500', () => {
   const busy = toHubError(Object.assign(new Error('SQLITE_BUSY: database is locked'), { code: 'SQLITE_BUSY' }));
@@ -25,6 +25,16 @@ test('one body for every client: code, message and details; an unexpected error\
   assert.equal(errorBody(new HubError(400, 'invalid_field', 'Expected `name`', { details: { field: 'name' } })), { code: 'invalid_field', message: 'Expected `name`', field: 'name' });
   assert.equal(errorBody(toHubError(new Error('secret path /etc/x'))), { code: 'internal', message: 'Internal server error' });
   assert.equal(errorBody(protocolError('invalid_offset', 'past the end', { run_id: 7 })), { code: 'invalid_offset', message: 'past the end', run_id: 7 });
+});
+
+test('a value is described short and with its type, even one nested too deeply to render', () => {
+  assert.is(describeValue('x'.repeat(100)), `"${'x'.repeat(76)}... (string)`);
+  assert.is(describeValue(10n), '10 (bigint)');
+  assert.is(describeValue(undefined), 'undefined (undefined)');
+  const deep = JSON.parse(`${'['.repeat(500_000)}${']'.repeat(500_000)}`);
+  assert.is(describeValue(deep), '[...] (array)');
+  const deepObject = JSON.parse(`${'{"a":'.repeat(200_000)}1${'}'.repeat(200_000)}`);
+  assert.match(describeValue(deepObject), /\(object\)$/);
 });
 
 test.run();

@@ -11,16 +11,20 @@ import { logRoutes } from './routes/logs.js';
 import { guiRoutes } from './routes/gui.js';
 import { loginRoutes } from './routes/login.js';
 import { accessMiddleware } from './accessMiddleware.js';
+import { securityHeaders } from './securityHeaders.js';
+import { closeUnreadRequests } from './closeUnread.js';
 
 /** One router per resource (the OpenAPI test lists their routes). */
 export function createRouters(services: AppServices): Router[] {
   return [loginRoutes(services.config), guiRoutes(), metaRoutes(services), metricsRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services), webhookRoutes(services)];
 }
 
-/** The Koa app: one error middleware, then one router per resource. */
+/** The Koa app: security headers, one error middleware, the access checks, then one router per resource. */
 export function createApp(services: AppServices): Koa {
   const app = new Koa();
   app.silent = true; // errors are logged by errorMiddleware, once
+  app.use(securityHeaders());
+  app.use(closeUnreadRequests());
   app.use(errorMiddleware(services.log));
   app.use(accessMiddleware(services.config));
   for (const router of createRouters(services)) {

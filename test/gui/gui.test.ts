@@ -1,9 +1,11 @@
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
-import { artifactsDir, launchBrowser } from '../helpers/browser.js';
+import { artifactsDir, launchBrowser, takeCspViolations } from '../helpers/browser.js';
 import { createProject, nodeStep, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { setUp } from '../helpers/setup.js';
 
@@ -44,15 +46,29 @@ const PIPELINES = {
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
 
-const gui = suite<{ hub: TestHub; browser: Browser; page: Page }>('web GUI in Chromium');
+type Context = { hub: TestHub; browser: Browser; page: Page };
+const guiSuite = suite<Context>('web GUI in Chromium');
 
-setUp(gui, async (context) => {
+/**
+ * A test that also fails on any Content-Security-Policy violation a page reported while it ran:
+ * the GUI must work within its policy. (In the test, not in an `after.each` hook: uvu runs that
+ * hook again after a failed test, and an error it throws there hides the test's own failure.)
+ */
+const gui = (name: string, handler: (context: Context) => Promise<void>) =>
+  guiSuite(name, async (context) => {
+    takeCspViolations(); // a failed test's are not the next one's
+    await handler(context);
+    const violations = takeCspViolations();
+    if (violations.length > 0) throw new Error(`Content-Security-Policy violations:\n${violations.join('\n')}`);
+  });
+
+setUp(guiSuite, async (context) => {
   context.hub = await startHub({ pipelines: PIPELINES });
   context.browser = await launchBrowser();
   context.page = await context.browser.newPage({ viewport: { width: 1280, height: 800 } });
   context.page.on('dialog', (dialog) => void dialog.accept());
 });
-gui.after(async ({ hub, browser }) => {
+guiSuite.after(async ({ hub, browser }) => {
   await browser?.close();
   await hub?.stop();
 });
@@ -498,4 +514,39 @@ gui('line times: off by default, the time of day or the time since the start whe
   }
 });
 
-gui.run();
+gui('the GUI cannot be framed by another page, and an injected inline script does not run', async ({ hub, browser }) => {
+  // Another site (another origin on loopback: a data: page may not frame a loopback one at all) framing the GUI.
+  const site = http.createServer((_request, response) => response.end(`<!doctype html><iframe src="${hub.url}/" width="600" height="400"></iframe>`));
+  await new Promise<void>((resolve) => site.listen(0, '127.0.0.1', resolve));
+  const page = await browser.newPage();
+  try {
+    await page.goto(`http://localhost:${(site.address() as AddressInfo).port}/`);
+    const frame = await waitFor(() => page.frames().find((f) => f !== page.mainFrame() && f.url() !== 'about:blank'), 'the frame to navigate');
+    await frame.waitForLoadState('load');
+    const rendered = await frame.evaluate(() => document.querySelector('#app') !== null).catch(() => false);
+    assert.is(rendered, false, `the GUI loaded inside another site's frame (${frame.url()})`);
+    await page.goto(`${hub.url}/`);
+    await page.getByRole('link', { name: 'Run hub' }).waitFor();
+    const ran = await page.evaluate(() => {
+      const script = document.createElement('script');
+      script.textContent = 'window.injected = true';
+      document.body.append(script);
+      return (window as unknown as { injected?: boolean }).injected === true;
+    });
+    assert.is(ran, false, 'an inline script ran');
+    const violations = await waitFor(() => {
+      const taken = takeCspViolations();
+      return taken.length > 0 ? taken : null;
+    }, 'the violation to be reported');
+    assert.match(violations.join('\n'), /script-src/);
+    // The sign-in page's inline style is allowed by its hash: it applies, and reports nothing.
+    await page.goto(`${hub.url}/login`);
+    const background = await page.getByRole('button', { name: 'Sign in' }).evaluate((button) => getComputedStyle(button).backgroundColor);
+    assert.is(background, 'rgb(31, 95, 191)', 'the sign-in page\'s style applies');
+  } finally {
+    await page.close();
+    site.close();
+  }
+});
+
+guiSuite.run();

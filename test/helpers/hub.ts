@@ -22,6 +22,8 @@ export interface HubOptions {
   dir?: string;
   /** node flags for the server process (e.g. --cpu-prof, which NODE_OPTIONS does not allow) */
   nodeArgs?: string[];
+  /** the server's open-file limit (soft and hard), set through prlimit: descriptors run out at this many */
+  fileLimit?: number;
 }
 
 /** Starts the real server (`node dist/server/main.js`) on an ephemeral port with its files in a temp dir. */
@@ -29,7 +31,9 @@ export async function startHub(options: HubOptions = {}): Promise<TestHub> {
   const dir = options.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'hub-test-'));
   const pipelinesFile = path.join(dir, 'pipelines.json');
   if (options.pipelines) fs.writeFileSync(pipelinesFile, JSON.stringify({ pipelines: options.pipelines }));
-  const child = spawn(process.execPath, [...(options.nodeArgs ?? []), path.join(projectRoot, 'dist/server/main.js')], {
+  const command = [process.execPath, ...(options.nodeArgs ?? []), path.join(projectRoot, 'dist/server/main.js')];
+  if (options.fileLimit !== undefined) command.unshift('prlimit', `--nofile=${options.fileLimit}:${options.fileLimit}`, '--');
+  const child = spawn(command[0], command.slice(1), {
     cwd: dir,
     env: {
       ...process.env,

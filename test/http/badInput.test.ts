@@ -29,6 +29,7 @@ bad('every bad request gets its documented status and error code, naming the fie
   }
   assert.is((await hub.api('GET', '/api/health')).status, 200);
   assert.is((await hub.api('GET', `${P}/${projectId}`)).body.name, 'taken', 'nothing was changed by bad input');
+  assert.not.match(hub.output(), /RangeError|request failed/, 'no bad request is logged as a server error');
 });
 
 bad('a valid project round-trips through create, patch and get', async ({ hub }) => {

@@ -55,5 +55,7 @@ export const projectCases = (projectId: number, runId: number): Case[] => [
   ['PATCH', `${P}/${projectId}`, { retention: { days: 1.5 } }, 400, 'invalid_field', 'retention.days'],
   ['PATCH', `${P}/${projectId}`, { retention: { keep: 3 } }, 400, 'unknown_field', 'retention.keep'],
   ['PATCH', `${P}/${projectId}`, { retention: [1] }, 400, 'invalid_field', 'retention'],
+  // Nested past what JSON.stringify (and String) can walk: the message must still be rendered.
+  ['PATCH', `${P}/${projectId}`, `{"settings":${'['.repeat(500_000)}${']'.repeat(500_000)}}`, 400, 'invalid_field', 'settings'],
 ];
 

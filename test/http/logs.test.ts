@@ -111,6 +111,24 @@ logs('?download=1 answers the raw log as an attachment named <project>-run-<id>.
   assert.ok(Buffer.from(await download.arrayBuffer()).equals(fs.readFileSync(context.file)));
 });
 
+logs('a download\'s filename* percent-encodes all but RFC 5987 attr-chars: \' ( ) * and non-ASCII too', async (context) => {
+  const { hub } = context;
+  const name = "it's (v2)* é naïve 日本 100%";
+  const projectId = await createProject(hub, 'evil', name);
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await waitForRun(hub, projectId, body.id, ['completed']);
+  const download = await fetch(`${hub.url}/api/projects/${projectId}/runs/${body.id}/logs/raw?download=1`);
+  await download.arrayBuffer();
+  const header = download.headers.get('content-disposition')!;
+  const extended = /filename\*=UTF-8''(.*)$/.exec(header)?.[1];
+  assert.ok(extended, header);
+  // attr-char = ALPHA / DIGIT / "!" / "#" / "$" / "&" / "+" / "-" / "." / "^" / "_" / "`" / "|" / "~", and %XX
+  assert.match(extended!, /^(?:[A-Za-z0-9!#$&+\-.^_`|~]|%[0-9A-F]{2})+$/, header);
+  assert.is(decodeURIComponent(extended!), `${name}-run-${body.id}.log`);
+  assert.ok(extended!.startsWith('it%27s%20%28v2%29%2A%20%C3%A9'), extended);
+  assert.ok(header.startsWith(`attachment; filename="it_s__v2_____na_ve____100_-run-${body.id}.log"`), header);
+});
+
 logs('the raw file is served as text with Range support', async (context) => {
   const { hub } = context;
   const bytes = fs.readFileSync(context.file);

@@ -41,6 +41,7 @@ export function protocolSuite(name: string, start: () => Promise<{ hub: TestHub;
     [{ type: 'subscribe', run_id: -1 }, 'invalid_run_id'],
     [{ type: 'subscribe', run_id: 1.5 }, 'invalid_run_id'],
     [{ type: 'subscribe', run_id: 1e300 }, 'invalid_run_id'],
+    [`{"type":"subscribe","run_id":${'['.repeat(30_000)}${']'.repeat(30_000)}}`, 'invalid_run_id'],
     [{ type: 'subscribe', project_id: 0 }, 'invalid_project_id'],
     [{ type: 'subscribe', run_id: 1, offset: -1 }, 'invalid_offset'],
     [{ type: 'subscribe', run_id: 1, offset: '0' }, 'invalid_offset'],

@@ -13,7 +13,7 @@ const FILES: Record<string, string> = {
 };
 const TYPES: Record<string, string> = { '.html': 'text/html; charset=utf-8', '.js': 'text/javascript; charset=utf-8', '.css': 'text/css; charset=utf-8', '.map': 'application/json' };
 
-/** Serves the bundled GUI (dist/gui, built by `npm run build`). */
+/** Serves the bundled GUI (dist/gui, built by `npm run build`); its policy is securityHeaders.ts's. */
 export function guiRoutes(): Router {
   const router = new Router();
   for (const [route, file] of Object.entries(FILES)) {
@@ -27,7 +27,6 @@ export function guiRoutes(): Router {
       }
       ctx.type = TYPES[path.extname(file)];
       ctx.set('Cache-Control', 'no-cache');
-      ctx.set('X-Content-Type-Options', 'nosniff');
       ctx.body = fs.createReadStream(full);
     });
   }

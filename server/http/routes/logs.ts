@@ -53,8 +53,12 @@ function contentDisposition(download: boolean, project: { name: string } | undef
   if (!download) return `inline; filename="run-${runId}.log"`;
   const name = `${project?.name ?? 'project'}-run-${runId}.log`;
   const ascii = name.replace(/[^A-Za-z0-9._-]/g, '_');
-  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeURIComponent(name)}`;
+  return `attachment; filename="${ascii}"; filename*=UTF-8''${encodeRfc5987(name)}`;
 }
+
+/** RFC 5987 `value-chars`: encodeURIComponent leaves ' ( ) * as they are, which attr-char does not allow (parsers then fall back to the ASCII name). */
+const encodeRfc5987 = (value: string) =>
+  encodeURIComponent(value).replace(/['()*]/g, (char) => `%${char.charCodeAt(0).toString(16).toUpperCase()}`);
 
 export function logRoutes(services: AppServices): Router {
   const router = new Router({ prefix: '/api/projects/:projectId/runs/:runId/logs' });
