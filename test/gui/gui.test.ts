@@ -10,6 +10,11 @@ import { setUp } from '../helpers/setup.js';
 const paced = (count: number, everyMs: number) =>
   nodeStep(`let i = 0; const t = setInterval(() => { console.log('paced ' + (++i)); if (i === ${count}) clearInterval(t); }, ${everyMs});`);
 
+/** Waits (up to 30 s) for a file named `name` in the project's document folder: the test opens the gate. */
+const gate = (name: string) => `for i in $(seq 1 300); do [ -f "$HUB_DOC_ROOT/${name}" ] && break; sleep 0.1; done`;
+/** A step that writes `count` lines ("<name> <i>"), then waits at its gate. */
+const gated = (name: string, count: number) => ({ name, command: ['sh', '-c', `for i in $(seq 1 ${count}); do echo "${name} $i"; done; ${gate(name)}`] });
+
 const PIPELINES = {
   demo: {
     steps: [
@@ -37,10 +42,15 @@ const PIPELINES = {
     steps: [
       { name: 'warmup', command: nodeStep(`for (let i = 1; i <= 1000; i++) console.log('warm ' + i);`) },
       { name: 'tall', command: nodeStep(`for (let i = 1; i <= 6000; i++) console.log('tall ' + i);`) },
+      // after it, so that "tall" is not the last step (which a finished run shows open)
+      { name: 'cooldown', command: ['sh', '-c', 'echo cooled'] },
     ],
     scopes: { all: 'warmup' },
   },
   wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i);`) }], scopes: { all: 'wide' } },
+  single: { steps: [gated('slow', 5)], scopes: { all: 'slow' } },
+  // 60 lines each: more than the view shows, so a reader at the top does not see the next step
+  stages: { steps: [gated('one', 60), gated('two', 60), gated('three', 3)], scopes: { all: 'one' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
 
@@ -66,6 +76,20 @@ async function openFinishedRun(hub: TestHub, page: Page, pipeline: string, scope
   await page.getByTestId('log-complete').waitFor();
   return { projectId, runId: body.id };
 }
+
+/** A run of `pipeline` started in a new project, its page's address; `open(step)` lets that step's gate pass. */
+async function startGatedRun(hub: TestHub, pipeline: string): Promise<{ url: string; open: (step: string) => void }> {
+  const projectId = await createProject(hub, pipeline);
+  const { body: project } = await hub.api('GET', `/api/projects/${projectId}`);
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  return { url: `${hub.url}/#/projects/${projectId}/runs/${body.id}`, open: (step) => fs.writeFileSync(path.join(project.doc_root, step), '') };
+}
+
+/** A step's section as its header's button says: open ('true') or folded ('false'). */
+const expanded = (page: Page, step: string) => page.locator(`button.fold[aria-label$=" step ${step}"]`).getAttribute('aria-expanded', { timeout: 5000 });
+
+/** Waits until the page's step bar shows `step` as `status` (the view has the record that says so). */
+const stepShows = (page: Page, step: string, status: string) => page.getByTestId(`step-${step}`).filter({ hasText: `(${status})` }).waitFor({ timeout: 15_000 });
 
 const lineCount = async (page: Page) => Number((await page.getByTestId('line-count').textContent())!.replace(/[^\d]/g, ''));
 
@@ -99,19 +123,44 @@ gui('create a project (with a field error first), start a run, see lines live an
   assert.is(await lineCount(page), 2 + 1 + 1 + 60 + 1, 'two step headers, colours, progress, 60 lines, end marker');
 });
 
-gui('completed steps are folded to their header (GitLab\'s rule) and unfold on a click, or all at once', async ({ page }) => {
-  // The run of the first test: both steps completed, so both folded.
-  const headers = page.locator('.log-line.section-header');
-  assert.is(await headers.count(), 2);
+gui('a page opened on a finished run folds its completed steps but the last, keeps a failed step open; a step unfolds on a click, or all at once', async ({ hub, page, browser }) => {
+  // The run of the first test, opened again now that it has finished.
+  await page.reload();
+  await page.getByTestId('log-complete').waitFor();
+  assert.is(await page.locator('.log-line.section-header').count(), 2);
+  assert.is(await expanded(page, 'colours'), 'false', 'a completed step before the last is folded');
   assert.is(await page.locator('.log-line', { hasText: 'red alert' }).count(), 0, 'folded away');
+  assert.is(await expanded(page, 'count'), 'true', 'the last step is open');
+  await page.locator('.log-line', { hasText: /^paced 60$/ }).waitFor();
   await page.getByRole('button', { name: 'Unfold step colours' }).click();
   await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
-  assert.is(await page.locator('.log-line', { hasText: 'paced 1' }).count(), 0, 'the other stays folded');
   await page.getByRole('button', { name: 'Collapse all' }).click();
   assert.is(await page.locator('.log-line', { hasText: 'red alert' }).count(), 0);
+  assert.is(await page.locator('.log-line', { hasText: /^paced 60$/ }).count(), 0);
   await page.getByRole('button', { name: 'Expand all' }).click();
   await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
   await page.locator('.log-line', { hasText: /^paced 1$/ }).waitFor();
+
+  // A failed run: the completed step before it folded, the failed one open.
+  const other = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  try {
+    const projectId = await createProject(hub, 'flaky');
+    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    await waitForRun(hub, projectId, body.id, ['failed']);
+    await other.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+    await other.getByTestId('log-complete').waitFor();
+    assert.is(await expanded(other, 'prepare'), 'false');
+    assert.is(await expanded(other, 'judge'), 'true', 'the failed step is open');
+    await other.locator('.log-line', { hasText: 'not yet' }).waitFor();
+  } finally {
+    await other.close();
+  }
+});
+
+gui('a finished run with a single step shows it open', async ({ hub, page }) => {
+  await openFinishedRun(hub, page, 'wide');
+  assert.is(await expanded(page, 'wide'), 'true');
+  assert.is(await page.locator('.log-line', { hasText: /^wide 400$/ }).count(), 1);
 });
 
 gui('ANSI colours and bold are rendered; a \\r progress line shows only its last state', async ({ hub, page }) => {
@@ -138,6 +187,78 @@ gui('search finds lines in the loaded log; follow stops on scroll up and resumes
   await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
   await page.getByRole('button', { name: 'Jump to end' }).click();
   await page.getByText('Following').waitFor();
+});
+
+gui('following a one-step run live to its end: its lines stay in view when it completes', async ({ hub, page }) => {
+  const run = await startGatedRun(hub, 'single');
+  await page.goto(run.url);
+  await page.locator('.log-line', { hasText: /^slow 5$/ }).waitFor({ timeout: 10_000 });
+  run.open('slow');
+  await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
+  await stepShows(page, 'slow', 'completed');
+  assert.is(await expanded(page, 'slow'), 'true', 'the step watched stays open');
+  assert.is(await page.locator('.log-line', { hasText: /^slow [1-5]$/ }).count(), 5, 'its lines are still there');
+});
+
+gui('following a multi-step run live: a step seen open stays open when it completes; one that ran while the reader was scrolled away folds', async ({ hub, page }) => {
+  const run = await startGatedRun(hub, 'stages');
+  await page.goto(run.url);
+  // Following: the first step's lines are on screen while it runs.
+  await page.locator('.log-line', { hasText: /^one 60$/ }).waitFor({ timeout: 10_000 });
+  // The reader scrolls to the top; the second step runs and completes below, never on screen.
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
+  await page.getByText('Paused: scrolled up').waitFor();
+  run.open('one');
+  await stepShows(page, 'two', 'running');
+  run.open('two');
+  await stepShows(page, 'three', 'running');
+  assert.is(await expanded(page, 'one'), 'true', 'the step seen open stays open');
+  await page.getByRole('button', { name: 'Jump to end' }).click();
+  assert.is(await expanded(page, 'two'), 'false', 'the step never seen open is folded');
+  assert.is(await page.locator('.log-line', { hasText: /^two \d+$/ }).count(), 0);
+  // Followed to the end: the last step stays open, and the others as they were.
+  await page.locator('.log-line', { hasText: /^three 3$/ }).waitFor();
+  run.open('three');
+  await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
+  await stepShows(page, 'three', 'completed');
+  assert.is(await expanded(page, 'three'), 'true');
+  assert.is(await page.locator('.log-line', { hasText: /^three 3$/ }).count(), 1);
+  assert.is(await expanded(page, 'two'), 'false');
+  assert.is(await expanded(page, 'one'), 'true');
+});
+
+gui('a click anywhere on a step\'s header line folds or unfolds it (not when selecting its text); its # link still links; its button still works from the keyboard', async ({ hub, page }) => {
+  await openFinishedRun(hub, page, 'demo', 'full');
+  const header = page.locator('.log-line.section-header', { hasText: 'step 1/2: colours' });
+  assert.is(await expanded(page, 'colours'), 'false');
+  await header.getByText('[hub] step 1/2: colours').click(); // on its text
+  assert.is(await expanded(page, 'colours'), 'true');
+  await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
+  await header.locator('.section-status').click(); // on its status
+  assert.is(await expanded(page, 'colours'), 'false');
+  await header.click({ position: { x: 900, y: 9 } }); // on the empty end of the line
+  assert.is(await expanded(page, 'colours'), 'true');
+  // Selecting the header's text with the mouse is not a click on it.
+  const box = (await header.getByText('[hub] step 1/2: colours').boundingBox())!;
+  await page.mouse.move(box.x + 5, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width - 5, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  assert.ok((await page.evaluate(() => getSelection()!.toString())).length > 5, 'text selected');
+  assert.is(await expanded(page, 'colours'), 'true', 'still open');
+  // The keyboard: Enter and Space on the button, each one toggle.
+  await page.locator('button.fold[aria-label$=" step colours"]').focus();
+  await page.keyboard.press('Enter');
+  assert.is(await expanded(page, 'colours'), 'false');
+  await page.keyboard.press('Space');
+  assert.is(await expanded(page, 'colours'), 'true');
+  // The line's # link opens the run at that line.
+  const link = header.locator('.line-link');
+  const href = (await link.getAttribute('href'))!;
+  await header.hover();
+  await link.click();
+  await page.waitForURL((url) => url.hash === href);
+  await page.locator('.log-line.current-match', { hasText: 'step 1/2: colours' }).waitFor();
 });
 
 gui('a failed run offers "Re-run from <step>", which starts at that step; breadcrumbs name the project; the log downloads', async ({ hub, page }) => {
