@@ -49,8 +49,8 @@ const PIPELINES = {
   },
   wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i);`) }], scopes: { all: 'wide' } },
   single: { steps: [gated('slow', 5)], scopes: { all: 'slow' } },
-  // 60 lines each: more than the view shows, so a reader at the top does not see the next step
-  stages: { steps: [gated('one', 60), gated('two', 60), gated('three', 3)], scopes: { all: 'one' } },
+  // 40 lines each: more than the view shows (about 22), so a reader at the top does not see the next step
+  stages: { steps: [gated('one', 40), gated('two', 40), gated('three', 3)], scopes: { all: 'one' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
 
@@ -127,16 +127,17 @@ gui('a page opened on a finished run folds its completed steps but the last, kee
   // The run of the first test, opened again now that it has finished.
   await page.reload();
   await page.getByTestId('log-complete').waitFor();
-  assert.is(await page.locator('.log-line.section-header').count(), 2);
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0)); // the headers in view
+  await page.locator('.log-line.section-header').nth(1).waitFor();
   assert.is(await expanded(page, 'colours'), 'false', 'a completed step before the last is folded');
   assert.is(await page.locator('.log-line', { hasText: 'red alert' }).count(), 0, 'folded away');
   assert.is(await expanded(page, 'count'), 'true', 'the last step is open');
-  await page.locator('.log-line', { hasText: /^paced 60$/ }).waitFor();
+  await page.locator('.log-line', { hasText: /^paced 1$/ }).waitFor();
   await page.getByRole('button', { name: 'Unfold step colours' }).click();
   await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
   await page.getByRole('button', { name: 'Collapse all' }).click();
   assert.is(await page.locator('.log-line', { hasText: 'red alert' }).count(), 0);
-  assert.is(await page.locator('.log-line', { hasText: /^paced 60$/ }).count(), 0);
+  assert.is(await page.locator('.log-line', { hasText: /^paced 1$/ }).count(), 0);
   await page.getByRole('button', { name: 'Expand all' }).click();
   await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
   await page.locator('.log-line', { hasText: /^paced 1$/ }).waitFor();
@@ -159,8 +160,10 @@ gui('a page opened on a finished run folds its completed steps but the last, kee
 
 gui('a finished run with a single step shows it open', async ({ hub, page }) => {
   await openFinishedRun(hub, page, 'wide');
-  assert.is(await expanded(page, 'wide'), 'true');
   assert.is(await page.locator('.log-line', { hasText: /^wide 400$/ }).count(), 1);
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0)); // its header in view
+  assert.is(await expanded(page, 'wide'), 'true');
+  await page.locator('.log-line', { hasText: /^wide 1$/ }).waitFor();
 });
 
 gui('ANSI colours and bold are rendered; a \\r progress line shows only its last state', async ({ hub, page }) => {
@@ -204,9 +207,15 @@ gui('following a multi-step run live: a step seen open stays open when it comple
   const run = await startGatedRun(hub, 'stages');
   await page.goto(run.url);
   // Following: the first step's lines are on screen while it runs.
-  await page.locator('.log-line', { hasText: /^one 60$/ }).waitFor({ timeout: 10_000 });
-  // The reader scrolls to the top; the second step runs and completes below, never on screen.
-  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
+  await page.locator('.log-line', { hasText: /^one 40$/ }).waitFor({ timeout: 10_000 });
+  // The reader scrolls to the top (again, if the view was still settling on its first lines); the
+  // second step runs and completes below, never on screen.
+  const scroller = page.getByTestId('log-scroll');
+  const header = page.locator('button.fold[aria-label$=" step one"]');
+  await waitFor(async () => {
+    await scroller.evaluate((el) => (el.scrollTop = 0));
+    return header.isVisible();
+  }, 'the view at the top', 5000);
   await page.getByText('Paused: scrolled up').waitFor();
   run.open('one');
   await stepShows(page, 'two', 'running');
@@ -229,6 +238,7 @@ gui('following a multi-step run live: a step seen open stays open when it comple
 
 gui('a click anywhere on a step\'s header line folds or unfolds it (not when selecting its text); its # link still links; its button still works from the keyboard', async ({ hub, page }) => {
   await openFinishedRun(hub, page, 'demo', 'full');
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
   const header = page.locator('.log-line.section-header', { hasText: 'step 1/2: colours' });
   assert.is(await expanded(page, 'colours'), 'false');
   await header.getByText('[hub] step 1/2: colours').click(); // on its text
