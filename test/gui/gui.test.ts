@@ -35,7 +35,6 @@ const PIPELINES = {
   restartable: { steps: [{ name: 'paced', command: paced(600, 10) }], scopes: { all: 'paced' } },
   // 400 000 lines over about 8 s: a page following it must let the oldest go
   stream: { steps: [{ name: 'stream', command: nodeStep(`let i = 0; const t = setInterval(() => { let s = ''; for (let k = 0; k < 2500; k++) s += 'stream line ' + (++i) + '\\n'; process.stdout.write(s); if (i >= 400000) clearInterval(t); }, 50);`) }], scopes: { all: 'stream' } },
-  // three lines of about 2000 characters among short ones; it fails, so its step stays unfolded when its header loads
   // "late" comes 1.5 s after "early", so their times differ by that much
   timed: { steps: [{ name: 'timed', command: ['sh', '-c', 'echo early; sleep 1.5; echo late; for i in 1 2 3 4 5 6; do echo "tick $i of 6"; sleep 0.2; done'] }], scopes: { all: 'timed' } },
   tall: {
@@ -47,7 +46,9 @@ const PIPELINES = {
     ],
     scopes: { all: 'warmup' },
   },
+  // three lines of about 2000 characters among short ones
   wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i);`) }], scopes: { all: 'wide' } },
+  // steps that wait at a gate the test opens, so that it knows where the run is
   single: { steps: [gated('slow', 5)], scopes: { all: 'slow' } },
   // 40 lines each: more than the view shows (about 22), so a reader at the top does not see the next step
   stages: { steps: [gated('one', 40), gated('two', 40), gated('three', 3)], scopes: { all: 'one' } },
@@ -470,7 +471,6 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
   const page = await context.newPage();
   try {
     const { projectId, runId } = await openFinishedRun(hub, page, 'wide');
-    await page.getByRole('button', { name: 'Expand all' }).click(); // the completed step starts folded
     const toggle = page.getByRole('checkbox', { name: 'Wrap lines' });
     assert.is(await toggle.isChecked(), false, 'off by default');
     const scroller = page.getByTestId('log-scroll');
@@ -509,8 +509,7 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
     await page.locator('.log-line.current-match', { hasText: 'wide 395' }).waitFor();
     assert.ok(await inView(page.locator('.log-line.current-match')), 'a search match is scrolled into view');
 
-    // A permalink to a line after the long ones, in a fresh page of this browser: opened there, in view
-    // (its step, completed, would start folded: the step holding the linked line starts open).
+    // A permalink to a line after the long ones, in a fresh page of this browser: opened there, in view.
     const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs/raw`)).body as string;
     const offset = Buffer.byteLength(raw.slice(0, raw.indexOf('\nwide 390\n') + 1));
     const other = await context.newPage();
@@ -601,7 +600,6 @@ gui('line times: off by default, the time of day or the time since the start whe
     // Turned on while the run goes on: the view reloads and follows with times.
     await times.selectOption('elapsed');
     await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
-    await page.getByRole('button', { name: 'Expand all' }).click(); // the completed step folded
     const stampOf = (text: string) => page.locator('.log-line', { hasText: new RegExp(`^.*${text}$`) }).locator('.stamp').textContent();
     const elapsed = (stamp: string | null) => {
       const match = /^\+(\d+):(\d\d)\.(\d{3})$/.exec(stamp ?? '');
@@ -619,7 +617,6 @@ gui('line times: off by default, the time of day or the time since the start whe
     assert.ok(at >= Date.parse(run.started_at) && at <= Date.parse(run.finished_at) + 1000, `${title} within the run`);
     // Remembered, and the file holds only what the step wrote.
     await page.reload();
-    await page.getByRole('button', { name: 'Expand all' }).click();
     await page.locator('.log-line', { hasText: /late$/ }).locator('.stamp').waitFor();
     assert.is(await page.getByLabel('Times').inputValue(), 'clock');
     const raw = await (await fetch(`${hub.url}/api/projects/${projectId}/runs/${runId}/logs/raw`)).text();
