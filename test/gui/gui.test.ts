@@ -159,14 +159,6 @@ gui('a page opened on a finished run folds its completed steps but the last, kee
   }
 });
 
-gui('a finished run with a single step shows it open', async ({ hub, page }) => {
-  await openFinishedRun(hub, page, 'wide');
-  assert.is(await page.locator('.log-line', { hasText: /^wide 400$/ }).count(), 1);
-  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0)); // its header in view
-  assert.is(await expanded(page, 'wide'), 'true');
-  await page.locator('.log-line', { hasText: /^wide 1$/ }).waitFor();
-});
-
 gui('ANSI colours and bold are rendered; a \\r progress line shows only its last state', async ({ hub, page }) => {
   await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
   const red = page.locator('.log-line span', { hasText: 'red alert' });
@@ -191,6 +183,14 @@ gui('search finds lines in the loaded log; follow stops on scroll up and resumes
   await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
   await page.getByRole('button', { name: 'Jump to end' }).click();
   await page.getByText('Following').waitFor();
+});
+
+gui('a finished run with a single step shows it open', async ({ hub, page }) => {
+  await openFinishedRun(hub, page, 'wide');
+  assert.is(await page.locator('.log-line', { hasText: /^wide 400$/ }).count(), 1);
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0)); // its header in view
+  assert.is(await expanded(page, 'wide'), 'true');
+  await page.locator('.log-line', { hasText: /^wide 1$/ }).waitFor();
 });
 
 gui('following a one-step run live to its end: its lines stay in view when it completes', async ({ hub, page }) => {
@@ -298,6 +298,7 @@ gui('light and dark themes: the system\'s by default, switchable, remembered; AN
   try {
     await openFinishedRun(hub, page, 'demo', 'full');
     await page.getByRole('button', { name: 'Expand all' }).click();
+    await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0)); // (the view followed the last step, open, to its end)
     const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
     const logBackground = () => page.locator('.log-panel').evaluate((el) => getComputedStyle(el).backgroundColor);
     const red = page.locator('.log-line span', { hasText: 'red alert' });
