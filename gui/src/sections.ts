@@ -12,8 +12,17 @@ export interface Section {
   hasHeader: boolean;
 }
 
-/** GitLab's rule: a completed step starts folded; a running or failed one open. */
-export const foldedByDefault = (step: Step) => step.status === 'completed';
+/**
+ * How a step shows until the reader chooses (or sees it open, see useFolds): a completed step is
+ * folded, except the last step that started (a finished run's last step, the only step of a
+ * one-step run, or the step a running run has just finished). Running, failed and cancelled steps
+ * are open.
+ */
+export function foldedByDefault(step: Step, steps: readonly Step[]): boolean {
+  if (step.status !== 'completed') return false;
+  const last = steps.findLast((other) => other.log_start !== null);
+  return last !== undefined && last.name !== step.name;
+}
 
 /** Where each started step's part of the log lies among the buffer's lines. */
 export function sectionsOf(steps: readonly Step[], buffer: LogBuffer): Section[] {

@@ -12,6 +12,11 @@ import { setUp } from '../helpers/setup.js';
 const paced = (count: number, everyMs: number) =>
   nodeStep(`let i = 0; const t = setInterval(() => { console.log('paced ' + (++i)); if (i === ${count}) clearInterval(t); }, ${everyMs});`);
 
+/** Waits (up to 30 s) for a file named `name` in the project's document folder: the test opens the gate. */
+const gate = (name: string) => `for i in $(seq 1 300); do [ -f "$HUB_DOC_ROOT/${name}" ] && break; sleep 0.1; done`;
+/** A step that writes `count` lines ("<name> <i>"), then waits at its gate. */
+const gated = (name: string, count: number) => ({ name, command: ['sh', '-c', `for i in $(seq 1 ${count}); do echo "${name} $i"; done; ${gate(name)}`] });
+
 const PIPELINES = {
   demo: {
     steps: [
@@ -32,17 +37,23 @@ const PIPELINES = {
   restartable: { steps: [{ name: 'paced', command: paced(600, 10) }], scopes: { all: 'paced' } },
   // 400 000 lines over about 8 s: a page following it must let the oldest go
   stream: { steps: [{ name: 'stream', command: nodeStep(`let i = 0; const t = setInterval(() => { let s = ''; for (let k = 0; k < 2500; k++) s += 'stream line ' + (++i) + '\\n'; process.stdout.write(s); if (i >= 400000) clearInterval(t); }, 50);`) }], scopes: { all: 'stream' } },
-  // three lines of about 2000 characters among short ones; it fails, so its step stays unfolded when its header loads
   // "late" comes 1.5 s after "early", so their times differ by that much
   timed: { steps: [{ name: 'timed', command: ['sh', '-c', 'echo early; sleep 1.5; echo late; for i in 1 2 3 4 5 6; do echo "tick $i of 6"; sleep 0.2; done'] }], scopes: { all: 'timed' } },
   tall: {
     steps: [
       { name: 'warmup', command: nodeStep(`for (let i = 1; i <= 1000; i++) console.log('warm ' + i);`) },
       { name: 'tall', command: nodeStep(`for (let i = 1; i <= 6000; i++) console.log('tall ' + i);`) },
+      // after it, so that "tall" is not the last step (which a finished run shows open)
+      { name: 'cooldown', command: ['sh', '-c', 'echo cooled'] },
     ],
     scopes: { all: 'warmup' },
   },
+  // three lines of about 2000 characters among short ones
   wide: { steps: [{ name: 'wide', command: nodeStep(`for (let i = 1; i <= 400; i++) console.log([10, 200, 300].includes(i) ? 'long ' + i + ': ' + 'lorem ipsum, dolor (sit) amet; '.repeat(64) : 'wide ' + i);`) }], scopes: { all: 'wide' } },
+  // steps that wait at a gate the test opens, so that it knows where the run is
+  single: { steps: [gated('slow', 5)], scopes: { all: 'slow' } },
+  // 40 lines each: more than the view shows (about 22), so a reader at the top does not see the next step
+  stages: { steps: [gated('one', 40), gated('two', 40), gated('three', 3)], scopes: { all: 'one' } },
   huge: { steps: [{ name: 'flood', command: nodeStep(`let s = ''; for (let i = 1; i <= 200000; i++) { s += 'flood line ' + i + '\\n'; if (i % 10000 === 0) { process.stdout.write(s); s = ''; } }`) }], scopes: { all: 'flood' } },
 };
 
@@ -83,6 +94,20 @@ async function openFinishedRun(hub: TestHub, page: Page, pipeline: string, scope
   return { projectId, runId: body.id };
 }
 
+/** A run of `pipeline` started in a new project, its page's address; `open(step)` lets that step's gate pass. */
+async function startGatedRun(hub: TestHub, pipeline: string): Promise<{ url: string; open: (step: string) => void }> {
+  const projectId = await createProject(hub, pipeline);
+  const { body: project } = await hub.api('GET', `/api/projects/${projectId}`);
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  return { url: `${hub.url}/#/projects/${projectId}/runs/${body.id}`, open: (step) => fs.writeFileSync(path.join(project.doc_root, step), '') };
+}
+
+/** A step's section as its header's button says: open ('true') or folded ('false'). */
+const expanded = (page: Page, step: string) => page.locator(`button.fold[aria-label$=" step ${step}"]`).getAttribute('aria-expanded', { timeout: 5000 });
+
+/** Waits until the page's step bar shows `step` as `status` (the view has the record that says so). */
+const stepShows = (page: Page, step: string, status: string) => page.getByTestId(`step-${step}`).filter({ hasText: `(${status})` }).waitFor({ timeout: 15_000 });
+
 const lineCount = async (page: Page) => Number((await page.getByTestId('line-count').textContent())!.replace(/[^\d]/g, ''));
 
 gui('create a project (with a field error first), start a run, see lines live and the final status', async ({ hub, page }) => {
@@ -115,19 +140,39 @@ gui('create a project (with a field error first), start a run, see lines live an
   assert.is(await lineCount(page), 2 + 1 + 1 + 60 + 1, 'two step headers, colours, progress, 60 lines, end marker');
 });
 
-gui('completed steps are folded to their header (GitLab\'s rule) and unfold on a click, or all at once', async ({ page }) => {
-  // The run of the first test: both steps completed, so both folded.
-  const headers = page.locator('.log-line.section-header');
-  assert.is(await headers.count(), 2);
+gui('a page opened on a finished run folds its completed steps but the last, keeps a failed step open; a step unfolds on a click, or all at once', async ({ hub, page, browser }) => {
+  // The run of the first test, opened again now that it has finished.
+  await page.reload();
+  await page.getByTestId('log-complete').waitFor();
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0)); // the headers in view
+  await page.locator('.log-line.section-header').nth(1).waitFor();
+  assert.is(await expanded(page, 'colours'), 'false', 'a completed step before the last is folded');
   assert.is(await page.locator('.log-line', { hasText: 'red alert' }).count(), 0, 'folded away');
+  assert.is(await expanded(page, 'count'), 'true', 'the last step is open');
+  await page.locator('.log-line', { hasText: /^paced 1$/ }).waitFor();
   await page.getByRole('button', { name: 'Unfold step colours' }).click();
   await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
-  assert.is(await page.locator('.log-line', { hasText: 'paced 1' }).count(), 0, 'the other stays folded');
   await page.getByRole('button', { name: 'Collapse all' }).click();
   assert.is(await page.locator('.log-line', { hasText: 'red alert' }).count(), 0);
+  assert.is(await page.locator('.log-line', { hasText: /^paced 1$/ }).count(), 0);
   await page.getByRole('button', { name: 'Expand all' }).click();
   await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
   await page.locator('.log-line', { hasText: /^paced 1$/ }).waitFor();
+
+  // A failed run: the completed step before it folded, the failed one open.
+  const other = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  try {
+    const projectId = await createProject(hub, 'flaky');
+    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    await waitForRun(hub, projectId, body.id, ['failed']);
+    await other.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+    await other.getByTestId('log-complete').waitFor();
+    assert.is(await expanded(other, 'prepare'), 'false');
+    assert.is(await expanded(other, 'judge'), 'true', 'the failed step is open');
+    await other.locator('.log-line', { hasText: 'not yet' }).waitFor();
+  } finally {
+    await other.close();
+  }
 });
 
 gui('ANSI colours and bold are rendered; a \\r progress line shows only its last state', async ({ hub, page }) => {
@@ -156,6 +201,93 @@ gui('search finds lines in the loaded log; follow stops on scroll up and resumes
   await page.getByText('Following').waitFor();
 });
 
+gui('a finished run with a single step shows it open', async ({ hub, page }) => {
+  await openFinishedRun(hub, page, 'wide');
+  assert.is(await page.locator('.log-line', { hasText: /^wide 400$/ }).count(), 1);
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0)); // its header in view
+  assert.is(await expanded(page, 'wide'), 'true');
+  await page.locator('.log-line', { hasText: /^wide 1$/ }).waitFor();
+});
+
+gui('following a one-step run live to its end: its lines stay in view when it completes', async ({ hub, page }) => {
+  const run = await startGatedRun(hub, 'single');
+  await page.goto(run.url);
+  await page.locator('.log-line', { hasText: /^slow 5$/ }).waitFor({ timeout: 10_000 });
+  run.open('slow');
+  await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
+  await stepShows(page, 'slow', 'completed');
+  assert.is(await expanded(page, 'slow'), 'true', 'the step watched stays open');
+  assert.is(await page.locator('.log-line', { hasText: /^slow [1-5]$/ }).count(), 5, 'its lines are still there');
+});
+
+gui('following a multi-step run live: a step seen open stays open when it completes; one that ran while the reader was scrolled away folds', async ({ hub, page }) => {
+  const run = await startGatedRun(hub, 'stages');
+  await page.goto(run.url);
+  // Following: the first step's lines are on screen while it runs.
+  await page.locator('.log-line', { hasText: /^one 40$/ }).waitFor({ timeout: 10_000 });
+  // The reader scrolls to the top (again, if the view was still settling on its first lines); the
+  // second step runs and completes below, never on screen.
+  const scroller = page.getByTestId('log-scroll');
+  const header = page.locator('button.fold[aria-label$=" step one"]');
+  await waitFor(async () => {
+    await scroller.evaluate((el) => (el.scrollTop = 0));
+    return header.isVisible();
+  }, 'the view at the top', 5000);
+  await page.getByText('Paused: scrolled up').waitFor();
+  run.open('one');
+  await stepShows(page, 'two', 'running');
+  run.open('two');
+  await stepShows(page, 'three', 'running');
+  assert.is(await expanded(page, 'one'), 'true', 'the step seen open stays open');
+  await page.getByRole('button', { name: 'Jump to end' }).click();
+  assert.is(await expanded(page, 'two'), 'false', 'the step never seen open is folded');
+  assert.is(await page.locator('.log-line', { hasText: /^two \d+$/ }).count(), 0);
+  // Followed to the end: the last step stays open, and the others as they were.
+  await page.locator('.log-line', { hasText: /^three 3$/ }).waitFor();
+  run.open('three');
+  await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
+  await stepShows(page, 'three', 'completed');
+  assert.is(await expanded(page, 'three'), 'true');
+  assert.is(await page.locator('.log-line', { hasText: /^three 3$/ }).count(), 1);
+  assert.is(await expanded(page, 'two'), 'false');
+  assert.is(await expanded(page, 'one'), 'true');
+});
+
+gui('a click anywhere on a step\'s header line folds or unfolds it (not when selecting its text); its # link still links; its button still works from the keyboard', async ({ hub, page }) => {
+  await openFinishedRun(hub, page, 'demo', 'full');
+  await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0));
+  const header = page.locator('.log-line.section-header', { hasText: 'step 1/2: colours' });
+  assert.is(await expanded(page, 'colours'), 'false');
+  await header.getByText('[hub] step 1/2: colours').click(); // on its text
+  assert.is(await expanded(page, 'colours'), 'true');
+  await page.locator('.log-line', { hasText: 'red alert' }).waitFor();
+  await header.locator('.section-status').click(); // on its status
+  assert.is(await expanded(page, 'colours'), 'false');
+  await header.click({ position: { x: 900, y: 9 } }); // on the empty end of the line
+  assert.is(await expanded(page, 'colours'), 'true');
+  // Selecting the header's text with the mouse is not a click on it.
+  const box = (await header.getByText('[hub] step 1/2: colours').boundingBox())!;
+  await page.mouse.move(box.x + 5, box.y + box.height / 2);
+  await page.mouse.down();
+  await page.mouse.move(box.x + box.width - 5, box.y + box.height / 2, { steps: 5 });
+  await page.mouse.up();
+  assert.ok((await page.evaluate(() => getSelection()!.toString())).length > 5, 'text selected');
+  assert.is(await expanded(page, 'colours'), 'true', 'still open');
+  // The keyboard: Enter and Space on the button, each one toggle.
+  await page.locator('button.fold[aria-label$=" step colours"]').focus();
+  await page.keyboard.press('Enter');
+  assert.is(await expanded(page, 'colours'), 'false');
+  await page.keyboard.press('Space');
+  assert.is(await expanded(page, 'colours'), 'true');
+  // The line's # link opens the run at that line.
+  const link = header.locator('.line-link');
+  const href = (await link.getAttribute('href'))!;
+  await header.hover();
+  await link.click();
+  await page.waitForURL((url) => url.hash === href);
+  await page.locator('.log-line.current-match', { hasText: 'step 1/2: colours' }).waitFor();
+});
+
 gui('a failed run offers "Re-run from <step>", which starts at that step; breadcrumbs name the project; the log downloads', async ({ hub, page }) => {
   const projectId = await createProject(hub, 'flaky');
   const project = (await hub.api('GET', `/api/projects/${projectId}`)).body;
@@ -182,6 +314,7 @@ gui('light and dark themes: the system\'s by default, switchable, remembered; AN
   try {
     await openFinishedRun(hub, page, 'demo', 'full');
     await page.getByRole('button', { name: 'Expand all' }).click();
+    await page.getByTestId('log-scroll').evaluate((el) => (el.scrollTop = 0)); // (the view followed the last step, open, to its end)
     const theme = () => page.evaluate(() => document.documentElement.dataset.theme);
     const logBackground = () => page.locator('.log-panel').evaluate((el) => getComputedStyle(el).backgroundColor);
     const red = page.locator('.log-line span', { hasText: 'red alert' });
@@ -355,7 +488,6 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
   const page = await context.newPage();
   try {
     const { projectId, runId } = await openFinishedRun(hub, page, 'wide');
-    await page.getByRole('button', { name: 'Expand all' }).click(); // the completed step starts folded
     const toggle = page.getByRole('checkbox', { name: 'Wrap lines' });
     assert.is(await toggle.isChecked(), false, 'off by default');
     const scroller = page.getByTestId('log-scroll');
@@ -394,8 +526,7 @@ gui('long lines wrap when asked (remembered): rows stack without overlap, nothin
     await page.locator('.log-line.current-match', { hasText: 'wide 395' }).waitFor();
     assert.ok(await inView(page.locator('.log-line.current-match')), 'a search match is scrolled into view');
 
-    // A permalink to a line after the long ones, in a fresh page of this browser: opened there, in view
-    // (its step, completed, would start folded: the step holding the linked line starts open).
+    // A permalink to a line after the long ones, in a fresh page of this browser: opened there, in view.
     const raw = (await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs/raw`)).body as string;
     const offset = Buffer.byteLength(raw.slice(0, raw.indexOf('\nwide 390\n') + 1));
     const other = await context.newPage();
@@ -486,7 +617,6 @@ gui('line times: off by default, the time of day or the time since the start whe
     // Turned on while the run goes on: the view reloads and follows with times.
     await times.selectOption('elapsed');
     await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
-    await page.getByRole('button', { name: 'Expand all' }).click(); // the completed step folded
     const stampOf = (text: string) => page.locator('.log-line', { hasText: new RegExp(`^.*${text}$`) }).locator('.stamp').textContent();
     const elapsed = (stamp: string | null) => {
       const match = /^\+(\d+):(\d\d)\.(\d{3})$/.exec(stamp ?? '');
@@ -504,7 +634,6 @@ gui('line times: off by default, the time of day or the time since the start whe
     assert.ok(at >= Date.parse(run.started_at) && at <= Date.parse(run.finished_at) + 1000, `${title} within the run`);
     // Remembered, and the file holds only what the step wrote.
     await page.reload();
-    await page.getByRole('button', { name: 'Expand all' }).click();
     await page.locator('.log-line', { hasText: /late$/ }).locator('.stamp').waitFor();
     assert.is(await page.getByLabel('Times').inputValue(), 'clock');
     const raw = await (await fetch(`${hub.url}/api/projects/${projectId}/runs/${runId}/logs/raw`)).text();

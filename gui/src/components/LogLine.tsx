@@ -4,6 +4,19 @@ import type { Section } from '../sections';
 
 type Step = Section['step'];
 
+/**
+ * A click on a step's header line (anywhere but a link in it) folds or unfolds the step, as on GitLab
+ * and GitHub; its button's click, from the mouse or the keyboard, comes here too. Selecting the
+ * line's text with the mouse is not such a click.
+ */
+function headerOnClick(event: MouseEvent, step: Step, onFold: (step: Step) => void) {
+  if ((event.target as Element).closest('a')) return;
+  // (a click from the keyboard, on the button, has no mouse behind it: detail 0)
+  const selection = getSelection();
+  if (event.detail > 0 && selection && !selection.isCollapsed && (event.currentTarget as Node).contains(selection.anchorNode)) return;
+  onFold(step);
+}
+
 /** One shown row of the log, placed at `top`: its link, its time if shown, its fold button if a step's header, its coloured text. */
 export function LogLine({ line, index, top, height, classes, href, stamp, time, header, folded, onFold }: {
   line: string;
@@ -21,11 +34,11 @@ export function LogLine({ line, index, top, height, classes, href, stamp, time, 
   onFold: (step: Step) => void;
 }) {
   return (
-    <div class={classes} style={{ top: `${top}px`, height: `${height}px` }} data-index={index}>
+    <div class={classes} style={{ top: `${top}px`, height: `${height}px` }} data-index={index} onClick={header && ((event) => headerOnClick(event, header.step, onFold))}>
       <a class="line-link" href={href} aria-label="Link to this line" tabIndex={-1} />
       {stamp !== undefined && <span class="stamp" title={time == null ? 'time unknown' : new Date(time).toISOString()}>{stamp}</span>}
       {header && (
-        <button type="button" class="fold" aria-expanded={!folded} aria-label={`${folded ? 'Unfold' : 'Fold'} step ${header.step.name}`} onClick={() => onFold(header.step)}>
+        <button type="button" class="fold" aria-expanded={!folded} aria-label={`${folded ? 'Unfold' : 'Fold'} step ${header.step.name}`}>
           {folded ? '▸' : '▾'}
         </button>
       )}

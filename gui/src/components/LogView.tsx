@@ -3,13 +3,14 @@ import { runPath, type Run } from '../api';
 import { plainText } from '../ansi';
 import { LINE_HEIGHT, type RowLayout } from '../rowLayout';
 import type { HubSocket } from '../socket';
-import { foldedByDefault, Rows, sectionsOf } from '../sections';
+import { Rows, sectionsOf } from '../sections';
 import { useWrapLines } from '../wrapLines';
 import { formatStamp, useTimestamps } from '../timestamps';
 import { LogLine } from './LogLine';
 import { LogStatus } from './LogStatus';
 import { LogToolbar } from './LogToolbar';
 import { StepBar } from './StepBar';
+import { useFolds, useKeepSeenOpen } from './useFolds';
 import { useLogLines } from './useLogLines';
 import { useLogSearch } from './useLogSearch';
 import { useKeepPlaceOnRelayout, useRowLayout } from './useRowLayout';
@@ -47,13 +48,7 @@ export function LogView({ socket, run, at, onRecord }: {
   /** the lines are asked for with their times (switching reloads the view) */
   const timed = timestamps !== 'off';
   const [dropped, setDropped] = useState(0);
-  /** the user's own choices, and steps the reader is inside (kept open); other steps follow foldedByDefault */
-  const [folds, setFolds] = useState<Map<string, boolean>>(() => {
-    const holder = at === undefined ? undefined : stepHolding(run, at);
-    return new Map(holder ? [[holder.name, false]] : []);
-  });
-  /** the step the first lines held belong to, its header not among them: the reader is inside it */
-  const insideBefore = useRef<string | null>(null);
+  const folds = useFolds(run, at === undefined ? undefined : stepHolding(run, at));
   /** the line a window opens at goes to the top of the view (a reload in place), not a third down */
   const alignTop = useRef(false);
   const rowsRef = useRef<Rows | null>(null);
@@ -77,13 +72,10 @@ export function LogView({ socket, run, at, onRecord }: {
       },
       beforePrepend: () => {
         rowCountBefore.current = rowsRef.current?.count ?? 0;
-        insideBefore.current = sectionsOf(run.steps, buffer.current).find((section) => !section.hasHeader)?.step.name ?? null;
       },
+      // (the step the reader is inside, its header now loaded above them, was seen open: it stays open)
       prepended: (count) => {
         prepended.current = count;
-        // The step the reader is inside, its header now loaded above them, stays open (unless they chose).
-        const inside = insideBefore.current;
-        if (inside !== null) setFolds((current) => (current.has(inside) ? current : new Map(current).set(inside, false)));
       },
     },
   });
@@ -149,7 +141,7 @@ export function LogView({ socket, run, at, onRecord }: {
     setFollow(false);
     // A folded step holding it opens.
     const holder = stepHolding(run, offset);
-    if (holder && isFolded(holder)) setFolds((current) => new Map(current).set(holder.name, false));
+    if (holder) folds.open(holder);
     const index = buffer.current.indexAt(offset);
     if (index >= 0) {
       scrollToIndex.current = index;
@@ -185,17 +177,11 @@ export function LogView({ socket, run, at, onRecord }: {
     setTimestamps(choice);
   }
 
-  function isFolded(step: Run['steps'][number]): boolean {
-    return folds.get(step.name) ?? foldedByDefault(step);
-  }
+  const isFolded = folds.isFolded;
 
   function toggleFold(step: Run['steps'][number]) {
     setFollow(false);
-    setFolds((current) => new Map(current).set(step.name, !isFolded(step)));
-  }
-
-  function setAllFolds(folded: boolean) {
-    setFolds(new Map(run.steps.map((step) => [step.name, folded])));
+    folds.toggle(step);
   }
 
   // Step sections: a folded one shows its header line only.
@@ -205,6 +191,7 @@ export function LogView({ socket, run, at, onRecord }: {
   const layout = useRowLayout(container, wrap, b, visible, version, timed);
   layoutRef.current = layout;
   useKeepPlaceOnRelayout(container, layout, follow, scrollTop, setScrollTop);
+  useKeepSeenOpen(container, visible, layout, sections, isFolded, folds.keepOpen);
 
   const headers = new Map(sections.filter((s) => s.hasHeader).map((s) => [s.start, s]));
   const first = Math.max(0, layout.rowAt(scrollTop) - OVERSCAN);
@@ -244,7 +231,7 @@ export function LogView({ socket, run, at, onRecord }: {
         goToMatch={goToMatch}
         loadedMatches={localMatches.size}
         hasSections={sections.some((s) => s.hasHeader)}
-        setAllFolds={setAllFolds}
+        setAllFolds={folds.setAll}
         loadEarlier={b.firstOffset !== null && b.firstOffset > 0 ? () => void loadEarlier() : undefined}
         jumpToEnd={!follow || mode === 'window' ? jumpToEnd : undefined}
         timestamps={timestamps}
