@@ -24,6 +24,7 @@ test('bad values are refused at start with the variable and the value in the mes
     [{ HUB_MAX_LINE_BYTES: '8' }, /HUB_MAX_LINE_BYTES to be between 16/],
     [{ HUB_RETENTION_RUNS: '0' }, /HUB_RETENTION_RUNS to be between 1/],
     [{ HUB_RETENTION_DAYS: 'a week' }, /HUB_RETENTION_DAYS to be a whole number/],
+    [{ HUB_DATABASE_URL: 'postgres://db/hub', HUB_REDIS_URL: 'redis://cache', HUB_REDIS_CA_FILE: 'ca.crt' }, /HUB_REDIS_CA_FILE is for TLS: HUB_REDIS_URL must be a rediss:\/\/ URL/],
   ];
   for (const [env, message] of cases) assert.throws(() => loadConfig(env, '/srv'), message, JSON.stringify(env));
 });
@@ -39,6 +40,7 @@ test('lists are trimmed and lower-cased; relative paths resolve against the work
   assert.equal(config.allowedOrigins, ['http://x.example:3000']);
   assert.is(config.dbFile, '/w/d/hub.sqlite');
   assert.is(config.pipelinesFile, '/w/p.json');
+  assert.is(loadConfig({ HUB_DATABASE_URL: 'postgres://db/hub', HUB_REDIS_URL: 'rediss://cache', HUB_REDIS_CA_FILE: 'tls/ca.crt' }, '/w').redisCaFile, '/w/tls/ca.crt');
 });
 
 test.run();

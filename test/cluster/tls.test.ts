@@ -92,17 +92,18 @@ test('Redis over TLS (rediss://, HUB_REDIS_CA_FILE): the client verifies the ser
   }
 });
 
-test('a hub and a worker on PostgreSQL and Redis both over verified TLS carry out a run and serve its log', async () => {
+test('a hub and a worker on PostgreSQL and Redis both over verified TLS carry out a run and serve its log; the step sees neither URL (nor their passwords)', async () => {
   const postgres = await startPostgres({ tls: matching });
   const redis = await startRedis({ tls: matching });
   const env = { HUB_DATABASE_URL: `${await postgres.createDatabase()}?${verifyFull}`, HUB_REDIS_URL: redis.url, HUB_REDIS_CA_FILE: certificates.ca, HUB_DEMO: '0', HUB_ARCHIVE_DIR: path.join(dir, 'archive') };
-  const hub = await startHub({ pipelines: { p: { steps: [{ name: 'a', command: sh('echo over tls') }], scopes: { all: 'a' } } }, env });
+  // The step prints what it sees of the URLs (with their passwords) and the CA setting: nothing.
+  const hub = await startHub({ pipelines: { p: { steps: [{ name: 'a', command: sh('echo "over tls, seen: [$HUB_DATABASE_URL$HUB_REDIS_URL$HUB_REDIS_CA_FILE]"') }], scopes: { all: 'a' } } }, env });
   const worker = await startWorker(env, 'tls-worker');
   try {
     const projectId = await createProject(hub, 'p');
     const run = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
     await waitForRun(hub, projectId, run.id, ['completed'], 20_000);
-    assert.match((await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/raw`)).body, /over tls/);
+    assert.match((await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/raw`)).body, /over tls, seen: \[\]/);
   } finally {
     worker.process.kill('SIGKILL');
     await hub.stop();
