@@ -94,8 +94,7 @@ export async function startLocalPostgres(dir: string, options: LocalPostgresOpti
   }
   async function stopPostmaster() {
     // The postmaster's own pid (runuser, when in between, does not pass signals on): fast shutdown.
-    const postmaster = Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]) || undefined;
-    await stopProcess(server, { signal: 'SIGINT', pid: postmaster, graceMs: 15_000 });
+    await stopProcess(server, { signal: 'SIGINT', pid: postmasterPid(data) ?? server.pid, graceMs: 15_000 });
   }
   const urlOf = (database: string) => `postgres://${APP_ROLE}:${appPassword}@127.0.0.1:${port}/${database}`;
   return {
@@ -108,6 +107,15 @@ export async function startLocalPostgres(dir: string, options: LocalPostgresOpti
     },
     stop: stopPostmaster,
   };
+}
+
+/** The running postmaster's pid, from its lock file; undefined if there is none. */
+function postmasterPid(data: string): number | undefined {
+  try {
+    return Number(fs.readFileSync(path.join(data, 'postmaster.pid'), 'utf8').split('\n')[0]) || undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function initCluster(bin: string, dir: string, data: string, adminPassword: string): void {
