@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { stopProcess } from './processes.js';
+import { hasExited, stopProcess } from './processes.js';
 import { readOrCreateSecret } from './secrets.js';
 import { freePort, waitUntil, type LocalServer } from './services.js';
 
@@ -64,7 +64,7 @@ export async function startLocalPostgres(dir: string, options: LocalPostgresOpti
   const data = path.join(dir, 'data');
   const adminFile = path.join(secretsDir, 'postgres-admin.password');
   if (fs.existsSync(path.join(data, 'PG_VERSION')) && !fs.existsSync(adminFile)) {
-    throw new Error(`${data} was made without a password (by an older launcher, with trust authentication and 'hub' as superuser), or ${adminFile} is gone: it is not started as it is. Move it aside (or delete it) and start again for a new, secured one; to keep its runs, pg_dump it first (docs/cluster.md)`);
+    throw new Error(`${data} was made without a password (by an older launcher, with trust authentication and 'hub' as superuser), or ${adminFile} is gone: it is not started as it is. Move it aside (or delete it) and start again for a new, secured one (docs/cluster.md says how to copy its runs over)`);
   }
   const adminPassword = readOrCreateSecret(adminFile);
   const appPassword = readOrCreateSecret(path.join(secretsDir, 'postgres.password'));
@@ -85,8 +85,8 @@ export async function startLocalPostgres(dir: string, options: LocalPostgresOpti
   server.stderr!.on('data', (chunk) => (output = (output + chunk).slice(-16_384)));
   // The launcher's own connection to a server it just started: TLS without verification is enough here.
   const admin: pg.ClientConfig = { host: '127.0.0.1', port, user: ADMIN_ROLE, password: adminPassword, database: 'postgres', ssl: options.tls ? { rejectUnauthorized: false } : false };
-  await waitUntil(() => canConnect(admin), 'PostgreSQL', () => server.exitCode !== null || server.signalCode !== null, () => output);
   try {
+    await waitUntil(() => canConnect(admin), 'PostgreSQL', () => hasExited(server), () => output);
     await provisionDatabase(admin, APP_ROLE, appPassword);
   } catch (error) {
     await stopPostmaster();

@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { stopProcess } from './processes.js';
+import { hasExited, stopProcess } from './processes.js';
 import { readOrCreateSecret } from './secrets.js';
 import { freePort, waitUntil, type LocalServer } from './services.js';
 
@@ -43,7 +43,8 @@ export async function startLocalRedis(dir: string, options: LocalRedisOptions = 
   let output = '';
   server.stdout!.on('data', (chunk) => (output = (output + chunk).slice(-16_384)));
   server.stderr!.on('data', (chunk) => (output = (output + chunk).slice(-16_384)));
-  await waitUntil(async () => {
+  const stop = () => stopProcess(server, { graceMs: 10_000 });
+  const ready = async () => {
     // The launcher's own connection to a server it just started: TLS without verification is enough here.
     const client = new Redis({ port, host: '127.0.0.1', password, tls: options.tls ? { rejectUnauthorized: false } : undefined, lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     client.on('error', () => {}); // refused until the server is up
@@ -56,10 +57,16 @@ export async function startLocalRedis(dir: string, options: LocalRedisOptions = 
     } finally {
       client.disconnect();
     }
-  }, 'redis-server', () => server.exitCode !== null || server.signalCode !== null, () => output);
+  };
+  try {
+    await waitUntil(ready, 'redis-server', () => hasExited(server), () => output);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
   return {
     url: `${options.tls ? 'rediss' : 'redis'}://:${password}@127.0.0.1:${port}`,
     process: server,
-    stop: () => stopProcess(server, { graceMs: 10_000 }),
+    stop,
   };
 }
