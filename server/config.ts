@@ -14,6 +14,8 @@ export interface Config {
   readonly databaseUrl: string | null;
   /** cluster mode (with HUB_DATABASE_URL): logs through Redis Streams, runs on workers */
   readonly redisUrl: string | null;
+  /** the CA that signed a rediss:// server's certificate (HUB_REDIS_CA_FILE); null: the system's CAs */
+  readonly redisCaFile: string | null;
   /** cluster mode: where finished logs are archived, a folder every hub and worker mounts */
   readonly archiveDir: string;
   /** cluster mode: the archive on S3 instead (`s3://bucket/prefix`; AWS settings from the usual AWS_* variables) */
@@ -102,6 +104,13 @@ function readRedisUrl(env: Env): string | null {
   return url;
 }
 
+function readRedisCaFile(env: Env, cwd: string): string | null {
+  const file = env.HUB_REDIS_CA_FILE;
+  if (!file) return null;
+  if (!env.HUB_REDIS_URL?.startsWith('rediss://')) throw new Error('HUB_REDIS_CA_FILE is for TLS: HUB_REDIS_URL must be a rediss:// URL');
+  return path.resolve(cwd, file);
+}
+
 function readArchiveS3(env: Env): string | null {
   const url = env.HUB_ARCHIVE_S3;
   if (!url) return null;
@@ -148,6 +157,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     dbFile: path.join(dataDir, 'hub.sqlite'),
     databaseUrl: readDatabaseUrl(env),
     redisUrl: readRedisUrl(env),
+    redisCaFile: readRedisCaFile(env, cwd),
     archiveDir: path.resolve(cwd, env.HUB_ARCHIVE_DIR || path.join(dataDir, 'archive')),
     archiveS3: readArchiveS3(env),
     archiveS3PathStyle: Boolean(env.AWS_ENDPOINT_URL_S3),

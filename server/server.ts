@@ -21,7 +21,7 @@ import { notifyRemoved, notifyRun, parseRunNotice, RUNS_CHANNEL } from './store/
 import { RetentionSweeper } from './runs/retention.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { isTerminal, type RunRow } from './store/runs.js';
-import { Redis } from 'ioredis';
+import { createRedisClient } from './logs/redisClient.js';
 import { LogWatcher } from './logs/logWatcher.js';
 import { runFiles } from './paths.js';
 import { openPostgresStore } from './store/postgres/store.js';
@@ -42,7 +42,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const { projects, runs } = store;
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
   // Cluster mode: workers carry out runs and ship logs to Redis; this hub only records and serves.
-  const redis = config.redisUrl ? new Redis(config.redisUrl, { maxRetriesPerRequest: null }) : null;
+  const redis = config.redisUrl ? createRedisClient(config) : null;
   redis?.on('error', () => {}); // reconnects on its own; reads wait meanwhile
   const cluster = postgres && redis ? { postgres, redis } : null;
   const runService = new RunService(config, pipelines, projects, runs, log, (events) =>

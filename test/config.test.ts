@@ -31,6 +31,7 @@ test('bad values are refused at start with the variable and the value in the mes
     [{ HUB_RETENTION_DAYS: 'a week' }, /HUB_RETENTION_DAYS to be a whole number/],
     [{ HUB_HEADERS_TIMEOUT_MS: '20000', HUB_REQUEST_TIMEOUT_MS: '10000' }, /HUB_HEADERS_TIMEOUT_MS \(20000\) to be at most HUB_REQUEST_TIMEOUT_MS \(10000\)/],
     [{ HUB_MAX_WAITING_CONNECTIONS: '0' }, /HUB_MAX_WAITING_CONNECTIONS to be between 1/],
+    [{ HUB_DATABASE_URL: 'postgres://db/hub', HUB_REDIS_URL: 'redis://cache', HUB_REDIS_CA_FILE: 'ca.crt' }, /HUB_REDIS_CA_FILE is for TLS: HUB_REDIS_URL must be a rediss:\/\/ URL/],
   ];
   for (const [env, message] of cases) assert.throws(() => loadConfig(env, '/srv'), message, JSON.stringify(env));
 });
@@ -46,6 +47,7 @@ test('lists are trimmed and lower-cased; relative paths resolve against the work
   assert.equal(config.allowedOrigins, ['http://x.example:3000']);
   assert.is(config.dbFile, '/w/d/hub.sqlite');
   assert.is(config.pipelinesFile, '/w/p.json');
+  assert.is(loadConfig({ HUB_DATABASE_URL: 'postgres://db/hub', HUB_REDIS_URL: 'rediss://cache', HUB_REDIS_CA_FILE: 'tls/ca.crt' }, '/w').redisCaFile, '/w/tls/ca.crt');
 });
 
 test.run();

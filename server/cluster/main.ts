@@ -1,16 +1,24 @@
 /**
  * `npm run cluster -- --port 8080 --hubs 2 --workers 2`: a whole cluster on this machine, in the
  * foreground, for a person to try: PostgreSQL and Redis (Debian's packages; data under
- * HUB_DATA_DIR/cluster/, on free loopback ports, or the servers HUB_DATABASE_URL and HUB_REDIS_URL
- * name), hubs on the port and the next ones, workers each with a logs folder of their own (as on
- * separate machines). Ctrl-C stops everything it started.
+ * HUB_DATA_DIR/cluster/, on free loopback ports, each with a generated password kept in a file of
+ * mode 0600 there; or the servers HUB_DATABASE_URL and HUB_REDIS_URL name), hubs on the port and the
+ * next ones, workers each with a logs folder of their own (as on separate machines). Ctrl-C (or
+ * SIGTERM) stops everything it started, within a deadline; a second one kills at once.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '../config.js';
 import { projectRoot } from '../paths.js';
-import { startLocalPostgres, startLocalRedis, type LocalServer } from './services.js';
+import { startLocalPostgres } from './postgres.js';
+import { hasExited, stopProcess } from './processes.js';
+import { startLocalRedis } from './redis.js';
+import { redactUrl } from './secrets.js';
+import type { LocalServer } from './services.js';
+
+/** How long a hub or worker has to stop after SIGTERM before it is killed (theirs is 5 s). */
+const CHILD_GRACE_MS = 8000;
 
 const option = (name: string, fallback: number) => {
   const index = process.argv.indexOf(`--${name}`);
@@ -19,44 +27,65 @@ const option = (name: string, fallback: number) => {
   return value;
 };
 
-const config = loadConfig({ ...process.env, HUB_DATABASE_URL: undefined, HUB_REDIS_URL: undefined });
+const config = loadConfig({ ...process.env, HUB_DATABASE_URL: undefined, HUB_REDIS_URL: undefined, HUB_REDIS_CA_FILE: undefined });
 const port = option('port', 8080);
 const hubs = option('hubs', 2);
 const workers = option('workers', 2);
 const root = path.join(config.dataDir, 'cluster');
 const started: LocalServer[] = [];
 const children: ChildProcess[] = [];
+let stopRequested = false;
+let stopping: Promise<void> | null = null;
 
-async function stopAll(): Promise<void> {
-  for (const child of children) child.kill('SIGTERM');
-  await Promise.all(children.map((child) => (child.exitCode === null ? new Promise((resolve) => child.once('exit', resolve)) : null)));
-  for (const server of started.reverse()) await server.stop();
+/** Children first (they use the servers), then the servers; whatever already died is passed over. Once. */
+function stopAll(): Promise<void> {
+  stopping ??= (async () => {
+    await Promise.all(children.map((child) => stopProcess(child, { graceMs: CHILD_GRACE_MS })));
+    for (const server of [...started].reverse()) await server.stop();
+  })();
+  return stopping;
 }
 
-function run(name: string, script: string, env: Record<string, string>): ChildProcess {
+function killAll(): void {
+  for (const child of [...children, ...started.map((server) => server.process)]) if (!hasExited(child)) child.kill('SIGKILL');
+}
+
+function run(name: string, script: string, env: Record<string, string>): void {
   const child = spawn(process.execPath, [path.join(projectRoot, script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   const prefix = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).map((line) => `[${name}] ${line}\n`).join('');
   child.stdout!.on('data', (chunk: Buffer) => process.stdout.write(prefix(chunk)));
   child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(prefix(chunk)));
+  child.on('exit', (code, signal) => {
+    if (!stopRequested) process.stderr.write(`[${name}] exited (${signal ?? `code ${code}`}); the rest go on\n`);
+  });
   children.push(child);
-  return child;
 }
 
-try {
+async function start(): Promise<void> {
   let databaseUrl = process.env.HUB_DATABASE_URL;
   if (!databaseUrl) {
-    const postgres = await startLocalPostgres(path.join(root, 'postgres'));
+    const postgres = await startLocalPostgres(path.join(root, 'postgres'), { secretsDir: root });
     started.push(postgres);
     databaseUrl = postgres.url;
   }
+  if (stopRequested) return;
   let redisUrl = process.env.HUB_REDIS_URL;
   if (!redisUrl) {
-    const redis = await startLocalRedis(path.join(root, 'redis'));
+    const redis = await startLocalRedis(path.join(root, 'redis'), { secretsDir: root });
     started.push(redis);
     redisUrl = redis.url;
   }
-  const shared = { HUB_DATABASE_URL: databaseUrl, HUB_REDIS_URL: redisUrl, HUB_ARCHIVE_DIR: config.archiveDir === path.join(config.dataDir, 'archive') ? path.join(root, 'archive') : config.archiveDir };
-  process.stdout.write(`PostgreSQL  ${databaseUrl}\nRedis       ${redisUrl}\narchive     ${shared.HUB_ARCHIVE_DIR}\n`);
+  if (stopRequested) return;
+  // The passwords reach hubs and workers in their environment (readable only by this user); steps never see HUB_* variables.
+  const shared = {
+    HUB_DATABASE_URL: databaseUrl,
+    HUB_REDIS_URL: redisUrl,
+    HUB_REDIS_CA_FILE: process.env.HUB_REDIS_URL ? (process.env.HUB_REDIS_CA_FILE ?? '') : '',
+    HUB_ARCHIVE_DIR: config.archiveDir === path.join(config.dataDir, 'archive') ? path.join(root, 'archive') : config.archiveDir,
+  };
+  process.stdout.write(`PostgreSQL  ${redactUrl(databaseUrl)}\nRedis       ${redactUrl(redisUrl)}\n`);
+  if (started.length > 0) process.stdout.write(`passwords   ${root}/*.password (mode 0600)\n`);
+  process.stdout.write(`archive     ${shared.HUB_ARCHIVE_DIR}\n`);
   for (let i = 0; i < workers; i++) {
     const dir = path.join(root, `worker-${i + 1}`);
     fs.mkdirSync(dir, { recursive: true });
@@ -68,11 +97,28 @@ try {
     run(`hub ${i + 1}`, 'dist/server/main.js', { ...shared, PORT: String(port + i), HUB_LOGS_DIR: path.join(dir, 'logs'), HUB_DATA_DIR: dir, HUB_DEMO: i === 0 ? (process.env.HUB_DEMO ?? '1') : '0' });
     process.stdout.write(`hub ${i + 1}       http://${config.host}:${port + i}\n`);
   }
-  const shutdown = () => void stopAll().then(() => process.exit(0), () => process.exit(1));
-  process.once('SIGINT', shutdown);
-  process.once('SIGTERM', shutdown);
-} catch (error) {
-  process.stderr.write(`the cluster could not start: ${(error as Error).message}\n`);
-  await stopAll();
-  process.exitCode = 1;
 }
+
+const startup = start().catch((error: Error) => {
+  process.stderr.write(`the cluster could not start: ${error.message}\n`);
+  process.exitCode = 1;
+  requestStop();
+});
+
+function requestStop(): void {
+  if (stopRequested) {
+    // A second Ctrl-C: no more waiting.
+    killAll();
+    process.exit(1);
+  }
+  stopRequested = true;
+  process.stdout.write('stopping the cluster\n');
+  startup.then(stopAll).then(() => process.exit(), (error: Error) => {
+    process.stderr.write(`stopping the cluster failed: ${error.message}\n`);
+    killAll();
+    process.exit(1);
+  });
+}
+
+process.on('SIGINT', requestStop);
+process.on('SIGTERM', requestStop);

@@ -1,5 +1,5 @@
 /** `npm run worker`: a cluster worker (HUB_DATABASE_URL, HUB_REDIS_URL, HUB_WORKER_ID, its own HUB_LOGS_DIR). */
-import { Redis } from 'ioredis';
+import { createRedisClient } from '../logs/redisClient.js';
 import pino from 'pino';
 import { loadConfig } from '../config.js';
 import { openPostgresStore } from '../store/postgres/store.js';
@@ -11,7 +11,7 @@ try {
   if (!config.databaseUrl || !config.redisUrl) throw new Error('A worker needs HUB_DATABASE_URL (PostgreSQL) and HUB_REDIS_URL (Redis)');
   const log = pino({ level: config.logLevel });
   const store = await openPostgresStore(config.databaseUrl);
-  const redis = new Redis(config.redisUrl, { maxRetriesPerRequest: null });
+  const redis = createRedisClient(config);
   redis.on('error', () => {}); // reconnects on its own; appends wait and are retried
   const worker = new Worker(config, store, redis, await openArchive(config), log);
   await worker.start();

@@ -1,27 +1,29 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, startLocalRedis, type LocalServer } from '../../server/cluster/services.js';
+import { startLocalRedis, type LocalRedisOptions } from '../../server/cluster/redis.js';
+import { freePort, type LocalServer } from '../../server/cluster/services.js';
 
 export interface TestRedis {
+  /** with the password (and rediss:// with TLS) */
   url: string;
   /** SIGKILL and start again on the same port and data (append-only file): a Redis restart */
   restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
-/** A redis-server of its own for a test: temp dir, free loopback port, AOF on. */
-export async function startRedis(): Promise<TestRedis> {
+/** A redis-server of its own for a test, secured as the launcher's: temp dir, free loopback port, AOF on, a password. */
+export async function startRedis(options: Omit<LocalRedisOptions, 'port'> = {}): Promise<TestRedis> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-redis-'));
   const port = await freePort();
-  let server: LocalServer = await startLocalRedis(dir, port);
+  let server: LocalServer = await startLocalRedis(dir, { ...options, port });
   return {
     url: server.url,
     async restart() {
       const exited = new Promise((resolve) => server.process.once('exit', resolve));
       server.process.kill('SIGKILL');
       await exited;
-      server = await startLocalRedis(dir, port);
+      server = await startLocalRedis(dir, { ...options, port });
     },
     async stop() {
       await server.stop();

@@ -1,0 +1,143 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { freePort } from '../../server/cluster/services.js';
+import { hasExited, waitForExit } from '../../server/cluster/processes.js';
+import { projectRoot } from '../../server/paths.js';
+import { waitFor } from '../helpers/hub.js';
+
+/** A process's parent and state from /proc/PID/stat; null once it is gone. */
+function statOf(pid: number): { ppid: number; state: string } | null {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const [state, ppid] = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return { ppid: Number(ppid), state };
+  } catch {
+    return null;
+  }
+}
+
+/** Running (not a zombie waiting to be reaped). */
+const isRunning = (pid: number) => ![null, 'Z', 'X'].includes(statOf(pid)?.state ?? null);
+
+const commandOf = (pid: number) => {
+  try {
+    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replaceAll('\0', ' ').trim();
+  } catch {
+    return '';
+  }
+};
+
+/** Every process below `root`, with its command line. */
+function descendantsOf(root: number): Map<number, string> {
+  const children = new Map<number, number[]>();
+  for (const name of fs.readdirSync('/proc').filter((entry) => /^\d+$/.test(entry))) {
+    const stat = statOf(Number(name));
+    if (stat) children.set(stat.ppid, [...(children.get(stat.ppid) ?? []), Number(name)]);
+  }
+  const found = new Map<number, string>();
+  const visit = (pid: number) => {
+    for (const child of children.get(pid) ?? []) {
+      found.set(child, commandOf(child));
+      visit(child);
+    }
+  };
+  visit(root);
+  return found;
+}
+
+interface Launcher {
+  process: ChildProcess;
+  output: () => string;
+}
+
+/** `npm run cluster -- --port P --hubs 1 --workers 1` as its own process, once its hub answers and its worker started. */
+async function startLauncher(dataDir: string, port: number): Promise<Launcher> {
+  const env: NodeJS.ProcessEnv = { ...process.env, HUB_DATA_DIR: dataDir, HUB_DEMO: '0' };
+  delete env.HUB_DATABASE_URL;
+  delete env.HUB_REDIS_URL;
+  const child = spawn(process.execPath, [path.join(projectRoot, 'dist/server/cluster/main.js'), '--port', String(port), '--hubs', '1', '--workers', '1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let output = '';
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  await waitFor(() => /\[worker 1\].*started/.test(output) || hasExited(child), 'the worker to start', 40_000);
+  await waitFor(async () => (await fetch(`http://127.0.0.1:${port}/api/projects`)).ok, `hub 1 to answer:\n${output}`, 20_000);
+  return { process: child, output: () => output };
+}
+
+/** A temp HUB_DATA_DIR the postgres user can pass through. */
+function makeDataDir(): string {
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-launcher-'));
+  fs.chmodSync(dataDir, 0o755);
+  return dataDir;
+}
+
+const passwordsIn = (dataDir: string) => ['postgres-admin', 'postgres', 'redis'].map((name) => fs.readFileSync(path.join(dataDir, 'cluster', `${name}.password`), 'utf8').trim());
+
+test('npm run cluster: after a hub died of SIGKILL, SIGTERM stops the launcher within seconds and leaves no postgres, redis-server, hub or worker running; no password is printed', async () => {
+  const dataDir = makeDataDir();
+  const port = await freePort();
+  let launcher: ChildProcess | undefined;
+  let started = new Map<number, string>();
+  try {
+    const running = await startLauncher(dataDir, port);
+    launcher = running.process;
+    const output = running.output;
+    started = descendantsOf(launcher.pid!);
+    const find = (pattern: RegExp) => [...started].filter(([, command]) => pattern.test(command)).map(([pid]) => pid);
+    const [hub] = find(/dist\/server\/main\.js/);
+    for (const [what, pattern] of [['a hub', /dist\/server\/main\.js/], ['a worker', /dist\/server\/worker\/main\.js/], ['postgres', /bin\/postgres /], ['redis-server', /redis-server/]] as const) {
+      assert.ok(find(pattern).length > 0, `${what} among ${[...started.values()].join('\n')}`);
+    }
+
+    process.kill(hub, 'SIGKILL');
+    await waitFor(() => /\[hub 1\] exited \(SIGKILL\)/.test(output()), 'the launcher to see the hub die');
+    const stopAt = Date.now();
+    launcher.kill('SIGTERM');
+    assert.ok(await waitForExit(launcher, 20_000), `the launcher did not exit within 20 s of SIGTERM:\n${output()}`);
+    const stopMs = Date.now() - stopAt;
+    console.log(`launcher stopped in ${stopMs} ms`);
+    assert.ok(stopMs < 10_000, `it took ${stopMs} ms`);
+    assert.is(launcher.exitCode, 0, output());
+    await waitFor(() => [...started.keys()].every((pid) => !isRunning(pid)), 'every process it started to be gone', 5000).catch(() => {
+      assert.unreachable(`left running: ${[...started].filter(([pid]) => isRunning(pid)).map(([pid, command]) => `${pid} ${command}`).join('\n')}`);
+    });
+
+    for (const secret of passwordsIn(dataDir)) assert.not.ok(output().includes(secret), 'a password was printed');
+    assert.match(output(), /PostgreSQL {2}postgres:\/\/hub:\*\*\*@127\.0\.0\.1/);
+  } finally {
+    if (launcher && !hasExited(launcher)) launcher.kill('SIGKILL');
+    for (const pid of started.keys()) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test('npm run cluster started again on its folder finds its passwords and its records: the servers take the same passwords, the project made before is there', async () => {
+  const dataDir = makeDataDir();
+  const port = await freePort();
+  let launcher: Launcher | undefined;
+  try {
+    launcher = await startLauncher(dataDir, port);
+    const docRoot = fs.mkdtempSync(path.join(dataDir, 'docs-'));
+    const created = await fetch(`http://127.0.0.1:${port}/api/projects`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'kept', doc_root: docRoot, pipeline: 'glossary', settings: { llm_model: 'test-model' } }) });
+    assert.is(created.status, 201, await created.clone().text());
+    const passwords = passwordsIn(dataDir);
+    launcher.process.kill('SIGTERM');
+    assert.ok(await waitForExit(launcher.process, 20_000), 'the first launcher did not stop');
+    launcher = await startLauncher(dataDir, port);
+    assert.equal(passwordsIn(dataDir), passwords);
+    const projects = (await (await fetch(`http://127.0.0.1:${port}/api/projects`)).json()) as { name: string }[];
+    assert.ok(projects.some((project) => project.name === 'kept'), JSON.stringify(projects));
+  } finally {
+    if (launcher && !hasExited(launcher.process)) {
+      launcher.process.kill('SIGTERM');
+      if (!(await waitForExit(launcher.process, 20_000))) launcher.process.kill('SIGKILL');
+    }
+    fs.rmSync(dataDir, { recursive: true, force: true });
+  }
+});
+
+test.run();
