@@ -93,7 +93,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     sockets: () => ({ connections: sockets?.connectionCount ?? 0 }),
     subscriptions: () => hub.subscriptionStats(),
   });
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks });
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks });
   const server = http.createServer(app.callback());
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
   // Longer than clients' own keep-alive (undici: 4 s), so the client always closes an idle socket
