@@ -94,7 +94,11 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     subscriptions: () => hub.subscriptionStats(),
   });
   const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks });
-  const server = http.createServer(app.callback());
+  const handleRequest = app.callback();
+  // Koa answers its own errors (ctx.onerror), so this is for a fault in that path itself.
+  const server = http.createServer((request, response) => {
+    handleRequest(request, response).catch((error: unknown) => log.error({ err: error }, 'a request failed outside the error middleware'));
+  });
   server.requestTimeout = 0; // log streams (SSE) stay open as long as the run
   // Longer than clients' own keep-alive (undici: 4 s), so the client always closes an idle socket
   // first and never reuses one the server is closing (ECONNRESET under load).
