@@ -1,10 +1,12 @@
 import pino from 'pino';
 import { loadConfig } from './config.js';
 import { startHub } from './server.js';
+import { exitOnUnhandledRejection } from './unhandled.js';
 
 try {
   const config = loadConfig();
   const log = pino({ level: config.logLevel });
+  exitOnUnhandledRejection(log);
   const hub = await startHub(config, log);
   log.info(`run hub listening on ${hub.url}`);
   const shutdown = (signal: string) => {

@@ -94,14 +94,18 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     sockets: () => ({ connections: sockets?.connectionCount ?? 0 }),
     subscriptions: () => hub.subscriptionStats(),
   });
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks });
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks });
+  const handleRequest = app.callback();
   // Deadlines for receiving a request, head and body; a response (a log stream) lasts as long as it needs.
   // Checked every second (Node's default is 30 s, so a deadline could be missed by that much).
   const server = http.createServer({
     headersTimeout: config.headersTimeoutMs,
     requestTimeout: config.requestTimeoutMs,
     connectionsCheckingInterval: Math.min(1000, Math.ceil(config.headersTimeoutMs / 2)),
-  }, app.callback());
+  }, (request, response) => {
+    // Koa answers its own errors (ctx.onerror), so this is for a fault in that path itself.
+    handleRequest(request, response).catch((error: unknown) => log.error({ err: error }, 'a request failed outside the error middleware'));
+  });
   limitWaitingConnections(server, config.maxWaitingConnections);
   // Longer than clients' own keep-alive (undici: 4 s), so the client always closes an idle socket
   // first and never reuses one the server is closing (ECONNRESET under load).

@@ -5,6 +5,7 @@ import type { RunService } from '../runs/service.js';
 import type { ProjectStore } from '../store/projects.js';
 import type { RunRow, RunStore } from '../store/runs.js';
 import type { WebhookStore } from '../store/webhooks.js';
+import type { WebhookDispatcher } from '../webhooks/dispatcher.js';
 import type { LogSource } from '../logs/logSource.js';
 import type { Run } from '../wire.js';
 import type { LogHub } from '../hub/logHub.js';
@@ -25,4 +26,6 @@ export interface AppServices {
   runJson: (run: RunRow) => Run;
   metrics: HubMetrics;
   webhooks: WebhookStore;
+  /** told when a webhook is deleted, to stop its pending deliveries */
+  webhookDispatcher: Pick<WebhookDispatcher, 'webhookDeleted'>;
 }

@@ -38,7 +38,7 @@ export class LogShipper {
       this.running = null;
       if (this.again && !this.closed) {
         this.again = false;
-        void this.ship();
+        this.ship().catch(() => {}); // its failure waits for the next hint, like any ship's
       }
     });
     return this.running;

@@ -1,7 +1,8 @@
+import { setTimeout as delay } from 'node:timers/promises';
 import type pino from 'pino';
 import type { ProjectStore } from '../store/projects.js';
 import type { RunRow } from '../store/runs.js';
-import type { DeliveryRow, WebhookStore } from '../store/webhooks.js';
+import type { DeliveryAttempt, DeliveryRow, WebhookRow, WebhookStore } from '../store/webhooks.js';
 import type { Run, WebhookEvent, WebhookPayload } from '../wire.js';
 import { signBody } from './signature.js';
 
@@ -20,26 +21,44 @@ const TIMEOUT_MS = 10_000;
 /** Pending deliveries whose holder went away are looked for this often. */
 const SWEEP_MS = 30_000;
 const ERROR_TEXT_MAX = 500;
+/** A store write that failed (a locked SQLite file) is tried again after this, doubling up to the most. */
+const STORE_RETRY_MS = 1000;
+const STORE_RETRY_MAX_MS = 30_000;
+/** Recording an event's deliveries is given up after this many failed tries in a row. */
+const RECORD_TRIES = 10;
+
+/** A delivery this hub holds the lease of: waiting for its next try, or being tried. */
+interface Held {
+  webhookId: number;
+  timer?: NodeJS.Timeout;
+  abort?: AbortController;
+}
 
 /** The webhook event a run record stands for, if any. */
 export function eventOf(run: Pick<RunRow, 'status'>): WebhookEvent | null {
   return run.status === 'pending' ? null : (`run.${run.status === 'running' ? 'started' : run.status}` as WebhookEvent);
 }
 
+const storeRetryAfter = (failures: number) => Math.min(STORE_RETRY_MS * 2 ** failures, STORE_RETRY_MAX_MS);
+
 /**
  * Sends each run event to the project's webhooks that asked for it: POST JSON signed like GitHub's
  * (`X-Hub-Signature-256`), retried with backoff up to `maxTries`. Each (webhook, run, event) is
  * recorded once in the store before it is sent, so a change seen twice, or by every hub of a
  * cluster, is delivered once; the one whose record went in holds a lease on it, and pending
- * deliveries whose holder died are taken over when their lease runs out.
+ * deliveries whose holder died are taken over when their lease runs out. Delivery is at least
+ * once: a hub that dies between a POST and recording its outcome leaves the delivery to be sent
+ * again, with the same `X-Hub-Delivery` id.
  */
 export class WebhookDispatcher {
   private readonly seen = new Set<string>();
+  private readonly held = new Map<number, Held>();
+  /** waits before recording an event again */
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly closing = new AbortController();
   private readonly sweeper: NodeJS.Timeout;
   private readonly timeoutMs: number;
   private readonly now: () => number;
-  private closed = false;
 
   constructor(
     private readonly store: WebhookStore,
@@ -53,6 +72,10 @@ export class WebhookDispatcher {
     this.sweeper = setInterval(() => void this.takeOverDue(), SWEEP_MS).unref();
   }
 
+  private get closed(): boolean {
+    return this.closing.signal.aborted;
+  }
+
   /** Every change of a run record (from this hub, or from others through the store's notifications). */
   runChanged(run: RunRow): void {
     const event = eventOf(run);
@@ -61,19 +84,44 @@ export class WebhookDispatcher {
     if (this.seen.has(key)) return; // progress changes repeat `running`
     if (this.seen.size > 10_000) this.seen.clear();
     this.seen.add(key);
-    void this.dispatch(run, event).catch((error: unknown) => this.log.error({ err: error, run_id: run.id, event }, 'a webhook event could not be recorded'));
+    this.record(run, event, 0);
   }
 
-  /** At start: deliveries left pending by an earlier process. */
+  /** At start, and every sweep: deliveries left pending by an earlier process or another hub. */
   takeOverDue(): Promise<void> {
     return this.deliverDue().catch((error: unknown) => this.log.warn({ err: error }, 'looking for pending webhook deliveries failed'));
   }
 
+  /** A webhook was deleted: its deliveries went with it (the store cascades); none of them is tried again here. */
+  webhookDeleted(webhookId: number): void {
+    for (const [id, held] of this.held) {
+      if (held.webhookId !== webhookId) continue;
+      clearTimeout(held.timer);
+      held.abort?.abort();
+      this.held.delete(id);
+    }
+  }
+
   close(): void {
-    this.closed = true;
+    this.closing.abort();
     clearInterval(this.sweeper);
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
+    for (const held of this.held.values()) clearTimeout(held.timer);
+  }
+
+  /** Records the event's deliveries and starts them; a store that fails is asked again later. */
+  private record(run: RunRow, event: WebhookEvent, failures: number): void {
+    this.dispatch(run, event).catch((error: unknown) => {
+      const last = failures + 1 >= RECORD_TRIES;
+      this.log[last ? 'error' : 'warn']({ err: error, run_id: run.id, event }, last ? 'a webhook event could not be recorded' : 'a webhook event could not be recorded; trying again');
+      if (last || this.closed) return;
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        this.record(run, event, failures + 1);
+      }, storeRetryAfter(failures));
+      this.timers.add(timer);
+    });
   }
 
   private async dispatch(run: RunRow, event: WebhookEvent): Promise<void> {
@@ -87,51 +135,50 @@ export class WebhookDispatcher {
       url: `${this.options.publicUrl()}/#/projects/${run.project_id}/runs/${run.id}`,
     };
     for (const hook of hooks) {
+      // Already there (a repeat of this recording): its holder delivers it.
       const delivery = await this.store.createDelivery({ webhook_id: hook.id, run_id: run.id, event, payload: JSON.stringify(payload) }, this.leaseFor(0));
-      if (delivery) void this.attempt(delivery, hook.url, hook.secret);
+      if (delivery) this.start(delivery);
     }
   }
 
   private async deliverDue(): Promise<void> {
     if (this.closed) return;
     const due = await this.store.leaseDue(this.iso(0), this.leaseFor(0), 50);
-    for (const delivery of due) {
-      const hook = await this.store.get(delivery.webhook_id);
-      if (hook) void this.attempt(delivery, hook.url, hook.secret);
-    }
+    // One this hub holds already (its outcome still being written) has just had its lease extended.
+    for (const delivery of due) if (!this.held.has(delivery.id)) this.start(delivery);
+  }
+
+  /** Tries a delivery now, or after `waitMs`; a store that fails before the try puts it off. */
+  private start(delivery: DeliveryRow, waitMs = 0, failures = 0): void {
+    if (this.closed) return;
+    const held: Held = { webhookId: delivery.webhook_id };
+    this.held.set(delivery.id, held);
+    held.timer = setTimeout(() => {
+      this.attempt(delivery, held).catch((error: unknown) => {
+        if (this.held.get(delivery.id) !== held) return; // its webhook went meanwhile
+        this.log.warn({ err: error, delivery_id: delivery.id }, 'a webhook delivery could not be tried; trying again');
+        this.start(delivery, storeRetryAfter(failures), failures + 1);
+      });
+    }, waitMs);
   }
 
   /** One try; then delivered, failed for good, or tried again later (this hub keeps the lease meanwhile). */
-  private async attempt(delivery: DeliveryRow, url: string, secret: string): Promise<void> {
+  private async attempt(delivery: DeliveryRow, held: Held): Promise<void> {
     if (this.closed) return;
-    const tries = delivery.tries + 1;
-    let status: number | null = null;
-    let error: string | null = null;
-    try {
-      const response = await fetch(url, {
-        method: 'POST',
-        headers: {
-          'content-type': 'application/json',
-          'user-agent': 'run-hub-webhook',
-          'x-hub-event': delivery.event,
-          'x-hub-delivery': String(delivery.id),
-          'x-hub-signature-256': signBody(secret, delivery.payload),
-        },
-        body: delivery.payload,
-        redirect: 'manual',
-        signal: AbortSignal.timeout(this.timeoutMs),
-      });
-      status = response.status;
-      await response.body?.cancel();
-      if (status < 200 || status >= 300) error = `HTTP ${status}`;
-    } catch (caught) {
-      const cause = (caught as { cause?: { code?: string; message?: string } }).cause;
-      error = (cause?.code ?? cause?.message ?? (caught as Error).message).slice(0, ERROR_TEXT_MAX);
+    held.abort = new AbortController();
+    // Read at each try, not kept: a webhook deleted since is not tried again, a changed one is tried as it is now.
+    const hook = await this.store.get(delivery.webhook_id);
+    if (!hook || held.abort.signal.aborted) {
+      this.forget(delivery.id, held);
+      return;
     }
+    const tries = delivery.tries + 1;
+    const { status, error } = await this.post(delivery, hook, held.abort.signal);
+    if (held.abort.signal.aborted) return; // deleted meanwhile: its record is gone with it
     const delivered = error === null;
     const last = !delivered && tries >= this.options.maxTries;
     const waitMs = this.options.retryFirstMs * 4 ** (tries - 1);
-    await this.store.recordAttempt(delivery.id, {
+    const recorded = await this.recordOutcome(delivery.id, {
       status: delivered ? 'delivered' : last ? 'failed' : 'pending',
       tries,
       last_status: status,
@@ -139,14 +186,60 @@ export class WebhookDispatcher {
       next_attempt_at: delivered || last ? delivery.next_attempt_at : this.iso(waitMs),
       leased_until: delivered || last ? null : this.leaseFor(waitMs),
     });
-    if (delivered) return;
-    this.log.warn({ webhook_id: delivery.webhook_id, delivery_id: delivery.id, tries, error }, last ? 'a webhook delivery failed for good' : 'a webhook delivery failed; trying again');
-    if (last || this.closed) return;
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      void this.attempt({ ...delivery, tries }, url, secret).catch((caught: unknown) => this.log.error({ err: caught }, 'a webhook retry failed'));
-    }, waitMs);
-    this.timers.add(timer);
+    if (!delivered) this.log.warn({ webhook_id: delivery.webhook_id, delivery_id: delivery.id, tries, error }, last ? 'a webhook delivery failed for good' : 'a webhook delivery failed; trying again');
+    if (delivered || last || !recorded || this.held.get(delivery.id) !== held) {
+      this.forget(delivery.id, held);
+      return;
+    }
+    this.start({ ...delivery, tries }, waitMs);
+  }
+
+  private async post(delivery: DeliveryRow, hook: WebhookRow, cancelled: AbortSignal): Promise<{ status: number | null; error: string | null }> {
+    try {
+      const response = await fetch(hook.url, {
+        method: 'POST',
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'run-hub-webhook',
+          'x-hub-event': delivery.event,
+          'x-hub-delivery': String(delivery.id),
+          'x-hub-signature-256': signBody(hook.secret, delivery.payload),
+        },
+        body: delivery.payload,
+        redirect: 'manual',
+        signal: AbortSignal.any([cancelled, AbortSignal.timeout(this.timeoutMs)]),
+      });
+      await response.body?.cancel();
+      return { status: response.status, error: response.status < 200 || response.status >= 300 ? `HTTP ${response.status}` : null };
+    } catch (caught) {
+      const cause = (caught as { cause?: { code?: string; message?: string } }).cause;
+      return { status: null, error: (cause?.code ?? cause?.message ?? (caught as Error).message).slice(0, ERROR_TEXT_MAX) };
+    }
+  }
+
+  /**
+   * Writes a try's outcome, again while the store refuses (a locked SQLite file answers SQLITE_BUSY),
+   * until it goes in or this hub closes; the lease keeps the delivery from others meanwhile. False when
+   * given up: the delivery stays pending and is sent again once its lease runs out (at least once).
+   */
+  private async recordOutcome(id: number, attempt: DeliveryAttempt): Promise<boolean> {
+    for (let failures = 0; ; failures++) {
+      try {
+        await this.store.recordAttempt(id, attempt);
+        return true;
+      } catch (error) {
+        if (this.closed) {
+          this.log.warn({ err: error, delivery_id: id }, 'a webhook delivery\'s outcome could not be recorded before closing; it will be sent again');
+          return false;
+        }
+        this.log.warn({ err: error, delivery_id: id }, 'recording a webhook delivery\'s outcome failed; trying again');
+        await delay(storeRetryAfter(failures), undefined, { signal: this.closing.signal }).catch(() => {});
+      }
+    }
+  }
+
+  private forget(id: number, held: Held): void {
+    if (this.held.get(id) === held) this.held.delete(id);
   }
 
   private iso(fromNowMs: number): string {

@@ -5,11 +5,13 @@ import { loadConfig } from '../config.js';
 import { openPostgresStore } from '../store/postgres/store.js';
 import { Worker } from './worker.js';
 import { openArchive } from '../logs/archive.js';
+import { exitOnUnhandledRejection } from '../unhandled.js';
 
 try {
   const config = loadConfig();
   if (!config.databaseUrl || !config.redisUrl) throw new Error('A worker needs HUB_DATABASE_URL (PostgreSQL) and HUB_REDIS_URL (Redis)');
   const log = pino({ level: config.logLevel });
+  exitOnUnhandledRejection(log);
   const store = await openPostgresStore(config.databaseUrl);
   const redis = createRedisClient(config);
   redis.on('error', () => {}); // reconnects on its own; appends wait and are retried

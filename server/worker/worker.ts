@@ -37,7 +37,7 @@ export class Worker {
   constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly objects: ObjectStore, private readonly log: pino.Logger) {
     this.settler = new RunSettler(config, store.runs, {
       changed: (run) => void notifyRun(store, run.id),
-      ended: () => void this.claim(),
+      ended: () => this.claimNow(),
       beforeFinish: (run) => this.finishShipping(run.id),
     }, log);
     this.launcher = new LocalLauncher(config, {
@@ -46,7 +46,7 @@ export class Worker {
         await this.settler.runnerOnEnded(runner);
         await this.archive(runner.projectId, runner.runId);
         this.running = Math.max(0, this.running - 1);
-        void this.claim();
+        this.claimNow();
       },
     }, log);
   }
@@ -76,6 +76,11 @@ export class Worker {
   }
 
   /** Claims runs while it has free slots. */
+  /** A slot came free: claim now; if the store fails, the next poll claims. */
+  private claimNow(): void {
+    this.claim().catch((error: unknown) => this.log.warn({ err: error }, 'claiming runs failed; the next poll tries again'));
+  }
+
   private async claim(): Promise<void> {
     if (this.claiming || this.closed) return;
     this.claiming = true;
@@ -124,7 +129,9 @@ export class Worker {
     const shipped = () => {
       pending ??= setTimeout(record, SIZE_RECORD_MS);
     };
-    const hint = () => void shipper.ship().then(shipped);
+    const hint = () => {
+      shipper.ship().then(shipped, (error: unknown) => this.log.warn({ err: error, run_id: run.id }, 'shipping a log failed; the next hint tries again'));
+    };
     // The times file too: its last record comes a moment after the log's last write.
     this.watcher.watch(file, hint);
     this.watcher.watch(times, hint);

@@ -6,6 +6,7 @@ import { projectRoot } from '../../server/paths.js';
 import { startHub, waitFor, type HubOptions, type TestHub } from './hub.js';
 import { startPostgres } from './postgres.js';
 import { startRedis } from './redis.js';
+import { watchForRejection } from './rejections.js';
 
 export interface ClusterWorker {
   id: string;
@@ -30,6 +31,7 @@ export async function startWorker(env: Record<string, string>, id: string, dir =
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
+  watchForRejection(child, `worker ${id}`, () => output);
   await waitFor(() => output.includes('worker') && output.includes('started'), `worker ${id} to start`, 15_000);
   return { id, logs: path.join(dir, 'logs'), process: child, output: () => output };
 }

@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../../server/paths.js';
 import { checkResponse } from './openapi.js';
+import { watchForRejection } from './rejections.js';
 
 export interface TestHub {
   url: string;
@@ -50,6 +51,7 @@ export async function startHub(options: HubOptions = {}): Promise<TestHub> {
   let output = '';
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
+  watchForRejection(child, 'the hub', () => output);
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`hub did not start within 15 s:\n${output}`)), 15_000);
     const onData = () => {

@@ -3,16 +3,18 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createProject, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
+import path from 'node:path';
+import { createProject, isAlive, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { setUp } from '../helpers/setup.js';
+import { sqliteLocker } from '../helpers/sqliteLock.js';
 
 interface Received {
   headers: http.IncomingHttpHeaders;
   body: string;
 }
 
-/** A local receiver; `answer` decides each response's status (by how many it has received). */
-async function startReceiver(answer: (count: number) => number = () => 204) {
+/** A local receiver; `answer` decides each response's status (by how many it has received), and may make it wait. */
+async function startReceiver(answer: (count: number) => number | Promise<number> = () => 204) {
   const received: Received[] = [];
   const server = http.createServer((request, response) => {
     let body = '';
@@ -20,7 +22,7 @@ async function startReceiver(answer: (count: number) => number = () => 204) {
     request.on('data', (chunk) => (body += chunk));
     request.on('end', () => {
       received.push({ headers: request.headers, body });
-      response.writeHead(answer(received.length)).end();
+      Promise.resolve(answer(received.length)).then((status) => response.writeHead(status).end(), () => response.destroy());
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
@@ -147,6 +149,60 @@ webhooks('bad webhook input is 400 naming the field; another project\'s webhook 
   assert.equal(hook.events, ['run.started', 'run.completed', 'run.failed', 'run.cancelled'], 'every event by default');
   assert.is((await hub.api('DELETE', `${hooksOf(projectId)}/${hook.id}`)).status, 404);
   assert.is((await hub.api('GET', `${hooksOf(projectId)}/${hook.id}/deliveries`)).status, 404);
+});
+
+webhooks('a delivery whose outcome meets a locked database is recorded once the lock goes, and the hub stays up', async () => {
+  const hub = await startHub({ pipelines: PIPELINES });
+  let answer = (_status: number) => {};
+  const answered = new Promise<number>((resolve) => (answer = resolve));
+  const receiver = await startReceiver(() => answered);
+  const locker = sqliteLocker(path.join(hub.dir, 'data', 'hub.sqlite'));
+  try {
+    const projectId = await createProject(hub, 'quick');
+    const hook = (await hub.api('POST', hooksOf(projectId), { url: receiver.url, secret: SECRET, events: ['run.completed'] })).body;
+    await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    await waitFor(() => receiver.received.length === 1, 'the delivery to be under way');
+    // Another process holds the write lock longer than the hub's busy wait (5 s) while the receiver answers.
+    await locker.exec('BEGIN EXCLUSIVE');
+    answer(200);
+    await waitFor(() => hub.output().includes('outcome failed; trying again') || !isAlive(hub.process.pid!), 'the outcome\'s write to fail', 15_000);
+    assert.ok(isAlive(hub.process.pid!), `the hub died:\n${hub.output()}`);
+    await locker.exec('COMMIT');
+    const recorded = await waitFor(async () => {
+      const delivery = (await hub.api('GET', `${hooksOf(projectId)}/${hook.id}/deliveries`)).body[0];
+      return delivery?.status === 'delivered' ? delivery : null;
+    }, 'the delivery to be recorded');
+    assert.is(recorded.tries, 1);
+    assert.is(recorded.last_status, 200);
+    assert.is(receiver.received.length, 1, 'sent once');
+    assert.ok(isAlive(hub.process.pid!), 'the hub is up');
+  } finally {
+    answer(200);
+    locker.close();
+    await receiver.close();
+    await hub.stop();
+  }
+});
+
+webhooks('a deleted webhook is not tried again: its waiting retries stop, another webhook\'s go on', async () => {
+  const hub = await startHub({ pipelines: PIPELINES, env: { HUB_WEBHOOK_RETRY_MS: '1500', HUB_WEBHOOK_TRIES: '2' } });
+  const deleted = await startReceiver(() => 500);
+  const kept = await startReceiver(() => 500);
+  try {
+    const projectId = await createProject(hub, 'failing');
+    const gone = (await hub.api('POST', hooksOf(projectId), { url: deleted.url, secret: SECRET, events: ['run.failed'] })).body;
+    const other = (await hub.api('POST', hooksOf(projectId), { url: kept.url, secret: SECRET, events: ['run.failed'] })).body;
+    await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    await waitFor(() => deleted.received.length === 1 && kept.received.length === 1, 'the first tries');
+    assert.is((await hub.api('DELETE', `${hooksOf(projectId)}/${gone.id}`)).status, 204);
+    // The kept webhook's retry was due at the same time as the deleted one's.
+    await waitFor(async () => (await hub.api('GET', `${hooksOf(projectId)}/${other.id}/deliveries`)).body[0]?.status === 'failed', 'the kept webhook\'s retry');
+    assert.is(kept.received.length, 2);
+    assert.is(deleted.received.length, 1, 'the deleted webhook got no retry');
+  } finally {
+    await Promise.all([deleted.close(), kept.close()]);
+    await hub.stop();
+  }
 });
 
 webhooks.run();

@@ -58,7 +58,10 @@ export function webhookRoutes(services: AppServices): Router {
 
   router.delete('/:webhookId', async (ctx) => {
     const webhook = await loadWebhook(ctx.params);
+    // Its deliveries go with it (the store cascades); a retry waiting here is stopped, and one
+    // waiting on another hub of a cluster finds the webhook gone when it re-reads it.
     await webhooks.delete(webhook.id);
+    services.webhookDispatcher.webhookDeleted(webhook.id);
     ctx.status = 204;
   });
 
