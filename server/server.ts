@@ -82,10 +82,13 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     runService.on('run', runChanged);
   }
   runService.on('purged', (run, reason) => {
-    if (cluster) void notifyRemoved(cluster.postgres, run.project_id, run.id, reason);
-    else hub.runRemoved(run.project_id, run.id, reason);
-    // In cluster mode a purged run's log is in the archive (or still in its stream): it goes too.
-    if (cluster) void Promise.all([archive.delete(archiveKey(run.project_id, run.id)), archive.delete(archiveTimesKey(run.project_id, run.id)), deleteStream(cluster.redis, run.id)]).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'removing a purged log failed'));
+    if (!cluster) return hub.runRemoved(run.project_id, run.id, reason);
+    // In cluster mode a purged run's log is in the archive (or still in its stream): it goes too,
+    // after the notice is sent, so followers on other hubs mostly hear of the removal before a read
+    // finds the log gone (the two still race by a moment: such a reader gets log_reset instead).
+    void notifyRemoved(cluster.postgres, run.project_id, run.id, reason)
+      .then(() => Promise.all([archive.delete(archiveKey(run.project_id, run.id)), archive.delete(archiveTimesKey(run.project_id, run.id)), deleteStream(cluster.redis, run.id)]))
+      .catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'removing a purged log failed'));
   });
   // The WebSocket server is attached after the app exists; the metrics read it through this.
   let sockets: HubSocketServer | null = null;

@@ -139,7 +139,7 @@ export interface SubscribedMessage { type: 'subscribed'; run_id?: number; projec
 /** `times`: for a subscription with `timestamps: true`, when each line was written (Unix ms; null when unknown) */
 export interface LinesMessage { type: 'lines'; run_id: number; offset: number; next: number; lines: string[]; continued?: number[]; times?: (number | null)[] }
 export interface RunMessage { type: 'run'; run: Run }
-/** A finished run was deleted: by a user (`purged`) or by the retention limits (`retention`). */
+/** A finished run was deleted: by a user (`purged`) or by the retention limits (`retention`). To its project's subscribers and its own (once per connection); it ends a run subscription. */
 export interface RunRemovedMessage { type: 'run_removed'; project_id: number; run_id: number; reason: RemovalReason }
 export type RemovalReason = 'purged' | 'retention';
 export interface CompleteMessage { type: 'complete'; run_id: number; status: RunStatus; exit_code: number | null; error_message: string | null; next: number }

@@ -34,7 +34,7 @@ export class SseSink implements LogSink {
     this.response.uncork();
   }
 
-  /** One stream is one subscription: it ends with `complete` or `log_reset`. */
+  /** One stream is one subscription: it ends with `complete`, `log_reset` or `run_removed`. */
   subscriptionEnded(): void {
     this.end();
   }

@@ -30,6 +30,8 @@ export class LogHub {
   private readonly unwatch = new Map<RunTail, () => void>();
   /** subscribes in progress per reader */
   private readonly holds = new Map<RunTail, number>();
+  /** subscribes in progress per run, and whether the run was removed meanwhile (see runRemoved) */
+  private readonly pending = new Map<number, { count: number; removed: boolean }>();
 
   /**
    * `runJson`: a run as clients see it; `sourceOf`: where a run's log is read from (the local file
@@ -48,6 +50,17 @@ export class LogHub {
    * `timestamps`: its `lines` messages carry the lines' times.
    */
   async subscribeRun(sink: LogSink, runId: number, startAt: StartAt, options: { projectId?: number; timestamps?: boolean; onStart?: (offset: number) => void } = {}): Promise<number> {
+    const pending = this.pending.get(runId) ?? { count: 0, removed: false };
+    this.pending.set(runId, pending);
+    pending.count++;
+    try {
+      return await this.subscribeRunNow(sink, runId, startAt, options, pending);
+    } finally {
+      if (--pending.count === 0) this.pending.delete(runId);
+    }
+  }
+
+  private async subscribeRunNow(sink: LogSink, runId: number, startAt: StartAt, options: { projectId?: number; timestamps?: boolean; onStart?: (offset: number) => void }, pending: { removed: boolean }): Promise<number> {
     const run = await this.runs.get(runId);
     if (!run || (options.projectId !== undefined && run.project_id !== options.projectId)) throw notFound('Run', runId);
     this.unsubscribeRun(sink, runId);
@@ -60,6 +73,8 @@ export class LogHub {
         if (latest && isTerminal(latest.status)) tail.end(latest.log_size, completeOf(latest));
       }
       const start = await this.startOffset(tail, runId, startAt);
+      // Removed while we read its record or log: as if it had been gone before (no await from here on).
+      if (pending.removed) throw notFound('Run', runId);
       if (sink.closed) return start;
       options.onStart?.(start);
       const sinks = this.runSinks.get(runId) ?? new Map<LogSink, Subscriber>();
@@ -137,11 +152,23 @@ export class LogHub {
     for (const projectId of [...this.projectSinks.keys()]) this.unsubscribeProject(sink, projectId);
   }
 
-  /** A removed run: its readers stop, and its project's subscribers are told. */
+  /**
+   * A removed run: its project's subscribers and its own are told, each sink once (one connection
+   * following both gets one `run_removed`). Each run subscription ends with it, as with `complete`:
+   * nothing more for that run follows, a paused or catching-up reader stops where it is, and the
+   * sink frees its slot (an SSE response ends). A subscribe still under way fails `not_found`.
+   */
   runRemoved(projectId: number, runId: number, reason: RemovalReason): void {
-    for (const sink of this.runSinks.get(runId)?.keys() ?? []) this.unsubscribeRun(sink, runId);
     const frame = JSON.stringify({ type: 'run_removed', project_id: projectId, run_id: runId, reason } satisfies RunRemovedMessage);
-    for (const sink of this.projectSinks.get(projectId) ?? []) if (!sink.closed) sink.send('run_removed', frame);
+    const followers = [...(this.runSinks.get(runId)?.keys() ?? [])];
+    const recipients = new Set<LogSink>([...(this.projectSinks.get(projectId) ?? []), ...followers]);
+    for (const sink of recipients) if (!sink.closed) sink.send('run_removed', frame);
+    for (const sink of followers) {
+      this.unsubscribeRun(sink, runId);
+      sink.subscriptionEnded?.(runId);
+    }
+    const pending = this.pending.get(runId);
+    if (pending) pending.removed = true;
   }
 
   /** For the metrics: live subscriptions, and run subscribers whose socket is too full to send to. */

@@ -48,6 +48,6 @@ export interface LogSink {
   drained(): Promise<void>;
   /** Ends a sink the hub owns the end of (an SSE response) when the server shuts down. */
   end?(): void;
-  /** The hub ended one of its run subscriptions (`complete` or `log_reset` was sent). */
+  /** The hub ended one of its run subscriptions (`complete`, `log_reset` or `run_removed` was sent). */
   subscriptionEnded?(runId: number): void;
 }

@@ -20,7 +20,7 @@ export class WsConnection implements LogSink {
     return this.socket.readyState !== WebSocket.OPEN;
   }
 
-  /** Only live subscriptions count against the limit: a finished one is freed with its `complete`. */
+  /** Only live subscriptions count against the limit: a finished one is freed with its `complete` (or `log_reset`, `run_removed`). */
   subscriptionEnded(runId: number): void {
     this.runs.delete(runId);
   }

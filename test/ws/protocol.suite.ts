@@ -1,13 +1,15 @@
 import { suite } from 'uvu';
 import WebSocket from 'ws';
 import * as assert from 'uvu/assert';
-import { createProject, shellPipeline, waitForRun, type TestHub } from '../helpers/hub.js';
+import { createProject, shellPipeline, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { TestClient } from '../helpers/wsClient.js';
 import { setUp } from '../helpers/setup.js';
 
 export const PROTOCOL_PIPELINES = {
   p: shellPipeline({ a: 'echo hello' }),
   timed: shellPipeline({ a: 'echo first; sleep 0.4; echo second; i=0; while [ $i -lt 3000 ]; do echo "line $i"; i=$((i+1)); done' }),
+  // About 20 MB of log (scope `all`), more than a paused client's socket and buffers take; `from_b`: a quick run.
+  big: shellPipeline({ a: 'yes "a line of a large log, long enough that it takes a while to send" | head -n 300000', b: 'echo done' }),
 };
 export const PROTOCOL_ENV = { HUB_WS_MAX_SUBSCRIPTIONS: '5' };
 
@@ -160,6 +162,97 @@ export function protocolSuite(name: string, start: () => Promise<{ hub: TestHub;
     assert.equal(text.trimEnd().split('\n'), page.body.lines.slice(-2).map((line: string, i: number) => `${new Date(page.body.times.at(-2 + i)).toISOString()} ${line}`));
     assert.is((await hub.api('GET', `${base}?timestamps=yes`)).status, 400);
     await Promise.all([live.close(), plain.close(), late.close()]);
+  });
+
+  /** A finished run of about 20 MB in a new project. */
+  const finishedBigRun = async (hub: TestHub, projectId: number, scope = 'all') => {
+    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope });
+    return waitForRun(hub, projectId, body.id, ['completed'], 30_000);
+  };
+
+  /** Waits until the hub holds `count` run subscribers paused (their sockets over the high-water mark). */
+  const waitForPaused = (hub: TestHub, count: number) =>
+    waitFor(async () => Number(/^hub_paused_subscribers (\d+)/m.exec((await hub.api('GET', '/metrics')).body)?.[1]) >= count, `${count} paused subscribers`, 20_000);
+
+  /** A client subscribed to `projects`, then following `runId` from 0 with its socket paused once the first lines came. */
+  const pausedFollower = async (hub: TestHub, runId: number, projects: number[]) => {
+    const client = await TestClient.connect(hub.url);
+    for (const id of projects) client.send({ type: 'subscribe', project_id: id });
+    await client.waitFor(() => client.messages.filter((m) => m.type === 'subscribed').length === projects.length, 'the project subscriptions');
+    client.send({ type: 'subscribe', run_id: runId, offset: 0 });
+    await client.waitFor((m) => m.type === 'lines' && m.run_id === runId, 'the first lines');
+    client.socket.pause();
+    return client;
+  };
+
+  /** Resumes a paused follower: what it was sent, then one run_removed, and nothing more for that run; its slot is free again. */
+  const expectRemoved = async (client: TestClient, run: { id: number; project_id: number; log_size: number }, reason: string, otherRunId: number) => {
+    client.socket.resume();
+    const removed = await client.waitFor((m) => m.type === 'run_removed' && m.run_id === run.id, 'run_removed', 30_000);
+    assert.equal(removed, { type: 'run_removed', project_id: run.project_id, run_id: run.id, reason });
+    const { next } = client.linesOf(run.id, 0); // contiguous from 0
+    assert.ok(next < run.log_size, `it was paused part way (${next} of ${run.log_size} bytes)`);
+    // The connection's last slot: refused (too_many_subscriptions) while the removed run still held it.
+    client.send({ type: 'subscribe', run_id: otherRunId, offset: 0 });
+    await client.waitFor((m) => (m.type === 'complete' && m.run_id === otherRunId) || m.type === 'error', 'another subscription');
+    assert.equal(client.messages.filter((m) => m.type === 'error'), []);
+    const after = client.messages.slice(client.messages.indexOf(removed) + 1);
+    assert.not.ok(after.some((m) => m.run_id === run.id), 'nothing more for the removed run');
+    assert.is(client.messages.filter((m) => m.type === 'complete' && m.run_id === run.id).length, 0);
+  };
+
+  protocol('a follower paused on a large finished run that is purged gets run_removed (once, if it follows the project too), its slot is freed, and a poll is 404', async ({ hub, runId }) => {
+    const projectId = await createProject(hub, 'big');
+    const run = await finishedBigRun(hub, projectId);
+    // Four of its five subscriptions on projects 1 to 4: the run's is its last free slot.
+    const follower = await pausedFollower(hub, run.id, [1, 2, 3, 4]);
+    const both = await pausedFollower(hub, run.id, [projectId]);
+    await waitForPaused(hub, 2);
+    assert.is((await hub.api('DELETE', `/api/projects/${projectId}/runs/${run.id}?purge=true`)).status, 204);
+    await expectRemoved(follower, run, 'purged', runId);
+    await expectRemoved(both, run, 'purged', runId);
+    assert.is(both.messages.filter((m) => m.type === 'run_removed').length, 1, 'one run_removed for the project and the run');
+    const poll = await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs?offset=0`);
+    assert.is(poll.status, 404);
+    assert.is(poll.body.error.code, 'not_found');
+    await Promise.all([follower.close(), both.close()]);
+  });
+
+  protocol('a follower paused on a finished run that retention removes as the next run ends gets run_removed, and its slot is freed', async ({ hub, runId }) => {
+    const projectId = await createProject(hub, 'big');
+    const run = await finishedBigRun(hub, projectId);
+    assert.is((await hub.api('PATCH', `/api/projects/${projectId}`, { retention: { runs: 1 } })).status, 200);
+    const follower = await pausedFollower(hub, run.id, [1, 2, 3, 4]);
+    await waitForPaused(hub, 1);
+    await finishedBigRun(hub, projectId, 'from_b');
+    await expectRemoved(follower, run, 'retention', runId);
+    await follower.close();
+  });
+
+  protocol('an SSE stream paused on a large finished run that is purged gets event run_removed, then ends', async ({ hub }) => {
+    const projectId = await createProject(hub, 'big');
+    const run = await finishedBigRun(hub, projectId);
+    const response = await fetch(`${hub.url}/api/projects/${projectId}/runs/${run.id}/logs?offset=0`, { headers: { accept: 'text/event-stream' } });
+    assert.is(response.status, 200);
+    const reader = response.body!.getReader();
+    await reader.read(); // then reads nothing: the hub's buffer fills
+    await waitForPaused(hub, 1);
+    assert.is((await hub.api('DELETE', `/api/projects/${projectId}/runs/${run.id}?purge=true`)).status, 204);
+    const decoder = new TextDecoder();
+    let tail = '';
+    const deadline = setTimeout(() => void reader.cancel(new Error('no end within 30 s')), 30_000);
+    try {
+      for (;;) {
+        const { done, value } = await reader.read();
+        if (done) break;
+        tail = (tail + decoder.decode(value, { stream: true })).slice(-4096);
+      }
+    } finally {
+      clearTimeout(deadline);
+    }
+    const removed = JSON.stringify({ type: 'run_removed', project_id: projectId, run_id: run.id, reason: 'purged' });
+    assert.ok(tail.endsWith(`event: run_removed\ndata: ${removed}\n\n`), `the stream ends with run_removed: …${tail.slice(-300)}`);
+    assert.not.ok(tail.includes('event: complete'));
   });
 
   protocol('a WebSocket upgrade on another path is refused with 404', async ({ hub }) => {
