@@ -95,6 +95,10 @@ export class LogFollower {
       return;
     }
     if (!('run_id' in message) || message.run_id !== this.run.id) return;
+    if (message.type === 'run_removed') {
+      this.fail(new CliError(`run ${this.run.id} was removed (${message.reason}) before its log was all read`, 'run_removed'));
+      return;
+    }
     if (message.type === 'lines') this.known = Math.max(this.known, message.next);
     if (message.type === 'complete') {
       this.complete = message;

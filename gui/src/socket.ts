@@ -97,6 +97,9 @@ export class HubSocket {
     if (message.type === 'run_removed') {
       const removed = { id: message.run_id, project_id: message.project_id } as Run;
       for (const handler of this.projects.get(message.project_id) ?? []) handler(removed, true);
+      // Its log subscription ended with it: not asked for again after a reconnect (it would be not_found).
+      const subscription = this.runs.get(message.run_id);
+      if (subscription) subscription.done = true;
       return;
     }
     const runId = message.run_id;
