@@ -41,4 +41,62 @@ test('a regex search over many chunks leaves no listener behind per chunk (no Ma
   }
 });
 
+/** The longest the event loop went without turning while `work` ran (a timer asked for every 1 ms). */
+async function longestStall<T>(work: () => Promise<T>): Promise<{ result: T; stallMs: number; ms: number }> {
+  let last = performance.now();
+  let stallMs = 0;
+  const timer = setInterval(() => {
+    const now = performance.now();
+    stallMs = Math.max(stallMs, now - last);
+    last = now;
+  }, 1);
+  const started = performance.now();
+  try {
+    const result = await work();
+    const ms = performance.now() - started;
+    stallMs = Math.max(stallMs, performance.now() - last);
+    return { result, stallMs, ms };
+  } finally {
+    clearInterval(timer);
+  }
+}
+
+const logFile = (content: string | Buffer) => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-search-')), 'run.log');
+  fs.writeFileSync(file, content);
+  return file;
+};
+
+test('offsets and next_after are the file\'s own bytes when the log holds bytes that are not UTF-8; paging by one loses nothing', async () => {
+  // The issue's run: \377 ×10, needle-one, \377\377, needle-two (grep -b: the needles at their bytes, not after U+FFFD ×3 each).
+  const bytes = Buffer.concat([Buffer.from('step one\n'), Buffer.alloc(10, 0xff), Buffer.from('\nneedle-one\n'), Buffer.from([0xff, 0xff]), Buffer.from('\nneedle-two\nend\n')]);
+  const file = logFile(bytes);
+  const expected = [bytes.indexOf('needle-one'), bytes.indexOf('needle-two')];
+  for (const more of [{}, { regex: true }, { regex: true, text: 'needle-\\w+' }, { caseSensitive: true }, { text: 'NEEDLE' }]) {
+    const all = await searchLog(new LocalLogSource(file), query('needle', more), true);
+    assert.equal(all.matches.map((m) => m.offset), expected, JSON.stringify(more));
+    assert.equal(all.matches.map((m) => m.line), ['needle-one', 'needle-two']);
+    const first = await searchLog(new LocalLogSource(file), query('needle', { ...more, limit: 1 }), true);
+    assert.equal(first.matches.map((m) => m.offset), [expected[0]]);
+    assert.is(first.next_after, expected[0] + 'needle-one\n'.length, 'next_after: the start of the next line');
+    const second = await searchLog(new LocalLogSource(file), query('needle', { ...more, limit: 1, after: first.next_after }), true);
+    assert.equal(second.matches.map((m) => m.offset), [expected[1]], 'needle-two is found after paging');
+  }
+  // A match on a line of invalid bytes: its offset is where the line starts in the file.
+  const invalid = await searchLog(new LocalLogSource(file), query('\ufffd', { regex: true }), true);
+  assert.equal(invalid.matches.map((m) => m.offset), [9, 9 + 11 + 11], 'a regex sees each invalid byte as U+FFFD, its line at its own byte');
+});
+
+test('a match on every byte of one long line answers at once and the event loop keeps turning', async () => {
+  const file = logFile(`${'a'.repeat(256 * 1024)}\nb\n${'a'.repeat(300)}\n`);
+  for (const more of [{}, { regex: true }, { regex: true, text: 'x*' }, { regex: true, text: '(?:)' }, { caseSensitive: true }]) {
+    const { result, stallMs, ms } = await longestStall(() => searchLog(new LocalLogSource(file), query(more.text ?? 'a', { ...more, limit: 2 }), true));
+    const second = more.text ? 256 * 1024 + 1 : 256 * 1024 + 3; // a pattern matching the empty string matches every line, `b` too
+    assert.equal(result.matches.map((m) => m.offset), [0, second], JSON.stringify(more));
+    assert.is(result.matches[0].line.length, 2000, 'a long line is echoed cut');
+    assert.ok(stallMs < 100, `the event loop stalled ${stallMs.toFixed(0)} ms (${JSON.stringify(more)})`);
+    assert.ok(ms < 2000, `took ${ms.toFixed(0)} ms (${JSON.stringify(more)})`);
+  }
+});
+
 test.run();
