@@ -1,7 +1,7 @@
 import { ByteMatcher, isAsciiText } from './byteMatcher.js';
 import type { LogHandle, LogSource } from './logSource.js';
 import { RegexMatcher } from './regexMatcher.js';
-import { findLastLineEnd, findLineStart, lineTextAt, readWindow, type Window, type WindowMatch } from './searchWindow.js';
+import { findLastLineEnd, findLineStart, lineTextAt, WindowReader, type Window, type WindowMatch } from './searchWindow.js';
 
 /** The log is read this much at a time: memory per search stays bounded, whatever the log's size. */
 const CHUNK_BYTES = 1024 * 1024;
@@ -96,8 +96,25 @@ async function searchWindows(handle: LogHandle, matcher: Matcher, query: SearchQ
   const answer = (stopped: SearchResult['stopped'], next: number): SearchResult => ({ matches, next_after: next, complete: stopped === null || (stopped === 'limit' && next >= end), stopped });
   if (matcher instanceof ByteMatcher && matcher.impossible) return answer(null, Math.max(query.after, end));
 
-  const shape = { chunkBytes, contextBefore: matcher.contextBefore, contextAfter: matcher.contextAfter };
-  let buffer: Buffer = Buffer.allocUnsafeSlow(shape.contextBefore + chunkBytes + shape.contextAfter);
+  const reader = new WindowReader(handle, { chunkBytes, contextBefore: matcher.contextBefore, contextAfter: matcher.contextAfter }, end);
+  try {
+    return await searchFrom(handle, reader, matcher, query, { end, started, matches, answer });
+  } finally {
+    await reader.close();
+  }
+}
+
+interface SearchState {
+  /** where the search ends (a running run's growing last line is left for later) */
+  end: number;
+  started: number;
+  matches: SearchResult['matches'];
+  answer: (stopped: SearchResult['stopped'], next: number) => SearchResult;
+}
+
+/** The loop: a window, its matches, the next; or the rest of a line that matched. */
+async function searchFrom(handle: LogHandle, reader: WindowReader, matcher: Matcher, query: SearchQuery, { end, started, matches, answer }: SearchState): Promise<SearchResult> {
+  const scratch = Buffer.allocUnsafe(64 * 1024);
   let position = query.after;
   /** where the line holding `position` starts; null: not known (`after` within a line) */
   let lineStart: number | null = (await isLineStart(handle, position)) ? position : null;
@@ -114,8 +131,10 @@ async function searchWindows(handle: LogHandle, matcher: Matcher, query: SearchQ
     await yieldIfDue();
     if (skipping) {
       // Not bounded by the budget: a next_after within a line that matched would repeat it.
+      const buffer = reader.take();
       const { bytesRead } = position < end ? await handle.read(buffer, 0, Math.min(buffer.length, end - position), position) : { bytesRead: 0 };
       const newline = buffer.subarray(0, bytesRead).indexOf(NEWLINE);
+      reader.release(buffer);
       if (bytesRead === 0 || newline !== -1) {
         position = bytesRead === 0 ? Math.max(position, end) : position + newline + 1;
         lineStart = position;
@@ -127,14 +146,14 @@ async function searchWindows(handle: LogHandle, matcher: Matcher, query: SearchQ
       continue;
     }
     if (performance.now() - started > query.budgetMs) return answer('time_budget', lineStart !== null && lineStart > query.after ? lineStart : position);
-    const window = await readWindow(handle, buffer, position, lineStart === position, end, shape);
+    const window = await reader.window(position, lineStart === position);
     if (!window) return answer(null, position);
+    reader.prefetch(window.position + window.to, window.bytes[window.to - 1] === NEWLINE);
     window.lineStart = lineStart !== null && lineStart >= window.position ? lineStart - window.position : -1;
     for (;;) {
       const scan = await matcher.scan(window, query.limit - matches.length, lastYield + YIELD_MS);
       if (scan === 'timeout') return answer('regex_timeout', position);
       window.bytes = scan.bytes;
-      buffer = Buffer.from(scan.bytes.buffer as ArrayBuffer);
       for (const match of scan.matches) {
         const start = match.start >= 0 ? window.position + match.start : (lineStart ??= await findLineStart(handle, position, scratch));
         const lineEnd = match.end === -1 ? -1 : window.position + match.end;
@@ -148,8 +167,7 @@ async function searchWindows(handle: LogHandle, matcher: Matcher, query: SearchQ
           lineStart = position;
         }
       }
-      if (skipping) break;
-      if (matches.length >= query.limit) return answer('limit', position);
+      if (skipping || matches.length >= query.limit) break;
       const scannedTo = window.position + scan.scannedTo;
       if (scannedTo > position) {
         const newline = window.bytes.subarray(position - window.position, scan.scannedTo).lastIndexOf(NEWLINE);
@@ -164,5 +182,7 @@ async function searchWindows(handle: LogHandle, matcher: Matcher, query: SearchQ
       window.from = position - window.position;
       window.lineStart = lineStart !== null && lineStart >= window.position ? lineStart - window.position : -1;
     }
+    reader.release(window.bytes);
+    if (!skipping && matches.length >= query.limit) return answer('limit', position);
   }
 }

@@ -55,29 +55,86 @@ export interface WindowShape {
 }
 
 /**
- * Reads the window that goes on at `position` (a line start when `atLineStart`) into `buffer`, up
- * to `end`: whole lines of at most a chunk, or a chunk of a line longer than that, cut at a
- * character, with context around it. Null at `end`.
+ * Reads windows of the log: whole lines of at most a chunk, or a chunk of a line longer than that,
+ * cut at a character, with context around it; up to `end`. The next window is read while this one
+ * is searched (`prefetch`): buffers are taken from a small pool and given back with `release`.
  */
-export async function readWindow(handle: LogHandle, buffer: Buffer, position: number, atLineStart: boolean, end: number, shape: WindowShape): Promise<Window | null> {
-  if (position >= end) return null;
-  const before = atLineStart ? 0 : Math.min(shape.contextBefore, position);
-  const start = position - before;
-  const want = Math.min(before + shape.chunkBytes + shape.contextAfter, end - start, buffer.length);
-  const { bytesRead } = await handle.read(buffer, 0, want, start);
-  if (bytesRead <= before) return null; // the log is shorter than it said
-  const skip = nextCharBoundary(buffer, 0, before);
-  const bytes = buffer.subarray(skip, bytesRead);
-  const from = before - skip;
-  const lineStart = atLineStart ? 0 : -1;
-  if (start + bytesRead >= end) return { bytes, position: start + skip, from, to: bytes.length, lineStart };
-  const chunkEnd = Math.min(from + shape.chunkBytes, bytes.length);
-  const lastNewline = bytes.lastIndexOf(NEWLINE, chunkEnd - 1);
-  if (lastNewline >= from) return { bytes: bytes.subarray(0, lastNewline + 1), position: start + skip, from, to: lastNewline + 1, lineStart };
-  // A line longer than a chunk: this part of it, and context after.
-  const to = cutAtCharBoundary(bytes, chunkEnd);
-  const contextEnd = bytes.length < end - start - skip ? cutAtCharBoundary(bytes, bytes.length) : bytes.length;
-  return { bytes: bytes.subarray(0, Math.max(contextEnd, to)), position: start + skip, from, to, lineStart };
+export class WindowReader {
+  private readonly free: Buffer[] = [];
+  private ahead: { start: number; want: number; buffer: Buffer; read: Promise<number> } | null = null;
+  private readonly bufferBytes: number;
+
+  constructor(private readonly handle: LogHandle, private readonly shape: WindowShape, private readonly end: number) {
+    this.bufferBytes = shape.contextBefore + shape.chunkBytes + shape.contextAfter;
+  }
+
+  /** A buffer of a window's size (the skip to a line's end reads into one too). */
+  take(): Buffer {
+    return this.free.pop() ?? Buffer.allocUnsafeSlow(this.bufferBytes);
+  }
+
+  /** Gives back the buffer under `bytes` (a window's, or one that came back from the regex thread). */
+  release(bytes: Buffer): void {
+    if (this.free.length < 2) this.free.push(Buffer.from(bytes.buffer as ArrayBuffer));
+  }
+
+  /** Starts reading the window at `position`, which the next `window` call will likely ask for. */
+  prefetch(position: number, atLineStart: boolean): void {
+    if (this.ahead || position >= this.end) return;
+    const { start, want } = this.plan(position, atLineStart);
+    const buffer = this.take();
+    const read = this.handle.read(buffer, 0, want, start).then((result) => result.bytesRead);
+    read.catch(() => {}); // awaited (and its error thrown) by whoever uses it
+    this.ahead = { start, want, buffer, read };
+  }
+
+  /** The window that goes on at `position` (a line start when `atLineStart`); null at the end. */
+  async window(position: number, atLineStart: boolean): Promise<Window | null> {
+    if (position >= this.end) return null;
+    const { start, want, before } = this.plan(position, atLineStart);
+    const { buffer, bytesRead } = await this.read(start, want);
+    if (bytesRead <= before) {
+      this.release(buffer);
+      return null; // the log is shorter than it said
+    }
+    const skip = nextCharBoundary(buffer, 0, before);
+    const bytes = buffer.subarray(skip, bytesRead);
+    const from = before - skip;
+    const lineStart = atLineStart ? 0 : -1;
+    if (start + bytesRead >= this.end) return { bytes, position: start + skip, from, to: bytes.length, lineStart };
+    const chunkEnd = Math.min(from + this.shape.chunkBytes, bytes.length);
+    const lastNewline = bytes.lastIndexOf(NEWLINE, chunkEnd - 1);
+    if (lastNewline >= from) return { bytes: bytes.subarray(0, lastNewline + 1), position: start + skip, from, to: lastNewline + 1, lineStart };
+    // A line longer than a chunk: this part of it, and context after.
+    const to = cutAtCharBoundary(bytes, chunkEnd);
+    const contextEnd = bytesRead < this.end - start ? cutAtCharBoundary(bytes, bytes.length) : bytes.length;
+    return { bytes: bytes.subarray(0, Math.max(contextEnd, to)), position: start + skip, from, to, lineStart };
+  }
+
+  /** Waits for a read still under way (before the handle is closed). */
+  async close(): Promise<void> {
+    await this.ahead?.read.catch(() => 0);
+    this.ahead = null;
+  }
+
+  private plan(position: number, atLineStart: boolean) {
+    const before = atLineStart ? 0 : Math.min(this.shape.contextBefore, position);
+    const start = position - before;
+    return { before, start, want: Math.min(this.bufferBytes, this.end - start) };
+  }
+
+  private async read(start: number, want: number): Promise<{ buffer: Buffer; bytesRead: number }> {
+    const ahead = this.ahead;
+    this.ahead = null;
+    if (ahead && ahead.start === start && ahead.want === want) return { buffer: ahead.buffer, bytesRead: await ahead.read };
+    if (ahead) {
+      await ahead.read.catch(() => 0);
+      this.release(ahead.buffer);
+    }
+    const buffer = this.take();
+    const { bytesRead } = await this.handle.read(buffer, 0, want, start);
+    return { buffer, bytesRead };
+  }
 }
 
 /** Where the line holding byte `position` starts: a read backwards to the newline before it. */
