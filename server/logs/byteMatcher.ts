@@ -1,4 +1,5 @@
 import type { Window, WindowMatch } from './searchWindow.js';
+import { giveTurn, takeTurn } from './searchTurns.js';
 
 /** Text is searched this many bytes at a time, so the search can give the event loop back between slices. */
 const SLICE_BYTES = 64 * 1024;
@@ -59,7 +60,8 @@ export const isAsciiText = (text: string) => /^[\x00-\x7f]*$/.test(text);
  * bytes that are not UTF-8 cost nothing. Case-insensitive for an ASCII query: both sides with A-Z
  * folded to a-z (in JavaScript's `i` rule, which a text query follows, an ASCII letter matches only
  * ASCII letters, so this is exact). One match per line: after a match the search goes on after its
- * line's end. Gives way (returns how far it got) when `yieldAt` (a performance.now() time) passes.
+ * line's end. Works in turns of `sliceMs` shared with other searches (see searchTurns.ts), then
+ * returns how far it got.
  */
 export class ByteMatcher {
   readonly contextBefore = 0;
@@ -81,7 +83,17 @@ export class ByteMatcher {
     return this.needle.includes(NEWLINE);
   }
 
-  async scan(window: Window, max: number, yieldAt: number): Promise<{ matches: WindowMatch[]; scannedTo: number; bytes: Buffer }> {
+  async scan(window: Window, max: number, sliceMs: number): Promise<{ matches: WindowMatch[]; scannedTo: number; bytes: Buffer }> {
+    await takeTurn();
+    const started = performance.now();
+    try {
+      return this.scanSlice(window, max, started + sliceMs);
+    } finally {
+      giveTurn(performance.now() - started);
+    }
+  }
+
+  private scanSlice(window: Window, max: number, yieldAt: number): { matches: WindowMatch[]; scannedTo: number; bytes: Buffer } {
     const { bytes, to } = window;
     const matches: WindowMatch[] = [];
     const haystack = this.fold ? this.foldWindow(bytes, window.from) : bytes;

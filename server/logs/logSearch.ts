@@ -39,10 +39,11 @@ export interface SearchResult {
 interface Matcher {
   readonly contextBefore: number;
   readonly contextAfter: number;
-  scan(window: Window, max: number, yieldAt: number): Promise<{ matches: WindowMatch[]; scannedTo: number; bytes: Buffer } | 'timeout'>;
+  scan(window: Window, max: number, sliceMs: number): Promise<{ matches: WindowMatch[]; scannedTo: number; bytes: Buffer } | 'timeout'>;
   close(): void;
 }
 
+const giveWay = () => new Promise<void>((resolve) => setImmediate(resolve));
 const escapeRegex = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 const caseless = (text: string) => text.toLowerCase() === text && text.toUpperCase() === text;
 
@@ -58,7 +59,6 @@ function createMatcher(query: SearchQuery, chunkBytes: number): Matcher {
   return new RegexMatcher(escapeRegex(query.text), 'i', query.regexDeadlineMs, context);
 }
 
-const giveWay = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 async function isLineStart(handle: LogHandle, position: number): Promise<boolean> {
   if (position === 0) return true;
@@ -151,7 +151,7 @@ async function searchFrom(handle: LogHandle, reader: WindowReader, matcher: Matc
     reader.prefetch(window.position + window.to, window.bytes[window.to - 1] === NEWLINE);
     window.lineStart = lineStart !== null && lineStart >= window.position ? lineStart - window.position : -1;
     for (;;) {
-      const scan = await matcher.scan(window, query.limit - matches.length, lastYield + YIELD_MS);
+      const scan = await matcher.scan(window, query.limit - matches.length, YIELD_MS);
       if (scan === 'timeout') return answer('regex_timeout', position);
       window.bytes = scan.bytes;
       for (const match of scan.matches) {

@@ -99,4 +99,23 @@ test('a match on every byte of one long line answers at once and the event loop 
   }
 });
 
+test('forty text searches at once share the event loop: it turns every few ms, not once per forty slices', async () => {
+  const file = logFile(`${'x'.repeat(99)}\n`.repeat(160_000)); // 16 MB, no match: each search reads it all
+  const gaps: number[] = [];
+  let last = performance.now();
+  const timer = setInterval(() => {
+    gaps.push(performance.now() - last);
+    last = performance.now();
+  }, 1);
+  try {
+    const results = await Promise.all(Array.from({ length: 40 }, () => searchLog(new LocalLogSource(file), query('needle'), true)));
+    assert.ok(results.every((r) => r.complete && r.matches.length === 0));
+  } finally {
+    clearInterval(timer);
+  }
+  // Alone, each search would hold the loop 2 ms at a time: 40 of them, 40 × 2 ms between turns.
+  const long = gaps.filter((gap) => gap > 25);
+  assert.ok(long.length <= 3, `the event loop waited over 25 ms ${long.length} times: ${long.map((gap) => gap.toFixed(0)).join(', ')} ms`);
+});
+
 test.run();
