@@ -121,6 +121,8 @@ async function searchFrom(handle: LogHandle, reader: WindowReader, matcher: Matc
   /** the line at `position` matched already: only its end is looked for */
   let skipping = false;
   let lastYield = performance.now();
+  // Past the budget once something was searched (a budget too short for one chunk still goes on).
+  const overBudget = () => performance.now() - started > query.budgetMs && position > query.after;
   const yieldIfDue = async () => {
     if (performance.now() - lastYield < YIELD_MS) return;
     await giveWay();
@@ -145,7 +147,7 @@ async function searchFrom(handle: LogHandle, reader: WindowReader, matcher: Matc
       }
       continue;
     }
-    if (performance.now() - started > query.budgetMs) return answer('time_budget', lineStart !== null && lineStart > query.after ? lineStart : position);
+    if (overBudget()) return answer('time_budget', lineStart !== null && lineStart > query.after ? lineStart : position);
     const window = await reader.window(position, lineStart === position);
     if (!window) return answer(null, position);
     reader.prefetch(window.position + window.to, window.bytes[window.to - 1] === NEWLINE);
@@ -178,7 +180,7 @@ async function searchFrom(handle: LogHandle, reader: WindowReader, matcher: Matc
       // The text search gave way within the window: the event loop turns, then it goes on from there.
       await giveWay();
       lastYield = performance.now();
-      if (performance.now() - started > query.budgetMs) return answer('time_budget', lineStart !== null && lineStart > query.after ? lineStart : position);
+      if (overBudget()) return answer('time_budget', lineStart !== null && lineStart > query.after ? lineStart : position);
       window.from = position - window.position;
       window.lineStart = lineStart !== null && lineStart >= window.position ? lineStart - window.position : -1;
     }

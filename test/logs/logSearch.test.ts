@@ -118,4 +118,24 @@ test('forty text searches at once share the event loop: it turns every few ms, n
   assert.ok(long.length <= 3, `the event loop waited over 25 ms ${long.length} times: ${long.map((gap) => gap.toFixed(0)).join(', ')} ms`);
 });
 
+test('a line longer than a whole answer\'s time: next_after is the point reached within it, and paging from there finds its match at the line\'s start', async () => {
+  const long = `${'x'.repeat(300_000)}needle${'y'.repeat(100_000)}\n`;
+  const file = logFile(`${long}needle two\n`);
+  for (const more of [{}, { regex: true, text: 'ne+dle' }]) {
+    const found: number[] = [];
+    let after = 0;
+    let requests = 0;
+    for (; requests < 100; requests++) {
+      // No time at all: each answer searches one 64 KiB chunk and says where it got.
+      const result = await searchLog(new LocalLogSource(file), query(more.text ?? 'needle', { ...more, after, budgetMs: 0, chunkBytes: 64 * 1024 }), true);
+      found.push(...result.matches.map((m) => m.offset));
+      if (result.complete) break;
+      assert.ok(result.next_after > after, 'each answer goes forward');
+      after = result.next_after;
+    }
+    assert.equal(found, [0, long.length], JSON.stringify(more));
+    assert.ok(requests > 3, 'it took several answers');
+  }
+});
+
 test.run();
