@@ -12,6 +12,8 @@ export const BENCH_ENV = { HUB_DEMO: '0', HUB_MAX_LOG_BYTES: String(4 * 1024 ** 
 export const BENCH_PIPELINES = {
   bench: { steps: [{ name: 'write', command: [process.execPath, writerScript] }], scopes: { all: 'write' } },
   shell: { steps: [{ name: 'echo', command: ['sh', '-c', 'echo "1 0 first line"'] }], scopes: { all: 'echo' } },
+  // Search's worst cases: half the log one line of `a`, half lines of one `a` (a match on every other byte).
+  pathological: { steps: [{ name: 'write', command: ['sh', '-c', `{ head -c "$HUB_SETTING_HALF" /dev/zero | tr '\\0' a; echo; yes a | head -c "$HUB_SETTING_HALF"; }`] }], scopes: { all: 'write' } },
 };
 
 export function startBenchHub(env: Record<string, string> = {}, nodeArgs: string[] = []): Promise<TestHub> {

@@ -28,6 +28,17 @@ const step = async (name: string, run: () => Promise<Result>) => {
   process.stdout.write(`  ${result.scenario}: ${result.hub} | baseline ${result.baseline}${result.lost || result.duplicated ? ` | LOST ${result.lost} DUP ${result.duplicated}` : ''}\n`);
 };
 
+/** A scenario that gives several rows (one per figure it compares). */
+const stepRows = async (name: string, run: () => Promise<Result[]>) => {
+  let rows: Result[] = [];
+  await step(name, async () => {
+    rows = await run();
+    return rows[0];
+  });
+  results.push(...rows.slice(1));
+  for (const row of rows.slice(1)) process.stdout.write(`  ${row.scenario}: ${row.hub} | baseline ${row.baseline}\n`);
+};
+
 try {
   if (clusterOnly) {
     const cluster = await startBenchCluster(60);
@@ -65,7 +76,7 @@ try {
   // peak RSS), and the 1 GiB log's leftovers do not touch the other rows.
   const freeBytes = Number(execSync(`df -B1 --output=avail ${hub.dir} | tail -1`).toString().trim());
   const logBytes = quick ? 128 * 1024 ** 2 : 1024 ** 3;
-  if ((only && !'tail-N memory search'.includes(only)) || clusterOnly) {
+  if ((only && !'tail-N memory search under load'.includes(only)) || clusterOnly) {
     // not asked for
   } else if (freeBytes > 3 * logBytes) {
     const fresh = await startBenchHub({}, process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean));
@@ -73,8 +84,14 @@ try {
       process.stdout.write(`… writing a ${(logBytes / 1024 ** 2).toFixed(0)} MiB log\n`);
       const log = await scenarios.bigLog(fresh, logBytes);
       await step('tail-N', () => scenarios.tailN(fresh, log));
-      await step('search', () => scenarios.search(fresh, log));
+      await stepRows('search', () => scenarios.search(fresh, log));
       await step('memory', () => scenarios.memory(fresh, log, 500, quick ? 10 : 30));
+      if (!only || 'search under load'.includes(only)) {
+        fs.rmSync(log.file); // room for the next
+        process.stdout.write(`… writing a ${(logBytes / 1024 ** 2).toFixed(0)} MiB log of search's worst cases\n`);
+        const worst = await scenarios.pathologicalLog(fresh, logBytes);
+        await step('search under load', () => scenarios.searchUnderLoad(fresh, worst, quick ? 10 : 20));
+      }
     } finally {
       await fresh.stop();
       fs.rmSync(fresh.dir, { recursive: true, force: true });

@@ -15,6 +15,8 @@ setUp(logs, async (context) => {
     pipelines: {
       count: { steps: [{ name: 'count', command: nodeStep(`for (let i = 1; i <= ${LINES}; i++) console.log('line ' + i + ' é'); process.stdout.write('no newline at the end');`) }], scopes: { all: 'count' } },
       evil: { steps: [{ name: 'e', command: nodeStep(`for (let i = 0; i < 50; i++) console.log('a'.repeat(40) + '!'); console.log('plain end');`) }], scopes: { all: 'e' } },
+      bytes: { steps: [{ name: 'b', command: nodeStep(`process.stdout.write(Buffer.concat([Buffer.alloc(10, 0xff), Buffer.from('\\nneedle-one\\n'), Buffer.from([0xff, 0xff]), Buffer.from('\\nneedle-two\\n')]));`) }], scopes: { all: 'b' } },
+      longLine: { steps: [{ name: 'l', command: nodeStep(`process.stdout.write('a'.repeat(1_000_000) + '\\n');`) }], scopes: { all: 'l' } },
       waiting: { steps: [{ name: 'w', command: nodeStep(`console.log('first'); process.stdout.write('partial'); setTimeout(() => console.log(' done'), 1500);`) }], scopes: { all: 'w' } },
     },
   });
@@ -238,6 +240,55 @@ logs('search: a regex that backtracks for ever is stopped at its deadline in its
   assert.is(result.stopped, 'regex_timeout');
   assert.is(result.complete, false);
   assert.equal(result.matches, []);
+});
+
+logs('search: offsets are the file\'s bytes when a step prints bytes that are not UTF-8; paging one at a time finds every match', async (context) => {
+  const { hub } = context;
+  const projectId = await createProject(hub, 'bytes');
+  const { body: run } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  const done = await waitForRun(hub, projectId, run.id, ['completed']);
+  const bytes = fs.readFileSync(path.join(hub.dir, 'logs', done.log_path));
+  const expected = [bytes.indexOf('needle-one'), bytes.indexOf('needle-two')];
+  const base = `/api/projects/${projectId}/runs/${run.id}/logs`;
+  const all = (await hub.api('GET', `${base}/search?q=needle`)).body;
+  assert.equal(all.matches.map((m: { offset: number }) => m.offset), expected, 'the offsets grep -b gives');
+  const found: number[] = [];
+  let after = 0;
+  for (let page = 0; page < 10; page++) {
+    const { body } = await hub.api('GET', `${base}/search?q=needle&limit=1&after=${after}`);
+    found.push(...body.matches.map((m: { offset: number }) => m.offset));
+    if (body.complete) break;
+    after = body.next_after;
+  }
+  assert.equal(found, expected, 'needle-two is not lost');
+  const page = (await hub.api('GET', `${base}?offset=${expected[0]}`)).body;
+  assert.is(page.lines[0], 'needle-one', 'a match\'s offset opens its line');
+});
+
+logs('search: a 1 MB line of one letter, searched for that letter, answers at once and /api/health answers meanwhile', async (context) => {
+  const { hub } = context;
+  const projectId = await createProject(hub, 'longLine');
+  const { body: run } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  const done = await waitForRun(hub, projectId, run.id, ['completed']);
+  const longLineAt = fs.readFileSync(path.join(hub.dir, 'logs', done.log_path)).indexOf('a'.repeat(100));
+  const base = `/api/projects/${projectId}/runs/${run.id}/logs`;
+  const started = Date.now();
+  const searches = Promise.all(['q=a&limit=2', 'q=A&limit=2', 'regex=1&q=a*&limit=2', 'regex=1&q=x*&limit=1000', 'q=qqqq'].map((query) => hub.api('GET', `${base}/search?${query}`)));
+  const healthTimes: number[] = [];
+  let finished = false;
+  void searches.finally(() => (finished = true));
+  while (!finished && Date.now() - started < 60_000) {
+    const asked = Date.now();
+    assert.is((await hub.api('GET', '/api/health')).status, 200);
+    healthTimes.push(Date.now() - asked);
+  }
+  const answers = await searches;
+  assert.ok(Date.now() - started < 5000, `the searches took ${Date.now() - started} ms`);
+  assert.ok(Math.max(...healthTimes) < 250, `health took up to ${Math.max(...healthTimes)} ms`);
+  assert.is(answers[0].body.matches[0].offset, longLineAt);
+  assert.is(answers[0].body.matches[0].line.length, 2000);
+  assert.is(answers[4].body.complete, true);
+  assert.equal(answers[4].body.matches, []);
 });
 
 logs('bad tail and offset values are 400; an unknown run is 404', async (context) => {
