@@ -51,7 +51,7 @@ const ERRORS: Record<string, string> = {
   416: 'A range past the end, or too many ranges',
   429: 'Too many requests (run starts per project)',
   503: 'The database is busy: try again after Retry-After',
-  507: 'The disk is full (`storage_full`): nothing was changed; reads go on',
+  507: 'The disk is full (`storage_full`): the write was refused; reads go on',
 };
 /** What every request may get besides its own answers. */
 const ALWAYS = [401, 403, 503, 507];

@@ -7,16 +7,17 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { LogClock, parseTimeRecord, TIME_RECORD_BYTES } from '../../pipeline-runner/logClock.js';
 import { createProject, logFileOf, sh, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
+import { fileGate } from '../helpers/fileGate.js';
 import { TestClient } from '../helpers/wsClient.js';
 
 // A step that ends only once this file exists: the test decides when its run ends.
-const gate = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-gate-')), 'open');
+const gate = fileGate();
 
 const PIPELINES = {
   quick: { steps: [{ name: 'q', command: sh('echo hello; echo world') }], scopes: { all: 'q' } },
   // `yes` writes until its output is refused, then says why on stderr (the same full file) and exits 1.
   fill: { steps: [{ name: 'fill', command: sh("echo filling; yes 'fill the disk'") }], scopes: { all: 'fill' } },
-  gated: { steps: [{ name: 'g', command: sh(`echo waiting; while [ ! -e '${gate}' ]; do sleep 0.05; done; echo done`) }], scopes: { all: 'g' } },
+  gated: { steps: [{ name: 'g', command: sh(`echo waiting; ${gate.waitCommand}; echo done`) }], scopes: { all: 'g' } },
 };
 
 const mounts: string[] = [];
@@ -60,7 +61,7 @@ test.after(() => {
     }
     fs.rmdirSync(dir);
   }
-  fs.rmSync(path.dirname(gate), { recursive: true, force: true });
+  gate.remove();
 });
 
 /** Writes to `file` until the file system refuses (ENOSPC); returns the bytes written. */
@@ -195,7 +196,7 @@ diskTest('a full database disk (SQLITE_FULL): writes answer 507 storage_full, re
     assert.is(start.body.error.code, 'storage_full');
 
     // The run ends while its end cannot be written: it stays running until it can.
-    fs.writeFileSync(gate, '');
+    gate.open();
     await waitFor(() => hub.output().includes('recording the end of a run failed; trying again'), 'a refused attempt to record the end', 20_000);
     assert.is((await hub.api('GET', `/api/projects/${gated}/runs/${running}`)).body.status, 'running');
 

@@ -6,37 +6,12 @@ import * as assert from 'uvu/assert';
 import { loadConfig } from '../../server/config.js';
 import { HubError } from '../../server/errors.js';
 import { LogHub } from '../../server/hub/logHub.js';
-import type { Frame, LogSink, ServerMessageType } from '../../server/hub/messages.js';
 import { LocalLogSource } from '../../server/logs/logSource.js';
 import type { ProjectStore } from '../../server/store/projects.js';
 import type { RunRow, RunStore } from '../../server/store/runs.js';
 import type { Run } from '../../server/wire.js';
+import { FakeSink } from '../helpers/fakeSink.js';
 import { openHandles, waitFor } from '../helpers/hub.js';
-
-/** A sink that keeps every message; `full` makes it report a full socket until drained. */
-class FakeSink implements LogSink {
-  readonly messages: { type: ServerMessageType; body: any }[] = [];
-  closed = false;
-  full = false;
-  readonly ended: number[] = [];
-  private waiters: (() => void)[] = [];
-  send(type: ServerMessageType, frame: Frame): void {
-    this.messages.push({ type, body: JSON.parse(String(frame)) });
-  }
-  congested(): boolean {
-    return this.full;
-  }
-  drained(): Promise<void> {
-    return this.full ? new Promise((resolve) => this.waiters.push(resolve)) : Promise.resolve();
-  }
-  drain(): void {
-    this.full = false;
-    for (const resolve of this.waiters.splice(0)) resolve();
-  }
-  subscriptionEnded(runId: number): void {
-    this.ended.push(runId);
-  }
-}
 
 const finishedRun = (file: string) => ({ id: 1, project_id: 1, status: 'completed', exit_code: 0, error_message: null, log_size: fs.statSync(file).size }) as RunRow;
 

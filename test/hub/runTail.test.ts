@@ -4,46 +4,11 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { RunTail } from '../../server/hub/runTail.js';
-import type { Frame, LogSink, ServerMessageType } from '../../server/hub/messages.js';
+import type { LogSink } from '../../server/hub/messages.js';
 import { LocalLogSource } from '../../server/logs/logSource.js';
+import { FakeSink } from '../helpers/fakeSink.js';
 import { waitFor } from '../helpers/hub.js';
 
-/** A sink that keeps every message; `full` makes it report a full socket until drained. */
-class FakeSink implements LogSink {
-  readonly messages: { type: ServerMessageType; body: any; next?: number }[] = [];
-  closed = false;
-  full = false;
-  ended = 0;
-  private waiters: (() => void)[] = [];
-  send(type: ServerMessageType, frame: Frame, next?: number): void {
-    this.messages.push({ type, body: JSON.parse(String(frame)), next });
-  }
-  congested(): boolean {
-    return this.full;
-  }
-  drained(): Promise<void> {
-    return this.full ? new Promise((resolve) => this.waiters.push(resolve)) : Promise.resolve();
-  }
-  drain(): void {
-    this.full = false;
-    for (const resolve of this.waiters.splice(0)) resolve();
-  }
-  subscriptionEnded(): void {
-    this.ended++;
-  }
-  /** Lines received, checked contiguous from `from`. */
-  lines(from: number): string[] {
-    const lines: string[] = [];
-    let next = from;
-    for (const { type, body } of this.messages) {
-      if (type !== 'lines') continue;
-      assert.is(body.offset, next, 'contiguous');
-      lines.push(...body.lines);
-      next = body.next;
-    }
-    return lines;
-  }
-}
 
 function tempLog(content = ''): string {
   const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-tail-')), 'run.log');
@@ -136,7 +101,7 @@ test('a finished log: every line from the offset, then complete; a log truncated
   const tail = tailOf(live, () => idle++);
   const reader = new FakeSink();
   await tail.ensureOpen();
-  follow(tail, reader, 0, () => reader.ended++);
+  follow(tail, reader, 0, () => reader.ended.push(1));
   await tail.pump();
   await waitFor(() => reader.lines(0).length === 3, 'three lines');
   fs.truncateSync(live, 0);
@@ -144,7 +109,7 @@ test('a finished log: every line from the offset, then complete; a log truncated
   await tail.pump();
   await waitFor(() => reader.messages.some((m) => m.type === 'error'), 'log_reset');
   assert.is(reader.messages.at(-1)!.body.code, 'log_reset');
-  assert.is(reader.ended, 1);
+  assert.is(reader.ended.length, 1);
   await waitFor(() => idle > 0, 'the reader to report itself idle');
   await tail.close();
 });

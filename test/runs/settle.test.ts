@@ -1,24 +1,24 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sqliteLocker } from '../helpers/sqliteLock.js';
 import { createProject, isAlive, logFileOf, sh, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
+import { fileGate } from '../helpers/fileGate.js';
 import { TestClient } from '../helpers/wsClient.js';
 
 // A step that ends only once this file exists: the test decides when its run ends.
-const gate = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-gate-')), 'open');
+const gate = fileGate();
 
 const PIPELINES = {
   // The step knows where the state file is (next to HUB_ERROR_FILE) and damages it mid-run.
   vandal: { steps: [{ name: 'v', command: sh('echo before; printf "{not json" > "${HUB_ERROR_FILE%.error}"; sleep 0.5; : > "${HUB_ERROR_FILE%.error}"; sleep 0.5; echo after') }], scopes: { all: 'v' } },
   slow: { steps: [{ name: 's', command: sh('echo start; sleep 3; echo end') }], scopes: { all: 's' } },
   short: { steps: [{ name: 's', command: sh('echo one; sleep 1.5; echo two') }], scopes: { all: 's' } },
-  gated: { steps: [{ name: 's', command: sh(`echo one; while [ ! -e '${gate}' ]; do sleep 0.05; done; echo two`) }], scopes: { all: 's' } },
+  gated: { steps: [{ name: 's', command: sh(`echo one; ${gate.waitCommand}; echo two`) }], scopes: { all: 's' } },
 };
 
-test.after(() => fs.rmSync(path.dirname(gate), { recursive: true, force: true }));
+test.after(() => gate.remove());
 
 const stateFileOf = (hub: TestHub, projectId: number, runId: number) => path.join(hub.dir, 'logs', String(projectId), `${runId}.json`);
 
@@ -78,7 +78,7 @@ test('a database locked while a run ends: settling is retried until written; com
     await exec('PRAGMA busy_timeout = 1000; BEGIN EXCLUSIVE');
     // Only now may the run end: under the lock, which is held until recording its end has failed
     // (the server's busy timeout is 5 s).
-    fs.writeFileSync(gate, '');
+    gate.open();
     await waitFor(() => hub.output().includes('recording the end of a run failed; trying again'), 'a failed attempt to record the end', 20_000);
     await exec('COMMIT');
     const run = await waitForRun(hub, projectId, first, ['completed', 'failed'], 20_000);
