@@ -23,13 +23,24 @@ export class Follower {
   final: number | null = null;
   resumes = 0;
   errors: string[] = [];
+  /** told its run was removed: the `run_removed` reason */
+  removed: string | null = null;
+  /** a (re)connect found the run gone: WebSocket `not_found`, SSE 404 */
+  gone = false;
+  /** when the soak last dropped its connection (a restart, a network fault) */
+  droppedAt = 0;
+  /** given up on (reported as it happened): no longer waited for */
+  abandoned = false;
+  /** until then it reads nothing (a slow reader: the server's buffers fill) */
+  slowUntil = 0;
   private close: (() => void) | null = null;
 
   /** `timestamps`: it asks for the lines' times, and checks it gets one per line */
   constructor(readonly projectId: number, readonly runId: number, readonly transport: 'ws' | 'sse', private readonly tail: number | null, readonly timestamps = false) {}
 
+  /** It knows how its run ended: `complete`, or removed. */
   get done(): boolean {
-    return this.final !== null;
+    return this.final !== null || this.removed !== null || this.gone;
   }
 
   get connected(): boolean {
@@ -47,6 +58,7 @@ export class Follower {
 
   /** Drops the connection as a network fault would. */
   drop(): void {
+    if (this.close) this.droppedAt = Date.now();
     const close = this.close;
     this.close = null;
     close?.();
@@ -74,6 +86,12 @@ export class Follower {
       if (message.next !== this.next) this.errors.push(`complete at ${message.next}, last next ${this.next}`);
       this.final = message.next;
       this.drop();
+    } else if (message.type === 'run_removed') {
+      this.removed = String(message.reason);
+      this.drop();
+    } else if (message.type === 'error' && message.code === 'not_found') {
+      this.gone = true;
+      this.drop();
     } else if (message.type === 'error') {
       this.errors.push(`${message.code}: ${message.message}`);
       this.drop();
@@ -92,6 +110,7 @@ export class Follower {
   private connectWs(url: string, from: object): void {
     const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`);
     this.close = () => socket.terminate();
+    socket.on('open', () => this.pauseWhileSlow(socket));
     socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', run_id: this.runId, ...from, ...(this.timestamps && { timestamps: true }) })));
     socket.on('message', (data) => this.onMessage(JSON.parse(String(data))));
     socket.on('error', () => {});
@@ -100,12 +119,22 @@ export class Follower {
     });
   }
 
+  private pauseWhileSlow(socket: WebSocket): void {
+    if (Date.now() >= this.slowUntil) return;
+    socket.pause();
+    setTimeout(() => socket.resume(), this.slowUntil - Date.now());
+  }
+
   private connectSse(url: string, from: { offset?: number; tail?: number }): void {
     const controller = new AbortController();
     this.close = () => controller.abort();
     const query = (from.offset !== undefined ? `offset=${from.offset}` : `tail=${from.tail}`) + (this.timestamps ? '&timestamps=1' : '');
     void (async () => {
       const response = await fetch(`${url}/api/projects/${this.projectId}/runs/${this.runId}/logs?${query}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+      if (response.status === 404) {
+        this.gone = true;
+        return;
+      }
       if (response.status !== 200) {
         this.errors.push(`SSE answered ${response.status}`);
         return;
@@ -113,6 +142,7 @@ export class Follower {
       const decoder = new TextDecoder();
       let buffered = '';
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        if (Date.now() < this.slowUntil) await new Promise((resolve) => setTimeout(resolve, this.slowUntil - Date.now()));
         buffered += decoder.decode(chunk, { stream: true });
         for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
           const data = buffered.slice(0, end).split('\n').find((line) => line.startsWith('data: '));

@@ -1,0 +1,59 @@
+/**
+ * Asks `/api/health` every `intervalMs` for the whole soak and keeps each answer's time. A probe
+ * that meets a server down for one of the soak's own restarts (no connection, or cut by the kill)
+ * counts as `down`, not as latency.
+ */
+export class HealthProbe {
+  readonly latenciesMs: number[] = [];
+  down = 0;
+  /** answers other than 200 while the server was up */
+  failures: string[] = [];
+  private timer: NodeJS.Timeout | null = null;
+  private inFlight: Promise<void> = Promise.resolve();
+
+  /** `url()`: the current server's address; `restarting()`: the soak is stopping or starting it */
+  constructor(private readonly url: () => string, private readonly restarting: () => boolean, private readonly intervalMs = 150) {}
+
+  start(): void {
+    const tick = () => {
+      this.inFlight = this.probeOnce().finally(() => {
+        if (this.timer) this.timer = setTimeout(tick, this.intervalMs);
+      });
+    };
+    this.timer = setTimeout(tick, this.intervalMs);
+  }
+
+  async stop(): Promise<void> {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+    await this.inFlight;
+  }
+
+  private async probeOnce(): Promise<void> {
+    if (this.restarting()) {
+      this.down++;
+      return;
+    }
+    const started = performance.now();
+    try {
+      const response = await fetch(`${this.url()}/api/health`, { signal: AbortSignal.timeout(10_000) });
+      await response.arrayBuffer();
+      const ms = performance.now() - started;
+      if (this.restarting()) this.down++;
+      else if (response.status !== 200) this.failures.push(`/api/health answered ${response.status}`);
+      else this.latenciesMs.push(ms);
+    } catch (error) {
+      const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
+      // Refused or reset: the server was being killed or had not started yet.
+      if (this.restarting() || /ECONNREFUSED|ECONNRESET|other side closed|UND_ERR_SOCKET/.test(cause)) this.down++;
+      else this.failures.push(`/api/health: ${cause} after ${Math.round(performance.now() - started)} ms`);
+    }
+  }
+
+  /** p50, p99 and max of the answers' times, in ms */
+  figures(): { samples: number; p50: number; p99: number; max: number } {
+    const sorted = [...this.latenciesMs].sort((a, b) => a - b);
+    const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
+    return { samples: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
+  }
+}

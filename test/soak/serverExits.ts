@@ -1,0 +1,19 @@
+import type { ChildProcess } from 'node:child_process';
+
+/** What Node prints when a rejection or exception nobody handled ends the process (or warns of one). */
+const FATAL = /unhandledRejection|UnhandledPromiseRejection|uncaughtException|Unhandled (promise )?rejection|Uncaught|^Node\.js v\d+/im;
+
+/**
+ * After one server process is gone: it must have ended by the soak's own signal (SIGKILL: killed;
+ * SIGTERM: exit code 0) and printed nothing of an unhandled rejection or uncaught exception.
+ * `expected` null: the soak did not stop it (it died by itself).
+ */
+export function checkServerEnd(process: ChildProcess, output: string, expected: NodeJS.Signals | null): string[] {
+  const mismatches: string[] = [];
+  const how = process.signalCode ?? `exit code ${process.exitCode}`;
+  const fine = expected === 'SIGKILL' ? process.signalCode === 'SIGKILL' : expected === 'SIGTERM' ? process.exitCode === 0 : false;
+  if (!fine) mismatches.push(`the server ended by ${how}${expected ? ` after ${expected}` : ' by itself'}: ${output.slice(-1500)}`);
+  const fatal = FATAL.exec(output);
+  if (fatal) mismatches.push(`the server printed "${fatal[0]}": ${output.slice(Math.max(0, fatal.index - 300), fatal.index + 1200)}`);
+  return mismatches;
+}
