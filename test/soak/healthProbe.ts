@@ -6,6 +6,8 @@
 export class HealthProbe {
   readonly latenciesMs: number[] = [];
   down = 0;
+  /** when the server last answered (or the soak last restarted it) */
+  lastAnswerAt = Date.now();
   /** answers other than 200 while the server was up */
   failures: string[] = [];
   private timer: NodeJS.Timeout | null = null;
@@ -32,6 +34,7 @@ export class HealthProbe {
   private async probeOnce(): Promise<void> {
     if (this.restarting()) {
       this.down++;
+      this.lastAnswerAt = Date.now();
       return;
     }
     const started = performance.now();
@@ -42,11 +45,16 @@ export class HealthProbe {
       if (this.restarting()) this.down++;
       else if (response.status !== 200) this.failures.push(`/api/health answered ${response.status}`);
       else this.latenciesMs.push(ms);
+      this.lastAnswerAt = Date.now();
     } catch (error) {
       const cause = (error as { cause?: { code?: string } }).cause?.code ?? (error as Error).message;
       // Refused or reset: the server was being killed or had not started yet.
       if (this.restarting() || /ECONNREFUSED|ECONNRESET|other side closed|UND_ERR_SOCKET/.test(cause)) this.down++;
-      else this.failures.push(`/api/health: ${cause} after ${Math.round(performance.now() - started)} ms`);
+      else {
+        // No answer in time: the server is stuck, which is latency too.
+        this.latenciesMs.push(performance.now() - started);
+        this.failures.push(`/api/health: ${cause} after ${Math.round(performance.now() - started)} ms`);
+      }
     }
   }
 

@@ -74,6 +74,8 @@ export async function searchOnce(hub: TestHub, run: { projectId: number; id: num
   try {
     const size = fs.fstatSync(file).size;
     if (nextAfter > size) mismatches.push(`${where}: next_after ${nextAfter} past the file's ${size} bytes`);
+    const past = matches.find((match) => match.offset >= size);
+    if (past) mismatches.push(`${where}: a match at ${past.offset}, the file's end (${size} bytes): a line that is not there`);
     const sample = [matches[0], matches.at(-1), matches[Math.floor(pick() * matches.length)]].filter((match) => match !== undefined);
     for (const match of new Set(sample)) {
       if (match.line.length > MATCH_LINE_CHARS) mismatches.push(`${where}: a line of ${match.line.length} characters`);

@@ -21,11 +21,14 @@ import { RECEIVER_KINDS, WebhookReceiver } from './webhookReceivers.js';
 
 export { summarise, type SoakReport };
 
-const ENV = { HUB_MAX_LINE_BYTES: '1024', HUB_CANCEL_GRACE_MS: '1000', HUB_RUNS_PER_MINUTE: '100000', HUB_DEMO: '0', HUB_WEBHOOK_RETRY_MS: '100', HUB_WEBHOOK_TRIES: '20' };
+const ENV = { HUB_MAX_LINE_BYTES: '1024', HUB_CANCEL_GRACE_MS: '1000', HUB_RUNS_PER_MINUTE: '100000', HUB_DEMO: '0', HUB_WEBHOOK_RETRY_MS: '100', HUB_WEBHOOK_TRIES: '20', HUB_WS_HIGH_WATER_BYTES: String(256 * 1024) };
+// (a small high-water mark: slow readers of the larger logs are paused by the server, and some are when their run is removed)
 const HEALTH_P99_MS = 100;
 /** After the chaos: how long webhook deliveries may take to drain (a lapsed lease is swept every 30 s). */
 const DRAIN_MS = 150_000;
 const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+/** A server that answers no health probe for this long is stuck: reported, and killed so the soak goes on. */
+const STUCK_MS = 20_000;
 
 /** A seeded generator, so a failing soak can be run again the same way (`--seed`). */
 function random(seed: number) {
@@ -65,6 +68,14 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   let restarting = false;
   const probe = new HealthProbe(() => hub.url, () => restarting);
   probe.start();
+  // The watchdog: a stuck server's requests never end; killing it ends them (and the loop restarts it).
+  let watchdogKills = 0;
+  const watchdog = setInterval(() => {
+    if (restarting || !up() || Date.now() - probe.lastAnswerAt < STUCK_MS) return;
+    report.mismatches.push(`the server answered nothing for ${STUCK_MS / 1000} s (event loop blocked?); killed: ${hub.output().slice(-600)}`);
+    watchdogKills++;
+    hub.process.kill('SIGKILL');
+  }, 1000);
   const [chatty, chatty2, stubborn, pathological, retained] = [await createProject(hub, 'chatty'), await createProject(hub, 'chatty'), await createProject(hub, 'stubborn'), await createProject(hub, 'pathological'), await createProject(hub, 'chatty')];
   const projects = [chatty, chatty2, stubborn, pathological, retained];
   // Retention set per project: removed while clients may follow them.
@@ -84,7 +95,9 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
     restarting = true;
     for (const follower of followers) follower.drop();
     if (signal) await hub.stop(signal);
-    report.mismatches.push(...checkServerEnd(hub.process, hub.output(), signal));
+    const killedByWatchdog = signal === null && watchdogKills > 0 && hub.process.signalCode === 'SIGKILL';
+    if (killedByWatchdog) watchdogKills--;
+    report.mismatches.push(...checkServerEnd(hub.process, hub.output(), killedByWatchdog ? 'SIGKILL' : signal));
     hub = await startHub({ dir, pipelines, env: ENV });
     restarting = false;
   };
@@ -207,9 +220,14 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   // Calm: every run ends, every client reconnects and reads to `complete` (or is told its run went).
   log('soak: chaos over; waiting for runs, clients and webhook deliveries to finish');
   slow.closeAll();
+  report.slowClients = slow.figures;
   await vanished;
-  await waitFor(async () => (await activeRuns()).length === 0, 'every run to end', 120_000, 250);
-  await waitFor(() => {
+  const ensureUp = async () => {
+    if (!up()) await restart(null);
+  };
+  await waitFor(async () => (await ensureUp(), await activeRuns()).length === 0, 'every run to end', 120_000, 250);
+  await waitFor(async () => {
+    await ensureUp();
     for (const follower of followers) if (!follower.abandoned) follower.connect(hub.url);
     return followers.every((follower) => follower.done || follower.errors.length > 0 || follower.abandoned);
   }, 'every client to get complete', 60_000, 500).catch(() => {});
@@ -217,7 +235,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   for (const follower of followers) follower.drop();
   report.mismatches.push(...removals.mismatches);
   for (const run of runs) {
-    const { status, body } = await hub.api('GET', `/api/projects/${run.projectId}/runs/${run.id}`);
+    const { status, body } = await waitFor(async () => (await ensureUp(), await hub.api('GET', `/api/projects/${run.projectId}/runs/${run.id}`)), `run ${run.id}'s record`, 60_000, 500);
     if (status === 404) removals.noteRetention(run.projectId, run.id);
     else seen.set(run.id, { projectId: run.projectId, id: run.id, status: body.status, started_at: body.started_at });
   }
@@ -265,6 +283,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   const databaseFile = path.join(dir, 'data', 'hub.sqlite');
   const deliveries = async () => checkDeliveries(webhooks, [...seen.values()], await readDeliveries(databaseFile));
   await waitFor(async () => {
+    await ensureUp();
     const { delivered, expected } = await deliveries();
     return delivered === expected;
   }, 'every webhook event to be delivered', DRAIN_MS, 1000).catch(() => {});
@@ -278,6 +297,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   db.close();
   report.leftoverProcesses = tokens.reduce((sum, token) => sum + findProcessesWithEnv('HUB_RUN_TOKEN', token).length, 0);
   await probe.stop();
+  clearInterval(watchdog);
   report.health = { ...probe.figures(), down: probe.down };
   if (report.health.p99 >= HEALTH_P99_MS) report.mismatches.push(`/api/health p99 ${report.health.p99.toFixed(1)} ms (max ${report.health.max.toFixed(1)} ms) over ${report.health.samples} answers`);
   report.mismatches.push(...probe.failures.slice(0, 20));
