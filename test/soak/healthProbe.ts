@@ -11,24 +11,23 @@ export class HealthProbe {
   /** answers other than 200 while the server was up */
   failures: string[] = [];
   private timer: NodeJS.Timeout | null = null;
-  private inFlight: Promise<void> = Promise.resolve();
+  private readonly inFlight = new Set<Promise<void>>();
 
   /** `url()`: the current server's address; `restarting()`: the soak is stopping or starting it */
   constructor(private readonly url: () => string, private readonly restarting: () => boolean, private readonly intervalMs = 150) {}
 
+  /** A probe every `intervalMs` whether or not the last has answered: a stuck server gives many slow samples, not one. */
   start(): void {
-    const tick = () => {
-      this.inFlight = this.probeOnce().finally(() => {
-        if (this.timer) this.timer = setTimeout(tick, this.intervalMs);
-      });
-    };
-    this.timer = setTimeout(tick, this.intervalMs);
+    this.timer = setInterval(() => {
+      const probe = this.probeOnce().finally(() => this.inFlight.delete(probe));
+      this.inFlight.add(probe);
+    }, this.intervalMs);
   }
 
   async stop(): Promise<void> {
-    if (this.timer) clearTimeout(this.timer);
+    if (this.timer) clearInterval(this.timer);
     this.timer = null;
-    await this.inFlight;
+    await Promise.all(this.inFlight);
   }
 
   private async probeOnce(): Promise<void> {

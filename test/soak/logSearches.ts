@@ -64,7 +64,6 @@ export async function searchOnce(hub: TestHub, run: { projectId: number; id: num
   for (let i = 1; i < matches.length; i++) {
     if (matches[i].offset <= matches[i - 1].offset) mismatches.push(`${where}: offsets out of order (${matches[i - 1].offset}, ${matches[i].offset})`);
   }
-  if (matches.length > 0 && nextAfter <= matches.at(-1)!.offset) mismatches.push(`${where}: next_after ${nextAfter} not past the last match ${matches.at(-1)!.offset}`);
   let file: number;
   try {
     file = fs.openSync(logFile, 'r');
@@ -76,6 +75,7 @@ export async function searchOnce(hub: TestHub, run: { projectId: number; id: num
     if (nextAfter > size) mismatches.push(`${where}: next_after ${nextAfter} past the file's ${size} bytes`);
     const past = matches.find((match) => match.offset >= size);
     if (past) mismatches.push(`${where}: a match at ${past.offset}, the file's end (${size} bytes): a line that is not there`);
+    else if (matches.length > 0 && nextAfter <= matches.at(-1)!.offset) mismatches.push(`${where}: next_after ${nextAfter} not past the last match ${matches.at(-1)!.offset}`);
     const sample = [matches[0], matches.at(-1), matches[Math.floor(pick() * matches.length)]].filter((match) => match !== undefined);
     for (const match of new Set(sample)) {
       if (match.line.length > MATCH_LINE_CHARS) mismatches.push(`${where}: a line of ${match.line.length} characters`);

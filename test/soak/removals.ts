@@ -5,7 +5,7 @@ import { waitFor } from '../helpers/hub.js';
 import { Follower } from './follower.js';
 
 /** How long a follower connected when its run was removed may take to be told. */
-const TELL_WITHIN_MS = 20_000;
+const TELL_WITHIN_MS = 10_000;
 /** Slow followers read nothing for this long after they connect (the server's buffers fill). */
 const SLOW_MS = 1500;
 

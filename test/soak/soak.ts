@@ -127,7 +127,8 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
       follower.connect(hub.url);
     }],
     [25, 'drop and resume a client', async () => {
-      const follower = rng.pick(followers.filter((f) => !f.done && !f.abandoned));
+      // (not the slow followers added at a purge: they are watched until told)
+      const follower = rng.pick(followers.filter((f) => !f.done && !f.abandoned && f.slowUntil === 0));
       follower?.drop();
       await sleep(rng.next() * 300);
       follower?.connect(hub.url);
