@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { createProject, startHub, waitFor, type TestHub } from '../helpers/hub.js';
 import { cases } from '../http/badInputCases.js';
 import { findProcessesWithEnv } from '../../pipeline-runner/processes.js';
-import { compareCopy } from './copies.js';
+import { checkFollowers } from './followerChecks.js';
 import { Follower } from './follower.js';
 import { HealthProbe } from './healthProbe.js';
 import { searchOnce } from './logSearches.js';
@@ -14,6 +14,7 @@ import { outcomeSaid } from './outcomes.js';
 import { Removals } from './removals.js';
 import { emptyReport, summarise, type SoakReport } from './report.js';
 import { checkServerEnd } from './serverExits.js';
+import { fdCount, fdTargets, rssMb } from './serverFigures.js';
 import { SlowClients } from './slowClients.js';
 import { soakPipelines } from './steps.js';
 import { checkDeliveries, createWebhooks, readDeliveries, type RunSeen } from './webhookDeliveries.js';
@@ -38,16 +39,6 @@ function random(seed: number) {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** Open files (not sockets, pipes or the one inotify instance): what a leaking log reader would hold. */
-const fdCount = (pid: number) => fdTargets(pid).filter((target) => target.startsWith('/')).length;
-const fdTargets = (pid: number) => fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-  } catch {
-    return '?';
-  }
-});
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 /**
  * Runs runs under chaos for `seconds` (server SIGKILL/SIGTERM and restart, runner SIGKILL, cancels,
@@ -241,36 +232,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
     else seen.set(run.id, { projectId: run.projectId, id: run.id, status: body.status, started_at: body.started_at });
   }
 
-  report.followers = followers.length;
-  report.timestamped = followers.filter((follower) => follower.timestamps).length;
-  report.resumes = followers.reduce((sum, follower) => sum + follower.resumes, 0);
-  report.purges = [...removals.removals.values()].filter((removal) => removal.reason === 'purged').length;
-  report.retentionRemovals = removals.removals.size - report.purges;
-  report.livePurgeFollowers = removals.live;
-  report.toldLive = removals.toldLive;
-  for (const follower of followers) {
-    const label = `run ${follower.runId} (${follower.transport})`;
-    if (follower.errors.length > 0) report.mismatches.push(`${label}: ${follower.errors.join('; ')}`);
-    const fate = removals.checkFollower(follower);
-    if (fate) report.mismatches.push(fate);
-    const removal = removals.removals.get(follower.runId);
-    if (removal) {
-      report.removedFollowers.total++;
-      if (follower.removed) report.removedFollowers.toldRemoved++;
-      else if (follower.gone) report.removedFollowers.foundGone++;
-      else if (follower.final !== null) report.removedFollowers.completeFirst++;
-    }
-    if (follower.final === null) {
-      if (!removal && !follower.abandoned && follower.errors.length === 0) report.mismatches.push(`${label}: never got complete`);
-      continue;
-    }
-    // A removed run's log: as the soak kept it before a purge (none kept for retention: not compared).
-    const file = removal ? removal.snapshot : logFile({ projectId: follower.projectId, id: follower.runId });
-    if (file === null) continue;
-    const { bytes, mismatch } = compareCopy(follower, fs.existsSync(file) ? fs.readFileSync(file) : Buffer.alloc(0)); // no file: cancelled before it started
-    if (mismatch) report.mismatches.push(mismatch);
-    report.bytesCompared += bytes;
-  }
+  checkFollowers(followers, removals, logFile, report);
 
   // Every run that is still there ended as its runner said.
   for (const run of runs.filter((r) => !removals.removals.has(r.id))) {
