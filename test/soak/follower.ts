@@ -1,6 +1,9 @@
+import { createHash, type Hash } from 'node:crypto';
 import WebSocket from 'ws';
 
 const REPLACEMENT = Buffer.from('\uFFFD');
+/** A copy longer than this is kept as a running sha256 (the soak holds many copies until the end). */
+const KEEP_BYTES = 8 * 1024 * 1024;
 /** when this process started: no line of the soak was written before it */
 const CREATED = Date.now();
 
@@ -16,7 +19,12 @@ export function bytesOfLines(message: { lines: string[]; continued?: number[] })
  * bytes it was sent, to be compared with the log file.
  */
 export class Follower {
+  /** the copy, while it is at most KEEP_BYTES */
   readonly chunks: Buffer[] = [];
+  copyLength = 0;
+  /** past KEEP_BYTES: the sha256 of the copy but its last byte, and that byte */
+  private hash: Hash | null = null;
+  private held: Buffer | null = null;
   /** where its copy starts (the first `subscribed` offset) */
   start: number | null = null;
   next: number | null = null;
@@ -80,7 +88,7 @@ export class Follower {
       }
       if (this.timestamps) this.checkTimes(message);
       else if ('times' in message) this.errors.push(`times sent unasked at ${message.offset}`);
-      this.chunks.push(bytes);
+      this.keep(bytes);
       this.next = message.next;
     } else if (message.type === 'complete') {
       if (message.next !== this.next) this.errors.push(`complete at ${message.next}, last next ${this.next}`);
@@ -96,6 +104,28 @@ export class Follower {
       this.errors.push(`${message.code}: ${message.message}`);
       this.drop();
     }
+  }
+
+  private keep(bytes: Buffer): void {
+    this.copyLength += bytes.length;
+    if (!this.hash && this.copyLength <= KEEP_BYTES) {
+      this.chunks.push(bytes);
+      return;
+    }
+    if (!this.hash) {
+      this.hash = createHash('sha256');
+      bytes = Buffer.concat([...this.chunks.splice(0), bytes]);
+    }
+    if (bytes.length === 0) return;
+    if (this.held) this.hash.update(this.held);
+    this.hash.update(bytes.subarray(0, -1));
+    this.held = bytes.subarray(-1);
+  }
+
+  /** A long copy's sha256, whole and without its last byte; null while the copy is kept whole. */
+  digests(): { whole: string; withoutLast: string } | null {
+    if (!this.hash) return null;
+    return { whole: this.hash.copy().update(this.held ?? Buffer.alloc(0)).digest('hex'), withoutLast: this.hash.copy().digest('hex') };
   }
 
   /** One time per line: a plausible Unix ms time, or null (unknown). */
