@@ -53,7 +53,8 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   const pipelines = soakPipelines(dir);
   const rng = random(seed);
   const report = emptyReport(seconds);
-  const receivers = RECEIVER_KINDS.map((kind) => new WebhookReceiver(kind, `secret-${kind}-${seed}`, rng.next));
+  // Each receiver its own generator: they draw as requests come, which must not shift the chaos's draws.
+  const receivers = RECEIVER_KINDS.map((kind, index) => new WebhookReceiver(kind, `secret-${kind}-${seed}`, random(seed + index + 1).next));
   for (const receiver of receivers) await receiver.listen();
   let hub: TestHub = await startHub({ dir, pipelines, env: ENV });
   let restarting = false;
@@ -70,7 +71,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   const [chatty, chatty2, stubborn, pathological, retained] = [await createProject(hub, 'chatty'), await createProject(hub, 'chatty'), await createProject(hub, 'stubborn'), await createProject(hub, 'pathological'), await createProject(hub, 'chatty')];
   const projects = [chatty, chatty2, stubborn, pathological, retained];
   // Retention set per project: removed while clients may follow them.
-  for (const [projectId, runs] of [[pathological, 4], [retained, 2]]) await hub.api('PATCH', `/api/projects/${projectId}`, { retention: { runs } });
+  for (const [projectId, runs] of [[pathological, 6], [retained, 2]]) await hub.api('PATCH', `/api/projects/${projectId}`, { retention: { runs } });
   const webhooks = await createWebhooks(hub, projects, receivers);
   const vanishing = receivers.find((receiver) => receiver.kind === 'vanishing')!;
   let vanished: Promise<void> | null = null;
@@ -166,7 +167,7 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
       const finished = (await listRuns()).filter((run) => TERMINAL.has(run.status));
       // Mostly the large logs: slow followers of those are still reading when the run goes.
       const size = (run: RunSeen) => fs.statSync(logFile(run), { throwIfNoEntry: false })?.size ?? 0;
-      const run = rng.next() < 0.6 ? rng.pick(finished.filter((r) => r.projectId === pathological && size(r) > 8e6)) ?? rng.pick(finished) : rng.pick(finished);
+      const run = rng.next() < 0.8 ? rng.pick(finished.filter((r) => r.projectId === pathological && size(r) > 8e6)) ?? rng.pick(finished) : rng.pick(finished);
       if (run && (await removals.purge(hub, run, logFile(run), followers))) report.purges++;
     }],
     [6, 'search logs, three at once', async () => {

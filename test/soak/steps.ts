@@ -42,8 +42,8 @@ const PATHOLOGICAL = `
 const id = Number(process.env.HUB_RUN_ID);
 const size = (1 + (id % 3)) * 1024 * 1024;
 process.stdout.write('start of ' + id + '\\n');
-// One in four: 20 MB more, more than socket buffers hold (a paused follower is still following when it is purged).
-if (id % 4 === 0) for (let i = 0; i < 20000; i++) process.stdout.write(String(i).padStart(8, '0') + ' ' + 'b'.repeat(990) + '\\n');
+// One in three: 20 MB more, more than socket buffers hold (a paused follower is still following when it is purged).
+if (id % 3 === 0) for (let i = 0; i < 20000; i++) process.stdout.write(String(i).padStart(8, '0') + ' ' + 'b'.repeat(990) + '\\n');
 for (let at = 0; at < size; at += 65536) process.stdout.write('a'.repeat(Math.min(65536, size - at)));
 process.stdout.write('\\n' + 'a\\n'.repeat(20000));
 process.stdout.write(Buffer.from([0xff, 0xfe, 0x0a, 0x61, 0xff, 0x61, 0x0a]));
