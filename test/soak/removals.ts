@@ -4,8 +4,8 @@ import type { TestHub } from '../helpers/hub.js';
 import { waitFor } from '../helpers/hub.js';
 import { Follower } from './follower.js';
 
-/** How long a follower connected when its run was removed may take to be told. */
-const TELL_WITHIN_MS = 10_000;
+/** How long a follower connected when its run was removed may take to be told (its 1.5 s pause, then the buffered bytes). */
+const TELL_WITHIN_MS = 6_000;
 /** Slow followers read nothing for this long after they connect (the server's buffers fill). */
 const SLOW_MS = 1500;
 
