@@ -27,6 +27,9 @@ import { runFiles } from './paths.js';
 import { openPostgresStore } from './store/postgres/store.js';
 import { openSqliteStore } from './store/sqlite/store.js';
 
+/** At shutdown, requests still running after this long are cut (the forced exit comes at 5 s). */
+const CLOSE_GRACE_MS = 1000;
+
 export interface RunningHub {
   url: string;
   port: number;
@@ -135,6 +138,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         const launcherClosed = runService.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));
         server.closeIdleConnections();
+        // A connection still mid-request a moment on (a slow or stalled client, one that sent nothing) is cut, not waited for.
+        const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
         await sockets?.close();
         await stopListening();
         await hub.close();
@@ -144,6 +149,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
           redis.disconnect();
         }
         await stopped;
+        clearTimeout(cut);
         await launcherClosed;
         await store.close();
       })();

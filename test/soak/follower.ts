@@ -1,6 +1,9 @@
+import { createHash, type Hash } from 'node:crypto';
 import WebSocket from 'ws';
 
 const REPLACEMENT = Buffer.from('\uFFFD');
+/** A copy longer than this is kept as a running sha256 (the soak holds many copies until the end). */
+const KEEP_BYTES = 8 * 1024 * 1024;
 /** when this process started: no line of the soak was written before it */
 const CREATED = Date.now();
 
@@ -16,20 +19,36 @@ export function bytesOfLines(message: { lines: string[]; continued?: number[] })
  * bytes it was sent, to be compared with the log file.
  */
 export class Follower {
+  /** the copy, while it is at most KEEP_BYTES */
   readonly chunks: Buffer[] = [];
+  copyLength = 0;
+  /** past KEEP_BYTES: the sha256 of the copy but its last byte, and that byte */
+  private hash: Hash | null = null;
+  private held: Buffer | null = null;
   /** where its copy starts (the first `subscribed` offset) */
   start: number | null = null;
   next: number | null = null;
   final: number | null = null;
   resumes = 0;
   errors: string[] = [];
+  /** told its run was removed: the `run_removed` reason */
+  removed: string | null = null;
+  /** a (re)connect found the run gone: WebSocket `not_found`, SSE 404 */
+  gone = false;
+  /** when the soak last dropped its connection (a restart, a network fault) */
+  droppedAt = 0;
+  /** given up on (reported as it happened): no longer waited for */
+  abandoned = false;
+  /** until then it reads nothing (a slow reader: the server's buffers fill) */
+  slowUntil = 0;
   private close: (() => void) | null = null;
 
   /** `timestamps`: it asks for the lines' times, and checks it gets one per line */
   constructor(readonly projectId: number, readonly runId: number, readonly transport: 'ws' | 'sse', private readonly tail: number | null, readonly timestamps = false) {}
 
+  /** It knows how its run ended: `complete`, or removed. */
   get done(): boolean {
-    return this.final !== null;
+    return this.final !== null || this.removed !== null || this.gone;
   }
 
   get connected(): boolean {
@@ -47,6 +66,7 @@ export class Follower {
 
   /** Drops the connection as a network fault would. */
   drop(): void {
+    if (this.close) this.droppedAt = Date.now();
     const close = this.close;
     this.close = null;
     close?.();
@@ -68,16 +88,44 @@ export class Follower {
       }
       if (this.timestamps) this.checkTimes(message);
       else if ('times' in message) this.errors.push(`times sent unasked at ${message.offset}`);
-      this.chunks.push(bytes);
+      this.keep(bytes);
       this.next = message.next;
     } else if (message.type === 'complete') {
       if (message.next !== this.next) this.errors.push(`complete at ${message.next}, last next ${this.next}`);
       this.final = message.next;
       this.drop();
+    } else if (message.type === 'run_removed') {
+      this.removed = String(message.reason);
+      this.drop();
+    } else if (message.type === 'error' && message.code === 'not_found') {
+      this.gone = true;
+      this.drop();
     } else if (message.type === 'error') {
       this.errors.push(`${message.code}: ${message.message}`);
       this.drop();
     }
+  }
+
+  private keep(bytes: Buffer): void {
+    this.copyLength += bytes.length;
+    if (!this.hash && this.copyLength <= KEEP_BYTES) {
+      this.chunks.push(bytes);
+      return;
+    }
+    if (!this.hash) {
+      this.hash = createHash('sha256');
+      bytes = Buffer.concat([...this.chunks.splice(0), bytes]);
+    }
+    if (bytes.length === 0) return;
+    if (this.held) this.hash.update(this.held);
+    this.hash.update(bytes.subarray(0, -1));
+    this.held = bytes.subarray(-1);
+  }
+
+  /** A long copy's sha256, whole and without its last byte; null while the copy is kept whole. */
+  digests(): { whole: string; withoutLast: string } | null {
+    if (!this.hash) return null;
+    return { whole: this.hash.copy().update(this.held ?? Buffer.alloc(0)).digest('hex'), withoutLast: this.hash.copy().digest('hex') };
   }
 
   /** One time per line: a plausible Unix ms time, or null (unknown). */
@@ -92,6 +140,7 @@ export class Follower {
   private connectWs(url: string, from: object): void {
     const socket = new WebSocket(`${url.replace(/^http/, 'ws')}/ws`);
     this.close = () => socket.terminate();
+    socket.on('open', () => this.pauseWhileSlow(socket));
     socket.on('open', () => socket.send(JSON.stringify({ type: 'subscribe', run_id: this.runId, ...from, ...(this.timestamps && { timestamps: true }) })));
     socket.on('message', (data) => this.onMessage(JSON.parse(String(data))));
     socket.on('error', () => {});
@@ -100,12 +149,22 @@ export class Follower {
     });
   }
 
+  private pauseWhileSlow(socket: WebSocket): void {
+    if (Date.now() >= this.slowUntil) return;
+    socket.pause();
+    setTimeout(() => socket.resume(), this.slowUntil - Date.now());
+  }
+
   private connectSse(url: string, from: { offset?: number; tail?: number }): void {
     const controller = new AbortController();
     this.close = () => controller.abort();
     const query = (from.offset !== undefined ? `offset=${from.offset}` : `tail=${from.tail}`) + (this.timestamps ? '&timestamps=1' : '');
     void (async () => {
       const response = await fetch(`${url}/api/projects/${this.projectId}/runs/${this.runId}/logs?${query}`, { headers: { accept: 'text/event-stream' }, signal: controller.signal });
+      if (response.status === 404) {
+        this.gone = true;
+        return;
+      }
       if (response.status !== 200) {
         this.errors.push(`SSE answered ${response.status}`);
         return;
@@ -113,6 +172,7 @@ export class Follower {
       const decoder = new TextDecoder();
       let buffered = '';
       for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+        if (Date.now() < this.slowUntil) await new Promise((resolve) => setTimeout(resolve, this.slowUntil - Date.now()));
         buffered += decoder.decode(chunk, { stream: true });
         for (let end = buffered.indexOf('\n\n'); end !== -1; end = buffered.indexOf('\n\n')) {
           const data = buffered.slice(0, end).split('\n').find((line) => line.startsWith('data: '));

@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,32 +6,30 @@ import WebSocket from 'ws';
 import { createProject, startHub, waitFor, type TestHub } from '../helpers/hub.js';
 import { cases } from '../http/badInputCases.js';
 import { findProcessesWithEnv } from '../../pipeline-runner/processes.js';
+import { checkFollowers } from './followerChecks.js';
 import { Follower } from './follower.js';
+import { HealthProbe } from './healthProbe.js';
+import { searchOnce } from './logSearches.js';
+import { outcomeSaid } from './outcomes.js';
+import { Removals } from './removals.js';
+import { emptyReport, summarise, type SoakReport } from './report.js';
+import { checkServerEnd } from './serverExits.js';
+import { fdCount, fdTargets, rssMb } from './serverFigures.js';
+import { SlowClients } from './slowClients.js';
 import { soakPipelines } from './steps.js';
+import { checkDeliveries, createWebhooks, readDeliveries, type RunSeen } from './webhookDeliveries.js';
+import { RECEIVER_KINDS, WebhookReceiver } from './webhookReceivers.js';
 
-export interface SoakReport {
-  seconds: number;
-  runs: number;
-  outcomes: Record<string, number>;
-  serverKills: number;
-  serverStops: number;
-  runnerKills: number;
-  stateCorruptions: number;
-  cancels: number;
-  followers: number;
-  /** of them, those that asked for the lines' times */
-  timestamped: number;
-  resumes: number;
-  badInputs: number;
-  bytesCompared: number;
-  mismatches: string[];
-  leftoverProcesses: number;
-  fdsIdle: number;
-  fdsEnd: number;
-  maxRssMb: number;
-}
+export { summarise, type SoakReport };
 
-const ENV = { HUB_MAX_LINE_BYTES: '1024', HUB_CANCEL_GRACE_MS: '1000', HUB_RUNS_PER_MINUTE: '100000', HUB_DEMO: '0' };
+const ENV = { HUB_MAX_LINE_BYTES: '1024', HUB_CANCEL_GRACE_MS: '1000', HUB_RUNS_PER_MINUTE: '100000', HUB_DEMO: '0', HUB_WEBHOOK_RETRY_MS: '100', HUB_WEBHOOK_TRIES: '20', HUB_WS_HIGH_WATER_BYTES: String(256 * 1024) };
+// (a small high-water mark: slow readers of the larger logs are paused by the server, and some are when their run is removed)
+const HEALTH_P99_MS = 100;
+/** After the chaos: how long webhook deliveries may take to drain (a lapsed lease is swept every 30 s). */
+const DRAIN_MS = 150_000;
+const TERMINAL = new Set(['completed', 'failed', 'cancelled']);
+/** A server that answers no health probe for this long is stuck: reported, and killed so the soak goes on. */
+const STUCK_MS = 20_000;
 
 /** A seeded generator, so a failing soak can be run again the same way (`--seed`). */
 function random(seed: number) {
@@ -42,51 +39,78 @@ function random(seed: number) {
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-/** Open files (not sockets, pipes or the one inotify instance): what a leaking log reader would hold. */
-const fdCount = (pid: number) => fdTargets(pid).filter((target) => target.startsWith('/')).length;
-const fdTargets = (pid: number) => fs.readdirSync(`/proc/${pid}/fd`).map((fd) => {
-  try {
-    return fs.readlinkSync(`/proc/${pid}/fd/${fd}`);
-  } catch {
-    return '?';
-  }
-});
-const rssMb = (pid: number) => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
 
 /**
  * Runs runs under chaos for `seconds` (server SIGKILL/SIGTERM and restart, runner SIGKILL, cancels,
- * damaged state files, dropped and resumed WebSocket and SSE clients, bad input), then checks that
- * every client's copy equals the log file, every run ended as its runner did, and nothing is left.
+ * damaged state files, dropped and resumed WebSocket and SSE clients, bad input, purges and
+ * retention of followed runs, searches of pathological logs, slow clients, webhook receivers that
+ * fail, stall or vanish), then checks every client's copy against the log file, every run's end,
+ * every follower of a removed run told, every webhook event delivered under one id, `/api/health`
+ * fast throughout, the server never dead by itself, and nothing left.
  */
 export async function runSoak({ seconds, seed, log = () => {} }: { seconds: number; seed: number; log?: (line: string) => void }): Promise<SoakReport> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-soak-'));
   const pipelines = soakPipelines(dir);
   const rng = random(seed);
-  const report: SoakReport = { seconds, runs: 0, outcomes: {}, serverKills: 0, serverStops: 0, runnerKills: 0, stateCorruptions: 0, cancels: 0, followers: 0, timestamped: 0, resumes: 0, badInputs: 0, bytesCompared: 0, mismatches: [], leftoverProcesses: 0, fdsIdle: 0, fdsEnd: 0, maxRssMb: 0 };
+  const report = emptyReport(seconds);
+  // Each receiver its own generator: they draw as requests come, which must not shift the chaos's draws.
+  const receivers = RECEIVER_KINDS.map((kind, index) => new WebhookReceiver(kind, `secret-${kind}-${seed}`, random(seed + index + 1).next));
+  for (const receiver of receivers) await receiver.listen();
   let hub: TestHub = await startHub({ dir, pipelines, env: ENV });
-  const projects = [await createProject(hub, 'chatty'), await createProject(hub, 'chatty'), await createProject(hub, 'stubborn')];
+  let restarting = false;
+  const probe = new HealthProbe(() => hub.url, () => restarting);
+  probe.start();
+  // The watchdog: a stuck server's requests never end; killing it ends them (and the loop restarts it).
+  let watchdogKills = 0;
+  const watchdog = setInterval(() => {
+    if (restarting || !up() || Date.now() - probe.lastAnswerAt < STUCK_MS) return;
+    report.mismatches.push(`the server answered nothing for ${STUCK_MS / 1000} s (event loop blocked?); killed: ${hub.output().slice(-600)}`);
+    watchdogKills++;
+    hub.process.kill('SIGKILL');
+  }, 1000);
+  const [chatty, chatty2, stubborn, pathological, retained] = [await createProject(hub, 'chatty'), await createProject(hub, 'chatty'), await createProject(hub, 'stubborn'), await createProject(hub, 'pathological'), await createProject(hub, 'chatty')];
+  const projects = [chatty, chatty2, stubborn, pathological, retained];
+  // Retention set per project: removed while clients may follow them.
+  for (const [projectId, runs] of [[pathological, 6], [retained, 2]]) await hub.api('PATCH', `/api/projects/${projectId}`, { retention: { runs } });
+  const webhooks = await createWebhooks(hub, projects, receivers);
+  const vanishing = receivers.find((receiver) => receiver.kind === 'vanishing')!;
+  let vanished: Promise<void> | null = null;
   const runs: { projectId: number; id: number }[] = [];
+  const seen = new Map<number, RunSeen>();
   const followers: Follower[] = [];
+  const removals = new Removals(path.join(dir, 'snapshots'));
+  const slow = new SlowClients();
   const stateFile = (run: { projectId: number; id: number }) => path.join(dir, 'logs', String(run.projectId), `${run.id}.json`);
+  const logFile = (run: { projectId: number; id: number }) => path.join(dir, 'logs', String(run.projectId), `${run.id}.log`);
   const up = () => hub.process.exitCode === null && hub.process.signalCode === null;
-  const restart = async (signal: NodeJS.Signals) => {
+  const restart = async (signal: NodeJS.Signals | null) => {
+    restarting = true;
     for (const follower of followers) follower.drop();
-    await hub.stop(signal);
+    if (signal) await hub.stop(signal);
+    const killedByWatchdog = signal === null && watchdogKills > 0 && hub.process.signalCode === 'SIGKILL';
+    if (killedByWatchdog) watchdogKills--;
+    report.mismatches.push(...checkServerEnd(hub.process, hub.output(), killedByWatchdog ? 'SIGKILL' : signal));
     hub = await startHub({ dir, pipelines, env: ENV });
+    restarting = false;
   };
-  const activeRuns = async () => {
-    const active = [];
+  /** The newest runs of each project (and what the soak saw of every run, kept in `seen`). */
+  const listRuns = async () => {
+    const listed: RunSeen[] = [];
     for (const projectId of projects) {
-      const current = (await hub.api('GET', `/api/projects/${projectId}/runs?limit=20`)).body as { id: number; status: string }[];
-      active.push(...current.filter((run) => run.status === 'running' || run.status === 'pending').map((run) => ({ projectId, id: run.id, status: run.status })));
+      for (const run of (await hub.api('GET', `/api/projects/${projectId}/runs?limit=20`)).body as RunSeen[]) {
+        listed.push({ projectId, id: run.id, status: run.status, started_at: run.started_at });
+        seen.set(run.id, listed.at(-1)!);
+      }
     }
-    return active;
+    return listed.filter((run) => !removals.removals.has(run.id));
   };
+  const activeRuns = async () => (await listRuns()).filter((run) => run.status === 'running' || run.status === 'pending');
 
   const actions: [weight: number, name: string, act: () => Promise<void>][] = [
     [30, 'start', async () => {
-      const projectId = rng.pick(projects)!;
-      const { status, body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: rng.next() < 0.8 ? 'all' : projectId === projects[2] ? 'all' : 'second', if_busy: 'queue' });
+      const projectId = rng.next() < 0.08 ? pathological : rng.pick([chatty, chatty2, stubborn, retained])!;
+      const scope = projectId === chatty || projectId === chatty2 || projectId === retained ? (rng.next() < 0.8 ? 'all' : 'second') : 'all';
+      const { status, body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope, if_busy: 'queue' });
       if (status !== 201) throw new Error(`start answered ${status}: ${JSON.stringify(body)}`);
       runs.push({ projectId, id: body.id });
       report.runs++;
@@ -95,7 +119,8 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
       follower.connect(hub.url);
     }],
     [25, 'drop and resume a client', async () => {
-      const follower = rng.pick(followers.filter((f) => !f.done));
+      // (not the slow followers added at a purge: they are watched until told)
+      const follower = rng.pick(followers.filter((f) => !f.done && !f.abandoned && f.slowUntil === 0));
       follower?.drop();
       await sleep(rng.next() * 300);
       follower?.connect(hub.url);
@@ -138,6 +163,31 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
       socket.close();
       report.badInputs += 2;
     }],
+    [4, 'purge a run while clients follow it', async () => {
+      const finished = (await listRuns()).filter((run) => TERMINAL.has(run.status));
+      // Mostly the large logs: slow followers of those are still reading when the run goes.
+      const size = (run: RunSeen) => fs.statSync(logFile(run), { throwIfNoEntry: false })?.size ?? 0;
+      const run = rng.next() < 0.8 ? rng.pick(finished.filter((r) => r.projectId === pathological && size(r) > 8e6)) ?? rng.pick(finished) : rng.pick(finished);
+      if (run && (await removals.purge(hub, run, logFile(run), followers))) report.purges++;
+    }],
+    [6, 'search logs, three at once', async () => {
+      const candidates = await listRuns();
+      const picked = [rng.pick(candidates.filter((r) => r.projectId === pathological)), rng.pick(candidates), rng.pick(candidates)].filter((run) => run !== undefined);
+      const found = await Promise.all(picked.map((run) => searchOnce(hub, run, logFile(run), rng.next, report.searches)));
+      report.mismatches.push(...found.flat());
+    }],
+    [3, 'a slow client', async () => {
+      slow.start(hub.url, rng.pick(projects)!, rng.next() < 0.6 ? 'body' : 'headers', rng.next() < 0.3 ? 0 : 1000);
+    }],
+    [1, 'a webhook receiver vanishes', async () => {
+      if (vanished) return;
+      report.webhooks.vanishes++;
+      await vanishing.vanish();
+      // Back after a while (bounded, so its deliveries can still succeed within the retries).
+      vanished = sleep(Math.min(20_000, seconds * 150)).then(() => vanishing.comeBack()).catch((error: unknown) => {
+        report.mismatches.push(`the vanished webhook receiver could not come back: ${(error as Error).message}`);
+      }).finally(() => (vanished = null));
+    }],
     [3, 'SIGKILL the server', async () => {
       await restart('SIGKILL');
       report.serverKills++;
@@ -157,71 +207,66 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
     } catch (error) {
       report.mismatches.push(`${name}: ${(error as Error).message}`);
     }
-    if (!up()) report.mismatches.push(`the server died: ${hub.output().slice(-2000)}`);
-    if (!up()) hub = await startHub({ dir, pipelines, env: ENV });
+    if (!up()) await restart(null);
     report.maxRssMb = Math.max(report.maxRssMb, rssMb(hub.process.pid!));
     await sleep(50 + rng.next() * 250);
   }
 
-  // Calm: every run ends, every client reconnects and reads to `complete`.
-  log('soak: chaos over; waiting for runs and clients to finish');
-  await waitFor(async () => (await activeRuns()).length === 0, 'every run to end', 120_000, 250);
-  await waitFor(() => {
-    for (const follower of followers) follower.connect(hub.url);
-    return followers.every((follower) => follower.done || follower.errors.length > 0);
-  }, 'every client to get complete', 120_000, 500);
+  // Calm: every run ends, every client reconnects and reads to `complete` (or is told its run went).
+  log('soak: chaos over; waiting for runs, clients and webhook deliveries to finish');
+  slow.closeAll();
+  report.slowClients = slow.figures;
+  await vanished;
+  const ensureUp = async () => {
+    if (!up()) await restart(null);
+  };
+  await waitFor(async () => (await ensureUp(), await activeRuns()).length === 0, 'every run to end', 120_000, 250);
+  await waitFor(async () => {
+    await ensureUp();
+    for (const follower of followers) if (!follower.abandoned) follower.connect(hub.url);
+    return followers.every((follower) => follower.done || follower.errors.length > 0 || follower.abandoned);
+  }, 'every client to get complete', 60_000, 500).catch(() => {});
+  await removals.settle();
   for (const follower of followers) follower.drop();
-  await sleep(500);
-  report.followers = followers.length;
-  report.timestamped = followers.filter((follower) => follower.timestamps).length;
-  report.resumes = followers.reduce((sum, follower) => sum + follower.resumes, 0);
-
-  for (const follower of followers) {
-    const label = `run ${follower.runId} (${follower.transport})`;
-    if (follower.errors.length > 0) report.mismatches.push(`${label}: ${follower.errors.join('; ')}`);
-    if (!follower.done) continue;
-    const logFile = path.join(dir, 'logs', String(follower.projectId), `${follower.runId}.log`);
-    const file = fs.existsSync(logFile) ? fs.readFileSync(logFile) : Buffer.alloc(0); // cancelled before it started
-    let copy = Buffer.concat(follower.chunks);
-    // The protocol's documented changes to the bytes: lines are UTF-8, so bytes that are not (a step
-    // killed in the middle of a character) arrive as U+FFFD; `\r\n` loses its `\r` (a step killed just
-    // after writing `\r`, then the marker line); and the last line of a finished log is a line even
-    // without its newline.
-    const expected = Buffer.from(file.subarray(follower.start!).toString('utf8').replaceAll('\r\n', '\n'));
-    if (copy.length === expected.length + 1 && expected.at(-1) !== 0x0a) copy = copy.subarray(0, -1);
-    const digest = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-    if (follower.final !== file.length || digest(copy) !== digest(expected)) {
-      let at = 0;
-      while (at < copy.length && copy[at] === expected[at]) at++;
-      const around = (bytes: Buffer) => JSON.stringify(bytes.subarray(Math.max(0, at - 30), at + 30).toString());
-      report.mismatches.push(`${label}: copy of ${copy.length} bytes differs from the file's ${expected.length} (complete at ${follower.final} of ${file.length}) at byte ${at}: ${around(copy)} vs ${around(expected)}`);
-    }
-    report.bytesCompared += copy.length;
-  }
-
-  // Every run ended as its runner said (final state file), or failed/cancelled when it could not say.
+  report.mismatches.push(...removals.mismatches);
   for (const run of runs) {
-    const record = (await hub.api('GET', `/api/projects/${run.projectId}/runs/${run.id}`)).body;
-    report.outcomes[record.status] = (report.outcomes[record.status] ?? 0) + 1;
-    let state: { status?: string } = {};
-    try {
-      state = JSON.parse(fs.readFileSync(stateFile(run), 'utf8'));
-    } catch {
-      // none, or damaged
-    }
-    // What the runner said: its final state; else (state file damaged) the last line it or the hub
-    // wrote, `[hub] run <status>`; a run cancelled before it started has no log.
-    const logFile = path.join(dir, 'logs', String(run.projectId), `${run.id}.log`);
-    const lastMarker = fs.existsSync(logFile) ? /\[hub\] run (completed|failed|cancelled)\b[^\n]*\n?$/.exec(fs.readFileSync(logFile, 'utf8'))?.[1] : 'cancelled';
-    const said = state.status && state.status !== 'running' ? state.status : lastMarker;
-    if (record.status !== said) report.mismatches.push(`run ${run.id}: recorded ${record.status}, runner said ${said ?? 'nothing'}`);
+    const { status, body } = await waitFor(async () => (await ensureUp(), await hub.api('GET', `/api/projects/${run.projectId}/runs/${run.id}`)), `run ${run.id}'s record`, 60_000, 500);
+    if (status === 404) removals.noteRetention(run.projectId, run.id);
+    else seen.set(run.id, { projectId: run.projectId, id: run.id, status: body.status, started_at: body.started_at });
   }
+
+  checkFollowers(followers, removals, logFile, report);
+
+  // Every run that is still there ended as its runner said.
+  for (const run of runs.filter((r) => !removals.removals.has(r.id))) {
+    const status = seen.get(run.id)!.status;
+    report.outcomes[status] = (report.outcomes[status] ?? 0) + 1;
+    const said = outcomeSaid(stateFile(run), logFile(run));
+    if (status !== said) report.mismatches.push(`run ${run.id}: recorded ${status}, runner said ${said ?? 'nothing'}`);
+  }
+
+  // Every webhook event delivered, under one id each (retries of failed, stalled and refused tries drain).
+  const databaseFile = path.join(dir, 'data', 'hub.sqlite');
+  const deliveries = async () => checkDeliveries(webhooks, [...seen.values()], await readDeliveries(databaseFile));
+  await waitFor(async () => {
+    await ensureUp();
+    const { delivered, expected } = await deliveries();
+    return delivered === expected;
+  }, 'every webhook event to be delivered', DRAIN_MS, 1000).catch(() => {});
+  const delivered = await deliveries();
+  report.webhooks = { ...report.webhooks, expected: delivered.expected, delivered: delivered.delivered, repeats: delivered.repeats, posts: receivers.reduce((sum, receiver) => sum + receiver.received.length, 0) };
+  report.mismatches.push(...delivered.mismatches);
 
   // Nothing of any run is left running; the server's handles are back to idle; memory bounded.
-  const db = new sqlite3.Database(path.join(dir, 'data', 'hub.sqlite'), sqlite3.OPEN_READONLY);
+  const db = new sqlite3.Database(databaseFile, sqlite3.OPEN_READONLY);
   const tokens = await new Promise<string[]>((resolve, reject) => db.all('SELECT runner_token FROM runs WHERE runner_token IS NOT NULL', (error, rows: { runner_token: string }[]) => (error ? reject(error) : resolve(rows.map((row) => row.runner_token)))));
   db.close();
   report.leftoverProcesses = tokens.reduce((sum, token) => sum + findProcessesWithEnv('HUB_RUN_TOKEN', token).length, 0);
+  await probe.stop();
+  clearInterval(watchdog);
+  report.health = { ...probe.figures(), down: probe.down };
+  if (report.health.p99 >= HEALTH_P99_MS) report.mismatches.push(`/api/health p99 ${report.health.p99.toFixed(1)} ms (max ${report.health.max.toFixed(1)} ms) over ${report.health.samples} answers`);
+  if (probe.failures.length > 0) report.mismatches.push(`${probe.failures.length} health probes failed while the server was up, e.g. ${probe.failures.slice(0, 3).join('; ')}`);
   // The server that lived through the end, with every client gone, against a fresh one at rest.
   await sleep(1000);
   report.fdsEnd = fdCount(hub.process.pid!);
@@ -233,9 +278,8 @@ export async function runSoak({ seconds, seed, log = () => {} }: { seconds: numb
   if (report.maxRssMb >= 200) report.mismatches.push(`server RSS reached ${report.maxRssMb.toFixed(0)} MB`);
   if (report.leftoverProcesses > 0) report.mismatches.push(`${report.leftoverProcesses} processes of finished runs are still running`);
   await hub.stop();
+  report.mismatches.push(...checkServerEnd(hub.process, hub.output(), 'SIGTERM'));
+  for (const receiver of receivers) await receiver.close();
   fs.rmSync(dir, { recursive: true, force: true });
   return report;
 }
-
-export const summarise = (r: SoakReport) =>
-  `soak: ${r.seconds} s, runs ${r.runs} (${Object.entries(r.outcomes).map(([status, count]) => `${status} ${count}`).join(', ')}), server kills ${r.serverKills} + stops ${r.serverStops}, runner kills ${r.runnerKills}, state files damaged ${r.stateCorruptions}, cancels ${r.cancels}, clients ${r.followers} (${r.timestamped} asking for times), resumes ${r.resumes}, bad inputs ${r.badInputs}, bytes compared ${r.bytesCompared}, mismatches ${r.mismatches.length}, leftover processes ${r.leftoverProcesses}, server open files ${r.fdsEnd} at the end / ${r.fdsIdle} idle, server RSS max ${r.maxRssMb.toFixed(0)} MB`;

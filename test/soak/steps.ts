@@ -34,6 +34,22 @@ function tick() {
 tick();
 `;
 
+/**
+ * Logs made to hurt a search: one line of MBs of one character without a newline (a match on
+ * every byte), many short lines that all match, bytes that are not UTF-8, `\r` inside lines.
+ */
+const PATHOLOGICAL = `
+const id = Number(process.env.HUB_RUN_ID);
+const size = (1 + (id % 3)) * 1024 * 1024;
+process.stdout.write('start of ' + id + '\\n');
+// One in three: 20 MB more, more than socket buffers hold (a paused follower is still following when it is purged).
+if (id % 3 === 0) for (let i = 0; i < 20000; i++) process.stdout.write(String(i).padStart(8, '0') + ' ' + 'b'.repeat(990) + '\\n');
+for (let at = 0; at < size; at += 65536) process.stdout.write('a'.repeat(Math.min(65536, size - at)));
+process.stdout.write('\\n' + 'a\\n'.repeat(20000));
+process.stdout.write(Buffer.from([0xff, 0xfe, 0x0a, 0x61, 0xff, 0x61, 0x0a]));
+process.stdout.write('A\\rAa carriage\\n' + 'aaaa'.repeat(3000) + '\\nend');
+`;
+
 /** A step whose child ignores SIGTERM: a cancel must end it with SIGKILL after the grace. */
 const STUBBORN = `trap '' TERM; (trap '' TERM; sleep 4; echo "child done") & echo "stubborn $HUB_RUN_ID"; sleep 2; echo "parent done"; wait`;
 
@@ -41,8 +57,11 @@ export function soakPipelines(dir: string) {
   const chatty = path.join(dir, 'chatty.js');
   fs.writeFileSync(chatty, CHATTY);
   const node = [process.execPath, chatty];
+  const pathological = path.join(dir, 'pathological.js');
+  fs.writeFileSync(pathological, PATHOLOGICAL);
   return {
     chatty: { steps: [{ name: 'one', command: node }, { name: 'two', command: node }], scopes: { all: 'one', second: 'two' } },
+    pathological: { steps: [{ name: 'flood', command: [process.execPath, pathological] }], scopes: { all: 'flood' } },
     stubborn: { steps: [{ name: 'prepare', command: node }, { name: 'hold', command: ['sh', '-c', STUBBORN] }], scopes: { all: 'prepare' } },
   };
 }
