@@ -29,6 +29,8 @@ import { openSqliteStore } from './store/sqlite/store.js';
 
 /** At shutdown, requests still running after this long are cut (the forced exit comes at 5 s). */
 const CLOSE_GRACE_MS = 1000;
+/** At start, run events this far back are checked for webhook deliveries never recorded. */
+const MISSED_EVENTS_WINDOW_MS = 24 * 60 * 60 * 1000;
 
 export interface RunningHub {
   url: string;
@@ -126,7 +128,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   });
   const { port } = server.address() as AddressInfo;
   url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
-  void webhooks.takeOverDue();
+  // Events a killed hub never recorded, then deliveries left pending (both log their own failures).
+  void webhooks.recoverMissed(runs, MISSED_EVENTS_WINDOW_MS).then(() => webhooks.takeOverDue());
   let closing: Promise<void> | undefined;
   return {
     url,

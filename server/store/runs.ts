@@ -45,6 +45,8 @@ export interface RunStore {
   /** active runs of every project, oldest first (the queue order) */
   listActive(): Promise<RunRow[]>;
   listActiveForProject(projectId: number): Promise<RunRow[]>;
+  /** runs that started or finished at `since` or later (ISO 8601), oldest first: events a hub may have missed */
+  listChangedSince(since: string): Promise<RunRow[]>;
   /** how many runs have each status (every status present, 0 when none) */
   countByStatus(): Promise<Record<RunStatus, number>>;
   insert(run: NewRun): Promise<RunRow>;

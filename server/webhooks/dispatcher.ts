@@ -1,7 +1,7 @@
 import { setTimeout as delay } from 'node:timers/promises';
 import type pino from 'pino';
 import type { ProjectStore } from '../store/projects.js';
-import type { RunRow } from '../store/runs.js';
+import { isTerminal, type RunRow, type RunStore } from '../store/runs.js';
 import type { DeliveryAttempt, DeliveryRow, WebhookRow, WebhookStore } from '../store/webhooks.js';
 import type { Run, WebhookEvent, WebhookPayload } from '../wire.js';
 import { signBody } from './signature.js';
@@ -37,6 +37,15 @@ interface Held {
 /** The webhook event a run record stands for, if any. */
 export function eventOf(run: Pick<RunRow, 'status'>): WebhookEvent | null {
   return run.status === 'pending' ? null : (`run.${run.status === 'running' ? 'started' : run.status}` as WebhookEvent);
+}
+
+/** Every event a run record has been through, with when it happened. */
+function eventsOf(run: RunRow): [WebhookEvent, string][] {
+  const events: [WebhookEvent, string][] = [];
+  if (run.started_at) events.push(['run.started', run.started_at]);
+  const ended = eventOf(run);
+  if (isTerminal(run.status) && ended && run.finished_at) events.push([ended, run.finished_at]);
+  return events;
 }
 
 const storeRetryAfter = (failures: number) => Math.min(STORE_RETRY_MS * 2 ** failures, STORE_RETRY_MAX_MS);
@@ -92,6 +101,25 @@ export class WebhookDispatcher {
     return this.deliverDue().catch((error: unknown) => this.log.warn({ err: error }, 'looking for pending webhook deliveries failed'));
   }
 
+  /**
+   * At start: events of runs that started or ended within the last `windowMs` whose deliveries were
+   * never recorded (a hub killed between a run's change and recording them). Recording is one
+   * delivery per webhook, run and event, so those recorded already stay as they are; a webhook
+   * made after an event does not get it. The payload shows the run as it is now.
+   */
+  recoverMissed(runs: RunStore, windowMs: number): Promise<void> {
+    const recover = async () => {
+      for (const run of await runs.listChangedSince(this.iso(-windowMs))) {
+        for (const [event, at] of eventsOf(run)) {
+          if (this.closed) return;
+          this.seen.add(`${run.id}:${event}`);
+          await this.dispatch(run, event, at);
+        }
+      }
+    };
+    return recover().catch((error: unknown) => this.log.warn({ err: error }, 'looking for webhook events never recorded failed'));
+  }
+
   /** A webhook was deleted: its deliveries went with it (the store cascades); none of them is tried again here. */
   webhookDeleted(webhookId: number): void {
     for (const [id, held] of this.held) {
@@ -124,8 +152,9 @@ export class WebhookDispatcher {
     });
   }
 
-  private async dispatch(run: RunRow, event: WebhookEvent): Promise<void> {
-    const hooks = (await this.store.list(run.project_id)).filter((hook) => hook.events.includes(event));
+  /** Records the event's deliveries (those of webhooks that existed `at` the event, when given) and starts them. */
+  private async dispatch(run: RunRow, event: WebhookEvent, at?: string): Promise<void> {
+    const hooks = (await this.store.list(run.project_id)).filter((hook) => hook.events.includes(event) && (at === undefined || hook.created_at <= at));
     if (hooks.length === 0) return;
     const project = await this.projects.get(run.project_id);
     const payload: WebhookPayload = {

@@ -4,6 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import path from 'node:path';
+import sqlite3 from 'sqlite3';
 import { createProject, isAlive, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { setUp } from '../helpers/setup.js';
 import { sqliteLocker } from '../helpers/sqliteLock.js';
@@ -28,6 +29,14 @@ async function startReceiver(answer: (count: number) => number | Promise<number>
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`;
   return { url, received, close: () => new Promise((resolve) => server.close(resolve)) };
+}
+
+/** Removes a run's recorded deliveries of one event, as if they had never been recorded. */
+function deleteDeliveries(databaseFile: string, runId: number, event: string): Promise<void> {
+  const db = new sqlite3.Database(databaseFile);
+  return new Promise<void>((resolve, reject) => {
+    db.run('DELETE FROM webhook_deliveries WHERE run_id = ? AND event = ?', [runId, event], (error) => (error ? reject(error) : resolve()));
+  }).finally(() => new Promise((resolve) => db.close(resolve)));
 }
 
 const SECRET = 'a webhook secret';
@@ -202,6 +211,37 @@ webhooks('a deleted webhook is not tried again: its waiting retries stop, anothe
   } finally {
     await Promise.all([deleted.close(), kept.close()]);
     await hub.stop();
+  }
+});
+
+webhooks('an event whose deliveries a killed hub never recorded is delivered after the restart; one recorded is not sent again, and a webhook made after the event gets nothing', async () => {
+  const receiver = await startReceiver();
+  const later = await startReceiver();
+  const first = await startHub({ pipelines: PIPELINES, env: { HUB_WEBHOOK_RETRY_MS: '50' } });
+  let second: TestHub | undefined;
+  try {
+    const projectId = await createProject(first, 'quick');
+    const hook = (await first.api('POST', hooksOf(projectId), { url: receiver.url, secret: SECRET, events: ['run.started', 'run.completed'] })).body;
+    const { body: run } = await first.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    await waitForRun(first, projectId, run.id, ['completed']);
+    await waitFor(() => receiver.received.length === 2, 'both events delivered');
+    const laterHook = (await first.api('POST', hooksOf(projectId), { url: later.url, secret: SECRET, events: ['run.started', 'run.completed'] })).body;
+    await first.stop('SIGKILL');
+    // What a hub killed between recording the run's end and recording its deliveries leaves.
+    await deleteDeliveries(path.join(first.dir, 'data', 'hub.sqlite'), run.id, 'run.completed');
+    second = await startHub({ pipelines: PIPELINES, env: { HUB_WEBHOOK_RETRY_MS: '50' }, dir: first.dir });
+    await waitFor(() => receiver.received.length === 3, 'the event never recorded, delivered after the restart');
+    const events = receiver.received.map((r) => r.headers['x-hub-event']);
+    assert.equal(events.slice().sort(), ['run.completed', 'run.completed', 'run.started'], 'run.started, recorded, is not sent again');
+    assert.is(JSON.parse(receiver.received[2].body).run.status, 'completed');
+    // The recovered event was recorded for the webhooks that existed then: the later one has no delivery.
+    assert.is((await second.api('GET', `${hooksOf(projectId)}/${hook.id}/deliveries`)).body.length, 2);
+    assert.equal((await second.api('GET', `${hooksOf(projectId)}/${laterHook.id}/deliveries`)).body, [], 'a webhook made after the events');
+    assert.is(later.received.length, 0);
+  } finally {
+    await second?.stop();
+    await receiver.close();
+    await later.close();
   }
 });
 

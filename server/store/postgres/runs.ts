@@ -30,6 +30,10 @@ export class PostgresRunStore implements RunStore {
     return (await this.pool.query<RunRow>("SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY id")).rows;
   }
 
+  async listChangedSince(since: string): Promise<RunRow[]> {
+    return (await this.pool.query<RunRow>('SELECT * FROM runs WHERE started_at >= $1 OR finished_at >= $1 ORDER BY id', [since])).rows;
+  }
+
   async listActiveForProject(projectId: number): Promise<RunRow[]> {
     return (await this.pool.query<RunRow>("SELECT * FROM runs WHERE project_id = $1 AND status IN ('pending', 'running') ORDER BY id", [projectId])).rows;
   }

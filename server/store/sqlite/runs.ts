@@ -28,6 +28,10 @@ export class SqliteRunStore implements RunStore {
     return this.db.all<RunRow[]>("SELECT * FROM runs WHERE status IN ('pending', 'running') ORDER BY id");
   }
 
+  listChangedSince(since: string): Promise<RunRow[]> {
+    return this.db.all<RunRow[]>('SELECT * FROM runs WHERE started_at >= ? OR finished_at >= ? ORDER BY id', since, since);
+  }
+
   listActiveForProject(projectId: number): Promise<RunRow[]> {
     return this.db.all<RunRow[]>("SELECT * FROM runs WHERE project_id = ? AND status IN ('pending', 'running') ORDER BY id", projectId);
   }
