@@ -4,7 +4,9 @@
  * HUB_DATA_DIR/cluster/, on free loopback ports, each with a generated password kept in a file of
  * mode 0600 there; or the servers HUB_DATABASE_URL and HUB_REDIS_URL name), hubs on the port and the
  * next ones, workers each with a logs folder of their own (as on separate machines). Ctrl-C (or
- * SIGTERM) stops everything it started, within a deadline; a second one kills at once.
+ * SIGTERM, SIGHUP) stops everything it started, within a deadline; a second one kills at once. Each
+ * part runs in a process group of its own, so a Ctrl-C in the terminal reaches only this launcher,
+ * which stops the parts in order: hubs and workers first (they still use the servers), then the servers.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -12,7 +14,7 @@ import path from 'node:path';
 import { loadConfig } from '../config.js';
 import { projectRoot } from '../paths.js';
 import { startLocalPostgres } from './postgres.js';
-import { hasExited, stopProcess } from './processes.js';
+import { killProcess, stopProcess } from './processes.js';
 import { startLocalRedis } from './redis.js';
 import { redactUrl } from './secrets.js';
 import type { LocalServer } from './services.js';
@@ -47,11 +49,13 @@ function stopAll(): Promise<void> {
 }
 
 function killAll(): void {
-  for (const child of [...children, ...started.map((server) => server.process)]) if (!hasExited(child)) child.kill('SIGKILL');
+  for (const child of children) killProcess(child, { group: true });
+  for (const server of started) server.kill();
 }
 
 function run(name: string, script: string, env: Record<string, string>): void {
-  const child = spawn(process.execPath, [path.join(projectRoot, script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  // Detached (a process group of its own): the terminal's Ctrl-C reaches only the launcher, which stops it (stopAll).
+  const child = spawn(process.execPath, [path.join(projectRoot, script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   const prefix = (chunk: Buffer) => chunk.toString().split('\n').filter(Boolean).map((line) => `[${name}] ${line}\n`).join('');
   child.stdout!.on('data', (chunk: Buffer) => process.stdout.write(prefix(chunk)));
   child.stderr!.on('data', (chunk: Buffer) => process.stderr.write(prefix(chunk)));
@@ -122,3 +126,5 @@ function requestStop(): void {
 
 process.on('SIGINT', requestStop);
 process.on('SIGTERM', requestStop);
+// The parts, in groups of their own, no longer get the terminal's hangup: the launcher passes it on as a stop.
+process.on('SIGHUP', requestStop);

@@ -3,7 +3,8 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
-import { hasExited, stopProcess } from './processes.js';
+import { hasExited, killProcess, stopProcess } from './processes.js';
+import { scramVerifier } from './scram.js';
 import { readOrCreateSecret } from './secrets.js';
 import { freePort, waitUntil, type LocalServer } from './services.js';
 
@@ -38,6 +39,8 @@ export interface LocalPostgres extends LocalServer {
   admin: pg.ClientConfig;
   /** makes (or mends) database `name` for the role `hub` (see provisionDatabase) and answers its URL */
   createDatabase(name: string): Promise<string>;
+  /** the server's last output (stderr, its log: up to 16 KiB), for a message when something failed */
+  output(): string;
 }
 
 export interface LocalPostgresOptions {
@@ -80,7 +83,8 @@ export async function startLocalPostgres(dir: string, options: LocalPostgresOpti
   }
   const port = await freePort();
   const [command, args] = asServerUser(path.join(bin, 'postgres'), ['-D', data, '-p', String(port), ...settings.flatMap((setting) => ['-c', setting])]);
-  const server = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Its own process group: a Ctrl-C in the terminal reaches only the launcher, which stops PostgreSQL last.
+  const server = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });
   let output = '';
   server.stderr!.on('data', (chunk) => (output = (output + chunk).slice(-16_384)));
   // The launcher's own connection to a server it just started: TLS without verification is enough here.
@@ -101,11 +105,14 @@ export async function startLocalPostgres(dir: string, options: LocalPostgresOpti
     url: urlOf(APP_ROLE),
     admin,
     process: server,
+    output: () => output,
     async createDatabase(name) {
       await provisionDatabase(admin, name, appPassword);
       return urlOf(name);
     },
     stop: stopPostmaster,
+    // The postmaster by its pid too: SIGKILLing runuser alone would leave it running.
+    kill: () => killProcess(server, { pid: postmasterPid(data), group: true }),
   };
 }
 
@@ -163,7 +170,8 @@ async function withClient<T>(config: pg.ClientConfig, use: (client: pg.Client) =
 
 /**
  * Makes (or mends) database `database` for the role `hub`: the role logs in with `password` and is
- * nothing more (no superuser, createdb, createrole, replication); in the database it may connect and
+ * nothing more (no superuser, createdb, createrole, replication; its password is sent as a SCRAM
+ * verifier, so the server never sees nor logs the text); in the database it may connect and
  * owns the schema `hub` (its search_path), where the migrations put every table; `public` takes no
  * new objects. Safe to run at every start.
  */
@@ -172,7 +180,7 @@ export async function provisionDatabase(admin: pg.ClientConfig, database: string
   await withClient(admin, async (client) => {
     const exists = async (sql: string, name: string) => (await client.query(sql, [name])).rowCount! > 0;
     if (!(await exists('SELECT 1 FROM pg_roles WHERE rolname = $1', APP_ROLE))) await client.query(`CREATE ROLE ${APP_ROLE}`);
-    await client.query(`ALTER ROLE ${APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${client.escapeLiteral(password)}`);
+    await client.query(`ALTER ROLE ${APP_ROLE} LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS PASSWORD ${client.escapeLiteral(scramVerifier(password))}`);
     await client.query(`ALTER ROLE ${APP_ROLE} SET search_path = ${APP_SCHEMA}`);
     if (!(await exists('SELECT 1 FROM pg_database WHERE datname = $1', database))) await client.query(`CREATE DATABASE ${database} OWNER ${ADMIN_ROLE}`);
     await client.query(`REVOKE ALL ON DATABASE ${database} FROM PUBLIC`);

@@ -32,6 +32,17 @@ export async function stopProcess(child: ChildProcess, { signal = 'SIGTERM', gra
   await waitForExit(child, 5000);
 }
 
+/**
+ * SIGKILLs at once, waiting for nothing: `pid` (the real server when a wrapper such as runuser is in
+ * between and passes no signal on), the child's process group when it leads one (spawned detached:
+ * a server's own children with it), and the child.
+ */
+export function killProcess(child: ChildProcess, { pid = child.pid, group = false }: { pid?: number; group?: boolean } = {}): void {
+  if (pid !== child.pid) signalQuietly(pid, 'SIGKILL');
+  if (group && child.pid !== undefined) signalQuietly(-child.pid, 'SIGKILL');
+  if (!hasExited(child)) signalQuietly(child.pid, 'SIGKILL');
+}
+
 function signalQuietly(pid: number | undefined, signal: NodeJS.Signals): void {
   if (pid === undefined) return;
   try {

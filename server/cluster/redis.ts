@@ -2,7 +2,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { hasExited, stopProcess } from './processes.js';
+import { hasExited, killProcess, stopProcess } from './processes.js';
 import { readOrCreateSecret } from './secrets.js';
 import { freePort, waitUntil, type LocalServer } from './services.js';
 
@@ -39,7 +39,8 @@ export async function startLocalRedis(dir: string, options: LocalRedisOptions = 
   const configFile = path.join(dir, 'redis.conf');
   fs.writeFileSync(configFile, `# written by the hub's launcher at each start\n${lines.join('\n')}\n`, { mode: 0o600 });
   fs.chmodSync(configFile, 0o600);
-  const server = spawn('redis-server', [configFile], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Its own process group: a Ctrl-C in the terminal reaches only the launcher, which stops Redis after the workers.
+  const server = spawn('redis-server', [configFile], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   let output = '';
   server.stdout!.on('data', (chunk) => (output = (output + chunk).slice(-16_384)));
   server.stderr!.on('data', (chunk) => (output = (output + chunk).slice(-16_384)));
@@ -68,5 +69,6 @@ export async function startLocalRedis(dir: string, options: LocalRedisOptions = 
     url: `${options.tls ? 'rediss' : 'redis'}://:${password}@127.0.0.1:${port}`,
     process: server,
     stop,
+    kill: () => killProcess(server, { group: true }),
   };
 }

@@ -3,7 +3,7 @@ import net from 'node:net';
 
 /** What the local servers (postgres.ts, redis.ts) share. */
 
-
+/** A port nobody listens on at this moment, on loopback. */
 export function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = net.createServer().listen(0, '127.0.0.1', () => {
@@ -29,4 +29,6 @@ export interface LocalServer {
   process: ChildProcess;
   /** stops the server, at once if it already exited; a server not gone after a grace is killed */
   stop(): Promise<void>;
+  /** SIGKILLs the server and everything it started, at once (a second Ctrl-C); waits for nothing */
+  kill(): void;
 }

@@ -7,6 +7,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startLocalPostgres } from '../../server/cluster/postgres.js';
 import { startLocalRedis } from '../../server/cluster/redis.js';
+import { waitFor } from '../helpers/hub.js';
 
 /** Every server the launcher starts, in one temp folder laid out as HUB_DATA_DIR/cluster/. */
 const root = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-cluster-'));
@@ -23,10 +24,15 @@ function asNobody(command: string[], env: Record<string, string> = {}): { status
   return { status: result.status, output: `${result.stdout}${result.stderr}` };
 }
 
-const isRoot = process.getuid?.() === 0;
+/** Why the tests running commands as another user cannot run here, or null. */
+const skipReason = process.getuid?.() === 0 ? null : 'running commands as the user nobody needs root (the tests run as root in CI)';
+const asNobodyTest = (name: string, handler: () => void) => {
+  if (!skipReason) return test(name, handler);
+  console.log(`  (skipped "${name}": ${skipReason})`);
+  test.skip(name, handler);
+};
 
-test('another local user without the password gets into neither PostgreSQL (as hub or hub_admin) nor Redis', () => {
-  if (!isRoot) return console.log('skipped: needs root to run commands as nobody');
+asNobodyTest('another local user without the password gets into neither PostgreSQL (as hub or hub_admin) nor Redis', () => {
   for (const role of ['hub', 'hub_admin', 'postgres']) {
     const psql = asNobody(['psql', '-w', '-h', '127.0.0.1', '-p', pgPort, '-U', role, '-d', 'hub', '-c', "COPY (SELECT 1) TO PROGRAM 'id'"]);
     assert.is.not(psql.status, 0, `psql as ${role} got in: ${psql.output}`);
@@ -76,6 +82,32 @@ test('the passwords are in files of mode 0600, and on no command line any user c
     for (const secret of passwords) assert.not.ok(cmdline.includes(secret), `process ${pid} has a password in its arguments: ${cmdline.replaceAll('\0', ' ')}`);
   }
   assert.ok(seen >= 2, 'the servers were not found in /proc');
+});
+
+test("the hubs' password reaches PostgreSQL only as a SCRAM verifier: with every statement logged, the password is in none of its output; the role logs in with it", async () => {
+  const admin = new pg.Client(postgres.admin);
+  await admin.connect();
+  try {
+    await admin.query("ALTER SYSTEM SET log_statement = 'all'");
+    await admin.query('SELECT pg_reload_conf()');
+    await postgres.createDatabase('logged'); // sets the role's password again
+    await waitFor(() => /ALTER ROLE hub/.test(postgres.output()), 'PostgreSQL to log the ALTER ROLE', 5000);
+    assert.not.ok(postgres.output().includes(password('postgres')), 'the password is in the server\'s output');
+    assert.match(postgres.output(), /PASSWORD 'SCRAM-SHA-256\$4096:/);
+    const stored = (await admin.query("SELECT rolpassword FROM pg_authid WHERE rolname = 'hub'")).rows[0].rolpassword as string;
+    assert.match(stored, /^SCRAM-SHA-256\$4096:/);
+  } finally {
+    await admin.query('ALTER SYSTEM RESET log_statement');
+    await admin.query('SELECT pg_reload_conf()');
+    await admin.end();
+  }
+  const client = new pg.Client({ connectionString: postgres.url });
+  await client.connect();
+  try {
+    assert.is((await client.query('SELECT current_user AS name')).rows[0].name, 'hub');
+  } finally {
+    await client.end();
+  }
 });
 
 test('a PostgreSQL cluster made without a password (the old launcher: trust, hub as superuser) is refused with what to do, not started', async () => {
