@@ -69,7 +69,9 @@ export class WebhookDispatcher {
   ) {
     this.timeoutMs = options.timeoutMs ?? TIMEOUT_MS;
     this.now = options.now ?? Date.now;
-    this.sweeper = setInterval(() => void this.takeOverDue(), SWEEP_MS).unref();
+    this.sweeper = setInterval(() => {
+      this.takeOverDue().catch((error: unknown) => this.log.error({ err: error }, 'looking for pending webhook deliveries failed'));
+    }, SWEEP_MS).unref();
   }
 
   private get closed(): boolean {
