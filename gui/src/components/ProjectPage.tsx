@@ -32,7 +32,7 @@ export function ProjectPage({ projectId, pipelines, socket }: { projectId: numbe
       });
     });
     // After a reconnect, records may have changed while we were away.
-    const offState = socket.onState((state) => state === 'open' && void load());
+    const offState = socket.onState((state) => state === 'open' && runDetached('loading the runs', load()));
     return () => {
       alive = false;
       unsubscribe();
