@@ -104,7 +104,7 @@ export class LogFollower {
       this.complete = message;
       this.known = Math.max(this.known, message.next);
     }
-    void this.read();
+    this.read().catch((error: unknown) => this.fail(error as Error));
   }
 
   /** Reads [position, known) with Range until caught up; one reader at a time. */

@@ -72,12 +72,12 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const runChanged = (run: RunRow) => {
     hub.runChanged(run);
     webhooks.runChanged(run);
-    if (isTerminal(run.status)) void retention.sweepProject(run.project_id);
+    if (isTerminal(run.status)) retention.sweepProject(run.project_id).catch((error: unknown) => log.error({ err: error, project_id: run.project_id }, 'the retention sweep failed'));
   };
   let stopListening = async () => {};
   if (cluster) {
     // Every change, this hub's or a worker's, reaches every hub through one channel.
-    runService.on('run', (run) => void notifyRun(cluster.postgres, run.id));
+    runService.on('run', (run) => notifyRun(cluster.postgres, run.id));
     stopListening = await cluster.postgres.listen(RUNS_CHANNEL, (payload) => {
       const notice = parseRunNotice(payload);
       if (notice?.kind === 'removed') hub.runRemoved(notice.projectId, notice.runId, notice.reason);
@@ -121,7 +121,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   sockets = attachWebSocketServer(server, hub, config, log, metrics.countSent);
   await runService.recover();
   // Not awaited: a long first sweep must not hold up serving.
-  void retention.start();
+  retention.start().catch((error: unknown) => log.error({ err: error }, 'the first retention sweep failed'));
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -129,7 +129,9 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const { port } = server.address() as AddressInfo;
   url = `http://${config.host.includes(':') ? `[${config.host}]` : config.host}:${port}`;
   // Events a killed hub never recorded, then deliveries left pending (both log their own failures).
-  void webhooks.recoverMissed(runs, MISSED_EVENTS_WINDOW_MS).then(() => webhooks.takeOverDue());
+  webhooks.recoverMissed(runs, MISSED_EVENTS_WINDOW_MS)
+    .then(() => webhooks.takeOverDue())
+    .catch((error: unknown) => log.error({ err: error }, 'looking for webhook deliveries to make or take over failed'));
   let closing: Promise<void> | undefined;
   return {
     url,

@@ -6,6 +6,7 @@ import { ProjectList } from './components/ProjectList';
 import { ProjectPage } from './components/ProjectPage';
 import { RunPage } from './components/RunPage';
 import { applyTheme, followSystemTheme, savedTheme, type ThemeChoice } from './theme';
+import { runDetached } from './report';
 
 applyTheme(savedTheme());
 
@@ -32,7 +33,7 @@ function App() {
     setState(socket.state); // it may have connected before this effect ran
     return off;
   }, []);
-  useEffect(() => void api<Pipeline[]>('GET', '/api/pipelines').then(setPipelines), []);
+  useEffect(() => runDetached('loading the pipelines', api<Pipeline[]>('GET', '/api/pipelines').then(setPipelines)), []);
   const [theme, setTheme] = useState<ThemeChoice>(savedTheme());
   useEffect(() => followSystemTheme(), []);
 

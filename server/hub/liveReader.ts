@@ -127,7 +127,7 @@ export class LiveReader {
   end(size: number, complete: Omit<CompleteMessage, 'next'>): void {
     if (this.ending || this.finalMessage) return;
     this.ending = { size, complete };
-    void this.pump();
+    this.pumpSoon();
   }
 
   /** A watcher hint: read whatever was appended. Reads at once when idle; coalesces while busy. */
@@ -140,7 +140,7 @@ export class LiveReader {
     if (wait > 0 && !this.ending) {
       this.trailing ??= setTimeout(() => {
         this.trailing = null;
-        void this.pump();
+        this.pumpSoon();
       }, wait);
       return;
     }
@@ -156,7 +156,12 @@ export class LiveReader {
       this.pumping = false;
     }
     // Hints that came during the read: one more read, paced by MIN_READ_INTERVAL_MS.
-    if (this.dirty && !this.closed) void this.pump();
+    if (this.dirty && !this.closed) this.pumpSoon();
+  }
+
+  /** `pump` catches its own read errors; this only keeps a fault in that from going unhandled. */
+  private pumpSoon(): void {
+    this.pump().catch((error: unknown) => debug('run %d: read failed: %s', this.runId, (error as Error).message));
   }
 
   private async readAppended(): Promise<void> {

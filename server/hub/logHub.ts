@@ -1,3 +1,4 @@
+import { debuglog } from 'node:util';
 import type { Config } from '../config.js';
 import { HubError, notFound } from '../errors.js';
 import { findTailStart, liveEdge } from '../logs/logFile.js';
@@ -10,6 +11,12 @@ import type { LogSource } from '../logs/logSource.js';
 import { runFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { RunTail, type Subscriber } from './runTail.js';
 
+const debug = debuglog('hub:tails');
+
+/** A watcher hint or a run change: read what was appended (`pump` logs its own read errors). */
+function pumpTail(tail: RunTail): void {
+  tail.pump().catch((error: unknown) => debug('run %d: read failed: %s', tail.runId, (error as Error).message));
+}
 
 const completeOf = (run: RunRow): Omit<CompleteMessage, 'next'> => ({
   type: 'complete',
@@ -202,7 +209,7 @@ export class LogHub {
     this.tails.set(run.id, tail);
     this.holds.set(tail, 1);
     if (isTerminal(run.status)) tail.finishAt({ ...completeOf(run), next: run.log_size });
-    else this.unwatch.set(tail, source.watch(() => void tail.pump()));
+    else this.unwatch.set(tail, source.watch(() => pumpTail(tail)));
     return { tail, created: true };
   }
 
@@ -216,7 +223,7 @@ export class LogHub {
     this.holds.delete(tail);
     this.unwatch.get(tail)?.();
     this.unwatch.delete(tail);
-    void tail.close();
+    tail.close().catch((error: unknown) => debug('run %d: closing its reader failed: %s', tail.runId, (error as Error).message));
   }
 
   /** A run was created or changed: `run` messages to its followers; `complete` once it has ended. */
@@ -227,7 +234,7 @@ export class LogHub {
     const tail = this.tails.get(run.id);
     if (tail && !tail.isFinal) {
       if (isTerminal(run.status)) tail.end(run.log_size, completeOf(run));
-      else void tail.pump();
+      else pumpTail(tail);
     }
   }
 }

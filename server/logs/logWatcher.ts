@@ -42,7 +42,7 @@ export class LogWatcher {
     const entry = this.watchers.get(absolute);
     if (!entry) return;
     this.watchers.delete(absolute);
-    void entry.watcher.close();
+    entry.watcher.close().catch(() => {}); // a watcher that fails to close watches nothing we read
   }
 
   async close(): Promise<void> {

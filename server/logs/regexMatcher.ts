@@ -42,7 +42,7 @@ export class RegexMatcher {
       const timer = setTimeout(() => {
         done();
         this.worker = null;
-        void thread.terminate();
+        thread.terminate().catch(() => {}); // it is dropped either way
         resolve('timeout');
       }, this.deadlineMs);
       thread.on('message', onMessage);
@@ -55,6 +55,6 @@ export class RegexMatcher {
   }
 
   close(): void {
-    void this.worker?.terminate();
+    this.worker?.terminate().catch(() => {}); // it is dropped either way
   }
 }

@@ -60,7 +60,9 @@ export class RetentionSweeper {
 
   /** Sweeps now and then every `everyMs`. */
   start(everyMs = SWEEP_EVERY_MS): Promise<number> {
-    this.timer = setInterval(() => void this.sweep(), everyMs);
+    this.timer = setInterval(() => {
+      this.sweep().catch((error: unknown) => this.deps.log.error({ err: error }, 'the retention sweep failed'));
+    }, everyMs);
     this.timer.unref();
     return this.sweep();
   }

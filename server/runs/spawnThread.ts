@@ -73,7 +73,10 @@ export class SpawnThread {
       worker.once('exit', () => resolve());
       worker.ref(); // kept alive until it has handed everything over
       worker.postMessage({ type: 'close' } satisfies ToThread);
-      setTimeout(() => void worker.terminate(), CLOSE_GRACE_MS).unref();
+      // Its 'exit' resolves close either way.
+      setTimeout(() => {
+        worker.terminate().catch(() => {});
+      }, CLOSE_GRACE_MS).unref();
     });
   }
 

@@ -24,7 +24,11 @@ export interface WebhookStore {
   createDelivery(delivery: { webhook_id: number; run_id: number; event: WebhookEvent; payload: string }, leasedUntil: string): Promise<DeliveryRow | null>;
   /** Pending deliveries due by `now` that nobody holds (a hub that died let its lease run out), leased to the caller. */
   leaseDue(now: string, leasedUntil: string, limit: number): Promise<DeliveryRow[]>;
-  recordAttempt(id: number, attempt: DeliveryAttempt): Promise<void>;
+  /**
+   * A try's outcome, written only while the delivery's lease is still `heldUntil` (the caller's): false,
+   * and nothing changed, once another hub took it over (or it is gone).
+   */
+  recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt): Promise<boolean>;
   /** newest first */
   listDeliveries(webhookId: number, limit: number): Promise<WebhookDelivery[]>;
 }

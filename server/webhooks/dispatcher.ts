@@ -24,12 +24,12 @@ const ERROR_TEXT_MAX = 500;
 /** A store write that failed (a locked SQLite file) is tried again after this, doubling up to the most. */
 const STORE_RETRY_MS = 1000;
 const STORE_RETRY_MAX_MS = 30_000;
-/** Recording an event's deliveries is given up after this many failed tries in a row. */
-const RECORD_TRIES = 10;
 
 /** A delivery this hub holds the lease of: waiting for its next try, or being tried. */
 interface Held {
   webhookId: number;
+  /** the lease this hub set; its outcome is written only while the store still has it */
+  leasedUntil: string;
   timer?: NodeJS.Timeout;
   abort?: AbortController;
 }
@@ -78,7 +78,9 @@ export class WebhookDispatcher {
   ) {
     this.timeoutMs = options.timeoutMs ?? TIMEOUT_MS;
     this.now = options.now ?? Date.now;
-    this.sweeper = setInterval(() => void this.takeOverDue(), SWEEP_MS).unref();
+    this.sweeper = setInterval(() => {
+      this.takeOverDue().catch((error: unknown) => this.log.error({ err: error }, 'looking for pending webhook deliveries failed'));
+    }, SWEEP_MS).unref();
   }
 
   private get closed(): boolean {
@@ -130,20 +132,28 @@ export class WebhookDispatcher {
     }
   }
 
+  /** Stops every wait and every POST in flight; what was not recorded is sent again by whoever leases it next. */
   close(): void {
     this.closing.abort();
     clearInterval(this.sweeper);
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
-    for (const held of this.held.values()) clearTimeout(held.timer);
+    for (const held of this.held.values()) {
+      clearTimeout(held.timer);
+      held.abort?.abort();
+    }
+    this.held.clear();
   }
 
-  /** Records the event's deliveries and starts them; a store that fails is asked again later. */
+  /**
+   * Records the event's deliveries and starts them; a store that fails is asked again, with backoff,
+   * until it answers or this hub closes (nothing else would look for the event again).
+   */
   private record(run: RunRow, event: WebhookEvent, failures: number): void {
+    if (this.closed) return;
     this.dispatch(run, event).catch((error: unknown) => {
-      const last = failures + 1 >= RECORD_TRIES;
-      this.log[last ? 'error' : 'warn']({ err: error, run_id: run.id, event }, last ? 'a webhook event could not be recorded' : 'a webhook event could not be recorded; trying again');
-      if (last || this.closed) return;
+      this.log.warn({ err: error, run_id: run.id, event, failures: failures + 1 }, 'a webhook event could not be recorded; trying again');
+      if (this.closed) return;
       const timer = setTimeout(() => {
         this.timers.delete(timer);
         this.record(run, event, failures + 1);
@@ -174,13 +184,17 @@ export class WebhookDispatcher {
     if (this.closed) return;
     const due = await this.store.leaseDue(this.iso(0), this.leaseFor(0), 50);
     // One this hub holds already (its outcome still being written) has just had its lease extended.
-    for (const delivery of due) if (!this.held.has(delivery.id)) this.start(delivery);
+    for (const delivery of due) {
+      const held = this.held.get(delivery.id);
+      if (held) held.leasedUntil = delivery.leased_until!;
+      else this.start(delivery);
+    }
   }
 
   /** Tries a delivery now, or after `waitMs`; a store that fails before the try puts it off. */
   private start(delivery: DeliveryRow, waitMs = 0, failures = 0): void {
     if (this.closed) return;
-    const held: Held = { webhookId: delivery.webhook_id };
+    const held: Held = { webhookId: delivery.webhook_id, leasedUntil: delivery.leased_until! };
     this.held.set(delivery.id, held);
     held.timer = setTimeout(() => {
       this.attempt(delivery, held).catch((error: unknown) => {
@@ -207,20 +221,21 @@ export class WebhookDispatcher {
     const delivered = error === null;
     const last = !delivered && tries >= this.options.maxTries;
     const waitMs = this.options.retryFirstMs * 4 ** (tries - 1);
-    const recorded = await this.recordOutcome(delivery.id, {
+    const leasedUntil = delivered || last ? null : this.leaseFor(waitMs);
+    const recorded = await this.recordOutcome(delivery.id, held, {
       status: delivered ? 'delivered' : last ? 'failed' : 'pending',
       tries,
       last_status: status,
       last_error: error,
       next_attempt_at: delivered || last ? delivery.next_attempt_at : this.iso(waitMs),
-      leased_until: delivered || last ? null : this.leaseFor(waitMs),
+      leased_until: leasedUntil,
     });
     if (!delivered) this.log.warn({ webhook_id: delivery.webhook_id, delivery_id: delivery.id, tries, error }, last ? 'a webhook delivery failed for good' : 'a webhook delivery failed; trying again');
     if (delivered || last || !recorded || this.held.get(delivery.id) !== held) {
       this.forget(delivery.id, held);
       return;
     }
-    this.start({ ...delivery, tries }, waitMs);
+    this.start({ ...delivery, tries, leased_until: leasedUntil }, waitMs);
   }
 
   private async post(delivery: DeliveryRow, hook: WebhookRow, cancelled: AbortSignal): Promise<{ status: number | null; error: string | null }> {
@@ -248,14 +263,18 @@ export class WebhookDispatcher {
 
   /**
    * Writes a try's outcome, again while the store refuses (a locked SQLite file answers SQLITE_BUSY),
-   * until it goes in or this hub closes; the lease keeps the delivery from others meanwhile. False when
-   * given up: the delivery stays pending and is sent again once its lease runs out (at least once).
+   * until it goes in or this hub closes. Only under this hub's lease: one that ran out meanwhile and
+   * was taken over by another hub (which sends it again) is left to that one, whose outcome this
+   * late write must not undo. False when not written: the delivery is no longer this hub's to try.
    */
-  private async recordOutcome(id: number, attempt: DeliveryAttempt): Promise<boolean> {
+  private async recordOutcome(id: number, held: Held, attempt: DeliveryAttempt): Promise<boolean> {
     for (let failures = 0; ; failures++) {
+      const lease = held.leasedUntil;
       try {
-        await this.store.recordAttempt(id, attempt);
-        return true;
+        if (await this.store.recordAttempt(id, lease, attempt)) return true;
+        if (held.leasedUntil !== lease) continue; // this hub's own sweep extended it meanwhile
+        this.log.warn({ delivery_id: id }, 'a webhook delivery was taken over by another hub before its outcome was recorded here; it is left to that one');
+        return false;
       } catch (error) {
         if (this.closed) {
           this.log.warn({ err: error, delivery_id: id }, 'a webhook delivery\'s outcome could not be recorded before closing; it will be sent again');

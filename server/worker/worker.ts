@@ -36,7 +36,7 @@ export class Worker {
 
   constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly objects: ObjectStore, private readonly log: pino.Logger) {
     this.settler = new RunSettler(config, store.runs, {
-      changed: (run) => void notifyRun(store, run.id),
+      changed: (run) => notifyRun(store, run.id),
       ended: () => this.claimNow(),
       beforeFinish: (run) => this.finishShipping(run.id),
     }, log);
@@ -97,7 +97,7 @@ export class Worker {
           }
           this.running++;
           this.ship(claimed);
-          void notifyRun(this.store, claimed.id);
+          notifyRun(this.store, claimed.id);
           return { run: claimed, project, plan };
         });
         if (!run) return;

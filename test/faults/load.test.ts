@@ -36,7 +36,8 @@ test(`load: ${CONNECTIONS} WebSockets, ${RUNS} concurrent runs and a subscribe/u
     const health: number[] = [];
     const probe = setInterval(() => {
       const started = Date.now();
-      void hub.api('GET', '/api/health').then((r) => r.status === 200 && health.push(Date.now() - started));
+      // A probe that fails is not counted: the test checks how many answered, and how fast.
+      hub.api('GET', '/api/health').then((r) => r.status === 200 && health.push(Date.now() - started), () => {});
     }, 200);
     await flood;
     await Promise.all(clients.map((client, index) => client.complete(runIds[index % RUNS], 60_000)));

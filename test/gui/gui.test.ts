@@ -77,7 +77,7 @@ setUp(guiSuite, async (context) => {
   context.hub = await startHub({ pipelines: PIPELINES });
   context.browser = await launchBrowser();
   context.page = await context.browser.newPage({ viewport: { width: 1280, height: 800 } });
-  context.page.on('dialog', (dialog) => void dialog.accept());
+  context.page.on('dialog', (dialog) => dialog.accept().catch((error: unknown) => console.error('accepting a dialog failed:', error)));
 });
 guiSuite.after(async ({ hub, browser }) => {
   await browser?.close();

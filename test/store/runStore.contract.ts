@@ -72,7 +72,7 @@ export function runStoreContract(name: string, open: () => Promise<Store>, done?
     assert.is((await store.runs.insertIfIdle(record(p.id)))?.status, 'pending', 'again once it ended');
   });
 
-  contract('webhook deliveries: one per webhook, run and event, even at once; leased to one taker; listed newest first', async ({ store }) => {
+  contract('webhook deliveries: one per webhook, run and event, even at once; leased to one taker; an outcome is written only under its holder\'s lease; listed newest first', async ({ store }) => {
     const p = await project(store);
     const hook = await store.webhooks.insert({ project_id: p.id, url: 'http://example.com/', secret: 's', events: ['run.completed'] });
     assert.equal((await store.webhooks.list(p.id)).map((h) => h.events), [['run.completed']]);
@@ -83,11 +83,17 @@ export function runStoreContract(name: string, open: () => Promise<Store>, done?
     assert.is(created.length, 1);
     assert.is(created[0]!.status, 'pending');
     assert.equal(await store.webhooks.leaseDue(later(0), later(60_000), 10), [], 'leased to its creator');
-    await store.webhooks.recordAttempt(created[0]!.id, { status: 'pending', tries: 1, last_status: 500, last_error: 'HTTP 500', next_attempt_at: later(-1000), leased_until: later(-500) });
-    const takers = await Promise.all(Array.from({ length: 5 }, () => store.webhooks.leaseDue(later(0), later(60_000), 10)));
+    const failedTry = { status: 'pending', tries: 1, last_status: 500, last_error: 'HTTP 500', next_attempt_at: later(-1000), leased_until: later(-500) } as const;
+    assert.ok(await store.webhooks.recordAttempt(created[0]!.id, created[0]!.leased_until!, failedTry), 'written under its holder\'s lease');
+    const takers = await Promise.all(Array.from({ length: 5 }, () => store.webhooks.leaseDue(later(0), later(120_000), 10)));
     assert.is(takers.flat().length, 1, 'a lapsed lease goes to one taker');
+    const taken = takers.flat()[0]!;
+    // The first holder's late write (a store that refused it until the lease ran out) must not undo the taker's outcome.
+    assert.ok(await store.webhooks.recordAttempt(taken.id, taken.leased_until!, { status: 'delivered', tries: 2, last_status: 200, last_error: null, next_attempt_at: taken.next_attempt_at, leased_until: null }));
+    assert.not.ok(await store.webhooks.recordAttempt(taken.id, failedTry.leased_until, { ...failedTry, tries: 2 }), 'refused under a lease taken over');
+    assert.not.ok(await store.webhooks.recordAttempt(taken.id, taken.leased_until!, { ...failedTry, tries: 3 }), 'nor under one that ended');
     const [listed] = await store.webhooks.listDeliveries(hook.id, 10);
-    assert.equal({ status: listed.status, tries: listed.tries, last_status: listed.last_status, last_error: listed.last_error }, { status: 'pending', tries: 1, last_status: 500, last_error: 'HTTP 500' });
+    assert.equal({ status: listed.status, tries: listed.tries, last_status: listed.last_status, last_error: listed.last_error }, { status: 'delivered', tries: 2, last_status: 200, last_error: null });
     assert.ok(await store.webhooks.delete(hook.id));
     assert.equal(await store.webhooks.listDeliveries(hook.id, 10), [], 'its deliveries go with it');
   });

@@ -194,21 +194,30 @@ webhooks('a delivery whose outcome meets a locked database is recorded once the 
 });
 
 webhooks('a deleted webhook is not tried again: its waiting retries stop, another webhook\'s go on', async () => {
-  const hub = await startHub({ pipelines: PIPELINES, env: { HUB_WEBHOOK_RETRY_MS: '1500', HUB_WEBHOOK_TRIES: '2' } });
+  // The deleted webhook's retry falls due RETRY_MS after its first try; the kept one's first answer is
+  // held until the DELETE is in, so the kept one's retry falls due after the deleted one's would have.
+  const RETRY_MS = 4000;
+  const hub = await startHub({ pipelines: PIPELINES, env: { HUB_WEBHOOK_RETRY_MS: String(RETRY_MS), HUB_WEBHOOK_TRIES: '2' } });
+  let openGate = () => {};
+  const gate = new Promise<number>((resolve) => (openGate = () => resolve(500)));
   const deleted = await startReceiver(() => 500);
-  const kept = await startReceiver(() => 500);
+  const kept = await startReceiver((count) => (count === 1 ? gate : 500));
   try {
     const projectId = await createProject(hub, 'failing');
     const gone = (await hub.api('POST', hooksOf(projectId), { url: deleted.url, secret: SECRET, events: ['run.failed'] })).body;
     const other = (await hub.api('POST', hooksOf(projectId), { url: kept.url, secret: SECRET, events: ['run.failed'] })).body;
     await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
     await waitFor(() => deleted.received.length === 1 && kept.received.length === 1, 'the first tries');
+    const askedToDelete = Date.now();
     assert.is((await hub.api('DELETE', `${hooksOf(projectId)}/${gone.id}`)).status, 204);
-    // The kept webhook's retry was due at the same time as the deleted one's.
-    await waitFor(async () => (await hub.api('GET', `${hooksOf(projectId)}/${other.id}/deliveries`)).body[0]?.status === 'failed', 'the kept webhook\'s retry');
+    assert.ok(Date.now() - askedToDelete < RETRY_MS / 2, 'the DELETE came in well before the deleted webhook\'s retry was due');
+    openGate();
+    await waitFor(async () => (await hub.api('GET', `${hooksOf(projectId)}/${other.id}/deliveries`)).body[0]?.status === 'failed', 'the kept webhook\'s retry', 30_000);
     assert.is(kept.received.length, 2);
+    assert.is((await hub.api('GET', `${hooksOf(projectId)}/${gone.id}/deliveries`)).status, 404, 'the deleted webhook is gone (its deliveries go with it: the store contract checks the cascade)');
     assert.is(deleted.received.length, 1, 'the deleted webhook got no retry');
   } finally {
+    openGate();
     await Promise.all([deleted.close(), kept.close()]);
     await hub.stop();
   }

@@ -2,6 +2,7 @@ import { useEffect, useState } from 'preact/hooks';
 import { api, isActive, type Run } from '../api';
 import { runDuration } from '../format';
 import { StatusBadge } from './StatusBadge';
+import { runDetached } from '../report';
 
 /** Status, current step, a progress bar, elapsed time and a cancel button with confirmation. */
 export function ActiveRun({ run, showLink = true }: { run: Run; showLink?: boolean }) {
@@ -40,8 +41,8 @@ export function ActiveRun({ run, showLink = true }: { run: Run; showLink?: boole
         <span>scope <strong>{run.scope}</strong></span>
         <span>step <strong data-testid="current-step">{run.current_step ?? '–'}</strong></span>
         <span>elapsed <span data-testid="elapsed">{runDuration(run)}</span></span>
-        {isActive(run) && <button type="button" class="danger" onClick={() => void cancel()}>Cancel run</button>}
-        {run.status === 'failed' && run.current_step && <button type="button" onClick={() => void rerunFrom(run.current_step!)}>Re-run from {run.current_step}</button>}
+        {isActive(run) && <button type="button" class="danger" onClick={() => runDetached('cancelling the run', cancel())}>Cancel run</button>}
+        {run.status === 'failed' && run.current_step && <button type="button" onClick={() => runDetached('re-running the run', rerunFrom(run.current_step!))}>Re-run from {run.current_step}</button>}
       </div>
       <label class="progress">
         <span>{run.progress_current} of {run.progress_total} steps</span>

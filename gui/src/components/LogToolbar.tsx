@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import type { SearchState } from './useLogSearch';
 import type { TimestampChoice } from '../timestamps';
+import { runDetached } from '../report';
 
 /** The log's toolbar: search over the whole log, folding, loading, following, times, wrapping, the raw log. */
 export function LogToolbar({ search, runSearch, goToMatch, loadedMatches, hasSections, setAllFolds, loadEarlier, jumpToEnd, timestamps, setTimestamps, wrap, setWrap, rawHref }: {
@@ -34,13 +35,13 @@ export function LogToolbar({ search, runSearch, goToMatch, loadedMatches, hasSec
           onInput={(e) => setQuery((e.target as HTMLInputElement).value)}
           onKeyDown={(e) => {
             if (e.key !== 'Enter') return;
-            if (query.trim() === search.query && count > 0) void goToMatch(search, e.shiftKey ? -1 : 1);
-            else void runSearch(query);
+            if (query.trim() === search.query && count > 0) runDetached('going to a match', goToMatch(search, e.shiftKey ? -1 : 1));
+            else runDetached('searching the log', runSearch(query));
           }}
         />
       </label>
-      <button type="button" onClick={() => void goToMatch(search, -1)} disabled={count === 0} aria-label="Previous match">↑</button>
-      <button type="button" onClick={() => void goToMatch(search, 1)} disabled={count === 0} aria-label="Next match">↓</button>
+      <button type="button" onClick={() => runDetached('going to a match', goToMatch(search, -1))} disabled={count === 0} aria-label="Previous match">↑</button>
+      <button type="button" onClick={() => runDetached('going to a match', goToMatch(search, 1))} disabled={count === 0} aria-label="Next match">↓</button>
       <span class="match-count" aria-live="polite" data-testid="match-count" data-loaded-matches={loadedMatches} title={search.query ? `${loadedMatches} among the loaded lines` : undefined}>
         {search.query ? `${search.current >= 0 ? `${search.current + 1} of ` : ''}${count}${search.more ? '+' : ''} ${count === 1 && !search.more ? 'match' : 'matches'}` : ''}
       </span>

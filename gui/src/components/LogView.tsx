@@ -14,6 +14,7 @@ import { useFolds, useKeepSeenOpen } from './useFolds';
 import { useLogLines } from './useLogLines';
 import { useLogSearch } from './useLogSearch';
 import { useKeepPlaceOnRelayout, useRowLayout } from './useRowLayout';
+import { runDetached } from '../report';
 
 const OVERSCAN = 30;
 
@@ -131,8 +132,8 @@ export function LogView({ socket, run, at, onRecord }: {
     const atBottom = element.scrollTop + element.clientHeight >= element.scrollHeight - LINE_HEIGHT / 2;
     if (mode === 'live') setFollow(atBottom);
     // Near the top of lines that do not all fit (an emptied buffer's scroll event is not a reader scrolling up).
-    if (!atBottom && element.scrollTop < LINE_HEIGHT * 50) void loadEarlier();
-    if (element.scrollTop + element.clientHeight > element.scrollHeight - LINE_HEIGHT * 50) void loadLater();
+    if (!atBottom && element.scrollTop < LINE_HEIGHT * 50) runDetached('loading earlier lines', loadEarlier());
+    if (element.scrollTop + element.clientHeight > element.scrollHeight - LINE_HEIGHT * 50) runDetached('loading later lines', loadLater());
   }
 
   /** Shows the line at `offset`: scrolled to if loaded, else opened as a window around it. */
@@ -232,7 +233,7 @@ export function LogView({ socket, run, at, onRecord }: {
         loadedMatches={localMatches.size}
         hasSections={sections.some((s) => s.hasHeader)}
         setAllFolds={folds.setAll}
-        loadEarlier={b.firstOffset !== null && b.firstOffset > 0 ? () => void loadEarlier() : undefined}
+        loadEarlier={b.firstOffset !== null && b.firstOffset > 0 ? () => runDetached('loading earlier lines', loadEarlier()) : undefined}
         jumpToEnd={!follow || mode === 'window' ? jumpToEnd : undefined}
         timestamps={timestamps}
         setTimestamps={chooseTimestamps}

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, ApiError, type Pipeline, type Project } from '../api';
+import { runDetached } from '../report';
 
 interface Props {
   pipelines: Pipeline[];
@@ -46,7 +47,7 @@ export function ProjectForm({ pipelines, project, onSaved, onCancel }: Props) {
   const described = (field: string) => (errors[field] ? `error-${field}` : undefined);
 
   return (
-    <form class="project-form" onSubmit={(event) => void submit(event)} aria-label={project ? 'Edit project' : 'New project'}>
+    <form class="project-form" onSubmit={(event) => runDetached('saving the project', submit(event))} aria-label={project ? 'Edit project' : 'New project'}>
       <div class="field">
         <label for="project-name">Name</label>
         <input id="project-name" value={name} onInput={(e) => setName((e.target as HTMLInputElement).value)} aria-invalid={!!errors.name} aria-describedby={described('name')} required />

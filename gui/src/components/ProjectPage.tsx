@@ -6,6 +6,7 @@ import { ActiveRun } from './ActiveRun';
 import { LogView } from './LogView';
 import { ProjectForm } from './ProjectForm';
 import { StatusBadge } from './StatusBadge';
+import { runDetached } from '../report';
 
 /** A project: start buttons per scope, the active run, the queue, and the run history, live. */
 export function ProjectPage({ projectId, pipelines, socket }: { projectId: number; pipelines: Pipeline[]; socket: HubSocket }) {
@@ -18,7 +19,7 @@ export function ProjectPage({ projectId, pipelines, socket }: { projectId: numbe
     let alive = true;
     api<Project>('GET', `/api/projects/${projectId}`).then((p) => alive && setProject(p), (e: Error) => setMessage(e.message));
     const load = () => api<Run[]>('GET', `/api/projects/${projectId}/runs?limit=50`).then((list) => alive && setRuns(list));
-    void load();
+    runDetached('loading the runs', load());
     // Runs started elsewhere (a script, another browser) appear through the project subscription.
     const unsubscribe = socket.subscribeProject(projectId, (run, removed) => {
       setRuns((list) => {
@@ -31,7 +32,7 @@ export function ProjectPage({ projectId, pipelines, socket }: { projectId: numbe
       });
     });
     // After a reconnect, records may have changed while we were away.
-    const offState = socket.onState((state) => state === 'open' && void load());
+    const offState = socket.onState((state) => state === 'open' && runDetached('loading the runs', load()));
     return () => {
       alive = false;
       unsubscribe();
@@ -72,14 +73,14 @@ export function ProjectPage({ projectId, pipelines, socket }: { projectId: numbe
       <div class="page-header">
         <h1>{project.name}</h1>
         <button type="button" onClick={() => setEditing(!editing)}>{editing ? 'Close editor' : 'Edit project'}</button>
-        <button type="button" class="danger" onClick={() => void remove()}>Delete project</button>
+        <button type="button" class="danger" onClick={() => runDetached('deleting the project', remove())}>Delete project</button>
       </div>
       <p class="muted">Pipeline <strong>{project.pipeline}</strong> on <code>{project.doc_root}</code></p>
       {editing && <ProjectForm pipelines={pipelines} project={project} onSaved={(p) => { setProject(p); setEditing(false); }} onCancel={() => setEditing(false)} />}
       <section aria-label="Start a run" class="scopes">
         <h2>Run</h2>
         {pipeline?.scopes.map((scope) => (
-          <button type="button" class="primary" key={scope.name} onClick={() => void start(scope.name)} title={`Runs from step ${scope.first_step} to the end`}>
+          <button type="button" class="primary" key={scope.name} onClick={() => runDetached('starting a run', start(scope.name))} title={`Runs from step ${scope.first_step} to the end`}>
             {active ? 'Queue' : 'Run'} {scope.name}
           </button>
         )) ?? <p role="alert">Pipeline {project.pipeline} is not defined on the server.</p>}

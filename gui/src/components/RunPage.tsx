@@ -3,6 +3,7 @@ import { api, type Project, type Run } from '../api';
 import type { HubSocket } from '../socket';
 import { ActiveRun } from './ActiveRun';
 import { LogView } from './LogView';
+import { runDetached } from '../report';
 
 /** `?at=OFFSET` in the hash: a permalink to a line. */
 function atOffset(): number | undefined {
@@ -20,10 +21,10 @@ export function RunPage({ projectId, runId, socket }: { projectId: number; runId
     let alive = true;
     api<Project>('GET', `/api/projects/${projectId}`).then((p) => alive && setProjectName(p.name), () => undefined);
     const load = () => api<Run>('GET', `/api/projects/${projectId}/runs/${runId}`).then((r) => alive && setRun(r), (e: Error) => setError(e.message));
-    reload.current = () => void load();
-    void load();
+    reload.current = () => runDetached('loading the run', load());
+    runDetached('loading the run', load());
     const unsubscribe = socket.subscribeProject(projectId, (changed, removed) => changed.id === runId && (removed ? (setRun(null), setError(`Run #${runId} was removed (purged, or past the project's retention limits)`)) : setRun(changed)));
-    const offState = socket.onState((state) => state === 'open' && void load());
+    const offState = socket.onState((state) => state === 'open' && reload.current());
     return () => {
       alive = false;
       unsubscribe();

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, runPath, type LogPage, type Run } from '../api';
 import { LogBuffer } from '../logBuffer';
 import type { CompleteMessage, HubSocket } from '../socket';
+import { runDetached } from '../report';
 
 const INITIAL_TAIL = 5000;
 const EARLIER_PAGE = 5000;
@@ -81,7 +82,7 @@ export function useLogLines({ socket, run, mode, windowAt, timed, onRecord, even
   useEffect(() => {
     if (mode !== 'window' || windowAt === null) return;
     let alive = true;
-    void (async () => {
+    runDetached('loading the lines around a match', (async () => {
       const [before, after] = await Promise.all([
         api<LogPage>('GET', `${runPath(run)}/logs?tail=${CONTEXT_BEFORE}&before=${windowAt}${withTimes}`),
         api<LogPage>('GET', `${runPath(run)}/logs?offset=${windowAt}${withTimes}`),
@@ -94,7 +95,7 @@ export function useLogLines({ socket, run, mode, windowAt, timed, onRecord, even
       setWindowEnd(after.complete);
       events.reset({ live: false, index: before.lines.length });
       bump();
-    })();
+    })());
     return () => {
       alive = false;
     };

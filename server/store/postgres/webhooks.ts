@@ -51,11 +51,12 @@ export class PostgresWebhookStore implements WebhookStore {
     return rows;
   }
 
-  async recordAttempt(id: number, attempt: DeliveryAttempt): Promise<void> {
-    await this.pool.query(
-      'UPDATE webhook_deliveries SET status = $2, tries = $3, last_status = $4, last_error = $5, next_attempt_at = $6, leased_until = $7, updated_at = $8 WHERE id = $1',
-      [id, attempt.status, attempt.tries, attempt.last_status, attempt.last_error, attempt.next_attempt_at, attempt.leased_until, new Date().toISOString()],
+  async recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt): Promise<boolean> {
+    const result = await this.pool.query(
+      'UPDATE webhook_deliveries SET status = $2, tries = $3, last_status = $4, last_error = $5, next_attempt_at = $6, leased_until = $7, updated_at = $8 WHERE id = $1 AND leased_until = $9',
+      [id, attempt.status, attempt.tries, attempt.last_status, attempt.last_error, attempt.next_attempt_at, attempt.leased_until, new Date().toISOString(), heldUntil],
     );
+    return (result.rowCount ?? 0) > 0;
   }
 
   async listDeliveries(webhookId: number, limit: number): Promise<WebhookDelivery[]> {

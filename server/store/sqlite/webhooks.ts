@@ -47,11 +47,12 @@ export class SqliteWebhookStore implements WebhookStore {
     );
   }
 
-  async recordAttempt(id: number, attempt: DeliveryAttempt): Promise<void> {
-    await this.db.run(
-      'UPDATE webhook_deliveries SET status = ?, tries = ?, last_status = ?, last_error = ?, next_attempt_at = ?, leased_until = ?, updated_at = ? WHERE id = ?',
-      attempt.status, attempt.tries, attempt.last_status, attempt.last_error, attempt.next_attempt_at, attempt.leased_until, new Date().toISOString(), id,
+  async recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt): Promise<boolean> {
+    const result = await this.db.run(
+      'UPDATE webhook_deliveries SET status = ?, tries = ?, last_status = ?, last_error = ?, next_attempt_at = ?, leased_until = ?, updated_at = ? WHERE id = ? AND leased_until = ?',
+      attempt.status, attempt.tries, attempt.last_status, attempt.last_error, attempt.next_attempt_at, attempt.leased_until, new Date().toISOString(), id, heldUntil,
     );
+    return (result.changes ?? 0) > 0;
   }
 
   listDeliveries(webhookId: number, limit: number): Promise<WebhookDelivery[]> {

@@ -1,0 +1,44 @@
+import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import pino from 'pino';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { openSqliteStore } from '../../server/store/sqlite/store.js';
+import { WebhookDispatcher } from '../../server/webhooks/dispatcher.js';
+import type { Run } from '../../server/wire.js';
+import { waitFor } from '../helpers/hub.js';
+
+test('close() aborts a POST in flight: its delivery stays pending, untried, for whoever leases it next', async () => {
+  const store = await openSqliteStore(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-dispatcher-')), 'hub.sqlite'));
+  let requests = 0;
+  let aborted = false;
+  // A receiver that never answers: the POST is in flight until someone ends it.
+  const server = http.createServer((request, response) => {
+    requests++;
+    request.resume();
+    response.on('close', () => (aborted = !response.writableFinished));
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const dispatcher = new WebhookDispatcher(store.webhooks, store.projects, (run) => ({ id: run.id }) as Run, { publicUrl: () => 'http://hub', retryFirstMs: 50, maxTries: 3, timeoutMs: 60_000 }, pino({ level: 'silent' }));
+  try {
+    const project = await store.projects.insert({ name: 'p', doc_root: '/tmp', pipeline: 'p', settings: {} });
+    const hook = await store.webhooks.insert({ project_id: project.id, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, secret: 's', events: ['run.failed'] });
+    const run = await store.runs.insert({ project_id: project.id, scope: 'all', status: 'failed', triggered_by: 'test', progress_total: 1, plan: '[]' });
+    dispatcher.runChanged(run);
+    await waitFor(() => requests === 1, 'the POST to reach the receiver');
+    dispatcher.close();
+    await waitFor(() => aborted, 'the POST to be aborted', 5000);
+    const [delivery] = await store.webhooks.listDeliveries(hook.id, 10);
+    assert.equal({ status: delivery.status, tries: delivery.tries }, { status: 'pending', tries: 0 });
+  } finally {
+    dispatcher.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await store.close();
+  }
+});
+
+test.run();
