@@ -79,18 +79,20 @@ export class WebhookReceiver {
       }
       const record: Received = { path: request.url ?? '', delivery, event: String(request.headers['x-hub-event']), runId, answered: null, signed: request.headers['x-hub-signature-256'] === signBody(this.secret, body) };
       this.received.push(record);
-      // `late`: after the hub gave up waiting, so it does not count as delivered.
-      const answer = (status: number, late = false) => {
+      // A late answer counts when the hub was still there to take it: a loaded hub's 10 s timeout can
+      // fire after the 11 s answer (it then records the delivery as delivered); one that gave up has
+      // closed the connection (destroyed), and tries again.
+      const answer = (status: number) => {
         this.held.delete(response);
         if (response.destroyed) return;
         response.writeHead(status).end();
-        if (status < 300 && !late) response.once('finish', () => (record.answered = status));
+        if (status < 300) response.once('finish', () => (record.answered = status));
       };
       if (this.kind === 'failing' && tries <= 2 && this.next() < 0.4) return answer(500);
       if (this.kind === 'stalling' && tries <= 2 && this.next() < 0.4) {
         this.held.add(response);
         // Past the hub's 10 s timeout, or never (until the soak ends).
-        if (this.next() < 0.5) setTimeout(() => answer(200, true), 11_000).unref();
+        if (this.next() < 0.5) setTimeout(() => answer(200), 11_000).unref();
         return;
       }
       answer(200);
