@@ -56,6 +56,7 @@ export interface Config {
   readonly publicUrl: string | null;
   /** webhook deliveries: the wait after the first failed try (4× longer each time), and tries in all */
   readonly webhookRetryMs: number;
+  readonly webhookRetryMaxMs: number;
   readonly webhookTries: number;
   readonly retention: { readonly runs: number | null; readonly days: number | null; readonly log_bytes: number | null };
   readonly logLevel: string;
@@ -182,6 +183,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     runsPerMinutePerProject: readInteger(env, 'HUB_RUNS_PER_MINUTE', 60, 1),
     publicUrl: env.HUB_PUBLIC_URL ? env.HUB_PUBLIC_URL.replace(/\/+$/, '') : null,
     webhookRetryMs: readInteger(env, 'HUB_WEBHOOK_RETRY_MS', 5000, 10, 3_600_000),
+    webhookRetryMaxMs: readInteger(env, 'HUB_WEBHOOK_RETRY_MAX_MS', 3_600_000, 10, 86_400_000),
     webhookTries: readInteger(env, 'HUB_WEBHOOK_TRIES', 5, 1, 20),
     retention: Object.freeze({
       runs: readLimit(env, 'HUB_RETENTION_RUNS'),

@@ -65,7 +65,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const runJson = (run: RunRow) => toRunJson(run, config.logsDir, !cluster);
   const hub = new LogHub(config, runs, projects, runJson, logSourceOf);
   let url = '';
-  const webhooks = new WebhookDispatcher(store.webhooks, projects, runJson, { publicUrl: () => config.publicUrl ?? url, retryFirstMs: config.webhookRetryMs, maxTries: config.webhookTries }, log);
+  const webhooks = new WebhookDispatcher(store.webhooks, projects, runJson, { publicUrl: () => config.publicUrl ?? url, retryFirstMs: config.webhookRetryMs, retryMaxMs: config.webhookRetryMaxMs, maxTries: config.webhookTries }, log);
   // Finished runs past their project's limits go at start, hourly, and when one of its runs ends.
   const retention = new RetentionSweeper(config.retention, { projects, runs, log, remove: (run) => runService.purge(run, 'retention') });
   // Every change of a run, this hub's own or (cluster) any hub's or worker's.

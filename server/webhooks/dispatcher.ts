@@ -11,6 +11,8 @@ export interface DispatcherOptions {
   publicUrl: () => string;
   /** the wait after the first failed try; each next one waits 4× longer */
   retryFirstMs: number;
+  /** the longest wait between two tries (4× after each failure grows past any sense by the 8th) */
+  retryMaxMs: number;
   /** tries in all before a delivery is `failed` */
   maxTries: number;
   timeoutMs?: number;
@@ -220,7 +222,7 @@ export class WebhookDispatcher {
     if (held.abort.signal.aborted) return; // deleted meanwhile: its record is gone with it
     const delivered = error === null;
     const last = !delivered && tries >= this.options.maxTries;
-    const waitMs = this.options.retryFirstMs * 4 ** (tries - 1);
+    const waitMs = Math.min(this.options.retryMaxMs, this.options.retryFirstMs * 4 ** (tries - 1));
     const leasedUntil = delivered || last ? null : this.leaseFor(waitMs);
     const recorded = await this.recordOutcome(delivery.id, held, {
       status: delivered ? 'delivered' : last ? 'failed' : 'pending',

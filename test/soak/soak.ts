@@ -22,7 +22,7 @@ import { RECEIVER_KINDS, WebhookReceiver } from './webhookReceivers.js';
 
 export { summarise, type SoakReport };
 
-const ENV = { HUB_MAX_LINE_BYTES: '1024', HUB_CANCEL_GRACE_MS: '1000', HUB_RUNS_PER_MINUTE: '100000', HUB_DEMO: '0', HUB_WEBHOOK_RETRY_MS: '100', HUB_WEBHOOK_TRIES: '20', HUB_WS_HIGH_WATER_BYTES: String(256 * 1024) };
+const ENV = { HUB_MAX_LINE_BYTES: '1024', HUB_CANCEL_GRACE_MS: '1000', HUB_RUNS_PER_MINUTE: '100000', HUB_DEMO: '0', HUB_WEBHOOK_RETRY_MS: '100', HUB_WEBHOOK_TRIES: '20', HUB_WEBHOOK_RETRY_MAX_MS: '10000', HUB_WS_HIGH_WATER_BYTES: String(256 * 1024) };
 // (a small high-water mark: slow readers of the larger logs are paused by the server, and some are when their run is removed)
 const HEALTH_P99_MS = 100;
 /** After the chaos: how long webhook deliveries may take to drain (a lapsed lease is swept every 30 s). */

@@ -22,7 +22,7 @@ test('close() aborts a POST in flight: its delivery stays pending, untried, for 
     response.on('close', () => (aborted = !response.writableFinished));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const dispatcher = new WebhookDispatcher(store.webhooks, store.projects, (run) => ({ id: run.id }) as Run, { publicUrl: () => 'http://hub', retryFirstMs: 50, maxTries: 3, timeoutMs: 60_000 }, pino({ level: 'silent' }));
+  const dispatcher = new WebhookDispatcher(store.webhooks, store.projects, (run) => ({ id: run.id }) as Run, { publicUrl: () => 'http://hub', retryFirstMs: 50, retryMaxMs: 60_000, maxTries: 3, timeoutMs: 60_000 }, pino({ level: 'silent' }));
   try {
     const project = await store.projects.insert({ name: 'p', doc_root: '/tmp', pipeline: 'p', settings: {} });
     const hook = await store.webhooks.insert({ project_id: project.id, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, secret: 's', events: ['run.failed'] });
@@ -33,6 +33,31 @@ test('close() aborts a POST in flight: its delivery stays pending, untried, for 
     await waitFor(() => aborted, 'the POST to be aborted', 5000);
     const [delivery] = await store.webhooks.listDeliveries(hook.id, 10);
     assert.equal({ status: delivery.status, tries: delivery.tries }, { status: 'pending', tries: 0 });
+  } finally {
+    dispatcher.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await store.close();
+  }
+});
+
+test('the wait between tries stops growing at retryMaxMs: a receiver that fails seven times gets its eighth try within seconds, not after 4^6 × the first wait', async () => {
+  const store = await openSqliteStore(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-dispatcher-')), 'hub.sqlite'));
+  const tries: number[] = [];
+  const server = http.createServer((request, response) => {
+    tries.push(Date.now());
+    request.resume().on('end', () => response.writeHead(tries.length < 8 ? 500 : 204).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  // Uncapped, the 8th try would come 20 ms × (1 + 4 + … + 4^6) = 109 s after the first.
+  const dispatcher = new WebhookDispatcher(store.webhooks, store.projects, (run) => ({ id: run.id }) as Run, { publicUrl: () => 'http://hub', retryFirstMs: 20, retryMaxMs: 200, maxTries: 8 }, pino({ level: 'silent' }));
+  try {
+    const project = await store.projects.insert({ name: 'p', doc_root: '/tmp', pipeline: 'p', settings: {} });
+    const hook = await store.webhooks.insert({ project_id: project.id, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, secret: 's', events: ['run.failed'] });
+    const run = await store.runs.insert({ project_id: project.id, scope: 'all', status: 'failed', triggered_by: 'test', progress_total: 1, plan: '[]' });
+    dispatcher.runChanged(run);
+    await waitFor(async () => (await store.webhooks.listDeliveries(hook.id, 10))[0]?.status === 'delivered', 'the eighth try to deliver it', 20_000);
+    assert.is(tries.length, 8);
   } finally {
     dispatcher.close();
     server.closeAllConnections();
