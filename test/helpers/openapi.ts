@@ -48,7 +48,7 @@ export function checkResponse(method: string, url: string, status: number, conte
     return;
   }
   const key = operation.responses[String(status)] ? String(status) : operation.responses.default ? 'default' : null;
-  if (key === null) throw new Error(`OpenAPI: ${where} is not a documented response (documented: ${Object.keys(operation.responses).join(', ')})`);
+  if (key === null) throw new Error(`OpenAPI: ${where} is not a documented response (documented: ${Object.keys(operation.responses).join(', ')}): ${JSON.stringify(body).slice(0, 300)}`);
   if (!isJson) return;
   const content = operation.responses[key].content?.['application/json'];
   if (!content) throw new Error(`OpenAPI: ${where} answered JSON, which the document does not list`);

@@ -5,7 +5,8 @@ const FATAL = /unhandledRejection|UnhandledPromiseRejection|uncaughtException|Un
 
 /**
  * After one server process is gone: it must have ended by the soak's own signal (SIGKILL: killed;
- * SIGTERM: exit code 0) and printed nothing of an unhandled rejection or uncaught exception.
+ * SIGTERM: exit code 0), logged no error, and printed nothing of an unhandled rejection or uncaught
+ * exception.
  * `expected` null: the soak did not stop it (it died by itself).
  */
 export function checkServerEnd(process: ChildProcess, output: string, expected: NodeJS.Signals | null): string[] {
@@ -17,6 +18,8 @@ export function checkServerEnd(process: ChildProcess, output: string, expected: 
   // After SIGTERM, exit code 1 is server/main.ts's forced exit 5 s on: something held the close (a connection mid-request).
   const hint = expected === 'SIGTERM' && process.exitCode === 1 ? ' (the forced exit after 5 s: the close did not finish)' : '';
   if (!fine) mismatches.push(`the server ended by ${how}${expected ? ` after ${expected}` : ' by itself'}${hint}: ${lines.join('\n').slice(-2000)}`);
+  // An error the server logged (a 500 among them, with its stack): each is a finding.
+  for (const line of output.split('\n').filter((l) => /"level":(50|60)/.test(l))) mismatches.push(`the server logged an error: ${line.slice(0, 1500)}`);
   const fatal = FATAL.exec(output);
   if (fatal) mismatches.push(`the server printed "${fatal[0]}": ${output.slice(Math.max(0, fatal.index - 300), fatal.index + 1200)}`);
   return mismatches;
