@@ -55,8 +55,11 @@ const DATABASE_BUSY = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'ECONNREFUSED', '
 /** The disk under the database is full (SQLite; PostgreSQL's disk_full), or under a file being written. */
 const STORAGE_FULL = new Set(['SQLITE_FULL', '53100', 'ENOSPC', 'EDQUOT']);
 
+/** The process is out of file descriptors (or the system is): a moment later some are free again. */
+const OUT_OF_FILES = new Set(['EMFILE', 'ENFILE']);
+
 /**
- * Anything thrown, as a HubError: ours as they are, a busy database as 503, a full disk as 507,
+ * Anything thrown, as a HubError: ours as they are, a busy database or no file descriptor free as 503, a full disk as 507,
  * Koa's 4xx as such, the rest 500.
  */
 export function toHubError(caught: unknown): HubError {
@@ -64,6 +67,9 @@ export function toHubError(caught: unknown): HubError {
   const error = caught as { status?: number; message?: string; code?: string } | null;
   if (error && typeof error.code === 'string' && DATABASE_BUSY.has(error.code)) {
     return new HubError(503, 'database_busy', 'The database is busy; try again shortly', { cause: caught });
+  }
+  if (error && typeof error.code === 'string' && OUT_OF_FILES.has(error.code)) {
+    return new HubError(503, 'server_busy', 'The server has no file descriptor free just now; try again shortly', { cause: caught });
   }
   if (error && typeof error.code === 'string' && STORAGE_FULL.has(error.code)) {
     return new HubError(507, 'storage_full', "The server's disk is full: the write was refused. Reads go on; try again once space is freed", { cause: caught });

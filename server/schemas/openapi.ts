@@ -50,7 +50,7 @@ const ERRORS: Record<string, string> = {
   415: 'The body is not JSON',
   416: 'A range past the end, or too many ranges',
   429: 'Too many requests (run starts per project)',
-  503: 'The database is busy: try again after Retry-After',
+  503: 'The database is busy (`database_busy`) or the server has no file descriptor free (`server_busy`): try again after Retry-After',
   507: 'The disk is full (`storage_full`): the write was refused; reads go on',
 };
 /** What every request may get besides its own answers. */
