@@ -49,6 +49,8 @@ export interface LocalPostgresOptions {
   secretsDir?: string;
   /** TLS only (hostssl): the server's certificate and key, PEM files */
   tls?: { certFile: string; keyFile: string };
+  /** also listen on `address` and let clients of `allow` (a CIDR) in, with the password; default loopback only */
+  network?: { address: string; allow: string };
 }
 
 /**
@@ -72,8 +74,10 @@ export async function startLocalPostgres(dir: string, options: LocalPostgresOpti
   const adminPassword = readOrCreateSecret(adminFile);
   const appPassword = readOrCreateSecret(path.join(secretsDir, 'postgres.password'));
   if (!fs.existsSync(path.join(data, 'PG_VERSION'))) initCluster(bin, dir, data, adminPassword);
-  writeServerFile(path.join(data, 'pg_hba.conf'), `# written by the hub's launcher at each start: a password (scram-sha-256) for everyone, on loopback only\n${options.tls ? 'hostssl' : 'host'} all all 127.0.0.1/32 scram-sha-256\n`);
-  const settings = ['listen_addresses=127.0.0.1', 'unix_socket_directories=', 'password_encryption=scram-sha-256', `fsync=${options.fsync === false ? 'off' : 'on'}`, 'max_connections=200'];
+  const hostType = options.tls ? 'hostssl' : 'host';
+  const networkLine = options.network ? `${hostType} all all ${options.network.allow} scram-sha-256\n` : '';
+  writeServerFile(path.join(data, 'pg_hba.conf'), `# written by the hub's launcher at each start: a password (scram-sha-256) for everyone, on loopback only unless told\n${hostType} all all 127.0.0.1/32 scram-sha-256\n${networkLine}`);
+  const settings = [`listen_addresses=${['127.0.0.1', options.network?.address].filter(Boolean).join(',')}`, 'unix_socket_directories=', 'password_encryption=scram-sha-256', `fsync=${options.fsync === false ? 'off' : 'on'}`, 'max_connections=200'];
   if (options.tls) {
     writeServerFile(path.join(data, 'server.crt'), fs.readFileSync(options.tls.certFile));
     writeServerFile(path.join(data, 'server.key'), fs.readFileSync(options.tls.keyFile));

@@ -13,6 +13,8 @@ export interface LocalRedisOptions {
   secretsDir?: string;
   /** TLS only (the port is a tls-port): the server's certificate and key, PEM files */
   tls?: { certFile: string; keyFile: string };
+  /** also listen on this address (the password is required on every address); default loopback only */
+  listenAddress?: string;
 }
 
 /** A config value in double quotes (paths may hold spaces). */
@@ -30,7 +32,7 @@ export async function startLocalRedis(dir: string, options: LocalRedisOptions = 
   fs.mkdirSync(secretsDir, { recursive: true });
   const password = readOrCreateSecret(path.join(secretsDir, 'redis.password'));
   const port = options.port ?? (await freePort());
-  const lines = ['bind 127.0.0.1', 'protected-mode yes', `dir ${quote(dir)}`, 'save ""', 'appendonly yes', 'appendfsync always', 'maxmemory-policy noeviction', `requirepass ${password}`];
+  const lines = [`bind 127.0.0.1${options.listenAddress ? ` ${options.listenAddress}` : ''}`, 'protected-mode yes', `dir ${quote(dir)}`, 'save ""', 'appendonly yes', 'appendfsync always', 'maxmemory-policy noeviction', `requirepass ${password}`];
   if (options.tls) {
     lines.push('port 0', `tls-port ${port}`, `tls-cert-file ${quote(path.resolve(options.tls.certFile))}`, `tls-key-file ${quote(path.resolve(options.tls.keyFile))}`, 'tls-auth-clients no');
   } else {
