@@ -149,9 +149,11 @@ export class Worker {
    * hubs record its end once the lease has expired by the database's clock.
    */
   private leaseLost(runId: number, why: string): void {
+    const held = this.leases.holds(runId) || this.shippers.has(runId);
     this.leases.release(runId);
     this.dropShipping(runId);
     const followed = this.launcher.stop(runId);
+    if (!held && !followed) return; // already let go (a late refusal of a write sent before)
     this.log.warn({ run_id: runId, why, followed }, 'lease on a run lost: its steps are stopped and nothing more is recorded about it');
   }
 
