@@ -17,7 +17,7 @@ import type { PostgresStore } from '../store/postgres/store.js';
 import { notifyRun } from '../store/postgres/notify.js';
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
-import { LEASE_SAFE_FRACTION, WorkerLeases } from './leases.js';
+import { WorkerLeases } from './leases.js';
 
 const CLAIM_POLL_MS = 250;
 /** How stale a running run's `log_size` may be on a hub. */
@@ -69,23 +69,23 @@ export class Worker {
   }
 
   /**
-   * Heartbeats, re-attaches to this worker's runs whose lease it still holds with time to spare (a
-   * restart; a runner whose lease is gone, or nearly, is killed and left to the hubs), then renews
-   * its leases, claims and follows cancels.
+   * Heartbeats, re-attaches to this worker's runs whose lease it can still renew (a restart; a
+   * runner whose lease is gone is killed and left to the hubs), then renews its leases, claims and
+   * follows cancels.
    */
   async start(): Promise<void> {
     await this.store.cluster.heartbeat(this.id);
+    const mine = await this.store.cluster.runsOfWorker(this.id);
     const sent = performance.now();
-    const leaseMs = this.config.workerTimeoutMs;
-    for (const run of await this.store.cluster.runsOfWorker(this.id)) {
-      if (run.lease_left_ms <= leaseMs * (1 - LEASE_SAFE_FRACTION)) {
+    const renewed = await this.store.cluster.renewLeases(this.id, mine.map((run) => ({ runId: run.id, epoch: run.lease_epoch })), this.config.workerTimeoutMs);
+    for (const run of mine) {
+      if (!renewed.some((lease) => lease.runId === run.id)) {
         if (run.runner_token) killProcessesWithEnv(TOKEN_VARIABLE, run.runner_token);
-        this.log.warn({ run_id: run.id, lease_left_ms: Math.round(run.lease_left_ms) }, 'a run of this worker whose lease is lost: its processes are killed, the hubs record its end');
+        this.log.warn({ run_id: run.id }, 'a run of this worker whose lease is lost: its processes are killed, the hubs record its end');
         continue;
       }
       const fence: RunFence = { workerId: this.id, epoch: run.lease_epoch };
-      // Its deadline as if renewed when the lease left now was given.
-      this.leases.hold(run.id, run.lease_epoch, sent - (leaseMs - run.lease_left_ms));
+      this.leases.hold(run.id, run.lease_epoch, sent);
       this.running++;
       this.ship(run, fence);
       this.launcher.reattach(run, fence);

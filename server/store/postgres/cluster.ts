@@ -79,14 +79,9 @@ export class ClusterQueue {
     return rows.map((row) => ({ runId: row.id, epoch: row.lease_epoch }));
   }
 
-  /** This worker's running runs (after a restart), each with how long its lease has left by the database's clock (≤ 0: expired). */
-  async runsOfWorker(workerId: string): Promise<(ClusterRunRow & { lease_left_ms: number })[]> {
-    const { rows } = await this.pool.query<ClusterRunRow & { lease_left_ms: number }>(
-      `SELECT runs.*, COALESCE(extract(epoch FROM lease_expires_at - now()) * 1000, 0)::float8 AS lease_left_ms
-       FROM runs WHERE worker_id = $1 AND status = 'running' ORDER BY id`,
-      [workerId],
-    );
-    return rows;
+  /** This worker's running runs (after a restart). */
+  async runsOfWorker(workerId: string): Promise<ClusterRunRow[]> {
+    return (await this.pool.query<ClusterRunRow>("SELECT * FROM runs WHERE worker_id = $1 AND status = 'running' ORDER BY id", [workerId])).rows;
   }
 
   /**
