@@ -24,7 +24,9 @@ export class ClusterLauncher implements Launcher {
 
   /** `fenceLog`: refuses appends to the run's log under epochs before `epoch` (its stream), before its end is recorded */
   constructor(private readonly queue: ClusterQueue, private readonly events: LauncherEvents, private readonly workerTimeoutMs: number, private readonly log: pino.Logger, private readonly fenceLog?: (runId: number, epoch: number) => Promise<void>) {
-    this.sweep = setInterval(() => this.failLostRuns().catch((error: unknown) => log.warn({ err: error }, 'looking for lost workers failed')), LOST_SWEEP_MS);
+    this.sweep = setInterval(() => {
+      this.failLostRuns().catch((error: unknown) => log.warn({ err: error }, 'looking for lost workers failed'));
+    }, LOST_SWEEP_MS);
     this.sweep.unref();
   }
 

@@ -36,7 +36,9 @@ export class WorkerLeases {
 
   /** Renewals four times per lease (one may fail, or two be slow, before the worker stops), and a check of every deadline. */
   start(): void {
-    const renew = setInterval(() => this.renew().catch((error: unknown) => this.log.warn({ err: error }, 'renewing leases failed; the runs stop if it keeps failing')), Math.max(100, Math.floor(this.leaseMs / 4)));
+    const renew = setInterval(() => {
+      this.renew().catch((error: unknown) => this.log.warn({ err: error }, 'renewing leases failed; the runs stop if it keeps failing'));
+    }, Math.max(100, Math.floor(this.leaseMs / 4)));
     const check = setInterval(() => this.checkDeadlines(), Math.max(20, Math.min(100, Math.floor(this.leaseMs / 20))));
     this.timers.push(renew, check);
   }
