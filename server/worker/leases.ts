@@ -9,6 +9,9 @@ import type { ClusterQueue, HeldLease } from '../store/postgres/cluster.js';
  */
 export const LEASE_SAFE_FRACTION = 2 / 3;
 
+/** Renewals under way at once, at most (each counts from its own sending, so their order does not matter). */
+const MAX_RENEWALS_IN_FLIGHT = 3;
+
 export interface LeaseEvents {
   /** The lease on a run is lost, or may be about to: stop its steps now and record nothing more about it. */
   lost(runId: number, why: string): void;
@@ -30,7 +33,7 @@ interface Lease {
 export class WorkerLeases {
   private readonly held = new Map<number, Lease>();
   private readonly timers: NodeJS.Timeout[] = [];
-  private renewing = false;
+  private renewing = 0;
 
   constructor(private readonly queue: ClusterQueue, private readonly workerId: string, private readonly leaseMs: number, private readonly events: LeaseEvents, private readonly log: pino.Logger) {}
 
@@ -64,15 +67,16 @@ export class WorkerLeases {
 
   /** Renews every lease held (one statement with the heartbeat); those not renewed are lost. */
   async renew(): Promise<void> {
-    if (this.renewing) return; // one at a time: a renewal stuck behind a stalled database renews nothing
-    this.renewing = true;
+    // A few at once, so one slow answer does not hold the next up; none piled up behind a stalled database.
+    if (this.renewing >= MAX_RENEWALS_IN_FLIGHT) return;
+    this.renewing++;
     const sent = performance.now();
     const asked = [...this.held];
     let renewed: HeldLease[];
     try {
       renewed = await this.queue.renewLeases(this.workerId, asked.map(([runId, lease]) => ({ runId, epoch: lease.epoch })), this.leaseMs);
     } finally {
-      this.renewing = false;
+      this.renewing--;
     }
     const kept = new Set(renewed.map((lease) => `${lease.runId}:${lease.epoch}`));
     for (const [runId, lease] of asked) {

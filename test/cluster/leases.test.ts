@@ -74,6 +74,7 @@ test('PostgreSQL frozen 12 s (SIGSTOP) under a 5 s lease: the running run\'s ste
     await new Promise((resolve) => setTimeout(resolve, PAUSE_MS)); // the fault itself lasts this long
     cluster.postgres.signal('SIGCONT');
     frozen = false;
+    const resumedAt = Date.now();
     const ended = await waitForRun(a, projectId, first.id, ['failed', 'completed', 'cancelled'], 30_000);
     const done = await waitForRun(b, projectId, second.id, ['completed', 'failed', 'cancelled'], 30_000);
     watch.stop();
@@ -82,13 +83,19 @@ test('PostgreSQL frozen 12 s (SIGSTOP) under a 5 s lease: the running run\'s ste
     assert.equal(watch.overlaps.slice(0, 3), [], 'no sample saw processes of both runs alive');
     assert.is(violations, '', 'no step found the lock held by a live step');
     assert.ok(['failed', 'completed'].includes(ended.status), `the first run ended (${ended.status})`);
-    if (ended.status === 'failed') assert.match(ended.error_message, /lease/, `a clear reason: ${ended.error_message}`);
+    if (ended.status === 'failed') {
+      assert.match(ended.error_message, /lease/, `a clear reason: ${ended.error_message}`);
+      // Given up only once the hub's own connection had been up a whole lease time after the freeze.
+      const after = Date.parse(ended.finished_at) - resumedAt;
+      assert.ok(after >= LEASE_MS - 100, `given up ${after} ms after PostgreSQL came back`);
+    }
     assert.is(done.status, 'completed', `the queued run ran afterwards (${done.error_message})`);
     assert.equal(marks.filter((mark) => mark.startsWith('start')), [`start ${first.id}`, `start ${second.id}`], 'each run\'s step started once, in order');
     assert.not.ok(marks.includes(`end ${first.id}`), 'the first run\'s step was stopped (it would have slept 25 s)');
     const worker = cluster.workers.find((w) => w.output().includes('lease on a run lost'));
     assert.ok(worker, 'a worker says it stopped the run for its lease');
-    process.stdout.write(`  (paused at ${new Date(stoppedAt).toISOString()}; first run: ${ended.status}, "${ended.error_message}"; second finished ${done.finished_at})\n`);
+    const stopped = /"time":(\d+)[^\n]*not renewed for (\d+) ms/.exec(worker.output());
+    process.stdout.write(`  (steps stopped ${stopped ? Number(stopped[1]) - stoppedAt : '?'} ms into the freeze, at ${stopped?.[2]} ms unrenewed; given up ${Date.parse(ended.finished_at) - resumedAt} ms after it; the queued run started ${Date.parse(done.started_at) - resumedAt} ms after it)\n`);
   } finally {
     watch?.stop();
     if (frozen) cluster.postgres.signal('SIGCONT');
