@@ -74,7 +74,8 @@ export class WorkerLeases {
     const asked = [...this.held];
     let renewed: HeldLease[];
     try {
-      renewed = await this.queue.renewLeases(this.workerId, asked.map(([runId, lease]) => ({ runId, epoch: lease.epoch })), this.leaseMs);
+      const minLeftMs = this.leaseMs * (1 - LEASE_SAFE_FRACTION);
+      renewed = await this.queue.renewLeases(this.workerId, asked.map(([runId, lease]) => ({ runId, epoch: lease.epoch })), this.leaseMs, minLeftMs);
     } finally {
       this.renewing--;
     }

@@ -63,18 +63,20 @@ export class ClusterQueue {
 
   /**
    * The heartbeat and the renewal of the leases the worker holds, in one statement: each held lease
-   * that is still its own (same epoch, still running) and not expired is extended by the lease time
-   * from the database's now() by `leaseMs`. Answers the leases renewed; any other held lease is lost.
+   * that is still its own (same epoch, still running) with more than `minLeftMs` left is extended to
+   * `leaseMs` from the database's now(). Answers the leases renewed; any other held lease is lost.
+   * (`minLeftMs`: past that point the worker has stopped the run by its own clock, so a renewal that
+   * was held up in a stalled database and lands late must not bring the lease back.)
    */
-  async renewLeases(workerId: string, held: readonly HeldLease[], leaseMs: number): Promise<HeldLease[]> {
+  async renewLeases(workerId: string, held: readonly HeldLease[], leaseMs: number, minLeftMs = 0): Promise<HeldLease[]> {
     const { rows } = await this.pool.query<{ id: number; lease_epoch: number }>(
       `WITH heartbeat AS (INSERT INTO workers (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET last_seen = now())
        UPDATE runs SET lease_expires_at = ${inMs(4)}
        FROM unnest($2::int[], $3::int[]) AS held(id, epoch)
        WHERE runs.id = held.id AND runs.lease_epoch = held.epoch AND runs.worker_id = $1
-         AND runs.status = 'running' AND runs.lease_expires_at > now()
+         AND runs.status = 'running' AND runs.lease_expires_at > ${inMs(5)}
        RETURNING runs.id, runs.lease_epoch`,
-      [workerId, held.map((lease) => lease.runId), held.map((lease) => lease.epoch), leaseMs],
+      [workerId, held.map((lease) => lease.runId), held.map((lease) => lease.epoch), leaseMs, minLeftMs],
     );
     return rows.map((row) => ({ runId: row.id, epoch: row.lease_epoch }));
   }
