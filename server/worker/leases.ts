@@ -61,6 +61,11 @@ export class WorkerLeases {
     if (lease) lease.ending = true;
   }
 
+  /** Whether the run's runner has ended and its end is being recorded. */
+  isEnding(runId: number): boolean {
+    return this.held.get(runId)?.ending === true;
+  }
+
   release(runId: number): void {
     this.held.delete(runId);
   }

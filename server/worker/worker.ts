@@ -55,9 +55,9 @@ export class Worker {
       onEnded: async (runner) => {
         this.leases.ending(runner.runId);
         await this.settler.runnerOnEnded(runner);
-        this.leases.release(runner.runId);
         if (runner.leaseLost) this.dropShipping(runner.runId);
         else await this.archive(runner.projectId, runner.runId);
+        this.leases.release(runner.runId);
         this.running = Math.max(0, this.running - 1);
         this.claimNow();
       },
@@ -149,6 +149,9 @@ export class Worker {
    * hubs record its end once the lease has expired by the database's clock.
    */
   private leaseLost(runId: number, why: string): void {
+    // Its runner has ended: nothing to stop, and whether its end went in is the settler's to say
+    // (a late refusal of a write sent before its end was recorded must not lose its archive).
+    if (this.leases.isEnding(runId)) return;
     const held = this.leases.holds(runId) || this.shippers.has(runId);
     this.leases.release(runId);
     this.dropShipping(runId);
