@@ -90,3 +90,14 @@ export type { ErrorBody };
 export function errorBody(error: HubError): ErrorBody {
   return { code: error.code, message: error.expose ? error.message : 'Internal server error', ...error.details };
 }
+
+/**
+ * A worker's write about a run was refused under its lease (cluster mode): another epoch holds the
+ * run, a hub gave it up, or the lease expired. The worker stops the run and records nothing more.
+ */
+export class LeaseLostError extends HubError {
+  constructor(runId: number, message = `The lease on run ${runId} is lost`) {
+    super(409, 'lease_lost', message, { details: { run_id: runId } });
+    this.name = 'LeaseLostError';
+  }
+}

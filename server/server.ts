@@ -14,7 +14,7 @@ import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
 import { LocalLogSource, type LogSource } from './logs/logSource.js';
-import { closeNotices, ClusterLogSource, deleteStream } from './logs/redisLogStream.js';
+import { closeNotices, ClusterLogSource, deleteStream, fenceStream } from './logs/redisLogStream.js';
 import { archiveKey, archiveTimesKey, openArchive } from './logs/archive.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
 import { notifyRemoved, notifyRun, parseRunNotice, RUNS_CHANNEL } from './store/postgres/notify.js';
@@ -51,7 +51,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   redis?.on('error', () => {}); // reconnects on its own; reads wait meanwhile
   const cluster = postgres && redis ? { postgres, redis } : null;
   const runService = new RunService(config, pipelines, projects, runs, log, (events) =>
-    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log) : new LocalLauncher(config, events, log));
+    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(cluster.redis, runId, epoch)) : new LocalLauncher(config, events, log));
   // Where logs are read from: the local files (one watcher), or each run's Redis stream.
   const watcher = new LogWatcher();
   const archive = await openArchive(config);

@@ -1,5 +1,6 @@
 import fs from 'node:fs/promises';
 import type { Redis } from 'ioredis';
+import { LeaseLostError } from '../errors.js';
 import { appendChunk, writeTimes } from './redisLogStream.js';
 
 /** One append carries at most this much (Redis handles it in one go; a retry re-sends no more). */
@@ -9,27 +10,31 @@ const RETRY_MS = 200;
 /**
  * Ships a run's log file to its Redis stream as it grows (on a worker, next to the runner). It always
  * reads the file from the stream's own length, so after a lost reply, a Redis restart or its own
- * restart it re-sends exactly what the stream lacks: the file stays the source of truth.
+ * restart it re-sends exactly what the stream lacks: the file stays the source of truth. Every write
+ * carries the worker's lease epoch: once the stream refuses it, the shipper stops for good.
  */
 export class LogShipper {
   private shipped = 0;
   private running: Promise<void> | null = null;
   private again = false;
   private closed = false;
+  /** the stream refused this shipper's epoch */
+  private lost: LeaseLostError | null = null;
   private readonly buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   /** bytes of the times file copied to Redis */
   private timesShipped = 0;
 
-  /** `timesFile`: the runner's time records of the log, shipped ahead of the bytes they time */
-  constructor(private readonly redis: Redis, private readonly runId: number, private readonly file: string, private readonly timesFile?: string) {}
+  /** `timesFile`: the runner's time records of the log, shipped ahead of the bytes they time; `epoch`: the worker's lease */
+  constructor(private readonly redis: Redis, private readonly runId: number, private readonly file: string, private readonly timesFile?: string, private readonly epoch = 0) {}
 
   /** Bytes the stream is known to hold. */
   get size(): number {
     return this.shipped;
   }
 
-  /** A hint that the file grew: ship what is new (coalesced while a ship is under way). */
+  /** A hint that the file grew: ship what is new (coalesced while a ship is under way). LeaseLostError once refused. */
   ship(): Promise<void> {
+    if (this.lost) return Promise.reject(this.lost);
     if (this.running) {
       this.again = true;
       return this.running;
@@ -48,6 +53,7 @@ export class LogShipper {
   async flush(): Promise<number> {
     await this.running;
     await this.ship();
+    if (this.lost) throw this.lost;
     return this.shipped;
   }
 
@@ -70,18 +76,26 @@ export class LogShipper {
         const { bytesRead } = await handle.read(this.buffer, 0, Math.min(CHUNK_BYTES, size - this.timesShipped), this.timesShipped);
         if (bytesRead === 0) return;
         // The copy's length after: from there next (from 0 again if Redis lost the copy).
-        this.timesShipped = await writeTimes(this.redis, this.runId, this.timesShipped, this.buffer.subarray(0, bytesRead));
+        this.timesShipped = await writeTimes(this.redis, this.runId, this.timesShipped, this.buffer.subarray(0, bytesRead), this.epoch);
       }
-    } catch {
+    } catch (error) {
       // Redis away: the next hint (or the final flush) sends it
+      if (error instanceof LeaseLostError) this.refused(error);
     } finally {
       await handle.close();
     }
   }
 
+  private refused(error: LeaseLostError): LeaseLostError {
+    this.lost ??= error;
+    this.closed = true;
+    return this.lost;
+  }
+
   private async shipAll(): Promise<void> {
     // The times first: a hub that reads new lines mostly finds their times there already.
     await this.shipTimes();
+    if (this.lost) throw this.lost;
     let handle: fs.FileHandle;
     try {
       handle = await fs.open(this.file, 'r');
@@ -96,8 +110,9 @@ export class LogShipper {
         if (bytesRead === 0) return;
         try {
           // Whatever the stream answers is where it ends: the next read starts there.
-          this.shipped = await appendChunk(this.redis, this.runId, this.shipped, this.buffer.subarray(0, bytesRead));
-        } catch {
+          this.shipped = await appendChunk(this.redis, this.runId, this.shipped, this.buffer.subarray(0, bytesRead), this.epoch);
+        } catch (error) {
+          if (error instanceof LeaseLostError) throw this.refused(error);
           await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
         }
       }

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { LeaseLostError } from '../errors.js';
 import type { ObjectStore } from './archive.js';
 import type { LogHandle, LogSource } from './logSource.js';
 
@@ -21,18 +22,45 @@ const keys = (runId: number) => [`hub:log:${runId}`, `hub:log:${runId}:size`, `h
 const timesKey = (runId: number) => `hub:log:${runId}:times`;
 
 /**
+ * The highest lease epoch that wrote to the run's log (see store/runs.ts RunFence): an append or a
+ * times write under a smaller one is refused, so a worker that lost the run cannot add to its log.
+ */
+const epochKey = (runId: number) => `hub:log:${runId}:epoch`;
+
+/** Lua: refuses (returns -1) when ARGV[3] is below the epoch in KEYS[n]; else records it. */
+const CHECK_EPOCH = (n: number) => `
+local epoch = tonumber(ARGV[3])
+local held = tonumber(redis.call('GET', KEYS[${n}]) or '0')
+if epoch < held then return -1 end
+if epoch > held then redis.call('SET', KEYS[${n}], ARGV[3]) end
+`;
+
+/**
  * Writes ARGV[2] at offset ARGV[1] of the times copy unless that would leave a gap (the copy was
  * lost: a Redis restart without persistence); returns the copy's length, where the next write goes.
  */
-const WRITE_TIMES = `
+const WRITE_TIMES = `${CHECK_EPOCH(2)}
 local size = redis.call('STRLEN', KEYS[1])
 if tonumber(ARGV[1]) > size then return size end
 return redis.call('SETRANGE', KEYS[1], ARGV[1], ARGV[2])
 `;
 
-/** Writes bytes of the times file at their offset in its copy; returns the copy's length (less than asked: send from there). */
-export async function writeTimes(redis: Redis, runId: number, offset: number, bytes: Buffer): Promise<number> {
-  return Number(await redis.eval(WRITE_TIMES, 1, timesKey(runId), offset, bytes));
+/**
+ * Writes bytes of the times file at their offset in its copy, under lease `epoch`; returns the
+ * copy's length (less than asked: send from there). LeaseLostError when a later epoch wrote.
+ */
+export async function writeTimes(redis: Redis, runId: number, offset: number, bytes: Buffer, epoch = 0): Promise<number> {
+  return fenced(runId, Number(await redis.eval(WRITE_TIMES, 2, timesKey(runId), epochKey(runId), offset, bytes, epoch)));
+}
+
+function fenced(runId: number, answer: number): number {
+  if (answer === -1) throw new LeaseLostError(runId, `The log of run ${runId} was written under a later lease: this worker's append is refused`);
+  return answer;
+}
+
+/** A hub gave the run up under `epoch` (see RunFence): appends of any earlier epoch are refused from now on. */
+export async function fenceStream(redis: Redis, runId: number, epoch: number): Promise<void> {
+  await redis.eval(`${CHECK_EPOCH(1)} return 0`, 1, epochKey(runId), 0, '', epoch);
 }
 
 /** Positional reads of a run's times copy. */
@@ -52,8 +80,8 @@ class TimesHandle implements LogHandle {
   async close(): Promise<void> {}
 }
 
-/** Appends ARGV[2] at offset ARGV[1] if that is the stream's length; returns the length after. */
-const APPEND = `
+/** Appends ARGV[2] at offset ARGV[1] if that is the stream's length (under epoch ARGV[3]); returns the length after. */
+const APPEND = `${CHECK_EPOCH(5)}
 local size = tonumber(redis.call('GET', KEYS[2]) or '-1')
 local offset = tonumber(ARGV[1])
 if size == -1 then
@@ -69,9 +97,12 @@ redis.call('PUBLISH', KEYS[1], size)
 return size
 `;
 
-/** Appends `bytes` at `offset`; returns the stream's length after (≠ offset + length: it was there, or a gap). */
-export async function appendChunk(redis: Redis, runId: number, offset: number, bytes: Buffer): Promise<number> {
-  return Number(await redis.eval(APPEND, 4, ...keys(runId), offset, bytes));
+/**
+ * Appends `bytes` at `offset` under lease `epoch`; returns the stream's length after (≠ offset +
+ * length: it was there, or a gap). LeaseLostError when a later epoch wrote to the log.
+ */
+export async function appendChunk(redis: Redis, runId: number, offset: number, bytes: Buffer, epoch = 0): Promise<number> {
+  return fenced(runId, Number(await redis.eval(APPEND, 5, ...keys(runId), epochKey(runId), offset, bytes, epoch)));
 }
 
 /** The stream's length in bytes, or null when the run's log was never shipped. */
@@ -216,7 +247,7 @@ export function closeNotices(redis: Redis): void {
 
 /** Deletes a run's stream (a log replaced: its next append at 0 starts a new generation). */
 export async function deleteStream(redis: Redis, runId: number): Promise<void> {
-  await redis.del(...keys(runId).slice(0, 3), timesKey(runId));
+  await redis.del(...keys(runId).slice(0, 3), timesKey(runId), epochKey(runId));
 }
 
 /** After a finished log is archived, its stream goes after this long (readers that opened it meanwhile switch to the archive). */
@@ -225,7 +256,7 @@ export const STREAM_GRACE_S = 600;
 /** The stream of an archived run expires (never before the archive holds the whole log). */
 export async function expireStream(redis: Redis, runId: number): Promise<void> {
   const multi = redis.multi();
-  for (const key of [...keys(runId).slice(0, 3), timesKey(runId)]) multi.expire(key, STREAM_GRACE_S);
+  for (const key of [...keys(runId).slice(0, 3), timesKey(runId), epochKey(runId)]) multi.expire(key, STREAM_GRACE_S);
   await multi.exec();
 }
 

@@ -1,7 +1,9 @@
 import type pino from 'pino';
 import type { Config } from '../config.js';
 import { runFiles } from '../paths.js';
-import type { RunRow } from '../store/runs.js';
+import type { RunFence, RunRow } from '../store/runs.js';
+import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
+import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
 import { RunnerStartError, type Launcher, type LauncherEvents, type LaunchRequest, type RunnerIdentity } from './launcher.js';
 import type { RunPlan } from './plan.js';
 import type { Project } from '../store/projects.js';
@@ -15,7 +17,12 @@ export interface ClaimedRun {
   run: RunRow;
   project: Project;
   plan: RunPlan;
+  /** the worker's lease on it (cluster mode): every write about the run carries it */
+  fence?: RunFence;
 }
+
+/** Scans for processes carrying a run's token at most this often when stopping it (forks meanwhile). */
+const STOP_SCANS = 3;
 
 /**
  * Runners on this machine, started from a thread of their own (SpawnThread) so forks never block
@@ -73,6 +80,7 @@ export class LocalLauncher implements Launcher {
       token: idle.token,
       stateFile: runFiles(this.config.logsDir, project.id, run.id).state,
       process: idle,
+      fence: claimed.fence,
     };
     try {
       assignRun(idle, this.config, project, run, plan);
@@ -94,13 +102,30 @@ export class LocalLauncher implements Launcher {
     return true;
   }
 
-  reattach(run: RunRow): void {
+  /**
+   * Kills the run's runner and everything it started (every process carrying its token) at once,
+   * and records nothing more about it: its lease is lost (cluster mode). False if it follows no such run.
+   */
+  stop(runId: number): boolean {
+    const runner = this.watch.get(runId);
+    if (!runner) return false;
+    runner.leaseLost = true;
+    if (runner.token) {
+      for (let scan = 0; scan < STOP_SCANS && killProcessesWithEnv(TOKEN_VARIABLE, runner.token) > 0; scan++);
+    }
+    this.watch.check(runner);
+    return true;
+  }
+
+  /** `fence`: the worker's lease on the run (cluster mode). */
+  reattach(run: RunRow, fence?: RunFence): void {
     const runner: WatchedRunner = {
       runId: run.id,
       projectId: run.project_id,
       pid: run.runner_pid ?? 0,
       token: run.runner_token ?? '',
       stateFile: runFiles(this.config.logsDir, run.project_id, run.id).state,
+      fence,
     };
     if (isRunnerAlive(runner.pid, runner.token)) this.log.info({ run_id: run.id, pid: runner.pid }, 're-attached to a running runner');
     this.watch.add(runner);

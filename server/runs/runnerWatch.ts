@@ -2,6 +2,7 @@ import fs from 'node:fs';
 import { readStateFile, TOKEN_VARIABLE, type RunnerState } from '../../pipeline-runner/state.js';
 import { isAlive, processHasEnv } from '../../pipeline-runner/processes.js';
 import type { RunnerProcess } from './runnerProcess.js';
+import type { RunFence } from '../store/runs.js';
 
 const POLL_MS = 100;
 /** A settle that failed (database busy) is tried again after this, doubling up to the cap. */
@@ -27,6 +28,10 @@ export interface WatchedRunner {
   startError?: string;
   /** its machine is gone (cluster mode): why, as the run's error */
   lost?: string;
+  /** the lease its writes carry (cluster mode: a worker's, or a hub's giving up of an expired one) */
+  fence?: RunFence;
+  /** a write under `fence` was refused: the run is no longer this worker's, and nothing more is recorded */
+  leaseLost?: boolean;
   cancelRequested?: boolean;
   forceKill?: NodeJS.Timeout;
   /** the hub's own end-of-run line is in the log (written once, however often settling is tried) */

@@ -2,7 +2,8 @@ import fs from 'node:fs';
 import type pino from 'pino';
 import type { Config } from '../config.js';
 import { runFiles } from '../paths.js';
-import { isTerminal, type RunChanges, type RunRow, type RunStore } from '../store/runs.js';
+import { LeaseLostError } from '../errors.js';
+import { isTerminal, type RunChanges, type RunFence, type RunRow, type RunStore } from '../store/runs.js';
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { readStateFile, TOKEN_VARIABLE, type RunnerState } from '../../pipeline-runner/state.js';
 import { runnerOutcome } from './runnerOutcome.js';
@@ -15,27 +16,47 @@ export interface SettleEvents {
   ended(projectId: number): void;
   /** before a run's end is recorded, when its log is final (a worker ships the rest first) */
   beforeFinish?(run: RunRow): Promise<void>;
+  /** a write under the runner's lease was refused (cluster worker): the run is no longer its to carry out */
+  leaseLost?(runner: WatchedRunner): void;
+}
+
+/** Whether the run's record names this lease (after a write under it went through: its own end). */
+function namesLease(run: RunRow | undefined, fence: RunFence): boolean {
+  const leased = run as (RunRow & { worker_id?: string | null; lease_epoch?: number }) | undefined;
+  return leased?.worker_id === fence.workerId && leased.lease_epoch === fence.epoch;
 }
 
 /**
  * Records what runners report: progress, and how each run ended (with the final log size). Every
- * write here is idempotent, so a failed one is simply tried again.
+ * write here is idempotent, so a failed one is simply tried again. A worker's runner carries its
+ * lease (`fence`): once a write under it is refused, nothing more is recorded about the run.
  */
 export class RunSettler {
   constructor(private readonly config: Config, private readonly runs: RunStore, private readonly events: SettleEvents, private readonly log: pino.Logger) {}
 
   async runnerOnProgress(runner: WatchedRunner, state: RunnerState): Promise<void> {
+    if (runner.leaseLost) return;
     const run = await this.runs.get(runner.runId);
-    if (!run || run.status !== 'running') return;
+    if (!run || run.status !== 'running') {
+      if (this.holds(runner)) this.refused(runner);
+      return;
+    }
     const steps = state.steps ? JSON.stringify(state.steps) : run.steps;
     if (run.current_step === state.current_step && run.progress_current === state.progress_current && run.steps === steps) return;
-    this.events.changed(await this.runs.update(run.id, { current_step: state.current_step, progress_current: state.progress_current, steps }));
+    const updated = await this.runs.update(run.id, { current_step: state.current_step, progress_current: state.progress_current, steps }, runner.fence);
+    if (updated) this.events.changed(updated);
+    else this.refused(runner);
   }
 
   /** Records how a runner ended: its final state, its exit, or what is known when neither says. */
   async runnerOnEnded(runner: WatchedRunner): Promise<void> {
+    if (runner.leaseLost) return;
     const run = await this.runs.get(runner.runId);
-    if (!run || isTerminal(run.status)) return;
+    if (!run || isTerminal(run.status)) {
+      // A worker's own end (recorded, its answer lost) names its lease; else a hub gave the run up.
+      if (this.holds(runner) && !namesLease(run, runner.fence!)) this.refused(runner);
+      return;
+    }
     const { changes, marker } = runnerOutcome(runner, readStateFile(runner.stateFile, runner.runId), run);
     if (marker !== null) {
       // Whatever the runner left behind (a step in its own group) must not outlive the run.
@@ -43,14 +64,33 @@ export class RunSettler {
       if (!runner.markerWritten) this.appendMarker(run, marker);
       runner.markerWritten = true;
     }
-    await this.finish(run, changes);
+    let finished: RunRow | null;
+    try {
+      finished = await this.finish(run, changes, runner.fence);
+    } catch (error) {
+      if (!(error instanceof LeaseLostError)) throw error;
+      return this.refused(runner); // its log refused the rest: the run is another's now
+    }
+    if (!finished && this.holds(runner) && !namesLease(await this.runs.get(run.id), runner.fence!)) this.refused(runner);
+  }
+
+  /** Whether the runner is a worker's, under a lease it holds (not a hub's giving up of one). */
+  private holds(runner: WatchedRunner): boolean {
+    return runner.fence !== undefined && !runner.fence.expired;
+  }
+
+  private refused(runner: WatchedRunner): void {
+    if (runner.leaseLost) return;
+    runner.leaseLost = true;
+    this.log.warn({ run_id: runner.runId, epoch: runner.fence?.epoch }, 'the lease on the run is lost: nothing more is recorded about it');
+    this.events.leaseLost?.(runner);
   }
 
   /**
    * Records a terminal state with the final log size, then lets the project's queue move on. Null
-   * when the run had already ended (nothing changes then).
+   * when the run had already ended, or the fence refused the write (nothing changes then).
    */
-  async finish(run: RunRow, changes: RunChanges): Promise<RunRow | null> {
+  async finish(run: RunRow, changes: RunChanges, fence?: RunFence): Promise<RunRow | null> {
     await this.events.beforeFinish?.(run);
     let logSize = 0;
     try {
@@ -58,7 +98,7 @@ export class RunSettler {
     } catch {
       // never written
     }
-    const finished = await this.runs.settle(run.id, { finished_at: new Date().toISOString(), ...changes, log_size: logSize, runner_pid: null });
+    const finished = await this.runs.settle(run.id, { finished_at: new Date().toISOString(), ...changes, log_size: logSize, runner_pid: null }, fence);
     if (finished) this.events.changed(finished);
     this.events.ended(run.project_id);
     return finished;

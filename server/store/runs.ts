@@ -35,6 +35,19 @@ export const WRITABLE_RUN_COLUMNS: ReadonlySet<string> = new Set([
   'current_step', 'progress_current', 'progress_total', 'log_size', 'runner_pid', 'runner_token', 'steps',
 ]);
 
+/**
+ * A worker's lease on a run (cluster mode): a write that carries it is refused (0 rows: the lease is
+ * lost) unless `workerId` still holds the run under `epoch` and the lease has not expired by the
+ * database's clock. With `expired`, the write is a hub giving the run up: it goes through only once
+ * that very lease has expired, and it ends the lease (the epoch moves on). Embedded mode has no
+ * leases: its store ignores a fence.
+ */
+export interface RunFence {
+  workerId: string;
+  epoch: number;
+  expired?: boolean;
+}
+
 /** Runs and the queue. Implementations must pass test/store/runStore.contract.ts. */
 export interface RunStore {
   get(id: number): Promise<RunRow | undefined>;
@@ -61,7 +74,9 @@ export interface RunStore {
    */
   claim(id: number, changes: RunChanges): Promise<RunRow | null>;
   /** Records a terminal state only if the run is still active; else null (settling twice changes nothing). */
-  settle(id: number, changes: RunChanges): Promise<RunRow | null>;
+  settle(id: number, changes: RunChanges, fence?: RunFence): Promise<RunRow | null>;
   update(id: number, changes: RunChanges): Promise<RunRow>;
+  /** Under a fence: null when it refused the write. */
+  update(id: number, changes: RunChanges, fence: RunFence | undefined): Promise<RunRow | null>;
   delete(id: number): Promise<void>;
 }

@@ -2,6 +2,8 @@ import type { Redis } from 'ioredis';
 import type pino from 'pino';
 import type { Config } from '../config.js';
 import fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { LeaseLostError } from '../errors.js';
 import { archiveKey, archiveTimesKey, type ObjectStore } from '../logs/archive.js';
 import { LogShipper } from '../logs/logShipper.js';
 import { expireStream } from '../logs/redisLogStream.js';
@@ -10,9 +12,12 @@ import { runFiles } from '../paths.js';
 import { LocalLauncher } from '../runs/localLauncher.js';
 import { parsePlan } from '../runs/plan.js';
 import { RunSettler } from '../runs/settle.js';
-import type { RunRow } from '../store/runs.js';
+import type { RunFence, RunRow } from '../store/runs.js';
 import type { PostgresStore } from '../store/postgres/store.js';
 import { notifyRun } from '../store/postgres/notify.js';
+import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
+import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
+import { WorkerLeases } from './leases.js';
 
 const CLAIM_POLL_MS = 250;
 /** How stale a running run's `log_size` may be on a hub. */
@@ -22,6 +27,8 @@ const SIZE_RECORD_MS = 1000;
  * A worker (cluster mode): claims runs from PostgreSQL, carries them out with today's runner (the
  * log file on this machine is the source of truth), ships each log to its Redis stream as it grows,
  * records how each run ended once its whole log is shipped, heartbeats, and cancels what a hub asks.
+ * Each claim is a lease (issue 22): every write about the run carries it, and a run whose lease is
+ * lost, or cannot be renewed in time, has its steps killed and nothing more recorded.
  */
 export class Worker {
   private readonly launcher: LocalLauncher;
@@ -29,22 +36,28 @@ export class Worker {
   private readonly watcher = new LogWatcher();
   private readonly shippers = new Map<number, { shipper: LogShipper; stop: () => void }>();
   private readonly timers: NodeJS.Timeout[] = [];
+  private readonly leases: WorkerLeases;
 
   private running = 0;
   private claiming = false;
   private closed = false;
 
   constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly objects: ObjectStore, private readonly log: pino.Logger) {
+    this.leases = new WorkerLeases(store.cluster, config.workerId, config.workerTimeoutMs, { lost: (runId, why) => this.leaseLost(runId, why) }, log);
     this.settler = new RunSettler(config, store.runs, {
       changed: (run) => notifyRun(store, run.id),
       ended: () => this.claimNow(),
       beforeFinish: (run) => this.finishShipping(run.id),
+      leaseLost: (runner) => this.leaseLost(runner.runId, 'a write under its lease was refused'),
     }, log);
     this.launcher = new LocalLauncher(config, {
       onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
       onEnded: async (runner) => {
+        this.leases.ending(runner.runId);
         await this.settler.runnerOnEnded(runner);
-        await this.archive(runner.projectId, runner.runId);
+        if (runner.leaseLost) this.dropShipping(runner.runId);
+        else await this.archive(runner.projectId, runner.runId);
+        this.leases.release(runner.runId);
         this.running = Math.max(0, this.running - 1);
         this.claimNow();
       },
@@ -55,21 +68,34 @@ export class Worker {
     return this.config.workerId;
   }
 
-  /** Heartbeats, re-attaches to this worker's runs (a restart), then claims and follows cancels. */
+  /**
+   * Heartbeats, re-attaches to this worker's runs whose lease it can still renew (a restart; a
+   * runner whose lease is gone is killed and left to the hubs), then renews its leases, claims and
+   * follows cancels.
+   */
   async start(): Promise<void> {
     await this.store.cluster.heartbeat(this.id);
-    for (const run of await this.store.runs.listActive()) {
-      if (run.status !== 'running' || (run as { worker_id?: string }).worker_id !== this.id) continue;
+    const mine = await this.store.cluster.runsOfWorker(this.id);
+    const sent = performance.now();
+    const renewed = await this.store.cluster.renewLeases(this.id, mine.map((run) => ({ runId: run.id, epoch: run.lease_epoch })), this.config.workerTimeoutMs);
+    for (const run of mine) {
+      if (!renewed.some((lease) => lease.runId === run.id)) {
+        if (run.runner_token) killProcessesWithEnv(TOKEN_VARIABLE, run.runner_token);
+        this.log.warn({ run_id: run.id }, 'a run of this worker whose lease is lost: its processes are killed, the hubs record its end');
+        continue;
+      }
+      const fence: RunFence = { workerId: this.id, epoch: run.lease_epoch };
+      this.leases.hold(run.id, run.lease_epoch, sent);
       this.running++;
-      this.ship(run);
-      this.launcher.reattach(run);
+      this.ship(run, fence);
+      this.launcher.reattach(run, fence);
       this.log.info({ run_id: run.id }, 're-attached to a run of this worker');
     }
+    this.leases.start();
     const every = (ms: number, work: () => Promise<unknown>) => {
       const timer = setInterval(() => void work().catch((error: unknown) => this.log.warn({ err: error }, 'worker duty failed; trying again')), ms);
       this.timers.push(timer);
     };
-    every(Math.max(100, Math.floor(this.config.workerTimeoutMs / 3)), () => this.store.cluster.heartbeat(this.id));
     every(CLAIM_POLL_MS, () => this.claim());
     every(CLAIM_POLL_MS, () => this.cancelAsked());
     await this.claim();
@@ -87,18 +113,24 @@ export class Worker {
     try {
       while (this.running < this.config.workerSlots && !this.closed) {
         const run = await this.launcher.launchNext(async (runner) => {
-          const claimed = await this.store.cluster.claimNext(this.id, runner);
+          const sent = performance.now();
+          const claimed = await this.store.cluster.claimNext(this.id, runner, this.config.workerTimeoutMs);
           if (!claimed) return null;
+          this.leases.hold(claimed.id, claimed.lease_epoch, sent);
+          const fence: RunFence = { workerId: this.id, epoch: claimed.lease_epoch };
           const project = await this.store.projects.get(claimed.project_id);
           const plan = parsePlan(claimed.plan);
           if (!project || !plan) {
-            await this.settler.finish(claimed, { status: 'failed', error_message: project ? 'The run has no steps recorded' : 'Its project was deleted' });
+            await this.settler.finish(claimed, { status: 'failed', error_message: project ? 'The run has no steps recorded' : 'Its project was deleted' }, fence);
+            this.leases.release(claimed.id);
             return null;
           }
+          // Lost while its project was read (the database stalled): never started here; the hubs end it.
+          if (!this.leases.holds(claimed.id)) return null;
           this.running++;
-          this.ship(claimed);
+          this.ship(claimed, fence);
           notifyRun(this.store, claimed.id);
-          return { run: claimed, project, plan };
+          return { run: claimed, project, plan, fence };
         });
         if (!run) return;
       }
@@ -111,26 +143,48 @@ export class Worker {
     for (const runId of await this.store.cluster.cancelsFor(this.id)) this.launcher.cancel(runId);
   }
 
-  /** Ships a run's log as it grows (a watcher hint, or the poll behind it). */
-  private ship(run: RunRow): void {
+  /**
+   * The lease on a run is lost (refused by the database or its stream), or its renewal is overdue:
+   * nothing more goes to its stream, and its runner and all it started are killed at once. The
+   * hubs record its end once the lease has expired by the database's clock.
+   */
+  private leaseLost(runId: number, why: string): void {
+    // Its runner has ended: nothing to stop, and whether its end went in is the settler's to say
+    // (a late refusal of a write sent before its end was recorded must not lose its archive).
+    if (this.leases.isEnding(runId)) return;
+    const held = this.leases.holds(runId) || this.shippers.has(runId);
+    this.leases.release(runId);
+    this.dropShipping(runId);
+    const followed = this.launcher.stop(runId);
+    if (!held && !followed) return; // already let go (a late refusal of a write sent before)
+    this.log.warn({ run_id: runId, why, followed }, 'lease on a run lost: its steps are stopped and nothing more is recorded about it');
+  }
+
+  /** Ships a run's log as it grows (a watcher hint, or the poll behind it), under the worker's lease. */
+  private ship(run: RunRow, fence: RunFence): void {
     if (this.shippers.has(run.id)) return;
     const { log: file, times } = runFiles(this.config.logsDir, run.project_id, run.id);
-    const shipper = new LogShipper(this.redis, run.id, file, times);
+    const shipper = new LogShipper(this.redis, run.id, file, times, fence.epoch);
     // A running run's size, for hubs (its file is here): recorded at most once per interval, and
     // once more after the last change.
     let recorded = 0;
     let pending: NodeJS.Timeout | null = null;
     const record = () => {
       pending = null;
-      if (shipper.size === recorded) return;
+      if (shipper.size === recorded || !this.shippers.has(run.id)) return;
       recorded = shipper.size;
-      this.store.runs.update(run.id, { log_size: recorded }).catch(() => {}); // the next one will do
+      this.store.runs.update(run.id, { log_size: recorded }, fence).then((updated) => {
+        if (!updated) this.leaseLost(run.id, 'its log size was refused under its lease');
+      }, () => {}); // the next one will do
     };
     const shipped = () => {
       pending ??= setTimeout(record, SIZE_RECORD_MS);
     };
     const hint = () => {
-      shipper.ship().then(shipped, (error: unknown) => this.log.warn({ err: error, run_id: run.id }, 'shipping a log failed; the next hint tries again'));
+      shipper.ship().then(shipped, (error: unknown) => {
+        if (error instanceof LeaseLostError) this.leaseLost(run.id, error.message);
+        else this.log.warn({ err: error, run_id: run.id }, 'shipping a log failed; the next hint tries again');
+      });
     };
     // The times file too: its last record comes a moment after the log's last write.
     this.watcher.watch(file, hint);
@@ -144,14 +198,21 @@ export class Worker {
     });
   }
 
+  /** Nothing more of the run's log goes to its stream (its lease is lost). */
+  private dropShipping(runId: number): void {
+    const entry = this.shippers.get(runId);
+    if (!entry) return;
+    entry.stop();
+    entry.shipper.close();
+    this.shippers.delete(runId);
+  }
+
   /** The run has ended: its whole log goes to the stream before its end is recorded. */
   private async finishShipping(runId: number): Promise<void> {
     const entry = this.shippers.get(runId);
     if (!entry) return;
     await entry.shipper.flush();
-    entry.stop();
-    entry.shipper.close();
-    this.shippers.delete(runId);
+    this.dropShipping(runId);
   }
 
   /**
@@ -173,6 +234,7 @@ export class Worker {
   async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    this.leases.close();
     await this.launcher.close();
     await this.watcher.close();
   }

@@ -14,7 +14,27 @@ export interface TestPostgres {
   admin: pg.ClientConfig;
   /** a new database, the app role owning its schema `hub`: its URL (the app role's) */
   createDatabase(): Promise<string>;
+  /** sends `signal` to every PostgreSQL process (the postmaster first, then each of its descendants): SIGSTOP freezes the server, SIGCONT resumes it */
+  signal(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
+}
+
+/** `root` and every process under it, parents before children (from /proc: Linux). */
+function descendantsOf(root: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      const stat = fs.readFileSync(`/proc/${entry}/stat`, 'utf8');
+      const parent = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(parent, [...(children.get(parent) ?? []), Number(entry)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const found = [root];
+  for (let i = 0; i < found.length; i++) found.push(...(children.get(found[i]) ?? []));
+  return found;
 }
 
 /** A PostgreSQL server of its own for a test, secured as the launcher's: a new cluster in a temp dir, a free port, fsync off. */
@@ -26,6 +46,10 @@ export async function startPostgres(options: Omit<LocalPostgresOptions, 'fsync'>
     url: server.url,
     admin: server.admin,
     createDatabase: () => server.createDatabase(`hub_test_${++databases}`),
+    signal: (signal) => {
+      // Each backend is a session of its own (setsid): signalled one by one, found by parent pid.
+      for (const pid of descendantsOf(server.process.pid!)) process.kill(pid, signal);
+    },
     async stop() {
       await server.stop();
       fs.rmSync(dir, { recursive: true, force: true });

@@ -8,7 +8,8 @@ import { LocalLogSource } from '../../server/logs/logSource.js';
 import { readLogPage } from '../../server/logs/pageReader.js';
 import { LogShipper } from '../../server/logs/logShipper.js';
 import { archiveKey, archiveTimesKey, DirectoryObjectStore } from '../../server/logs/archive.js';
-import { appendChunk, closeNotices, ClusterLogSource, deleteStream, RedisLogSource, writeTimes } from '../../server/logs/redisLogStream.js';
+import { appendChunk, closeNotices, ClusterLogSource, deleteStream, fenceStream, RedisLogSource, writeTimes } from '../../server/logs/redisLogStream.js';
+import { LeaseLostError } from '../../server/errors.js';
 import { LineTimes } from '../../server/logs/lineTimes.js';
 import { formatTimeRecord } from '../../pipeline-runner/logClock.js';
 import { startRedis } from '../helpers/redis.js';
@@ -182,6 +183,32 @@ test("a log's times are read from their Redis copy, then from the archive once t
   assert.is(await writeTimes(redis, lost, 60, records.subarray(60, 90)), 0);
   assert.is(await writeTimes(redis, lost, 0, records.subarray(0, 60)), 60);
   assert.is(await writeTimes(redis, lost, 30, records.subarray(30, 90)), 90, 'a retry over bytes already there');
+  redis.disconnect();
+});
+
+test('an append or a times write under a stale lease epoch is refused: after a later epoch wrote, or a hub fenced the stream; a shipper under it stops', async () => {
+  const redis = client();
+  const runId = nextRun++;
+  const refused = (promise: Promise<unknown>) => promise.then(() => 'accepted', (error: unknown) => (error instanceof LeaseLostError ? 'refused' : String(error)));
+  assert.is(await appendChunk(redis, runId, 0, Buffer.from('one\n'), 1), 4, 'epoch 1 writes');
+  assert.is(await appendChunk(redis, runId, 4, Buffer.from('two\n'), 2), 8, 'epoch 2 (a new claim) writes');
+  assert.is(await refused(appendChunk(redis, runId, 8, Buffer.from('old\n'), 1)), 'refused', 'epoch 1 after epoch 2');
+  assert.is(await refused(writeTimes(redis, runId, 0, Buffer.from('x'), 1)), 'refused', 'times under epoch 1');
+  assert.is(await appendChunk(redis, runId, 8, Buffer.from('3\n'), 2), 10, 'epoch 2 goes on');
+  // A hub gives the run up under epoch 3: the holder of epoch 2 can add nothing.
+  await fenceStream(redis, runId, 3);
+  assert.is(await refused(appendChunk(redis, runId, 10, Buffer.from('late\n'), 2)), 'refused', 'epoch 2 after the fence');
+  await fenceStream(redis, runId, 2); // a fence never moves back
+  assert.is(await refused(appendChunk(redis, runId, 10, Buffer.from('late\n'), 2)), 'refused');
+  assert.is(await redis.get(`hub:log:${runId}:size`), '10', 'the stream is as the last accepted append left it');
+  // A shipper under a fenced epoch stops: its ship and flush reject, and it sends nothing more.
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-fence-'));
+  const file = path.join(dir, 'run.log');
+  fs.writeFileSync(file, 'one\ntwo\n3\nmore from a worker that lost the run\n');
+  const shipper = new LogShipper(redis, runId, file, undefined, 2);
+  assert.is(await refused(shipper.ship()), 'refused');
+  assert.is(await refused(shipper.flush()), 'refused');
+  assert.is(await redis.get(`hub:log:${runId}:size`), '10');
   redis.disconnect();
 });
 

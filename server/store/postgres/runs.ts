@@ -1,5 +1,5 @@
 import type pg from 'pg';
-import { WRITABLE_RUN_COLUMNS, countsOf, type NewRun, type RunChanges, type RunRow, type RunStatus, type RunStore } from '../runs.js';
+import { WRITABLE_RUN_COLUMNS, countsOf, type NewRun, type RunChanges, type RunFence, type RunRow, type RunStatus, type RunStore } from '../runs.js';
 
 const UNIQUE_VIOLATION = '23505';
 
@@ -7,6 +7,19 @@ const UNIQUE_VIOLATION = '23505';
 function assignments(changes: RunChanges, first: number): { sql: string; values: unknown[] } {
   const keys = Object.keys(changes).filter((key) => WRITABLE_RUN_COLUMNS.has(key));
   return { sql: keys.map((key, index) => `${key} = $${first + index}`).join(', '), values: keys.map((key) => (changes as Record<string, unknown>)[key]) };
+}
+
+/**
+ * The condition a fence adds, its values from placeholder `first`, and what it sets: a worker's write
+ * needs its own unexpired lease; a hub's giving up needs that lease expired (or none: a run claimed
+ * before leases existed, found lost by its worker's heartbeat), and ends it.
+ */
+function fenceClause(fence: RunFence | undefined, first: number): { where: string; set: string; values: unknown[] } {
+  if (!fence) return { where: '', set: '', values: [] };
+  const held = `worker_id = $${first} AND lease_epoch = $${first + 1}`;
+  return fence.expired
+    ? { where: ` AND ${held} AND (lease_expires_at < now() OR lease_expires_at IS NULL)`, set: ', lease_epoch = lease_epoch + 1, lease_expires_at = NULL', values: [fence.workerId, fence.epoch] }
+    : { where: ` AND ${held} AND lease_expires_at > now()`, set: '', values: [fence.workerId, fence.epoch] };
 }
 
 /** Runs on PostgreSQL: any number of hubs and workers share it; the database keeps one running run per project. */
@@ -81,11 +94,14 @@ export class PostgresRunStore implements RunStore {
     }
   }
 
-  settle(id: number, changes: RunChanges): Promise<RunRow | null> {
-    return this.updateIf(id, changes, "status IN ('pending', 'running')");
+  settle(id: number, changes: RunChanges, fence?: RunFence): Promise<RunRow | null> {
+    return this.updateIf(id, changes, "status IN ('pending', 'running')", fence);
   }
 
-  async update(id: number, changes: RunChanges): Promise<RunRow> {
+  update(id: number, changes: RunChanges): Promise<RunRow>;
+  update(id: number, changes: RunChanges, fence: RunFence | undefined): Promise<RunRow | null>;
+  async update(id: number, changes: RunChanges, fence?: RunFence): Promise<RunRow | null> {
+    if (fence) return this.updateIf(id, changes, "status = 'running'", fence);
     const { sql, values } = assignments(changes, 2);
     if (sql === '') return (await this.get(id))!;
     return (await this.pool.query<RunRow>(`UPDATE runs SET ${sql} WHERE id = $1 RETURNING *`, [id, ...values])).rows[0];
@@ -95,9 +111,12 @@ export class PostgresRunStore implements RunStore {
     await this.pool.query('DELETE FROM runs WHERE id = $1', [id]);
   }
 
-  private async updateIf(id: number, changes: RunChanges, condition: string): Promise<RunRow | null> {
+  private async updateIf(id: number, changes: RunChanges, condition: string, fence?: RunFence): Promise<RunRow | null> {
     const { sql, values } = assignments(changes, 2);
-    const { rows } = await this.pool.query<RunRow>(`UPDATE runs SET ${sql} WHERE id = $1 AND ${condition} RETURNING *`, [id, ...values]);
+    const fenced = fenceClause(fence, 2 + values.length);
+    // Under a fence even an empty change is a statement: whether the lease still holds.
+    const set = sql === '' ? 'id = id' : sql;
+    const { rows } = await this.pool.query<RunRow>(`UPDATE runs SET ${set}${fenced.set} WHERE id = $1 AND ${condition}${fenced.where} RETURNING *`, [id, ...values, ...fenced.values]);
     return rows[0] ?? null;
   }
 }

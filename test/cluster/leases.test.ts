@@ -1,0 +1,106 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { findProcessesWithEnv } from '../../pipeline-runner/processes.js';
+import { startCluster } from '../helpers/cluster.js';
+import { createProject, waitFor, waitForRun } from '../helpers/hub.js';
+
+const LEASE_MS = 5000;
+const PAUSE_MS = 12_000;
+
+/**
+ * A step that holds the project's lock (a folder in its doc root, with its shell's pid) while it
+ * runs: it notes a violation when it finds the lock held by a live process. The project's first
+ * run sleeps long enough to outlive the database's pause; the later ones end at once.
+ */
+const LOCKED_STEP = `
+root="$HUB_DOC_ROOT"
+if ! mkdir "$root/lock" 2>/dev/null; then
+  other=$(cat "$root/lock/pid" 2>/dev/null)
+  if [ -n "$other" ] && kill -0 "$other" 2>/dev/null; then echo "run $HUB_RUN_ID started while pid $other held the lock" >> "$root/violations"; fi
+fi
+echo $$ > "$root/lock/pid"
+if [ -e "$root/marks" ]; then pause=1; else pause=25; fi
+echo "start $HUB_RUN_ID" >> "$root/marks"
+echo "step of run $HUB_RUN_ID started"
+sleep $pause
+echo "end $HUB_RUN_ID" >> "$root/marks"
+rm -rf "$root/lock"
+`;
+
+const PIPELINES = { locked: { steps: [{ name: 'hold', command: ['sh', '-c', LOCKED_STEP] }], scopes: { all: 'hold' } } };
+
+/**
+ * Samples, every few milliseconds, which runs of the project have processes alive (by the run id
+ * every step process carries in its environment): the invariant checked at process level.
+ */
+function watchRunProcesses(docRoot: string): { overlaps: string[]; seen: Set<number>; stop(): void } {
+  const overlaps: string[] = [];
+  const seen = new Set<number>();
+  const timer = setInterval(() => {
+    const alive = new Set<number>();
+    for (const pid of findProcessesWithEnv('HUB_DOC_ROOT', docRoot)) {
+      try {
+        const id = /(?:^|\0)HUB_RUN_ID=(\d+)\0/.exec(fs.readFileSync(`/proc/${pid}/environ`, 'latin1'))?.[1];
+        if (id) alive.add(Number(id));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    for (const id of alive) seen.add(id);
+    if (alive.size > 1) overlaps.push(`${new Date().toISOString()}: processes of runs ${[...alive].join(' and ')} alive at once`);
+  }, 20);
+  return { overlaps, seen, stop: () => clearInterval(timer) };
+}
+
+test('PostgreSQL frozen 12 s (SIGSTOP) under a 5 s lease: the running run\'s steps are stopped before its lease expires, it ends failed (lease lost), and only then does the queued run of its project start; never two at once', async () => {
+  const cluster = await startCluster({ pipelines: PIPELINES, env: { HUB_WORKER_TIMEOUT_MS: String(LEASE_MS) } });
+  const [a, b] = cluster.hubs;
+  let frozen = false;
+  let watch: ReturnType<typeof watchRunProcesses> | undefined;
+  try {
+    const projectId = await createProject(a, 'locked');
+    const docRoot = (await a.api('GET', `/api/projects/${projectId}`)).body.doc_root as string;
+    watch = watchRunProcesses(docRoot);
+    const first = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+    const second = (await b.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all', if_busy: 'queue' })).body;
+    await waitFor(() => fs.existsSync(path.join(docRoot, 'marks')), 'the first run\'s step to start', 20_000);
+    await waitFor(() => watch!.seen.has(first.id), 'its processes to be seen');
+    // Every PostgreSQL process frozen: the worker cannot renew, the hubs cannot look.
+    cluster.postgres.signal('SIGSTOP');
+    frozen = true;
+    const stoppedAt = Date.now();
+    await new Promise((resolve) => setTimeout(resolve, PAUSE_MS)); // the fault itself lasts this long
+    cluster.postgres.signal('SIGCONT');
+    frozen = false;
+    const resumedAt = Date.now();
+    const ended = await waitForRun(a, projectId, first.id, ['failed', 'completed', 'cancelled'], 30_000);
+    const done = await waitForRun(b, projectId, second.id, ['completed', 'failed', 'cancelled'], 30_000);
+    watch.stop();
+    const marks = fs.readFileSync(path.join(docRoot, 'marks'), 'utf8').trim().split('\n');
+    const violations = fs.existsSync(path.join(docRoot, 'violations')) ? fs.readFileSync(path.join(docRoot, 'violations'), 'utf8') : '';
+    assert.equal(watch.overlaps.slice(0, 3), [], 'no sample saw processes of both runs alive');
+    assert.is(violations, '', 'no step found the lock held by a live step');
+    assert.ok(['failed', 'completed'].includes(ended.status), `the first run ended (${ended.status})`);
+    if (ended.status === 'failed') {
+      assert.match(ended.error_message, /lease/, `a clear reason: ${ended.error_message}`);
+      // Given up only once the hub's own connection had been up a whole lease time after the freeze.
+      const after = Date.parse(ended.finished_at) - resumedAt;
+      assert.ok(after >= LEASE_MS - 100, `given up ${after} ms after PostgreSQL came back`);
+    }
+    assert.is(done.status, 'completed', `the queued run ran afterwards (${done.error_message})`);
+    assert.equal(marks.filter((mark) => mark.startsWith('start')), [`start ${first.id}`, `start ${second.id}`], 'each run\'s step started once, in order');
+    assert.not.ok(marks.includes(`end ${first.id}`), 'the first run\'s step was stopped (it would have slept 25 s)');
+    const worker = cluster.workers.find((w) => w.output().includes('lease on a run lost'));
+    assert.ok(worker, 'a worker says it stopped the run for its lease');
+    const stopped = /"time":(\d+)[^\n]*not renewed for (\d+) ms/.exec(worker.output());
+    process.stdout.write(`  (steps stopped ${stopped ? Number(stopped[1]) - stoppedAt : '?'} ms into the freeze, at ${stopped?.[2]} ms unrenewed; given up ${Date.parse(ended.finished_at) - resumedAt} ms after it; the queued run started ${Date.parse(done.started_at) - resumedAt} ms after it)\n`);
+  } finally {
+    watch?.stop();
+    if (frozen) cluster.postgres.signal('SIGCONT');
+    await cluster.stop();
+  }
+});
+
+test.run();
