@@ -14,8 +14,9 @@ import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
 import { LocalLogSource, type LogSource } from './logs/logSource.js';
-import { closeNotices, ClusterLogSource, deleteStream } from './logs/redisLogStream.js';
+import { closeNotices, ClusterLogSource, deleteStream, shippedSize } from './logs/redisLogStream.js';
 import { archiveKey, archiveTimesKey, openArchive } from './logs/archive.js';
+import { ArchiveSweeper } from './logs/archiveSweeper.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
 import { notifyRemoved, notifyRun, parseRunNotice, RUNS_CHANNEL } from './store/postgres/notify.js';
 import { RetentionSweeper } from './runs/retention.js';
@@ -50,8 +51,10 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const redis = config.redisUrl ? createRedisClient(config) : null;
   redis?.on('error', () => {}); // reconnects on its own; reads wait meanwhile
   const cluster = postgres && redis ? { postgres, redis } : null;
+  // In cluster mode a run's log ends where its stream does: a lost worker's run ends at what it shipped.
   const runService = new RunService(config, pipelines, projects, runs, log, (events) =>
-    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log) : new LocalLauncher(config, events, log));
+    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log) : new LocalLauncher(config, events, log),
+  cluster ? (run) => shippedSize(cluster.redis, run.id) : undefined);
   // Where logs are read from: the local files (one watcher), or each run's Redis stream.
   const watcher = new LogWatcher();
   const archive = await openArchive(config);
@@ -74,6 +77,15 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     webhooks.runChanged(run);
     if (isTerminal(run.status)) retention.sweepProject(run.project_id).catch((error: unknown) => log.error({ err: error, project_id: run.project_id }, 'the retention sweep failed'));
   };
+  // Finished logs left only in their streams (a worker died before archiving): one hub at a time archives them.
+  const sweeper = cluster && new ArchiveSweeper({
+    redis: cluster.redis,
+    runs,
+    archive,
+    runExclusive: (key, work) => cluster.postgres.runExclusive(key, work),
+    changed: (run) => notifyRun(cluster.postgres, run.id),
+    log,
+  }, config.archiveSweepMs);
   let stopListening = async () => {};
   if (cluster) {
     // Every change, this hub's or a worker's, reaches every hub through one channel.
@@ -122,6 +134,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   await runService.recover();
   // Not awaited: a long first sweep must not hold up serving.
   retention.start().catch((error: unknown) => log.error({ err: error }, 'the first retention sweep failed'));
+  sweeper?.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -139,6 +152,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     close() {
       closing ??= (async () => {
         await retention.close();
+        await sweeper?.close();
         webhooks.close();
         const launcherClosed = runService.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));

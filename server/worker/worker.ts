@@ -4,7 +4,7 @@ import type { Config } from '../config.js';
 import fs from 'node:fs';
 import { archiveKey, archiveTimesKey, type ObjectStore } from '../logs/archive.js';
 import { LogShipper } from '../logs/logShipper.js';
-import { expireStream } from '../logs/redisLogStream.js';
+import { expireStream, shippedSize } from '../logs/redisLogStream.js';
 import { LogWatcher } from '../logs/logWatcher.js';
 import { runFiles } from '../paths.js';
 import { LocalLauncher } from '../runs/localLauncher.js';
@@ -39,7 +39,7 @@ export class Worker {
       changed: (run) => notifyRun(store, run.id),
       ended: () => this.claimNow(),
       beforeFinish: (run) => this.finishShipping(run.id),
-    }, log);
+    }, log, (run) => shippedSize(redis, run.id)); // what readers can read, as on the hubs
     this.launcher = new LocalLauncher(config, {
       onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
       onEnded: async (runner) => {
