@@ -5,6 +5,7 @@ import pino from 'pino';
 import type { Config } from './config.js';
 import { seedDemoProject } from './demo.js';
 import { createApp } from './http/app.js';
+import { Drain } from './http/drain.js';
 import { limitWaitingConnections } from './http/waitingConnections.js';
 import { LogHub } from './hub/logHub.js';
 import { attachWebSocketServer, type HubSocketServer } from './ws/wsServer.js';
@@ -36,6 +37,8 @@ const MISSED_EVENTS_WINDOW_MS = 24 * 60 * 60 * 1000;
 export interface RunningHub {
   url: string;
   port: number;
+  /** Turns not ready at once, then closes WebSocket and SSE clients over HUB_DRAIN_MS (SIGTERM, before close). */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -114,7 +117,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     sockets: () => ({ connections: sockets?.connectionCount ?? 0 }),
     subscriptions: () => hub.subscriptionStats(),
   });
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks });
+  const drain = new Drain();
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, drain });
   const handleRequest = app.callback();
   // Deadlines for receiving a request, head and body; a response (a log stream) lasts as long as it needs.
   // Checked every second (Node's default is 30 s, so a deadline could be missed by that much).
@@ -146,9 +150,18 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     .then(() => webhooks.takeOverDue())
     .catch((error: unknown) => log.error({ err: error }, 'looking for webhook deliveries to make or take over failed'));
   let closing: Promise<void> | undefined;
+  let draining: Promise<void> | undefined;
   return {
     url,
     port,
+    drain() {
+      draining ??= (async () => {
+        drain.begin();
+        log.info({ clients: sockets?.connectionCount ?? 0, drain_ms: config.drainMs }, 'draining: closing clients a few at a time');
+        await Promise.all([sockets?.drain(config.drainMs), drain.closeStreams(config.drainMs)]);
+      })();
+      return draining;
+    },
     close() {
       closing ??= (async () => {
         await retention.close();
