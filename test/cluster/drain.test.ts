@@ -12,8 +12,13 @@ import { bytesOfLines } from '../soak/follower.js';
 const FOLLOWERS = 500;
 const SSE_FOLLOWERS = 20;
 const DRAIN_MS = 5000;
-/** The most (re)connections hub B may take in any 100 ms: an even spread is FOLLOWERS / (DRAIN_MS / 100) = 10 (all at once, before: 122-160). */
-const MAX_PER_100_MS = 50;
+/**
+ * The most (re)connections hub B may take in any 500 ms: an even spread is FOLLOWERS / (DRAIN_MS / 500)
+ * = 50; all at once (before) put 500 in 512 ms. A window this long, not 100 ms, because the clients
+ * all live in this one process: when a loaded machine stalls its event loop (up to 0.7 s seen), their
+ * timers fire together and bunch what the hub spread.
+ */
+const MAX_PER_500_MS = 150;
 
 const PIPELINES = {
   // 5 lines every 50 ms for about 20 s, some in several UTF-8 bytes: still running through the whole drain.
@@ -131,7 +136,7 @@ class SseFollower {
   }
 }
 
-test(`a hub drained by SIGTERM under ${FOLLOWERS} WebSocket and ${SSE_FOLLOWERS} SSE followers: it says draining at once, closes them with 1012 over HUB_DRAIN_MS, every follower goes on at the other hub with an exact copy, and that hub never takes more than ${MAX_PER_100_MS} connections in 100 ms`, async () => {
+test(`a hub drained by SIGTERM under ${FOLLOWERS} WebSocket and ${SSE_FOLLOWERS} SSE followers: it says draining at once, closes them with 1012 over HUB_DRAIN_MS, every follower goes on at the other hub with an exact copy, and that hub never takes more than ${MAX_PER_500_MS} connections in 500 ms`, async () => {
   const cluster = await startCluster({ pipelines: PIPELINES, workers: 1, env: { HUB_DRAIN_MS: String(DRAIN_MS) } });
   const [a, b] = cluster.hubs;
   const everyone: { stop(): void }[] = [];
@@ -183,6 +188,17 @@ test(`a hub drained by SIGTERM under ${FOLLOWERS} WebSocket and ${SSE_FOLLOWERS}
       return Math.max(...buckets.values());
     };
     const peak = peakOf(atB);
+    /** The most times within any `windowMs` (a sliding window). */
+    const slidingPeak = (times: number[], windowMs: number) => {
+      const sorted = [...times].sort((x, y) => x - y);
+      let most = 0;
+      for (let first = 0, last = 0; last < sorted.length; last++) {
+        while (sorted[last] - sorted[first] >= windowMs) first++;
+        most = Math.max(most, last - first + 1);
+      }
+      return most;
+    };
+    const peak500 = slidingPeak(atB, 500);
     if (process.env.DRAIN_HISTOGRAM) {
       const first = Math.min(...atB);
       const counts = new Array(Math.ceil((Math.max(...atB) - first + 1) / 100)).fill(0);
@@ -190,8 +206,8 @@ test(`a hub drained by SIGTERM under ${FOLLOWERS} WebSocket and ${SSE_FOLLOWERS}
       console.log(`  dials to B per 100 ms from ${first - drainStarted} ms after SIGTERM: ${counts.join(' ')}`);
     }
     const spread = Math.max(...atB) - Math.min(...atB);
-    console.log(`  (drain: hub A exited ${drainTook} ms after SIGTERM; ${atB.length} WebSocket connections dialed to hub B over ${spread} ms, at most ${peak} in 100 ms (handshakes seen done: at most ${peakOf(openedAtB)} in 100 ms); this process's event loop delay meanwhile: p99 ${Math.round(lag.percentile(99) / 1e6)} ms, max ${Math.round(lag.max / 1e6)} ms)`);
-    assert.ok(peak <= MAX_PER_100_MS, `at most ${MAX_PER_100_MS} connections to hub B in 100 ms, got ${peak}`);
+    console.log(`  (drain: hub A exited ${drainTook} ms after SIGTERM; ${atB.length} WebSocket connections dialed to hub B over ${spread} ms, at most ${peak} in a 100 ms bucket and ${peak500} in any 500 ms (handshakes seen done: at most ${peakOf(openedAtB)} in 100 ms); this process's event loop delay meanwhile: p99 ${Math.round(lag.percentile(99) / 1e6)} ms, max ${Math.round(lag.max / 1e6)} ms)`);
+    assert.ok(peak500 <= MAX_PER_500_MS, `at most ${MAX_PER_500_MS} connections to hub B in 500 ms, got ${peak500}`);
   } finally {
     for (const follower of everyone) follower.stop();
     await cluster.stop();
