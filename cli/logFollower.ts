@@ -80,7 +80,8 @@ export class LogFollower {
     socket.on('close', () => {
       if (this.stopped || this.socket !== socket) return;
       if (opened) this.hooks.onConnection?.('lost', 'reconnecting');
-      this.retryTimer = setTimeout(() => this.connect(), this.retryMs);
+      // Jittered: the followers of a hub that went away (a drain, a restart) do not all come back at once.
+      this.retryTimer = setTimeout(() => this.connect(), this.retryMs * (0.5 + Math.random()));
       this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
     });
   }

@@ -22,6 +22,10 @@ export interface Config {
   readonly archiveS3: string | null;
   /** S3 addressed by path (an S3-compatible server at AWS_ENDPOINT_URL_S3), not by bucket host name */
   readonly archiveS3PathStyle: boolean;
+  /** cluster mode: how often a hub looks for finished logs that were never archived (and how old their end must be) */
+  readonly archiveSweepMs: number;
+  /** at SIGTERM, WebSocket and SSE clients are closed over this long, not all at once (0: no drain, all at once; the default outside cluster mode, where no other hub takes them) */
+  readonly drainMs: number;
   /** this worker's name (cluster mode; default host-pid) */
   readonly workerId: string;
   /** a worker not heard from for this long is lost, and its runs fail */
@@ -162,6 +166,8 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     archiveDir: path.resolve(cwd, env.HUB_ARCHIVE_DIR || path.join(dataDir, 'archive')),
     archiveS3: readArchiveS3(env),
     archiveS3PathStyle: Boolean(env.AWS_ENDPOINT_URL_S3),
+    archiveSweepMs: readInteger(env, 'HUB_ARCHIVE_SWEEP_MS', 60_000, 100, 86_400_000),
+    drainMs: readInteger(env, 'HUB_DRAIN_MS', env.HUB_REDIS_URL ? 5000 : 0, 0, 600_000),
     workerId: env.HUB_WORKER_ID || `${os.hostname()}-${process.pid}`,
     workerTimeoutMs: readInteger(env, 'HUB_WORKER_TIMEOUT_MS', 15_000, 500, 3_600_000),
     workerSlots: readInteger(env, 'HUB_WORKER_SLOTS', 4, 1, 1000),

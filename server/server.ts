@@ -5,6 +5,7 @@ import pino from 'pino';
 import type { Config } from './config.js';
 import { seedDemoProject } from './demo.js';
 import { createApp } from './http/app.js';
+import { Drain } from './http/drain.js';
 import { limitWaitingConnections } from './http/waitingConnections.js';
 import { LogHub } from './hub/logHub.js';
 import { attachWebSocketServer, type HubSocketServer } from './ws/wsServer.js';
@@ -14,8 +15,9 @@ import { LocalLauncher } from './runs/localLauncher.js';
 import { RunService } from './runs/service.js';
 import { toRunJson } from './runs/serialize.js';
 import { LocalLogSource, type LogSource } from './logs/logSource.js';
-import { closeNotices, ClusterLogSource, deleteStream, fenceStream } from './logs/redisLogStream.js';
+import { closeNotices, ClusterLogSource, deleteStream, fenceStream, shippedSize } from './logs/redisLogStream.js';
 import { archiveKey, archiveTimesKey, openArchive } from './logs/archive.js';
+import { ArchiveSweeper } from './logs/archiveSweeper.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
 import { notifyRemoved, notifyRun, parseRunNotice, RUNS_CHANNEL } from './store/postgres/notify.js';
 import { RetentionSweeper } from './runs/retention.js';
@@ -35,6 +37,8 @@ const MISSED_EVENTS_WINDOW_MS = 24 * 60 * 60 * 1000;
 export interface RunningHub {
   url: string;
   port: number;
+  /** Turns not ready at once, then closes WebSocket and SSE clients over HUB_DRAIN_MS (SIGTERM, before close). */
+  drain(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -50,8 +54,10 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const redis = config.redisUrl ? createRedisClient(config) : null;
   redis?.on('error', () => {}); // reconnects on its own; reads wait meanwhile
   const cluster = postgres && redis ? { postgres, redis } : null;
+  // In cluster mode a run's log ends where its stream does: a lost worker's run ends at what it shipped.
   const runService = new RunService(config, pipelines, projects, runs, log, (events) =>
-    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(cluster.redis, runId, epoch)) : new LocalLauncher(config, events, log));
+    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(cluster.redis, runId, epoch)) : new LocalLauncher(config, events, log),
+  cluster ? (run) => shippedSize(cluster.redis, run.id) : undefined);
   // Where logs are read from: the local files (one watcher), or each run's Redis stream.
   const watcher = new LogWatcher();
   const archive = await openArchive(config);
@@ -74,6 +80,15 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     webhooks.runChanged(run);
     if (isTerminal(run.status)) retention.sweepProject(run.project_id).catch((error: unknown) => log.error({ err: error, project_id: run.project_id }, 'the retention sweep failed'));
   };
+  // Finished logs left only in their streams (a worker died before archiving): one hub at a time archives them.
+  const sweeper = cluster && new ArchiveSweeper({
+    redis: cluster.redis,
+    runs,
+    archive,
+    runExclusive: (key, work) => cluster.postgres.runExclusive(key, work),
+    changed: (run) => notifyRun(cluster.postgres, run.id),
+    log,
+  }, config.archiveSweepMs);
   let stopListening = async () => {};
   if (cluster) {
     // Every change, this hub's or a worker's, reaches every hub through one channel.
@@ -102,7 +117,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     sockets: () => ({ connections: sockets?.connectionCount ?? 0 }),
     subscriptions: () => hub.subscriptionStats(),
   });
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks });
+  const drain = new Drain();
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, drain });
   const handleRequest = app.callback();
   // Deadlines for receiving a request, head and body; a response (a log stream) lasts as long as it needs.
   // Checked every second (Node's default is 30 s, so a deadline could be missed by that much).
@@ -122,6 +138,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   await runService.recover();
   // Not awaited: a long first sweep must not hold up serving.
   retention.start().catch((error: unknown) => log.error({ err: error }, 'the first retention sweep failed'));
+  sweeper?.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.port, config.host, () => resolve());
@@ -133,12 +150,22 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     .then(() => webhooks.takeOverDue())
     .catch((error: unknown) => log.error({ err: error }, 'looking for webhook deliveries to make or take over failed'));
   let closing: Promise<void> | undefined;
+  let draining: Promise<void> | undefined;
   return {
     url,
     port,
+    drain() {
+      draining ??= (async () => {
+        drain.begin();
+        log.info({ clients: sockets?.connectionCount ?? 0, drain_ms: config.drainMs }, 'draining: closing clients a few at a time');
+        await Promise.all([sockets?.drain(config.drainMs), drain.closeStreams(config.drainMs)]);
+      })();
+      return draining;
+    },
     close() {
       closing ??= (async () => {
         await retention.close();
+        await sweeper?.close();
         webhooks.close();
         const launcherClosed = runService.close();
         const stopped = new Promise<void>((resolve) => server.close(() => resolve()));

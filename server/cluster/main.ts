@@ -19,7 +19,7 @@ import { startLocalRedis } from './redis.js';
 import { redactUrl } from './secrets.js';
 import type { LocalServer } from './services.js';
 
-/** How long a hub or worker has to stop after SIGTERM before it is killed (theirs is 5 s). */
+/** How long a hub or worker has to stop after SIGTERM before it is killed (theirs is 5 s; a hub with clients drains first, HUB_DRAIN_MS: 5 s). */
 const CHILD_GRACE_MS = 8000;
 
 const option = (name: string, fallback: number) => {

@@ -39,6 +39,11 @@ export class SseSink implements LogSink {
     this.end();
   }
 
+  /** Tells the browser how long to wait before it reconnects (EventSource's `retry` field). */
+  retry(ms: number): void {
+    if (!this.closed) this.response.write(`retry: ${Math.max(0, Math.round(ms))}\n\n`);
+  }
+
   comment(text: string): void {
     if (!this.closed) this.response.write(`: ${text}\n\n`);
   }

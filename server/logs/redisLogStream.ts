@@ -111,6 +111,14 @@ async function streamSize(redis: Redis, runId: number): Promise<number | null> {
   return size === null ? null : Number(size);
 }
 
+/**
+ * How much of a run's log was shipped (0 if none): in cluster mode, a finished run's log_size, so
+ * every reader (poll, WebSocket, raw, search) ends at the bytes that exist, whoever records the end.
+ */
+export async function shippedSize(redis: Redis, runId: number): Promise<number> {
+  return (await streamSize(redis, runId)) ?? 0;
+}
+
 class StreamHandle implements LogHandle {
   constructor(private readonly redis: Redis, private readonly runId: number, readonly generation: number) {}
 
@@ -258,6 +266,27 @@ export async function expireStream(redis: Redis, runId: number): Promise<void> {
   const multi = redis.multi();
   for (const key of [...keys(runId).slice(0, 3), timesKey(runId), epochKey(runId)]) multi.expire(key, STREAM_GRACE_S);
   await multi.exec();
+}
+
+/** Keys looked at per SCAN step while listing streams. */
+const SCAN_COUNT = 500;
+
+/**
+ * The runs whose stream is not set to expire (being written, or finished and never archived), a
+ * page at a time: SCAN walks the keyspace without blocking Redis.
+ */
+export async function* listUnexpiredStreams(redis: Redis): AsyncGenerator<number[]> {
+  let cursor = '0';
+  do {
+    const [next, found] = await redis.scan(cursor, 'MATCH', 'hub:log:*:size', 'COUNT', SCAN_COUNT);
+    cursor = next;
+    if (found.length === 0) continue;
+    const pipeline = redis.pipeline();
+    for (const key of found) pipeline.ttl(key);
+    const ttls = (await pipeline.exec()) ?? [];
+    const ids = found.filter((_, index) => ttls[index]?.[1] === -1).map((key) => Number(key.split(':')[2])).filter(Number.isSafeInteger);
+    if (ids.length > 0) yield ids;
+  } while (cursor !== '0');
 }
 
 /**

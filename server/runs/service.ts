@@ -13,7 +13,7 @@ import { RunnerStartError, type Launcher, type LauncherEvents } from './launcher
 import { KeyedLock } from './keyedLock.js';
 import { moveAsideOrphanedLogs } from './orphanedLogs.js';
 import { FROM_STEP_PREFIX, parsePlan, planRun } from './plan.js';
-import { RunSettler } from './settle.js';
+import { RunSettler, type LogSizeOf } from './settle.js';
 
 export interface RunServiceEvents {
   /** A run was created or its status, step or progress changed. */
@@ -43,7 +43,10 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   private readonly launcher: Launcher;
   private closed = false;
 
-  /** `createLauncher` is given the events a launcher reports (progress, ends) and returns it. */
+  /**
+   * `createLauncher` is given the events a launcher reports (progress, ends) and returns it;
+   * `logSizeOf` says how long a run's log is when it ends (default: its file on this machine).
+   */
   constructor(
     private readonly config: Config,
     private readonly pipelines: Pipelines,
@@ -51,12 +54,13 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     private readonly runs: RunStore,
     private readonly log: pino.Logger,
     createLauncher: (events: LauncherEvents) => Launcher,
+    logSizeOf?: LogSizeOf,
   ) {
     super();
     this.settler = new RunSettler(config, runs, {
       changed: (run) => this.emit('run', run),
       ended: (projectId) => this.scheduleStartNext(projectId, 0),
-    }, log);
+    }, log, logSizeOf);
     this.launcher = createLauncher({
       onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
       onEnded: (runner) => this.settler.runnerOnEnded(runner),

@@ -26,13 +26,32 @@ function namesLease(run: RunRow | undefined, fence: RunFence): boolean {
   return leased?.worker_id === fence.workerId && leased.lease_epoch === fence.epoch;
 }
 
+/** A run's final log size: what readers can read of it (a file here; in cluster mode, its stream). */
+export type LogSizeOf = (run: RunRow) => Promise<number>;
+
+/** The size of the run's log file on this machine (0 if never written). */
+export function localLogSize(logsDir: string): LogSizeOf {
+  return async (run) => {
+    try {
+      return (await fs.promises.stat(runFiles(logsDir, run.project_id, run.id).log)).size;
+    } catch {
+      return 0; // never written
+    }
+  };
+}
+
 /**
  * Records what runners report: progress, and how each run ended (with the final log size). Every
  * write here is idempotent, so a failed one is simply tried again. A worker's runner carries its
  * lease (`fence`): once a write under it is refused, nothing more is recorded about the run.
  */
 export class RunSettler {
-  constructor(private readonly config: Config, private readonly runs: RunStore, private readonly events: SettleEvents, private readonly log: pino.Logger) {}
+  private readonly logSizeOf: LogSizeOf;
+
+  /** `logSizeOf`: where the final size comes from (default: the file on this machine) */
+  constructor(private readonly config: Config, private readonly runs: RunStore, private readonly events: SettleEvents, private readonly log: pino.Logger, logSizeOf?: LogSizeOf) {
+    this.logSizeOf = logSizeOf ?? localLogSize(config.logsDir);
+  }
 
   async runnerOnProgress(runner: WatchedRunner, state: RunnerState): Promise<void> {
     if (runner.leaseLost) return;
@@ -92,12 +111,7 @@ export class RunSettler {
    */
   async finish(run: RunRow, changes: RunChanges, fence?: RunFence): Promise<RunRow | null> {
     await this.events.beforeFinish?.(run);
-    let logSize = 0;
-    try {
-      logSize = fs.statSync(runFiles(this.config.logsDir, run.project_id, run.id).log).size;
-    } catch {
-      // never written
-    }
+    const logSize = await this.logSizeOf(run);
     const finished = await this.runs.settle(run.id, { finished_at: new Date().toISOString(), ...changes, log_size: logSize, runner_pid: null }, fence);
     if (finished) this.events.changed(finished);
     this.events.ended(run.project_id);

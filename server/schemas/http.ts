@@ -157,4 +157,4 @@ export const errorSchema = z.object({
   error: z.looseObject({ code: z.string(), message: z.string(), field: z.string().optional() }).describe('a stable code, a human message, the field at fault, and details of some codes'),
 });
 
-export const healthSchema = z.object({ status: z.literal('ok') });
+export const healthSchema = z.object({ status: z.literal('ok'), draining: z.boolean().describe('true from SIGTERM on: the hub is closing its clients a few at a time, to be reconnected elsewhere') });

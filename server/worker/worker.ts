@@ -6,7 +6,7 @@ import { performance } from 'node:perf_hooks';
 import { LeaseLostError } from '../errors.js';
 import { archiveKey, archiveTimesKey, type ObjectStore } from '../logs/archive.js';
 import { LogShipper } from '../logs/logShipper.js';
-import { expireStream } from '../logs/redisLogStream.js';
+import { expireStream, shippedSize } from '../logs/redisLogStream.js';
 import { LogWatcher } from '../logs/logWatcher.js';
 import { runFiles } from '../paths.js';
 import { LocalLauncher } from '../runs/localLauncher.js';
@@ -49,7 +49,7 @@ export class Worker {
       ended: () => this.claimNow(),
       beforeFinish: (run) => this.finishShipping(run.id),
       leaseLost: (runner) => this.leaseLost(runner.runId, 'a write under its lease was refused'),
-    }, log);
+    }, log, (run) => shippedSize(redis, run.id)); // what readers can read, as on the hubs
     this.launcher = new LocalLauncher(config, {
       onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
       onEnded: async (runner) => {

@@ -9,6 +9,7 @@ import type { LogHub } from '../hub/logHub.js';
 import { parseClientMessage, type ClientMessage } from './protocol.js';
 import { startHeartbeat } from './heartbeat.js';
 import { WsConnection } from './wsConnection.js';
+import { closeSpread, drainingError } from '../http/drain.js';
 import type { SentCounter } from '../metrics/hubMetrics.js';
 
 export const WS_PATH = '/ws';
@@ -18,6 +19,11 @@ const HARD_FRAME_LIMIT = 1024 * 1024;
 export interface HubSocketServer {
   /** open connections (for the metrics) */
   readonly connectionCount: number;
+  /**
+   * Refuses new connections (503 `draining`), then closes the open ones with 1012 (Service Restart)
+   * evenly over `durationMs`: their clients reconnect to the other hubs a few at a time.
+   */
+  drain(durationMs: number): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,6 +39,7 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
   const connections = new Set<WsConnection>();
 
   const perAddress = new Map<string, number>();
+  let draining = false;
 
   // Nothing a handshake carries may end the process: every exception here becomes a refusal.
   server.on('upgrade', (request: http.IncomingMessage, socket: Duplex, head: Buffer) => {
@@ -63,6 +70,7 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
   /** Path, Host, Origin (cross-site WebSocket hijacking), token, and connections per address. */
   function refuseUpgrade(request: http.IncomingMessage): HubError | null {
     if ((request.url ?? '').split('?')[0] !== WS_PATH) return new HubError(404, 'not_found', `WebSockets are served at ${WS_PATH}`);
+    if (draining) return drainingError();
     try {
       checkHost(config, request.headers.host);
       checkOrigin(config, request.headers.origin, request.headers.host);
@@ -147,6 +155,10 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
   return {
     get connectionCount() {
       return connections.size;
+    },
+    drain(durationMs) {
+      draining = true;
+      return closeSpread(connections, durationMs, (connection) => connection.socket.close(1012, 'hub restarting: reconnect'));
     },
     close() {
       closing ??= new Promise<void>((resolve) => {

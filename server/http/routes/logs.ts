@@ -12,6 +12,7 @@ import { parseRange } from '../byteRange.js';
 import type { AppServices } from '../context.js';
 import { PollInterval } from '../pollInterval.js';
 import { SseSink } from '../sseSink.js';
+import { drainingError } from '../drain.js';
 import { parseQueryInteger } from '../validate.js';
 import { loadRun } from './runs.js';
 
@@ -86,6 +87,7 @@ export function logRoutes(services: AppServices): Router {
 
   /** The WebSocket stream as Server-Sent Events, resuming from Last-Event-ID when the browser reconnects. */
   async function streamEvents(ctx: Koa.Context, run: RunRow) {
+    if (services.drain.draining) throw drainingError();
     const lastEventId = ctx.get('last-event-id');
     const query = readPageQuery(ctx);
     const startAt: StartAt = lastEventId !== '' ? { offset: parseQueryInteger(lastEventId, 'Last-Event-ID', 0, Number.MAX_SAFE_INTEGER) } : query.startAt;
@@ -100,7 +102,9 @@ export function logRoutes(services: AppServices): Router {
       },
     });
     const keepAlive = setInterval(() => sink.comment('keep-alive'), 15_000);
+    const untrack = services.drain.track(sink);
     ctx.res.once('close', () => {
+      untrack();
       clearInterval(keepAlive);
       services.hub.dropSink(sink);
     });

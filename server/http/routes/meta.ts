@@ -7,7 +7,8 @@ import { parseId } from '../validate.js';
 export function metaRoutes(services: AppServices): Router {
   const router = new Router();
   router.get('/api/health', (ctx) => {
-    ctx.body = { status: 'ok' };
+    // Liveness: ok while the process serves; `draining` from SIGTERM on (readiness goes false then).
+    ctx.body = { status: 'ok', draining: services.drain.draining };
   });
   // The contract: the HTTP API as OpenAPI 3.1, the WebSocket messages as JSON Schema.
   router.get('/api/openapi.json', (ctx) => {

@@ -16,6 +16,11 @@ export interface PostgresStore extends Store {
   query(sql: string, values?: unknown[]): Promise<unknown>;
   /** calls `listener` with each notification on `channel`, on a connection of its own; returns how to stop */
   listen(channel: string, listener: (payload: string) => void): Promise<() => Promise<void>>;
+  /**
+   * Runs `work` holding the advisory lock `key` (a session lock on a connection of its own), so one
+   * process of the cluster at a time does it; false, without running it, when another holds it.
+   */
+  runExclusive(key: number, work: () => Promise<void>): Promise<boolean>;
 }
 
 /** The cluster's store: PostgreSQL at `url` (HUB_DATABASE_URL), migrated on open. */
@@ -48,6 +53,19 @@ export async function openPostgresStore(url: string): Promise<PostgresStore> {
       });
       await client.query(`LISTEN ${channel}`);
       return () => client.end();
+    },
+    async runExclusive(key, work) {
+      const client = await pool.connect();
+      let locked = false;
+      try {
+        locked = (await client.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1) AS locked', [key])).rows[0].locked;
+        if (locked) await work();
+        return locked;
+      } finally {
+        // A connection lost meanwhile took its lock with it: the client is then discarded, not reused.
+        const unlocked = locked ? await client.query('SELECT pg_advisory_unlock($1)', [key]).then(() => true, () => false) : true;
+        client.release(!unlocked);
+      }
     },
     close: () => pool.end(),
   };

@@ -1,0 +1,124 @@
+import fs from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import type pino from 'pino';
+import { isTerminal, type RunRow, type RunStore } from '../store/runs.js';
+import { archiveKey, archiveTimesKey, type ObjectStore } from './archive.js';
+import type { LogHandle } from './logSource.js';
+import { expireStream, listUnexpiredStreams, RedisLogSource } from './redisLogStream.js';
+
+/** The advisory lock of the sweep: one hub of the cluster sweeps at a time. */
+const SWEEP_LOCK = 7_461_002;
+const COPY_CHUNK = 1024 * 1024;
+
+export interface ArchiveSweeperDeps {
+  redis: Redis;
+  runs: RunStore;
+  archive: ObjectStore;
+  /** runs `work` if no other hub is sweeping (a PostgreSQL advisory lock); false if one is */
+  runExclusive(key: number, work: () => Promise<void>): Promise<boolean>;
+  /** a run's record was corrected (its log_size): tell the hubs */
+  changed(run: RunRow): void;
+  log: pino.Logger;
+}
+
+/**
+ * Archives the logs nobody archived (cluster mode): a worker archives its run's log right after
+ * recording its end, but one that dies in between (or a lost worker, whose run a hub ended) leaves it
+ * only in its Redis stream, which then never expires. Every `everyMs` one hub (whichever takes the
+ * lock) copies such logs from their streams to the archive, then lets the streams expire. It runs on
+ * the hubs because they outlive workers and already hold Redis and the archive; a run is swept only
+ * once its end is `everyMs` old, so its own worker normally archives it first (if both do, both
+ * store the same bytes, whole).
+ */
+export class ArchiveSweeper {
+  private timer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(private readonly deps: ArchiveSweeperDeps, private readonly everyMs: number) {}
+
+  start(): void {
+    this.timer = setInterval(() => {
+      this.sweepNow().catch((error: unknown) => this.deps.log.warn({ err: error }, 'the archive sweep failed; the next one tries again'));
+    }, this.everyMs);
+    this.timer.unref();
+  }
+
+  /** One sweep (at most one at a time on this hub, and in the cluster). */
+  sweepNow(): Promise<void> {
+    this.sweeping ??= this.deps.runExclusive(SWEEP_LOCK, () => this.sweep()).then(() => {}).finally(() => {
+      this.sweeping = null;
+    });
+    return this.sweeping;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearInterval(this.timer);
+    await this.sweeping?.catch(() => {});
+  }
+
+  private async sweep(): Promise<void> {
+    const endedBefore = Date.now() - this.everyMs;
+    for await (const ids of listUnexpiredStreams(this.deps.redis)) {
+      for (const id of ids) {
+        if (this.closed) return;
+        const run = await this.deps.runs.get(id);
+        if (!run) {
+          // Purged while its stream was being written, or its removal failed: nothing reads it.
+          await expireStream(this.deps.redis, id);
+          continue;
+        }
+        if (!isTerminal(run.status) || Date.parse(run.finished_at ?? run.created_at) > endedBefore) continue;
+        await this.archiveRun(run);
+      }
+    }
+  }
+
+  /** Copies the stream (and its time records) to the archive, then lets it expire. */
+  private async archiveRun(run: RunRow): Promise<void> {
+    const source = new RedisLogSource(this.deps.redis, run.id);
+    const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-sweep-'));
+    try {
+      const times = await source.openTimes();
+      if (times) {
+        await copyToFile(times, path.join(dir, 'times'));
+        await this.deps.archive.put(archiveTimesKey(run.project_id, run.id), path.join(dir, 'times'));
+      }
+      const log = await source.open();
+      const size = log ? await copyToFile(log, path.join(dir, 'log')) : 0;
+      if (log) await this.deps.archive.put(archiveKey(run.project_id, run.id), path.join(dir, 'log'));
+      if (size !== run.log_size) {
+        // Ended before log_size was the stream's length (a lost worker's run recorded as 0): what is archived is the log.
+        this.deps.log.warn({ run_id: run.id, recorded: run.log_size, archived: size }, 'a swept log differs from its recorded size; recording the archived size');
+        this.deps.changed(await this.deps.runs.update(run.id, { log_size: size }));
+      }
+      await expireStream(this.deps.redis, run.id);
+      this.deps.log.info({ run_id: run.id, bytes: size }, 'archived a finished log that was only in its stream');
+    } finally {
+      await fs.rm(dir, { recursive: true, force: true });
+    }
+  }
+}
+
+/** Copies a handle's bytes, as they are now, to a new file; returns how many. */
+async function copyToFile(handle: LogHandle, file: string): Promise<number> {
+  const out = await fs.open(file, 'w');
+  try {
+    const { size } = await handle.stat();
+    const buffer = Buffer.allocUnsafe(COPY_CHUNK);
+    let position = 0;
+    while (position < size) {
+      const { bytesRead } = await handle.read(buffer, 0, Math.min(COPY_CHUNK, size - position), position);
+      if (bytesRead === 0) break;
+      await out.write(buffer, 0, bytesRead);
+      position += bytesRead;
+    }
+    return position;
+  } finally {
+    await out.close();
+    await handle.close();
+  }
+}
