@@ -2,57 +2,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { findProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { startCluster } from '../helpers/cluster.js';
 import { createProject, waitFor, waitForRun } from '../helpers/hub.js';
+import { LOCKED_STEP, watchRunProcesses } from '../helpers/runProcesses.js';
 
 const LEASE_MS = 5000;
 const PAUSE_MS = 12_000;
 
-/**
- * A step that holds the project's lock (a folder in its doc root, with its shell's pid) while it
- * runs: it notes a violation when it finds the lock held by a live process. The project's first
- * run sleeps long enough to outlive the database's pause; the later ones end at once.
- */
-const LOCKED_STEP = `
-root="$HUB_DOC_ROOT"
-if ! mkdir "$root/lock" 2>/dev/null; then
-  other=$(cat "$root/lock/pid" 2>/dev/null)
-  if [ -n "$other" ] && kill -0 "$other" 2>/dev/null; then echo "run $HUB_RUN_ID started while pid $other held the lock" >> "$root/violations"; fi
-fi
-echo $$ > "$root/lock/pid"
-if [ -e "$root/marks" ]; then pause=1; else pause=25; fi
-echo "start $HUB_RUN_ID" >> "$root/marks"
-echo "step of run $HUB_RUN_ID started"
-sleep $pause
-echo "end $HUB_RUN_ID" >> "$root/marks"
-rm -rf "$root/lock"
-`;
-
 const PIPELINES = { locked: { steps: [{ name: 'hold', command: ['sh', '-c', LOCKED_STEP] }], scopes: { all: 'hold' } } };
-
-/**
- * Samples, every few milliseconds, which runs of the project have processes alive (by the run id
- * every step process carries in its environment): the invariant checked at process level.
- */
-function watchRunProcesses(docRoot: string): { overlaps: string[]; seen: Set<number>; stop(): void } {
-  const overlaps: string[] = [];
-  const seen = new Set<number>();
-  const timer = setInterval(() => {
-    const alive = new Set<number>();
-    for (const pid of findProcessesWithEnv('HUB_DOC_ROOT', docRoot)) {
-      try {
-        const id = /(?:^|\0)HUB_RUN_ID=(\d+)\0/.exec(fs.readFileSync(`/proc/${pid}/environ`, 'latin1'))?.[1];
-        if (id) alive.add(Number(id));
-      } catch {
-        // gone meanwhile
-      }
-    }
-    for (const id of alive) seen.add(id);
-    if (alive.size > 1) overlaps.push(`${new Date().toISOString()}: processes of runs ${[...alive].join(' and ')} alive at once`);
-  }, 20);
-  return { overlaps, seen, stop: () => clearInterval(timer) };
-}
 
 test('PostgreSQL frozen 12 s (SIGSTOP) under a 5 s lease: the running run\'s steps are stopped before its lease expires, it ends failed (lease lost), and only then does the queued run of its project start; never two at once', async () => {
   const cluster = await startCluster({ pipelines: PIPELINES, env: { HUB_WORKER_TIMEOUT_MS: String(LEASE_MS) } });

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -30,9 +30,12 @@ export interface Cluster {
  */
 export const TEST_LEASE_MS = '5000';
 
+/** How a process is started: here, or on another machine (a network namespace: test/helpers/netns.ts). */
+export type Spawner = (command: string, args: string[], options: SpawnOptions) => ChildProcess;
+
 /** A worker process (`dist/server/worker/main.js`) with a folder of its own, as on its own machine. */
-export async function startWorker(env: Record<string, string>, id: string, dir = fs.mkdtempSync(path.join(os.tmpdir(), `hub-worker-${id}-`))): Promise<ClusterWorker> {
-  const child = spawn(process.execPath, [path.join(projectRoot, 'dist/server/worker/main.js')], {
+export async function startWorker(env: Record<string, string>, id: string, dir = fs.mkdtempSync(path.join(os.tmpdir(), `hub-worker-${id}-`)), spawnOn: Spawner = spawn): Promise<ClusterWorker> {
+  const child = spawnOn(process.execPath, [path.join(projectRoot, 'dist/server/worker/main.js')], {
     env: { ...process.env, HUB_WORKER_TIMEOUT_MS: TEST_LEASE_MS, HUB_CANCEL_GRACE_MS: '500', ...env, HUB_WORKER_ID: id, HUB_LOGS_DIR: path.join(dir, 'logs'), HUB_DATA_DIR: path.join(dir, 'data') },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
