@@ -4,8 +4,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { projectRoot } from '../../server/paths.js';
 import { startHub, waitFor, type HubOptions, type TestHub } from './hub.js';
-import { startPostgres } from './postgres.js';
-import { startRedis } from './redis.js';
+import { startPostgres, type TestPostgres } from './postgres.js';
+import { startRedis, type TestRedis } from './redis.js';
 import { watchForRejection } from './rejections.js';
 
 export interface ClusterWorker {
@@ -19,6 +19,8 @@ export interface Cluster {
   env: Record<string, string>;
   hubs: TestHub[];
   workers: ClusterWorker[];
+  postgres: TestPostgres;
+  redis: TestRedis;
   stop(): Promise<void>;
 }
 
@@ -50,6 +52,8 @@ export async function startCluster(options: Pick<HubOptions, 'pipelines'> & { hu
     env,
     hubs,
     workers,
+    postgres,
+    redis,
     async stop() {
       for (const worker of workers) worker.process.kill('SIGKILL');
       await Promise.all(hubs.map((hub) => hub.stop()));
