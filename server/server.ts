@@ -17,14 +17,16 @@ import { LocalLogSource, type LogSource } from './logs/logSource.js';
 import { closeNotices, ClusterLogSource, deleteStream } from './logs/redisLogStream.js';
 import { archiveKey, archiveTimesKey, openArchive } from './logs/archive.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
-import { notifyRemoved, notifyRun, parseRunNotice, RUNS_CHANNEL } from './store/postgres/notify.js';
+import { notifyRemoved, notifyRun, RUNS_CHANNEL } from './store/postgres/notify.js';
+import { RunFeed } from './store/postgres/runFeed.js';
+import type { PgListener } from './store/postgres/listener.js';
 import { RetentionSweeper } from './runs/retention.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { isTerminal, type RunRow } from './store/runs.js';
 import { createRedisClient } from './logs/redisClient.js';
 import { LogWatcher } from './logs/logWatcher.js';
 import { runFiles } from './paths.js';
-import { openPostgresStore } from './store/postgres/store.js';
+import { openPostgresStore, postgresTimeouts } from './store/postgres/store.js';
 import { openSqliteStore } from './store/sqlite/store.js';
 
 /** At shutdown, requests still running after this long are cut (the forced exit comes at 5 s). */
@@ -42,7 +44,7 @@ export interface RunningHub {
 export async function startHub(config: Config, log = pino({ level: config.logLevel })): Promise<RunningHub> {
   const pipelines = loadPipelines(config.pipelinesFile);
   fs.mkdirSync(config.logsDir, { recursive: true });
-  const postgres = config.databaseUrl ? await openPostgresStore(config.databaseUrl) : null;
+  const postgres = config.databaseUrl ? await openPostgresStore(config.databaseUrl, postgresTimeouts(config)) : null;
   const store = postgres ?? (await openSqliteStore(config.dbFile));
   const { projects, runs } = store;
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
@@ -74,15 +76,15 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     webhooks.runChanged(run);
     if (isTerminal(run.status)) retention.sweepProject(run.project_id).catch((error: unknown) => log.error({ err: error, project_id: run.project_id }, 'the retention sweep failed'));
   };
-  let stopListening = async () => {};
+  let feed: RunFeed | null = null;
+  let listener: PgListener | null = null;
   if (cluster) {
-    // Every change, this hub's or a worker's, reaches every hub through one channel.
+    // Every change, this hub's or a worker's, reaches every hub through one channel; what was said
+    // while this hub's LISTEN connection was away is read again when it is back (and every few seconds).
     runService.on('run', (run) => notifyRun(cluster.postgres, run.id));
-    stopListening = await cluster.postgres.listen(RUNS_CHANNEL, (payload) => {
-      const notice = parseRunNotice(payload);
-      if (notice?.kind === 'removed') hub.runRemoved(notice.projectId, notice.runId, notice.reason);
-      else if (notice) runs.get(notice.runId).then((run) => run && runChanged(run), () => {});
-    });
+    const runFeed = new RunFeed(runs, { changed: runChanged, removed: (projectId, runId, reason) => hub.runRemoved(projectId, runId, reason) }, config.resyncMs, log);
+    feed = runFeed;
+    listener = cluster.postgres.listen(RUNS_CHANNEL, { notice: (payload) => runFeed.notice(payload), connected: () => runFeed.resync() });
   } else {
     runService.on('run', runChanged);
   }
@@ -146,7 +148,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         // A connection still mid-request a moment on (a slow or stalled client, one that sent nothing) is cut, not waited for.
         const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
         await sockets?.close();
-        await stopListening();
+        feed?.close();
+        await listener?.close();
         await hub.close();
         await watcher.close();
         if (redis) {
