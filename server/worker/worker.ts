@@ -29,6 +29,8 @@ export class Worker {
   private readonly watcher = new LogWatcher();
   private readonly shippers = new Map<number, { shipper: LogShipper; stop: () => void }>();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** ended runs whose slot was given back before their end could be recorded (Redis away) */
+  private readonly released = new Set<number>();
 
   private running = 0;
   private claiming = false;
@@ -45,8 +47,8 @@ export class Worker {
       onEnded: async (runner) => {
         await this.settler.runnerOnEnded(runner);
         await this.archive(runner.projectId, runner.runId);
-        this.running = Math.max(0, this.running - 1);
-        this.claimNow();
+        this.releaseSlot(runner.runId);
+        this.released.delete(runner.runId);
       },
     }, log);
   }
@@ -144,11 +146,31 @@ export class Worker {
     });
   }
 
-  /** The run has ended: its whole log goes to the stream before its end is recorded. */
+  /** A run's slot is free (once per run): the next run may be claimed. */
+  private releaseSlot(runId: number): void {
+    if (this.released.has(runId)) return;
+    this.released.add(runId);
+    this.running = Math.max(0, this.running - 1);
+    this.claimNow();
+  }
+
+  /**
+   * The run has ended: its whole log goes to the stream before its end is recorded, since hubs
+   * announce `complete` at the recorded size reading the stream. Redis away past the deadline: the
+   * slot is given back (the runner is gone; the bytes are safe in the log file here), and this
+   * throws, so the end is recorded later (the launcher tries again with backoff; the shipper's own
+   * retries go on meanwhile). The run stays `running` until its log is where readers read it.
+   */
   private async finishShipping(runId: number): Promise<void> {
     const entry = this.shippers.get(runId);
     if (!entry) return;
-    await entry.shipper.flush();
+    try {
+      await entry.shipper.flush(this.config.shipDeadlineMs);
+    } catch (error) {
+      if (!this.released.has(runId)) this.log.warn({ err: error, run_id: runId }, 'the end of a log could not reach Redis in time; its slot is given back and its end will be recorded once Redis has it');
+      this.releaseSlot(runId);
+      throw error;
+    }
     entry.stop();
     entry.shipper.close();
     this.shippers.delete(runId);

@@ -116,7 +116,7 @@ test('a shipper follows a growing log and its times (writes cut anywhere) throug
     if (i === 200) await redisServer.restart(); // the client reconnects; appends in flight are retried
     if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  assert.is(await shipper.flush(), written.length);
+  assert.is(await shipper.flush(30_000), written.length);
   const handle = (await new RedisLogSource(redis, runId).open())!;
   const copy = Buffer.alloc(written.length);
   assert.is((await handle.read(copy, 0, written.length, 0)).bytesRead, written.length);

@@ -1,0 +1,55 @@
+import fs from 'node:fs';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { createProject, sh, waitFor, waitForRun } from '../helpers/hub.js';
+import { startCluster } from '../helpers/cluster.js';
+import { fileGate } from '../helpers/fileGate.js';
+import { TestClient } from '../helpers/wsClient.js';
+import { bytesOfLines } from '../soak/follower.js';
+
+test('a worker cut off from Redis (frozen) when a run ends gives its slot back after HUB_SHIP_DEADLINE_MS and records the end once Redis is back, the log whole', async () => {
+  const gate = fileGate();
+  const pipelines = {
+    gated: { steps: [{ name: 'work', command: sh(`for i in $(seq 1 200); do echo "line $i"; done; ${gate.waitCommand}; echo last`) }], scopes: { all: 'work' } },
+    quick: { steps: [{ name: 'work', command: sh('echo quick') }], scopes: { all: 'work' } },
+  };
+  const cluster = await startCluster({ pipelines, hubs: 1, workers: 1, env: { HUB_WORKER_SLOTS: '1', HUB_REDIS_TIMEOUT_MS: '500', HUB_SHIP_DEADLINE_MS: '2000' } });
+  const [hub] = cluster.hubs;
+  const [worker] = cluster.workers;
+  try {
+    const projectId = await createProject(hub, 'gated');
+    const run = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+    const file = path.join(worker.logs, String(projectId), `${run.id}.log`);
+    await waitFor(() => fs.existsSync(file) && fs.readFileSync(file, 'utf8').includes('line 200'), 'the first lines');
+    const client = await TestClient.connect(hub.url);
+    client.send({ type: 'subscribe', run_id: run.id, offset: 0 });
+    await client.waitFor((m) => m.type === 'lines' && m.run_id === run.id && m.lines!.includes('line 200'), 'the follower at the live edge');
+    cluster.redis.signal('SIGSTOP');
+    gate.open();
+    // The worker's only slot comes free while Redis is still frozen: another project's run is claimed and carried out.
+    const other = await createProject(hub, 'quick');
+    const next = (await hub.api('POST', `/api/projects/${other}/runs`, { scope: 'all' })).body;
+    const otherFile = path.join(worker.logs, String(other), `${next.id}.log`);
+    await waitFor(() => fs.existsSync(otherFile) && fs.readFileSync(otherFile, 'utf8').includes('quick'), 'the next run carried out on the freed slot', 15_000);
+    // Not recorded as ended while its log is not where the hubs read it.
+    assert.is((await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}`)).body.status, 'running');
+    cluster.redis.signal('SIGCONT');
+    const ended = await waitForRun(hub, projectId, run.id, ['completed', 'failed', 'cancelled'], 20_000);
+    assert.is(ended.status, 'completed');
+    const bytes = fs.readFileSync(file);
+    assert.is(ended.log_size, bytes.length, "the size of the worker's file");
+    const complete = await client.complete(run.id, 20_000);
+    assert.is(complete.next, bytes.length);
+    const copy = Buffer.concat(client.messages.filter((m) => m.type === 'lines' && m.run_id === run.id).map((m) => bytesOfLines(m as { lines: string[] })));
+    assert.ok(copy.equals(bytes), 'the follower has the whole log');
+    assert.is((await waitForRun(hub, other, next.id, ['completed', 'failed', 'cancelled'], 20_000)).status, 'completed');
+    await client.close();
+  } finally {
+    cluster.redis.signal('SIGCONT');
+    gate.remove();
+    await cluster.stop();
+  }
+});
+
+test.run();
