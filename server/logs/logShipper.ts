@@ -49,7 +49,9 @@ export class LogShipper {
       this.failures = 0;
     }, (error: unknown) => {
       if (!this.closed) {
-        this.retry = setTimeout(() => this.ship().catch(() => {}), backoffMs(this.failures++, RETRY_FIRST_MS, RETRY_MAX_MS)); // a failed retry schedules the next
+        this.retry = setTimeout(() => {
+          this.ship().catch(() => {}); // a failed retry schedules the next
+        }, backoffMs(this.failures++, RETRY_FIRST_MS, RETRY_MAX_MS));
         this.retry.unref();
       }
       throw error;
