@@ -28,6 +28,7 @@ import { LogWatcher } from './logs/logWatcher.js';
 import { runFiles } from './paths.js';
 import { openPostgresStore, postgresTimeouts } from './store/postgres/store.js';
 import { openSqliteStore } from './store/sqlite/store.js';
+import { checkReadiness, checkWritableDir, type ReadyCheck } from './health/readiness.js';
 
 /** At shutdown, requests still running after this long are cut (the forced exit comes at 5 s). */
 const CLOSE_GRACE_MS = 1000;
@@ -104,7 +105,19 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     sockets: () => ({ connections: sockets?.connectionCount ?? 0 }),
     subscriptions: () => hub.subscriptionStats(),
   });
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks });
+  // What a load balancer polls: every part this hub needs answers now.
+  const checks: Record<string, ReadyCheck> = cluster
+    ? {
+        database: () => store.ping(),
+        redis: async () => {
+          await cluster.redis.ping();
+        },
+        listen: () => listener?.ping() ?? Promise.reject(new Error('no LISTEN connection')),
+        archive: () => archive.check(),
+      }
+    : { database: () => store.ping(), logs: () => checkWritableDir(config.logsDir) };
+  const readiness = () => checkReadiness(checks, config.readyTimeoutMs);
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, readiness });
   const handleRequest = app.callback();
   // Deadlines for receiving a request, head and body; a response (a log stream) lasts as long as it needs.
   // Checked every second (Node's default is 30 s, so a deadline could be missed by that much).

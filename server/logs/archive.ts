@@ -37,7 +37,7 @@ export class DirectoryObjectStore implements ObjectStore {
     await fs.rm(path.join(this.dir, key), { force: true });
   }
 
-  /** The folder is there and writable (a volume not mounted, or read-only, is not). */
+  /** The folder can be written (made if missing, as put() would): a read-only volume, a file in its place, cannot. */
   async check(): Promise<void> {
     await fs.mkdir(this.dir, { recursive: true });
     await fs.access(this.dir, fs.constants.W_OK);

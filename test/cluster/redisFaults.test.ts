@@ -52,4 +52,32 @@ test('a worker cut off from Redis (frozen) when a run ends gives its slot back a
   }
 });
 
+test('Redis frozen: /api/ready answers 503 naming redis within its deadline while /api/health stays 200; once Redis answers again, ready again', async () => {
+  const cluster = await startCluster({ hubs: 1, workers: 0, env: { HUB_READY_TIMEOUT_MS: '500' } });
+  const [hub] = cluster.hubs;
+  try {
+    const ready = await waitFor(async () => {
+      const response = await hub.api('GET', '/api/ready');
+      return response.status === 200 ? response.body : null;
+    }, 'the hub to be ready');
+    assert.equal(Object.keys(ready.checks).sort(), ['archive', 'database', 'listen', 'redis']);
+    cluster.redis.signal('SIGSTOP');
+    const started = Date.now();
+    const notReady = await hub.api('GET', '/api/ready');
+    const took = Date.now() - started;
+    assert.is(notReady.status, 503);
+    assert.is(notReady.body.ok, false);
+    assert.is(notReady.body.checks.redis.ok, false);
+    assert.match(notReady.body.checks.redis.error, /redis/i);
+    assert.ok(notReady.body.checks.database.ok && notReady.body.checks.listen.ok && notReady.body.checks.archive.ok, 'the other parts answer');
+    assert.ok(took < 2000, `answered within the check's deadline (${took} ms)`);
+    assert.is((await hub.api('GET', '/api/health')).status, 200, 'alive all the same');
+    cluster.redis.signal('SIGCONT');
+    await waitFor(async () => (await hub.api('GET', '/api/ready')).status === 200, 'ready again', 10_000);
+  } finally {
+    cluster.redis.signal('SIGCONT');
+    await cluster.stop();
+  }
+});
+
 test.run();

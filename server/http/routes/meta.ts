@@ -9,6 +9,11 @@ export function metaRoutes(services: AppServices): Router {
   router.get('/api/health', (ctx) => {
     ctx.body = { status: 'ok' };
   });
+  router.get('/api/ready', async (ctx) => {
+    const report = await services.readiness();
+    ctx.status = report.ok ? 200 : 503;
+    ctx.body = report;
+  });
   // The contract: the HTTP API as OpenAPI 3.1, the WebSocket messages as JSON Schema.
   router.get('/api/openapi.json', (ctx) => {
     ctx.body = openApiDocument();
