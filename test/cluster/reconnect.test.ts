@@ -66,4 +66,28 @@ test('every database connection terminated mid-run: a follower on the other hub 
   }
 });
 
+test('a change no hub was told of (its notification lost) reaches followers by the backstop re-read within HUB_RESYNC_MS', async () => {
+  const cluster = await startCluster({ pipelines: { gated: { steps: [{ name: 'work', command: sh('echo never') }], scopes: { all: 'work' } } }, workers: 0, env: { HUB_RESYNC_MS: '500' } });
+  const [a, b] = cluster.hubs;
+  try {
+    const projectId = await createProject(a, 'gated');
+    const run = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+    const client = await TestClient.connect(b.url);
+    client.send({ type: 'subscribe', run_id: run.id, offset: 0 });
+    await client.waitFor((m) => m.type === 'subscribed' && m.run_id === run.id, 'subscribed');
+    // Ended behind the hubs' backs: no pg_notify (as when the notifying connection broke).
+    const admin = new pg.Client({ ...cluster.postgres.admin, database: new URL(cluster.env.HUB_DATABASE_URL).pathname.slice(1) });
+    await admin.connect();
+    await admin.query("UPDATE hub.runs SET status = 'cancelled', finished_at = $2, error_message = 'ended elsewhere' WHERE id = $1", [run.id, new Date().toISOString()]);
+    await admin.end();
+    const ended = Date.now();
+    const complete = await client.complete(run.id, 10_000);
+    console.log(`complete ${Date.now() - ended} ms after the change (HUB_RESYNC_MS 500)`);
+    assert.equal([complete.status, complete.error_message], ['cancelled', 'ended elsewhere']);
+    await client.close();
+  } finally {
+    await cluster.stop();
+  }
+});
+
 test.run();
