@@ -97,6 +97,7 @@ silent('a request to an S3 server that never answers fails after its tries, each
   try {
     const started = Date.now();
     const outcome = await Promise.race([store.open('1/1.log').then(() => 'answered', (error: Error) => `failed: ${error.name}`), new Promise((resolve) => setTimeout(resolve, 10_000, 'still waiting after 10 s'))]);
+    console.log(`a silent S3 server: ${String(outcome)} after ${Date.now() - started} ms, ${sockets.size} connections (deadline 300 ms a try)`);
     assert.match(String(outcome), /^failed/);
     assert.ok(sockets.size >= 2, `tried again (${sockets.size} connections)`);
     assert.ok(Date.now() - started < 5000, `within its tries' deadlines (${Date.now() - started} ms)`);
