@@ -51,7 +51,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
   // Cluster mode: workers carry out runs and ship logs to Redis; this hub only records and serves.
   const redis = config.redisUrl ? createRedisClient(config) : null;
-  redis?.on('error', () => {}); // reconnects on its own; reads wait meanwhile
+  redis?.on('error', () => {}); // reconnects on its own; reads fail past their deadline meanwhile and are tried again
   const cluster = postgres && redis ? { postgres, redis } : null;
   const runService = new RunService(config, pipelines, projects, runs, log, (events) =>
     cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log) : new LocalLauncher(config, events, log));

@@ -14,7 +14,7 @@ try {
   exitOnUnhandledRejection(log);
   const store = await openPostgresStore(config.databaseUrl, postgresTimeouts(config));
   const redis = createRedisClient(config);
-  redis.on('error', () => {}); // reconnects on its own; appends wait and are retried
+  redis.on('error', () => {}); // reconnects on its own; appends fail past their deadline meanwhile and are retried
   const worker = new Worker(config, store, redis, await openArchive(config), log);
   await worker.start();
   log.info(`run hub worker ${worker.id} started`);
