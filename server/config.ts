@@ -32,6 +32,20 @@ export interface Config {
   readonly workerTimeoutMs: number;
   /** runs one worker carries out at once */
   readonly workerSlots: number;
+  /** PostgreSQL: taking a connection from the pool or opening one (the LISTEN one too) gives up after this */
+  readonly dbConnectTimeoutMs: number;
+  /** PostgreSQL: a statement's deadline (statement_timeout; the client gives up a second later) */
+  readonly dbStatementTimeoutMs: number;
+  /** Redis: a command's deadline, and a connection attempt's */
+  readonly redisTimeoutMs: number;
+  /** the S3 archive: a request's deadline (each of the SDK's tries) */
+  readonly archiveTimeoutMs: number;
+  /** a hub reads what changed in the runs this often, behind the notifications (and pings its LISTEN connection) */
+  readonly resyncMs: number;
+  /** a worker waits this long for a finished run's log to reach Redis; then the archive takes it instead */
+  readonly shipDeadlineMs: number;
+  /** each check of `/api/ready` fails past this */
+  readonly readyTimeoutMs: number;
   readonly cancelGraceMs: number;
   readonly maxLineBytes: number;
   readonly maxLogBytes: number;
@@ -171,6 +185,13 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     workerId: env.HUB_WORKER_ID || `${os.hostname()}-${process.pid}`,
     workerTimeoutMs: readInteger(env, 'HUB_WORKER_TIMEOUT_MS', 15_000, 500, 3_600_000),
     workerSlots: readInteger(env, 'HUB_WORKER_SLOTS', 4, 1, 1000),
+    dbConnectTimeoutMs: readInteger(env, 'HUB_DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
+    dbStatementTimeoutMs: readInteger(env, 'HUB_DB_STATEMENT_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    redisTimeoutMs: readInteger(env, 'HUB_REDIS_TIMEOUT_MS', 5000, 100, 600_000),
+    archiveTimeoutMs: readInteger(env, 'HUB_ARCHIVE_TIMEOUT_MS', 30_000, 100, 3_600_000),
+    resyncMs: readInteger(env, 'HUB_RESYNC_MS', 5000, 100, 600_000),
+    shipDeadlineMs: readInteger(env, 'HUB_SHIP_DEADLINE_MS', 15_000, 100, 3_600_000),
+    readyTimeoutMs: readInteger(env, 'HUB_READY_TIMEOUT_MS', 2000, 50, 60_000),
     cancelGraceMs: readInteger(env, 'HUB_CANCEL_GRACE_MS', 5000, 0, 600_000),
     maxLineBytes: readInteger(env, 'HUB_MAX_LINE_BYTES', 1024 * 1024, 16, 64 * 1024 * 1024),
     maxLogBytes: readInteger(env, 'HUB_MAX_LOG_BYTES', 1024 ** 3, 1024),

@@ -49,8 +49,13 @@ export function describeValue(value: unknown): string {
   return `${text} (${type})`;
 }
 
-/** SQLite locked; PostgreSQL unreachable, starting, out of connections, or a conflict worth retrying. */
-const DATABASE_BUSY = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'ECONNREFUSED', '57P03', '53300', '40001', '40P01', '55P03']);
+/**
+ * SQLite locked; PostgreSQL unreachable, starting, out of connections, a conflict worth retrying, a
+ * statement past its deadline (57014), or the connection terminated under it (57P01, a failover).
+ */
+const DATABASE_BUSY = new Set(['SQLITE_BUSY', 'SQLITE_LOCKED', 'ECONNREFUSED', '57P03', '53300', '40001', '40P01', '55P03', '57014', '57P01']);
+/** node-postgres's own deadlines: taking a connection from the pool, and a statement's answer. */
+const DATABASE_TIMEOUTS = new Set(['timeout exceeded when trying to connect', 'Query read timeout', 'Connection terminated due to connection timeout']);
 
 /** The disk under the database is full (SQLite; PostgreSQL's disk_full), or under a file being written. */
 const STORAGE_FULL = new Set(['SQLITE_FULL', '53100', 'ENOSPC', 'EDQUOT']);
@@ -65,11 +70,14 @@ const OUT_OF_FILES = new Set(['EMFILE', 'ENFILE']);
 export function toHubError(caught: unknown): HubError {
   if (caught instanceof HubError) return caught;
   const error = caught as { status?: number; message?: string; code?: string } | null;
-  if (error && typeof error.code === 'string' && DATABASE_BUSY.has(error.code)) {
+  if (error && ((typeof error.code === 'string' && DATABASE_BUSY.has(error.code)) || DATABASE_TIMEOUTS.has(error.message ?? ''))) {
     return new HubError(503, 'database_busy', 'The database is busy; try again shortly', { cause: caught });
   }
   if (error && typeof error.code === 'string' && OUT_OF_FILES.has(error.code)) {
     return new HubError(503, 'server_busy', 'The server has no file descriptor free just now; try again shortly', { cause: caught });
+  }
+  if (error && (error.message === 'Command timed out' || (error as { name?: string }).name === 'MaxRetriesPerRequestError')) {
+    return new HubError(503, 'log_store_unavailable', 'The log store (Redis) did not answer in time; try again shortly', { cause: caught });
   }
   if (error && typeof error.code === 'string' && STORAGE_FULL.has(error.code)) {
     return new HubError(507, 'storage_full', "The server's disk is full: the write was refused. Reads go on; try again once space is freed", { cause: caught });

@@ -19,15 +19,18 @@ import { closeNotices, ClusterLogSource, deleteStream, fenceStream, shippedSize 
 import { archiveKey, archiveTimesKey, openArchive } from './logs/archive.js';
 import { ArchiveSweeper } from './logs/archiveSweeper.js';
 import { ClusterLauncher } from './runs/clusterLauncher.js';
-import { notifyRemoved, notifyRun, parseRunNotice, RUNS_CHANNEL } from './store/postgres/notify.js';
+import { notifyRemoved, notifyRun, RUNS_CHANNEL } from './store/postgres/notify.js';
+import { RunFeed } from './store/postgres/runFeed.js';
+import type { PgListener } from './store/postgres/listener.js';
 import { RetentionSweeper } from './runs/retention.js';
 import { WebhookDispatcher } from './webhooks/dispatcher.js';
 import { isTerminal, type RunRow } from './store/runs.js';
 import { createRedisClient } from './logs/redisClient.js';
 import { LogWatcher } from './logs/logWatcher.js';
 import { runFiles } from './paths.js';
-import { openPostgresStore } from './store/postgres/store.js';
+import { openPostgresStore, postgresTimeouts } from './store/postgres/store.js';
 import { openSqliteStore } from './store/sqlite/store.js';
+import { checkReadiness, checkWritableDir, type ReadyCheck } from './health/readiness.js';
 
 /** At shutdown, requests still running after this long are cut (the forced exit comes at 5 s). */
 const CLOSE_GRACE_MS = 1000;
@@ -46,13 +49,13 @@ export interface RunningHub {
 export async function startHub(config: Config, log = pino({ level: config.logLevel })): Promise<RunningHub> {
   const pipelines = loadPipelines(config.pipelinesFile);
   fs.mkdirSync(config.logsDir, { recursive: true });
-  const postgres = config.databaseUrl ? await openPostgresStore(config.databaseUrl) : null;
+  const postgres = config.databaseUrl ? await openPostgresStore(config.databaseUrl, postgresTimeouts(config)) : null;
   const store = postgres ?? (await openSqliteStore(config.dbFile));
   const { projects, runs } = store;
   if (config.seedDemo) await seedDemoProject(projects, pipelines, log);
   // Cluster mode: workers carry out runs and ship logs to Redis; this hub only records and serves.
   const redis = config.redisUrl ? createRedisClient(config) : null;
-  redis?.on('error', () => {}); // reconnects on its own; reads wait meanwhile
+  redis?.on('error', () => {}); // reconnects on its own; reads fail past their deadline meanwhile and are tried again
   const cluster = postgres && redis ? { postgres, redis } : null;
   // In cluster mode a run's log ends where its stream does: a lost worker's run ends at what it shipped.
   const runService = new RunService(config, pipelines, projects, runs, log, (events) =>
@@ -89,15 +92,15 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     changed: (run) => notifyRun(cluster.postgres, run.id),
     log,
   }, config.archiveSweepMs);
-  let stopListening = async () => {};
+  let feed: RunFeed | null = null;
+  let listener: PgListener | null = null;
   if (cluster) {
-    // Every change, this hub's or a worker's, reaches every hub through one channel.
+    // Every change, this hub's or a worker's, reaches every hub through one channel; what was said
+    // while this hub's LISTEN connection was away is read again when it is back (and every few seconds).
     runService.on('run', (run) => notifyRun(cluster.postgres, run.id));
-    stopListening = await cluster.postgres.listen(RUNS_CHANNEL, (payload) => {
-      const notice = parseRunNotice(payload);
-      if (notice?.kind === 'removed') hub.runRemoved(notice.projectId, notice.runId, notice.reason);
-      else if (notice) runs.get(notice.runId).then((run) => run && runChanged(run), () => {});
-    });
+    const runFeed = new RunFeed(runs, { changed: runChanged, removed: (projectId, runId, reason) => hub.runRemoved(projectId, runId, reason) }, config.resyncMs, log);
+    feed = runFeed;
+    listener = cluster.postgres.listen(RUNS_CHANNEL, { notice: (payload) => runFeed.notice(payload), connected: () => runFeed.resync() });
   } else {
     runService.on('run', runChanged);
   }
@@ -118,7 +121,23 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     subscriptions: () => hub.subscriptionStats(),
   });
   const drain = new Drain();
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, drain });
+  // What a load balancer polls: every part this hub needs answers now.
+  const checks: Record<string, ReadyCheck> = cluster
+    ? {
+        database: () => store.ping(),
+        redis: async () => {
+          await cluster.redis.ping();
+        },
+        listen: () => listener?.ping() ?? Promise.reject(new Error('no LISTEN connection')),
+        archive: () => archive.check(),
+      }
+    : { database: () => store.ping(), logs: () => checkWritableDir(config.logsDir) };
+  // A hub that drains (SIGTERM) is not ready from the first moment: the balancer sends nobody new.
+  checks.serving = async () => {
+    if (drain.draining) throw new Error('draining: this hub is stopping');
+  };
+  const readiness = () => checkReadiness(checks, config.readyTimeoutMs);
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, readiness, drain });
   const handleRequest = app.callback();
   // Deadlines for receiving a request, head and body; a response (a log stream) lasts as long as it needs.
   // Checked every second (Node's default is 30 s, so a deadline could be missed by that much).
@@ -173,7 +192,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         // A connection still mid-request a moment on (a slow or stalled client, one that sent nothing) is cut, not waited for.
         const cut = setTimeout(() => server.closeAllConnections(), CLOSE_GRACE_MS);
         await sockets?.close();
-        await stopListening();
+        feed?.close();
+        await listener?.close();
         await hub.close();
         await watcher.close();
         if (redis) {

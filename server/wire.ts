@@ -104,6 +104,12 @@ export interface WebhookPayload {
   url: string;
 }
 
+/** `GET /api/ready`: each part the hub needs (embedded: database, logs; cluster: database, redis, listen, archive), checked now. */
+export interface ReadyReport {
+  ok: boolean;
+  checks: Record<string, { ok: boolean; ms: number; error?: string }>;
+}
+
 /** `GET …/logs` */
 export interface LogPage {
   lines: string[];

@@ -13,6 +13,13 @@ test('a busy database is 503 database_busy; Koa\'s 404 and 405 keep their status
   assert.is(toHubError(ours), ours);
 });
 
+test('a store past its deadline is 503, never 500: PostgreSQL (statement_timeout, a terminated connection, the pool or a read timing out) and Redis (a command timed out, reconnects used up)', () => {
+  const pgErrors = [Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }), Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }), new Error('timeout exceeded when trying to connect'), new Error('Query read timeout')];
+  for (const error of pgErrors) assert.equal([toHubError(error).status, toHubError(error).code], [503, 'database_busy'], error.message);
+  const redisErrors = [new Error('Command timed out'), Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' })];
+  for (const error of redisErrors) assert.equal([toHubError(error).status, toHubError(error).code], [503, 'log_store_unavailable'], error.message);
+});
+
 test('a full disk (SQLITE_FULL, PostgreSQL 53100, ENOSPC) is 507 storage_full, and its message is shown', () => {
   for (const code of ['SQLITE_FULL', '53100', 'ENOSPC']) {
     const full = toHubError(Object.assign(new Error('database or disk is full'), { code }));

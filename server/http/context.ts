@@ -7,7 +7,7 @@ import type { RunRow, RunStore } from '../store/runs.js';
 import type { WebhookStore } from '../store/webhooks.js';
 import type { WebhookDispatcher } from '../webhooks/dispatcher.js';
 import type { LogSource } from '../logs/logSource.js';
-import type { Run } from '../wire.js';
+import type { ReadyReport, Run } from '../wire.js';
 import type { LogHub } from '../hub/logHub.js';
 import type { HubMetrics } from '../metrics/hubMetrics.js';
 import type { Drain } from './drain.js';
@@ -27,6 +27,8 @@ export interface AppServices {
   runJson: (run: RunRow) => Run;
   metrics: HubMetrics;
   webhooks: WebhookStore;
+  /** `/api/ready`: every part the hub needs, checked now */
+  readiness: () => Promise<ReadyReport>;
   /** told when a webhook is deleted, to stop its pending deliveries */
   webhookDispatcher: Pick<WebhookDispatcher, 'webhookDeleted'>;
   /** whether the hub is draining (SIGTERM), and its SSE streams to close when it does */

@@ -20,6 +20,8 @@ const MIN_READ_INTERVAL_MS = 2;
 const LIVE_FROM_START_BYTES = 4 * 1024 * 1024;
 /** The longest the live edge waits for the lines' times (a slow archive): then they go out stamped "now". */
 const TIMES_WAIT_MS = 50;
+/** A read that failed (Redis or the archive away: their calls have deadlines) is tried again after this, hint or not. */
+const READ_RETRY_MS = 1000;
 
 export interface LiveReaderEvents {
   /** Live reading starts at this boundary (earlier bytes are read by catching up). */
@@ -51,6 +53,7 @@ export class LiveReader {
   private dirty = false;
   private lastRead = 0;
   private trailing: NodeJS.Timeout | null = null;
+  private retry: NodeJS.Timeout | null = null;
   private ending: { size: number; complete: Omit<CompleteMessage, 'next'> } | null = null;
   /** once every byte is read: the final offset and the completion message */
   private finalMessage: CompleteMessage | null = null;
@@ -152,6 +155,12 @@ export class LiveReader {
       if (this.ending && !this.dirty && !this.finalMessage && !this.closed) await this.finish();
     } catch (error) {
       debug('run %d: read failed: %s', this.runId, (error as Error).message);
+      if (!this.closed) {
+        this.retry ??= setTimeout(() => {
+          this.retry = null;
+          this.pumpSoon();
+        }, READ_RETRY_MS);
+      }
     } finally {
       this.pumping = false;
     }
@@ -225,6 +234,7 @@ export class LiveReader {
     if (this.closed) return;
     this.closed = true;
     if (this.trailing) clearTimeout(this.trailing);
+    if (this.retry) clearTimeout(this.retry);
     const handle = this.handle;
     this.handle = null;
     await handle?.close().catch(() => {});

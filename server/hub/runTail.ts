@@ -8,6 +8,8 @@ import { linesFrame, type CompleteMessage, type LogSink } from './messages.js';
 import { CatchUpReads } from './catchUpReads.js';
 
 const debug = debuglog('hub:tail');
+/** A catch-up read that failed (Redis or the archive away: their calls have deadlines) is tried again after this. */
+const CATCH_UP_RETRY_MS = 1000;
 
 export const SUBSCRIBER_MODES = ['catching_up', 'live', 'ahead', 'done'] as const;
 export type SubscriberMode = (typeof SUBSCRIBER_MODES)[number];
@@ -208,9 +210,20 @@ export class RunTail {
     subscriber.mode = 'catching_up';
     if (subscriber.reading) return;
     subscriber.reading = true;
+    let failed = false;
     this.catchUpLoop(subscriber)
-      .catch((error: unknown) => debug('run %d: catch-up failed: %s', this.runId, (error as Error).message))
-      .finally(() => (subscriber.reading = false));
+      .catch((error: unknown) => {
+        debug('run %d: catch-up failed: %s', this.runId, (error as Error).message);
+        failed = true;
+      })
+      .finally(() => {
+        subscriber.reading = false;
+        // Redis or the archive away (their calls have deadlines): tried again, from where it was.
+        if (!failed) return;
+        setTimeout(() => {
+          if (subscriber.mode === 'catching_up' && !subscriber.sink.closed && !this.closed) this.catchUp(subscriber);
+        }, CATCH_UP_RETRY_MS).unref();
+      });
   }
 
   private async catchUpLoop(subscriber: Subscriber): Promise<void> {

@@ -14,6 +14,8 @@ export interface ObjectStore {
   open(key: string): Promise<LogHandle | null>;
   /** Removes `key` (nothing if it is not stored). */
   delete(key: string): Promise<void>;
+  /** Readiness: resolves if the store can be used now (the caller bounds the wait). */
+  check(): Promise<void>;
 }
 
 export const archiveKey = (projectId: number, runId: number) => `${projectId}/${runId}.log`;
@@ -35,6 +37,12 @@ export class DirectoryObjectStore implements ObjectStore {
     await fs.rm(path.join(this.dir, key), { force: true });
   }
 
+  /** The folder can be written (made if missing, as put() would): a read-only volume, a file in its place, cannot. */
+  async check(): Promise<void> {
+    await fs.mkdir(this.dir, { recursive: true });
+    await fs.access(this.dir, fs.constants.W_OK);
+  }
+
   async open(key: string): Promise<LogHandle | null> {
     try {
       return await fs.open(path.join(this.dir, key), 'r');
@@ -46,9 +54,9 @@ export class DirectoryObjectStore implements ObjectStore {
 }
 
 /** The archive the configuration names: S3 when HUB_ARCHIVE_S3 is set, else the shared folder. */
-export async function openArchive(config: { archiveDir: string; archiveS3: string | null; archiveS3PathStyle: boolean }): Promise<ObjectStore> {
+export async function openArchive(config: { archiveDir: string; archiveS3: string | null; archiveS3PathStyle: boolean; archiveTimeoutMs?: number }): Promise<ObjectStore> {
   if (!config.archiveS3) return new DirectoryObjectStore(config.archiveDir);
   // Loaded only when asked for: the AWS SDK is large, and the embedded mode never needs it.
   const { S3ObjectStore } = await import('./s3ObjectStore.js');
-  return S3ObjectStore.fromUrl(config.archiveS3, { forcePathStyle: config.archiveS3PathStyle });
+  return S3ObjectStore.fromUrl(config.archiveS3, { forcePathStyle: config.archiveS3PathStyle }, config.archiveTimeoutMs);
 }

@@ -1,11 +1,14 @@
 import fs from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import { LeaseLostError } from '../errors.js';
+import { backoffMs, pause, withTimeout } from '../retry.js';
 import { appendChunk, writeTimes } from './redisLogStream.js';
 
 /** One append carries at most this much (Redis handles it in one go; a retry re-sends no more). */
 const CHUNK_BYTES = 256 * 1024;
-const RETRY_MS = 200;
+/** A ship that failed (Redis away) is tried again after this, doubling up to the most, with jitter. */
+const RETRY_FIRST_MS = 200;
+const RETRY_MAX_MS = 5000;
 
 /**
  * Ships a run's log file to its Redis stream as it grows (on a worker, next to the runner). It always
@@ -20,6 +23,9 @@ export class LogShipper {
   private closed = false;
   /** the stream refused this shipper's epoch */
   private lost: LeaseLostError | null = null;
+  /** ships that failed in a row, and the wait before the next try */
+  private failures = 0;
+  private retry: NodeJS.Timeout | null = null;
   private readonly buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   /** bytes of the times file copied to Redis */
   private timesShipped = 0;
@@ -32,33 +38,69 @@ export class LogShipper {
     return this.shipped;
   }
 
-  /** A hint that the file grew: ship what is new (coalesced while a ship is under way). LeaseLostError once refused. */
+  /**
+   * A hint that the file grew: ship what is new (coalesced while a ship is under way). One that
+   * fails (Redis away: each command has a deadline) is tried again with backoff, hint or not.
+   * LeaseLostError once refused.
+   */
   ship(): Promise<void> {
     if (this.lost) return Promise.reject(this.lost);
     if (this.running) {
       this.again = true;
       return this.running;
     }
-    this.running = this.shipAll().finally(() => {
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+    this.running = this.shipAll().then(() => {
+      this.failures = 0;
+    }, (error: unknown) => {
+      if (!this.closed) {
+        this.retry = setTimeout(() => {
+          this.ship().catch(() => {}); // a failed retry schedules the next
+        }, backoffMs(this.failures++, RETRY_FIRST_MS, RETRY_MAX_MS));
+        this.retry.unref();
+      }
+      throw error;
+    }).finally(() => {
       this.running = null;
       if (this.again && !this.closed) {
         this.again = false;
-        this.ship().catch(() => {}); // its failure waits for the next hint, like any ship's
+        this.ship().catch(() => {}); // a failure is tried again (above)
       }
     });
     return this.running;
   }
 
-  /** Ships until the stream holds the whole file as it is now (retrying while Redis is away). */
-  async flush(): Promise<number> {
-    await this.running;
-    await this.ship();
-    if (this.lost) throw this.lost;
-    return this.shipped;
+  /**
+   * Ships until the stream holds the whole file as it is now, retrying with backoff while Redis is
+   * away, for `deadlineMs` at most: then it throws (the file stays the source of truth; a later
+   * flush, or the background retries, send the rest). A refused lease throws at once.
+   */
+  async flush(deadlineMs: number): Promise<number> {
+    const deadline = Date.now() + deadlineMs;
+    for (let failures = 0; ; failures++) {
+      try {
+        await withTimeout(this.shipWhole(), Math.max(1, deadline - Date.now()), 'Redis (shipping the end of a log)');
+        if (this.lost) throw this.lost;
+        return this.shipped;
+      } catch (error) {
+        const wait = backoffMs(failures, RETRY_FIRST_MS, RETRY_MAX_MS);
+        if (error instanceof LeaseLostError || this.closed || Date.now() + wait >= deadline) throw error;
+        await pause(wait);
+      }
+    }
   }
 
   close(): void {
     this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
+  }
+
+  /** One ship after any under way, so what the file holds now is covered. */
+  private async shipWhole(): Promise<void> {
+    await this.running?.catch(() => {});
+    await this.ship();
   }
 
   /**
@@ -89,6 +131,8 @@ export class LogShipper {
   private refused(error: LeaseLostError): LeaseLostError {
     this.lost ??= error;
     this.closed = true;
+    if (this.retry) clearTimeout(this.retry);
+    this.retry = null;
     return this.lost;
   }
 
@@ -108,12 +152,13 @@ export class LogShipper {
         if (this.shipped >= size || this.closed) return;
         const { bytesRead } = await handle.read(this.buffer, 0, Math.min(CHUNK_BYTES, size - this.shipped), this.shipped);
         if (bytesRead === 0) return;
+        // Whatever the stream answers is where it ends: the next read starts there. A failure ends
+        // this ship (see ship()); a refused epoch ends the shipper.
         try {
-          // Whatever the stream answers is where it ends: the next read starts there.
           this.shipped = await appendChunk(this.redis, this.runId, this.shipped, this.buffer.subarray(0, bytesRead), this.epoch);
         } catch (error) {
           if (error instanceof LeaseLostError) throw this.refused(error);
-          await new Promise((resolve) => setTimeout(resolve, RETRY_MS));
+          throw error;
         }
       }
     } finally {

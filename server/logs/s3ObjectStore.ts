@@ -3,6 +3,10 @@ import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectComm
 import type { ObjectStore } from './archive.js';
 import type { LogHandle } from './logSource.js';
 
+const DEFAULT_TIMEOUT_MS = 30_000;
+/** 1 MiB/s: an upload slower than this fails (its socket idle for `timeoutMs` fails it sooner). */
+const SLOWEST_UPLOAD_BYTES_PER_MS = 1024 * 1024 / 1000;
+
 /**
  * The archive on S3 (or anything that speaks its API), for hubs and workers on machines with no
  * shared folder: `HUB_ARCHIVE_S3=s3://bucket/prefix` with the usual AWS settings (region, keys,
@@ -12,17 +16,27 @@ import type { LogHandle } from './logSource.js';
 export class S3ObjectStore implements ObjectStore {
   private readonly client: S3Client;
 
-  constructor(private readonly bucket: string, private readonly prefix: string, config: S3ClientConfig = {}) {
+  /**
+   * `timeoutMs`: each try of a request (connecting, an idle socket, the whole exchange) fails past it;
+   * an upload gets more, for its size. The SDK tries each request 3 times, with backoff and jitter.
+   */
+  constructor(private readonly bucket: string, private readonly prefix: string, config: S3ClientConfig = {}, private readonly timeoutMs = DEFAULT_TIMEOUT_MS) {
     // Checksums only where S3 requires them: S3-compatible servers (MinIO, s3rver...) do not all
     // understand the SDK's default aws-chunked uploads with checksum trailers, and store the framing.
-    this.client = new S3Client({ requestChecksumCalculation: 'WHEN_REQUIRED', responseChecksumValidation: 'WHEN_REQUIRED', ...config });
+    this.client = new S3Client({
+      requestChecksumCalculation: 'WHEN_REQUIRED',
+      responseChecksumValidation: 'WHEN_REQUIRED',
+      maxAttempts: 3,
+      requestHandler: { connectionTimeout: timeoutMs, socketTimeout: timeoutMs, requestTimeout: timeoutMs, throwOnRequestTimeout: true },
+      ...config,
+    });
   }
 
   /** `s3://bucket/prefix` → the store. */
-  static fromUrl(url: string, config: S3ClientConfig = {}): S3ObjectStore {
+  static fromUrl(url: string, config: S3ClientConfig = {}, timeoutMs = DEFAULT_TIMEOUT_MS): S3ObjectStore {
     const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
     if (!match) throw new Error(`Expected an archive URL like s3://bucket/prefix, got ${JSON.stringify(url)}`);
-    return new S3ObjectStore(match[1], match[2].replace(/\/+$/, ''), config);
+    return new S3ObjectStore(match[1], match[2].replace(/\/+$/, ''), config, timeoutMs);
   }
 
   private key(key: string): string {
@@ -32,7 +46,9 @@ export class S3ObjectStore implements ObjectStore {
   /** One PUT: S3 stores an object whole or not at all. */
   async put(key: string, file: string): Promise<void> {
     const { size } = await fs.promises.stat(file);
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: fs.createReadStream(file), ContentLength: size, ContentType: 'text/plain; charset=utf-8' }));
+    // A large log takes longer to send: its deadline grows with its size (at the slowest rate accepted).
+    const requestTimeout = this.timeoutMs + Math.ceil(size / SLOWEST_UPLOAD_BYTES_PER_MS);
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: fs.createReadStream(file), ContentLength: size, ContentType: 'text/plain; charset=utf-8' }), { requestTimeout });
   }
 
   async open(key: string): Promise<LogHandle | null> {
@@ -47,6 +63,11 @@ export class S3ObjectStore implements ObjectStore {
 
   async delete(key: string): Promise<void> {
     await this.client.send(new DeleteObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));
+  }
+
+  /** Readiness: the bucket answers (a key that is not there is an answer). */
+  async check(): Promise<void> {
+    await this.open('.ready');
   }
 
   close(): void {

@@ -158,3 +158,12 @@ export const errorSchema = z.object({
 });
 
 export const healthSchema = z.object({ status: z.literal('ok'), draining: z.boolean().describe('true from SIGTERM on: the hub is closing its clients a few at a time, to be reconnected elsewhere') });
+
+export const readySchema = z.object({
+  ok: z.boolean().describe('every check passed'),
+  checks: z.record(z.string(), z.object({
+    ok: z.boolean(),
+    ms: z.number().int().describe('how long the check took'),
+    error: z.string().optional().describe('why it failed'),
+  })).describe('one per part: database and logs (embedded); database, redis, listen (the notifications connection) and archive (cluster); and serving (false from SIGTERM on: the hub drains)'),
+});

@@ -76,7 +76,13 @@ const POLL_INTERVAL = { 'Poll-Interval': { description: 'milliseconds to wait be
 
 function operations(): Record<string, Record<string, Json>> {
   return {
-    '/api/health': { get: { summary: 'Ready', responses: { 200: json(schemaOf(http.healthSchema, 'output'), 'The server is ready'), ...errors() } } },
+    '/api/health': { get: { summary: 'Alive (liveness)', responses: { 200: json(schemaOf(http.healthSchema, 'output'), 'The server answers'), ...errors() } } },
+    '/api/ready': {
+      get: {
+        summary: 'Ready (readiness): the database, Redis, the notifications connection and the archive answer, each within HUB_READY_TIMEOUT_MS',
+        responses: { 200: json(schemaOf(http.readySchema, 'output'), 'Every part answers'), ...errors(), 503: json(schemaOf(http.readySchema, 'output'), 'A part did not answer: `checks` says which, and why') },
+      },
+    },
     '/api/openapi.json': { get: { summary: 'This document', responses: { 200: json({ type: 'object' }, 'OpenAPI 3.1'), ...errors() } } },
     '/api/messages.schema.json': { get: { summary: 'The WebSocket messages (`/ws`) as JSON Schema', responses: { 200: json({ type: 'object' }, 'JSON Schema 2020-12: ClientMessage and ServerMessage'), ...errors() } } },
     '/api/pipelines': { get: { summary: 'Pipelines of the pipelines file', responses: { 200: json({ type: 'array', items: ref('Pipeline') }, 'Every pipeline with its steps and scopes'), ...errors() } } },

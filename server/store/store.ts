@@ -7,5 +7,7 @@ export interface Store {
   readonly projects: ProjectStore;
   readonly runs: RunStore;
   readonly webhooks: WebhookStore;
+  /** readiness: resolves if the database answers now */
+  ping(): Promise<void>;
   close(): Promise<void>;
 }

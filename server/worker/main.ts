@@ -2,7 +2,7 @@
 import { createRedisClient } from '../logs/redisClient.js';
 import pino from 'pino';
 import { loadConfig } from '../config.js';
-import { openPostgresStore } from '../store/postgres/store.js';
+import { openPostgresStore, postgresTimeouts } from '../store/postgres/store.js';
 import { Worker } from './worker.js';
 import { openArchive } from '../logs/archive.js';
 import { exitOnUnhandledRejection } from '../unhandled.js';
@@ -12,9 +12,9 @@ try {
   if (!config.databaseUrl || !config.redisUrl) throw new Error('A worker needs HUB_DATABASE_URL (PostgreSQL) and HUB_REDIS_URL (Redis)');
   const log = pino({ level: config.logLevel });
   exitOnUnhandledRejection(log);
-  const store = await openPostgresStore(config.databaseUrl);
+  const store = await openPostgresStore(config.databaseUrl, postgresTimeouts(config));
   const redis = createRedisClient(config);
-  redis.on('error', () => {}); // reconnects on its own; appends wait and are retried
+  redis.on('error', () => {}); // reconnects on its own; appends fail past their deadline meanwhile and are retried
   const worker = new Worker(config, store, redis, await openArchive(config), log);
   await worker.start();
   log.info(`run hub worker ${worker.id} started`);

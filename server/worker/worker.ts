@@ -37,6 +37,8 @@ export class Worker {
   private readonly shippers = new Map<number, { shipper: LogShipper; stop: () => void }>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly leases: WorkerLeases;
+  /** ended runs whose slot was given back before their end could be recorded (Redis away) */
+  private readonly released = new Set<number>();
 
   private running = 0;
   private claiming = false;
@@ -58,8 +60,8 @@ export class Worker {
         if (runner.leaseLost) this.dropShipping(runner.runId);
         else await this.archive(runner.projectId, runner.runId);
         this.leases.release(runner.runId);
-        this.running = Math.max(0, this.running - 1);
-        this.claimNow();
+        this.releaseSlot(runner.runId);
+        this.released.delete(runner.runId);
       },
     }, log);
   }
@@ -198,7 +200,7 @@ export class Worker {
     });
   }
 
-  /** Nothing more of the run's log goes to its stream (its lease is lost). */
+  /** Nothing more of the run's log goes to its stream (its lease is lost, or it is all there). */
   private dropShipping(runId: number): void {
     const entry = this.shippers.get(runId);
     if (!entry) return;
@@ -207,11 +209,32 @@ export class Worker {
     this.shippers.delete(runId);
   }
 
-  /** The run has ended: its whole log goes to the stream before its end is recorded. */
+  /** A run's slot is free (once per run): the next run may be claimed. */
+  private releaseSlot(runId: number): void {
+    if (this.released.has(runId)) return;
+    this.released.add(runId);
+    this.running = Math.max(0, this.running - 1);
+    this.claimNow();
+  }
+
+  /**
+   * The run has ended: its whole log goes to the stream before its end is recorded, since hubs
+   * announce `complete` at the recorded size reading the stream. Redis away past the deadline: the
+   * slot is given back (the runner is gone; the bytes are safe in the log file here), and this
+   * throws, so the end is recorded later (the launcher tries again with backoff; the shipper's own
+   * retries go on meanwhile). The run stays `running` until its log is where readers read it. A
+   * refused lease throws at once (the settler records nothing more then).
+   */
   private async finishShipping(runId: number): Promise<void> {
     const entry = this.shippers.get(runId);
     if (!entry) return;
-    await entry.shipper.flush();
+    try {
+      await entry.shipper.flush(this.config.shipDeadlineMs);
+    } catch (error) {
+      if (!(error instanceof LeaseLostError) && !this.released.has(runId)) this.log.warn({ err: error, run_id: runId }, 'the end of a log could not reach Redis in time; its slot is given back and its end will be recorded once Redis has it');
+      this.releaseSlot(runId);
+      throw error;
+    }
     this.dropShipping(runId);
   }
 

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { projectRoot } from '../../server/paths.js';
 import { startHub, waitFor, type HubOptions, type TestHub } from './hub.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
-import { startRedis } from './redis.js';
+import { startRedis, type TestRedis } from './redis.js';
 import { watchForRejection } from './rejections.js';
 
 export interface ClusterWorker {
@@ -20,6 +20,7 @@ export interface Cluster {
   hubs: TestHub[];
   workers: ClusterWorker[];
   postgres: TestPostgres;
+  redis: TestRedis;
   stop(): Promise<void>;
 }
 
@@ -62,6 +63,7 @@ export async function startCluster(options: Pick<HubOptions, 'pipelines'> & { hu
     hubs,
     workers,
     postgres,
+    redis,
     async stop() {
       for (const worker of workers) worker.process.kill('SIGKILL');
       await Promise.all(hubs.map((hub) => hub.stop()));

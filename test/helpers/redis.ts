@@ -9,6 +9,8 @@ export interface TestRedis {
   url: string;
   /** SIGKILL and start again on the same port and data (append-only file): a Redis restart */
   restart(): Promise<void>;
+  /** sends a signal to the server (SIGSTOP: it stops answering, connections stay open; SIGCONT) */
+  signal(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
 }
 
@@ -25,7 +27,11 @@ export async function startRedis(options: Omit<LocalRedisOptions, 'port'> = {}):
       await exited;
       server = await startLocalRedis(dir, { ...options, port });
     },
+    signal(signal) {
+      server.process.kill(signal);
+    },
     async stop() {
+      server.process.kill('SIGCONT');
       await server.stop();
       fs.rmSync(dir, { recursive: true, force: true });
     },

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { suite } from 'uvu';
@@ -81,3 +82,33 @@ objectStoreContract('S3 (s3rver)', async () => {
     },
   };
 });
+
+// An S3 endpoint that takes the connection and never answers (a frozen or cut-off server).
+const silent = suite('S3 deadlines');
+silent('a request to an S3 server that never answers fails after its tries, each with a deadline, instead of waiting for ever', async () => {
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer((socket) => {
+    sockets.add(socket);
+    socket.resume();
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  const store = S3ObjectStore.fromUrl('s3://hub-logs/archive', { endpoint: `http://127.0.0.1:${port}`, forcePathStyle: true, region: 'us-east-1', credentials: { accessKeyId: 'x', secretAccessKey: 'y' } }, 300);
+  try {
+    const started = Date.now();
+    const outcome = await Promise.race([store.open('1/1.log').then(() => 'answered', (error: Error) => `failed: ${error.name}`), new Promise((resolve) => setTimeout(resolve, 10_000, 'still waiting after 10 s'))]);
+    console.log(`a silent S3 server: ${String(outcome)} after ${Date.now() - started} ms, ${sockets.size} connections (deadline 300 ms a try)`);
+    assert.match(String(outcome), /^failed/);
+    assert.ok(sockets.size >= 2, `tried again (${sockets.size} connections)`);
+    assert.ok(Date.now() - started < 5000, `within its tries' deadlines (${Date.now() - started} ms)`);
+    const checked = await withTimeoutCheck(store.check()).then(() => 'ready', (error: Error) => error.message);
+    assert.ok(checked !== 'ready' && checked !== 'no answer in 10 s', `the readiness check fails too (${checked})`);
+  } finally {
+    store.close();
+    for (const socket of sockets) socket.destroy();
+    server.close();
+  }
+});
+silent.run();
+
+const withTimeoutCheck = (promise: Promise<void>) => Promise.race([promise, new Promise<void>((_resolve, reject) => setTimeout(() => reject(new Error('no answer in 10 s')), 10_000))]);

@@ -117,7 +117,7 @@ test('a shipper follows a growing log and its times (writes cut anywhere) throug
     if (i === 200) await redisServer.restart(); // the client reconnects; appends in flight are retried
     if (i % 50 === 0) await new Promise((resolve) => setTimeout(resolve, 5));
   }
-  assert.is(await shipper.flush(), written.length);
+  assert.is(await shipper.flush(30_000), written.length);
   const handle = (await new RedisLogSource(redis, runId).open())!;
   const copy = Buffer.alloc(written.length);
   assert.is((await handle.read(copy, 0, written.length, 0)).bytesRead, written.length);
@@ -207,7 +207,7 @@ test('an append or a times write under a stale lease epoch is refused: after a l
   fs.writeFileSync(file, 'one\ntwo\n3\nmore from a worker that lost the run\n');
   const shipper = new LogShipper(redis, runId, file, undefined, 2);
   assert.is(await refused(shipper.ship()), 'refused');
-  assert.is(await refused(shipper.flush()), 'refused');
+  assert.is(await refused(shipper.flush(5000)), 'refused');
   assert.is(await redis.get(`hub:log:${runId}:size`), '10');
   redis.disconnect();
 });

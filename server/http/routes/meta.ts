@@ -7,8 +7,13 @@ import { parseId } from '../validate.js';
 export function metaRoutes(services: AppServices): Router {
   const router = new Router();
   router.get('/api/health', (ctx) => {
-    // Liveness: ok while the process serves; `draining` from SIGTERM on (readiness goes false then).
+    // Liveness: ok while the process serves; `draining` from SIGTERM on (`/api/ready` answers 503 then).
     ctx.body = { status: 'ok', draining: services.drain.draining };
+  });
+  router.get('/api/ready', async (ctx) => {
+    const report = await services.readiness();
+    ctx.status = report.ok ? 200 : 503;
+    ctx.body = report;
   });
   // The contract: the HTTP API as OpenAPI 3.1, the WebSocket messages as JSON Schema.
   router.get('/api/openapi.json', (ctx) => {

@@ -1,7 +1,9 @@
 import pg from 'pg';
+import type { Config } from '../../config.js';
 import { postgresMigrationsDir } from '../../paths.js';
 import type { Store } from '../store.js';
 import { ClusterQueue } from './cluster.js';
+import { PgListener, type ListenerEvents } from './listener.js';
 import { migrate } from './migrate.js';
 import { PostgresProjectStore } from './projects.js';
 import { PostgresRunStore } from './runs.js';
@@ -14,8 +16,10 @@ export interface PostgresStore extends Store {
   readonly cluster: ClusterQueue;
   /** a statement of its own (notifications) */
   query(sql: string, values?: unknown[]): Promise<unknown>;
-  /** calls `listener` with each notification on `channel`, on a connection of its own; returns how to stop */
-  listen(channel: string, listener: (payload: string) => void): Promise<() => Promise<void>>;
+  /** each notification on `channel`, on a connection of its own that comes back when lost (see PgListener) */
+  listen(channel: string, events: ListenerEvents): PgListener;
+  /** readiness: the pool gives a connection that answers, within the connect timeout */
+  ping(): Promise<void>;
   /**
    * Runs `work` holding the advisory lock `key` (a session lock on a connection of its own), so one
    * process of the cluster at a time does it; false, without running it, when another holds it.
@@ -23,11 +27,31 @@ export interface PostgresStore extends Store {
   runExclusive(key: number, work: () => Promise<void>): Promise<boolean>;
 }
 
-/** The cluster's store: PostgreSQL at `url` (HUB_DATABASE_URL), migrated on open. */
-export async function openPostgresStore(url: string): Promise<PostgresStore> {
+export interface PostgresTimeouts {
+  /** taking a connection from the pool (opening one included), and opening the LISTEN connection */
+  connectTimeoutMs: number;
+  /** a statement the server cancels past this (statement_timeout); the client gives up a second later (a server gone silent) */
+  statementTimeoutMs: number;
+  /** how often the LISTEN connection is pinged */
+  pingMs: number;
+}
+
+export const DEFAULT_POSTGRES_TIMEOUTS: PostgresTimeouts = { connectTimeoutMs: 5000, statementTimeoutMs: 30_000, pingMs: 5000 };
+
+/** The deadlines the configuration sets. */
+export const postgresTimeouts = (config: Pick<Config, 'dbConnectTimeoutMs' | 'dbStatementTimeoutMs' | 'resyncMs'>): PostgresTimeouts =>
+  ({ connectTimeoutMs: config.dbConnectTimeoutMs, statementTimeoutMs: config.dbStatementTimeoutMs, pingMs: config.resyncMs });
+
+/** The cluster's store: PostgreSQL at `url` (HUB_DATABASE_URL), migrated on open. Nothing waits for ever: see PostgresTimeouts. */
+export async function openPostgresStore(url: string, timeouts: PostgresTimeouts = DEFAULT_POSTGRES_TIMEOUTS): Promise<PostgresStore> {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
+    connectionTimeoutMillis: timeouts.connectTimeoutMs,
+    statement_timeout: timeouts.statementTimeoutMs,
+    query_timeout: timeouts.statementTimeoutMs + 1000,
+    // A connection to a host that went away is found out by the kernel too, not only by the next query.
+    keepAlive: true,
     // Log sizes are BIGINT; as numbers, like SQLite's (exact up to 2^53 bytes).
     types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
   });
@@ -44,15 +68,9 @@ export async function openPostgresStore(url: string): Promise<PostgresStore> {
     webhooks: new PostgresWebhookStore(pool),
     cluster: new ClusterQueue(pool),
     query: (sql, values) => pool.query(sql, values),
-    async listen(channel, listener) {
-      const client = new pg.Client({ connectionString: url });
-      client.on('error', () => {}); // a lost connection: the pollers behind notifications go on
-      await client.connect();
-      client.on('notification', (message) => {
-        if (message.channel === channel) listener(message.payload ?? '');
-      });
-      await client.query(`LISTEN ${channel}`);
-      return () => client.end();
+    listen: (channel, events) => new PgListener({ connectionString: url }, channel, events, { timeoutMs: timeouts.connectTimeoutMs, pingMs: timeouts.pingMs }),
+    async ping() {
+      await pool.query('SELECT 1');
     },
     async runExclusive(key, work) {
       const client = await pool.connect();

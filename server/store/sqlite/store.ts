@@ -7,5 +7,7 @@ import { SqliteWebhookStore } from './webhooks.js';
 /** The embedded store: one SQLite file (WAL), migrated on open. */
 export async function openSqliteStore(file: string): Promise<Store> {
   const db = await openDb(file);
-  return { projects: new SqliteProjectStore(db), runs: new SqliteRunStore(db), webhooks: new SqliteWebhookStore(db), close: () => db.close() };
+  return { projects: new SqliteProjectStore(db), runs: new SqliteRunStore(db), webhooks: new SqliteWebhookStore(db), ping: async () => {
+    await db.get('SELECT 1');
+  }, close: () => db.close() };
 }
