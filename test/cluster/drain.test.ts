@@ -162,6 +162,10 @@ test(`a hub drained by SIGTERM under ${FOLLOWERS} WebSocket and ${SSE_FOLLOWERS}
       return body.draining === true ? body : null;
     }, 'hub A to say it is draining', 2000);
     assert.is(health.status, 'ok');
+    // What the load balancer polls says so too, naming why.
+    const ready = await a.api('GET', '/api/ready');
+    assert.is(ready.status, 503);
+    assert.is(ready.body.checks.serving.ok, false);
     await stopped;
     lag.disable();
     const drainTook = Date.now() - drainStarted;

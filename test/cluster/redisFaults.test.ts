@@ -60,7 +60,7 @@ test('Redis frozen: /api/ready answers 503 naming redis within its deadline whil
       const response = await hub.api('GET', '/api/ready');
       return response.status === 200 ? response.body : null;
     }, 'the hub to be ready');
-    assert.equal(Object.keys(ready.checks).sort(), ['archive', 'database', 'listen', 'redis']);
+    assert.equal(Object.keys(ready.checks).sort(), ['archive', 'database', 'listen', 'redis', 'serving']);
     cluster.redis.signal('SIGSTOP');
     const started = Date.now();
     const notReady = await hub.api('GET', '/api/ready');

@@ -11,7 +11,7 @@ test('embedded: /api/ready checks the database and the logs folder; the logs fol
     const ready = await hub.api('GET', '/api/ready');
     assert.is(ready.status, 200);
     assert.is(ready.body.ok, true);
-    assert.equal(Object.keys(ready.body.checks).sort(), ['database', 'logs']);
+    assert.equal(Object.keys(ready.body.checks).sort(), ['database', 'logs', 'serving']);
     fs.renameSync(logs, `${logs}.away`);
     const notReady = await hub.api('GET', '/api/ready');
     assert.is(notReady.status, 503);
