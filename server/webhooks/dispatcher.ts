@@ -113,15 +113,32 @@ export class WebhookDispatcher {
    */
   recoverMissed(runs: RunStore, windowMs: number): Promise<void> {
     const recover = async () => {
-      for (const run of await runs.listChangedSince(this.iso(-windowMs))) {
+      for (const run of await this.untilRecorded(() => runs.listChangedSince(this.iso(-windowMs)), 'listing the runs of the window')) {
         for (const [event, at] of eventsOf(run)) {
           if (this.closed) return;
           this.seen.add(`${run.id}:${event}`);
-          await this.dispatch(run, event, at);
+          // One at a time, each asked again while the store refuses (a locked SQLite file): a
+          // failure here must not give up the rest, nor this event (its key is seen now).
+          await this.untilRecorded(() => this.dispatch(run, event, at), `recording ${event} of run ${run.id}`);
         }
       }
     };
-    return recover().catch((error: unknown) => this.log.warn({ err: error }, 'looking for webhook events never recorded failed'));
+    return recover().catch((error: unknown) => {
+      if (!this.closed) this.log.warn({ err: error }, 'looking for webhook events never recorded failed');
+    });
+  }
+
+  /** `work` until it succeeds, with the store's backoff; rejects only when this hub closes. */
+  private async untilRecorded<T>(work: () => Promise<T>, what: string): Promise<T> {
+    for (let failures = 0; ; failures++) {
+      try {
+        return await work();
+      } catch (error) {
+        if (this.closed) throw error;
+        this.log.warn({ err: error, failures: failures + 1 }, `${what} failed; trying again`);
+        await delay(storeRetryAfter(failures), undefined, { signal: this.closing.signal });
+      }
+    }
   }
 
   /** A webhook was deleted: its deliveries went with it (the store cascades); none of them is tried again here. */

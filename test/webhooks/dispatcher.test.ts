@@ -10,6 +10,7 @@ import { openSqliteStore } from '../../server/store/sqlite/store.js';
 import { WebhookDispatcher } from '../../server/webhooks/dispatcher.js';
 import type { Run } from '../../server/wire.js';
 import { waitFor } from '../helpers/hub.js';
+import { sqliteLocker } from '../helpers/sqliteLock.js';
 
 test('close() aborts a POST in flight: its delivery stays pending, untried, for whoever leases it next', async () => {
   const store = await openSqliteStore(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-dispatcher-')), 'hub.sqlite'));
@@ -60,6 +61,42 @@ test('the wait between tries stops growing at retryMaxMs: a receiver that fails 
     assert.is(tries.length, 8);
   } finally {
     dispatcher.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await store.close();
+  }
+});
+
+test('events a killed hub never recorded are recorded at the next start even while the database refuses writes for a while (a lock held past the busy wait): asked again, not given up', async () => {
+  const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-dispatcher-')), 'hub.sqlite');
+  const store = await openSqliteStore(file);
+  const server = http.createServer((request, response) => request.resume().on('end', () => response.writeHead(204).end()));
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const warnings: string[] = [];
+  const log = pino({ level: 'warn' }, { write: (line: string) => warnings.push(JSON.parse(line).msg) });
+  const dispatcher = new WebhookDispatcher(store.webhooks, store.projects, (run) => ({ id: run.id }) as Run, { publicUrl: () => 'http://hub', retryFirstMs: 50, retryMaxMs: 1000, maxTries: 3 }, log);
+  const locker = sqliteLocker(file);
+  try {
+    const project = await store.projects.insert({ name: 'p', doc_root: '/tmp', pipeline: 'p', settings: {} });
+    const hook = await store.webhooks.insert({ project_id: project.id, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, secret: 's', events: ['run.failed'] });
+    // Two runs ended after the webhook was made, their deliveries never recorded (the hub was killed).
+    for (let i = 0; i < 2; i++) {
+      const run = await store.runs.insert({ project_id: project.id, scope: 'all', status: 'running', triggered_by: 'test', progress_total: 1, plan: '[]' });
+      await store.runs.settle(run.id, { status: 'failed', finished_at: new Date(Date.now() + 1000).toISOString() });
+    }
+    // Another process holds the database while the restarted hub looks for them.
+    await locker.exec('BEGIN EXCLUSIVE');
+    const recovered = dispatcher.recoverMissed(store.runs, 24 * 3600_000);
+    await waitFor(() => warnings.length > 0, 'the store to refuse (after its busy wait)', 20_000);
+    await locker.exec('COMMIT');
+    await recovered;
+    await waitFor(async () => {
+      const deliveries = await store.webhooks.listDeliveries(hook.id, 10);
+      return deliveries.length === 2 && deliveries.every((delivery) => delivery.status === 'delivered');
+    }, 'both events to be recorded and delivered', 20_000);
+  } finally {
+    dispatcher.close();
+    locker.close();
     server.closeAllConnections();
     await new Promise((resolve) => server.close(resolve));
     await store.close();
