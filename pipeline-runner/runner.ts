@@ -133,6 +133,7 @@ async function main(): Promise<number> {
         step,
         fd,
         env: { ...spec.env, HUB_STEP: step.name, HUB_ERROR_FILE: errorFile },
+        secrets: spec.secrets,
         graceMs: spec.grace_ms,
         maxLogBytes: spec.max_log_bytes,
         cancel: cancel.signal,

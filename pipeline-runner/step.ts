@@ -15,6 +15,8 @@ export interface StepOptions {
   step: RunSpec['steps'][number];
   fd: number;
   env: Record<string, string>;
+  /** the project's secrets, as variables of their own names (the hub's own variables win) */
+  secrets?: Record<string, string>;
   graceMs: number;
   maxLogBytes: number;
   cancel: AbortSignal;
@@ -28,11 +30,11 @@ const LOG_LIMIT_CHECK_MS = 25;
  * exit against timeout, cancel and the log limit. Whatever ends it, the whole group is killed
  * (SIGTERM, then SIGKILL after the grace) and every timer is cleared before returning.
  */
-export function runStep({ step, fd, env, graceMs, maxLogBytes, cancel }: StepOptions): Promise<StepOutcome> {
+export function runStep({ step, fd, env, secrets, graceMs, maxLogBytes, cancel }: StepOptions): Promise<StepOutcome> {
   return new Promise((resolve) => {
     const child = spawn(step.command[0], step.command.slice(1), {
       cwd: step.cwd,
-      env: { ...process.env, ...step.env, ...env, PYTHONUNBUFFERED: '1' },
+      env: { ...process.env, ...step.env, ...secrets, ...env, PYTHONUNBUFFERED: '1' },
       stdio: ['ignore', fd, fd],
       detached: true, // its own process group, so a cancel reaches its grandchildren too
     });

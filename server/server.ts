@@ -26,6 +26,8 @@ import { LogWatcher } from './logs/logWatcher.js';
 import { runFiles } from './paths.js';
 import { openPostgresStore } from './store/postgres/store.js';
 import { openSqliteStore } from './store/sqlite/store.js';
+import { SecretBox } from './secrets/secretBox.js';
+import { ProjectSecrets } from './secrets/projectSecrets.js';
 
 /** At shutdown, requests still running after this long are cut (the forced exit comes at 5 s). */
 const CLOSE_GRACE_MS = 1000;
@@ -50,8 +52,9 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const redis = config.redisUrl ? createRedisClient(config) : null;
   redis?.on('error', () => {}); // reconnects on its own; reads wait meanwhile
   const cluster = postgres && redis ? { postgres, redis } : null;
+  const secrets = new ProjectSecrets(store.secrets, SecretBox.fromFile(config.secretKeyFile));
   const runService = new RunService(config, pipelines, projects, runs, log, (events) =>
-    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log) : new LocalLauncher(config, events, log));
+    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log) : new LocalLauncher(config, events, log, undefined, (projectId) => secrets.values(projectId)));
   // Where logs are read from: the local files (one watcher), or each run's Redis stream.
   const watcher = new LogWatcher();
   const archive = await openArchive(config);
@@ -102,7 +105,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     sockets: () => ({ connections: sockets?.connectionCount ?? 0 }),
     subscriptions: () => hub.subscriptionStats(),
   });
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks });
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, secrets });
   const handleRequest = app.callback();
   // Deadlines for receiving a request, head and body; a response (a log stream) lasts as long as it needs.
   // Checked every second (Node's default is 30 s, so a deadline could be missed by that much).

@@ -10,6 +10,7 @@ import type { LogSource } from '../logs/logSource.js';
 import type { Run } from '../wire.js';
 import type { LogHub } from '../hub/logHub.js';
 import type { HubMetrics } from '../metrics/hubMetrics.js';
+import type { ProjectSecrets } from '../secrets/projectSecrets.js';
 
 /** What the routes need, handed over by the composition root. */
 export interface AppServices {
@@ -28,4 +29,6 @@ export interface AppServices {
   webhooks: WebhookStore;
   /** told when a webhook is deleted, to stop its pending deliveries */
   webhookDispatcher: Pick<WebhookDispatcher, 'webhookDeleted'>;
+  /** project secrets: names out, values in, never out */
+  secrets: ProjectSecrets;
 }

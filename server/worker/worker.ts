@@ -13,6 +13,8 @@ import { RunSettler } from '../runs/settle.js';
 import type { RunRow } from '../store/runs.js';
 import type { PostgresStore } from '../store/postgres/store.js';
 import { notifyRun } from '../store/postgres/notify.js';
+import { ProjectSecrets } from '../secrets/projectSecrets.js';
+import { SecretBox } from '../secrets/secretBox.js';
 
 const CLAIM_POLL_MS = 250;
 /** How stale a running run's `log_size` may be on a hub. */
@@ -40,6 +42,8 @@ export class Worker {
       ended: () => this.claimNow(),
       beforeFinish: (run) => this.finishShipping(run.id),
     }, log);
+    // Runs' secrets are opened here, for their steps; the database holds them sealed.
+    const secrets = new ProjectSecrets(store.secrets, SecretBox.fromFile(config.secretKeyFile));
     this.launcher = new LocalLauncher(config, {
       onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
       onEnded: async (runner) => {
@@ -48,7 +52,7 @@ export class Worker {
         this.running = Math.max(0, this.running - 1);
         this.claimNow();
       },
-    }, log);
+    }, log, undefined, (projectId) => secrets.values(projectId));
   }
 
   get id(): string {

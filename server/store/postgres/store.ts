@@ -6,6 +6,7 @@ import { migrate } from './migrate.js';
 import { PostgresProjectStore } from './projects.js';
 import { PostgresRunStore } from './runs.js';
 import { PostgresWebhookStore } from './webhooks.js';
+import { PostgresSecretStore } from './secrets.js';
 
 const INT8 = 20;
 
@@ -37,6 +38,7 @@ export async function openPostgresStore(url: string): Promise<PostgresStore> {
     projects: new PostgresProjectStore(pool),
     runs: new PostgresRunStore(pool),
     webhooks: new PostgresWebhookStore(pool),
+    secrets: new PostgresSecretStore(pool),
     cluster: new ClusterQueue(pool),
     query: (sql, values) => pool.query(sql, values),
     async listen(channel, listener) {

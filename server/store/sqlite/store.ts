@@ -3,9 +3,10 @@ import { openDb } from './db.js';
 import { SqliteProjectStore } from './projects.js';
 import { SqliteRunStore } from './runs.js';
 import { SqliteWebhookStore } from './webhooks.js';
+import { SqliteSecretStore } from './secrets.js';
 
 /** The embedded store: one SQLite file (WAL), migrated on open. */
 export async function openSqliteStore(file: string): Promise<Store> {
   const db = await openDb(file);
-  return { projects: new SqliteProjectStore(db), runs: new SqliteRunStore(db), webhooks: new SqliteWebhookStore(db), close: () => db.close() };
+  return { projects: new SqliteProjectStore(db), runs: new SqliteRunStore(db), webhooks: new SqliteWebhookStore(db), secrets: new SqliteSecretStore(db), close: () => db.close() };
 }
