@@ -1,6 +1,6 @@
 /**
  * The forms a secret takes in output, each as a "byte string" (a latin1 string of its UTF-8 bytes,
- * one character per byte), which is how the masker matches them. What a step prints a secret as:
+ * one character per byte): the masker matches bytes. What a step prints a secret as:
  * as it is, each line of a multi-line one, base64 (a Basic auth header; at any of the three byte
  * alignments, inside a longer base64 text), URL-encoded (a query string, a form body), and
  * JSON-escaped (a request dumped as JSON: JavaScript's, Python's ASCII-only, Go's HTML-safe).

@@ -2,60 +2,96 @@ import { formsOf, MASK, MIN_MASKED_BYTES } from './maskForms.js';
 
 /** GitHub's workflow command: a line `::add-mask::VALUE` masks VALUE from then on. */
 export const ADD_MASK = '::add-mask::';
+const ADD_MASK_BYTES = Buffer.from(ADD_MASK);
+/** What a command after a newline starts with: ending in a rare letter, so the search skips ahead quickly (":" is common). */
+const COMMAND_NEEDLE = Buffer.from(`\n${ADD_MASK.slice(0, -2)}`);
+const MASK_BYTES = Buffer.from(MASK);
+const NEWLINE = 0x0a;
 /** A command line longer than this without its newline is taken as it is. */
 const MAX_COMMAND_BYTES = 64 * 1024;
 
 /** What a call may keep back: more output follows (`more`), a flush timer fired (`timer`), or the output ended (`end`). */
 type Mode = 'more' | 'timer' | 'end';
 
-const escapeChar = (code: number) => (/[A-Za-z0-9]/.test(String.fromCharCode(code)) ? String.fromCharCode(code) : `\\x${code.toString(16).padStart(2, '0')}`);
+/** Forms are found through their 4-byte pieces (q-grams), looked up in a table of this many bits. */
+const GRAM = 4;
+const TABLE_BITS = 20;
+/** Beginnings of forms up to this long are kept in a set, to tell at once whether an output's end may become one. */
+const PREFIX_BYTES = 64;
 
-interface TrieNode {
-  children: Map<number, TrieNode>;
-  end: boolean;
+/** A form, and where in it a q-gram of its index sits. */
+interface GramEntry {
+  form: Buffer;
+  offset: number;
 }
 
+const gramAt = (bytes: Buffer, at: number) => (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+const slotOf = (gram: number) => Math.imul(gram, 0x9e3779b1) >>> (32 - TABLE_BITS);
+
 /**
- * One regular expression matching the longest form at a position: the forms as a trie (so the
- * engine follows one branch per character, not every form), where each ending is optional after
- * its longer continuations (greedy `?` tries them first).
+ * Every form's places in a text, found without looking at every byte: each form is at least
+ * `shortest` bytes long, so an occurrence holds one of the sampled places (every
+ * `shortest − GRAM + 1` bytes) within its first `shortest` bytes; the q-grams of those first
+ * bytes are in a table, and only a place whose q-gram is there is compared with the forms it names.
  */
-function trieSource(forms: readonly string[]): string {
-  const root: TrieNode = { children: new Map(), end: false };
-  for (const form of forms) {
-    let node = root;
-    for (let i = 0; i < form.length; i++) {
-      const code = form.charCodeAt(i);
-      let next = node.children.get(code);
-      if (!next) node.children.set(code, (next = { children: new Map(), end: false }));
-      node = next;
-    }
-    node.end = true;
-  }
-  const sourceOf = (node: TrieNode): string => {
-    const branches: string[] = [];
-    for (const [code, start] of node.children) {
-      // A chain of single children is one literal (no recursion per character).
-      let literal = escapeChar(code);
-      let child = start;
-      while (!child.end && child.children.size === 1) {
-        const [[nextCode, next]] = child.children;
-        literal += escapeChar(nextCode);
-        child = next;
+class FormIndex {
+  readonly longest: number;
+  private readonly step: number;
+  private readonly table = new Uint8Array(1 << TABLE_BITS);
+  private readonly grams = new Map<number, GramEntry[]>();
+  private readonly byFirstByte = new Map<number, Buffer[]>();
+  private readonly prefixes = new Set<string>();
+
+  constructor(readonly forms: readonly Buffer[]) {
+    const shortest = Math.min(...forms.map((form) => form.length));
+    this.longest = Math.max(0, ...forms.map((form) => form.length));
+    this.step = forms.length === 0 ? 1 : shortest - GRAM + 1;
+    for (const form of forms) {
+      for (let offset = 0; offset + GRAM <= shortest; offset++) {
+        const gram = gramAt(form, offset);
+        this.table[slotOf(gram)] = 1;
+        const entries = this.grams.get(gram) ?? [];
+        entries.push({ form, offset });
+        this.grams.set(gram, entries);
       }
-      const rest = child.children.size === 0 ? '' : sourceOf(child);
-      branches.push(literal + (child.end && rest ? `(?:${rest})?` : rest));
+      for (let length = 1; length < form.length && length <= PREFIX_BYTES; length++) this.prefixes.add(form.toString('latin1', 0, length));
+      const first = this.byFirstByte.get(form[0]) ?? [];
+      first.push(form);
+      this.byFirstByte.set(form[0], first);
     }
-    return branches.length === 1 ? branches[0] : `(?:${branches.join('|')})`;
-  };
-  return root.children.size === 0 ? '(?!)' : sourceOf(root);
+  }
+
+  /** Each place at or after `from` where a form starts, with the longest form there, in order. */
+  find(text: Buffer, from: number): [start: number, length: number][] {
+    const found = new Map<number, number>();
+    if (this.forms.length === 0) return [];
+    const { table, step } = this;
+    for (let at = from; at + GRAM <= text.length; at += step) {
+      const gram = (text[at] | (text[at + 1] << 8) | (text[at + 2] << 16) | (text[at + 3] << 24)) >>> 0;
+      if (table[Math.imul(gram, 0x9e3779b1) >>> (32 - TABLE_BITS)] === 0) continue;
+      for (const { form, offset } of this.grams.get(gram) ?? []) {
+        const start = at - offset;
+        if (start < from || start + form.length > text.length || form.length <= (found.get(start) ?? 0)) continue;
+        if (text.compare(form, 0, form.length, start, start + form.length) === 0) found.set(start, form.length);
+      }
+    }
+    return [...found].sort((a, b) => a[0] - b[0]);
+  }
+
+  /** Could a form longer than what is there start at `at`? */
+  mayStartAt(text: Buffer, at: number): boolean {
+    const rest = text.length - at;
+    if (!this.prefixes.has(text.toString('latin1', at, at + Math.min(rest, PREFIX_BYTES)))) return false;
+    if (rest < PREFIX_BYTES) return true;
+    return (this.byFirstByte.get(text[at]) ?? []).some((form) => form.length > rest && form.compare(text, at, text.length, 0, rest) === 0);
+  }
 }
 
 /**
  * Masks secrets in a stream of output as it passes: each form of each value (maskForms.ts) is
  * replaced by `[MASKED]`, the longest one at the leftmost place first, exactly as one replace over
- * the whole output would do. Output is matched as bytes (latin1 strings, a character per byte), so
- * a multi-byte character split across writes is no different from any other split.
+ * the whole output would do. Output is matched as bytes, so a multi-byte character split across
+ * writes is no different from any other split.
  *
  * A value split across writes is still masked: only the end of what came so far that could still
  * become a form (at most the longest form's length − 1 bytes) is kept back, until more comes or
@@ -64,14 +100,10 @@ function trieSource(forms: readonly string[]): string {
  */
 export class Masker {
   private readonly values = new Set<string>();
-  private forms: string[] = [];
-  private longest = 0;
-  private byFirstByte = new Map<number, string[]>();
-  private scanner!: RegExp;
-  private formsOnly!: RegExp;
-  /** what is kept back, as bytes (latin1) */
-  private held = '';
-  /** whether what comes next starts a line */
+  private index!: FormIndex;
+  /** what is kept back */
+  private held: Buffer = Buffer.alloc(0);
+  /** whether the first byte of what is kept back (or of what comes next) starts a line */
   private atLineStart = true;
 
   constructor(values: Iterable<string> = []) {
@@ -82,15 +114,16 @@ export class Masker {
   /** Masks `value` (and its forms) from now on; false (nothing changes) when it is too short to mask. */
   addValue(value: string): boolean {
     if (Buffer.byteLength(value) < MIN_MASKED_BYTES) return false;
-    if (this.values.has(value)) return true;
-    this.values.add(value);
-    this.rebuild();
+    if (!this.values.has(value)) {
+      this.values.add(value);
+      this.rebuild();
+    }
     return true;
   }
 
   /** The runner wrote a line of its own (ending in a newline): what comes next starts a line. */
   startLine(): void {
-    if (this.held === '') this.atLineStart = true;
+    if (this.held.length === 0) this.atLineStart = true;
   }
 
   get heldBytes(): number {
@@ -99,107 +132,112 @@ export class Masker {
 
   /** The part of `chunk` (after what was kept back) that can be written now, masked. */
   push(chunk: Buffer): Buffer {
-    if (this.held === '' && this.forms.length === 0 && !chunk.includes(':')) {
-      // nothing to mask and no command possible: as it is
-      this.atLineStart = chunk.length === 0 ? this.atLineStart : chunk[chunk.length - 1] === 0x0a;
-      return chunk;
-    }
-    return Buffer.from(this.process(this.held + chunk.toString('latin1'), 'more'), 'latin1');
+    return this.process(this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]), 'more');
   }
 
   /** What is kept back, masked, except an unfinished `::add-mask::` line (the flush timer). */
   flush(): Buffer {
-    return Buffer.from(this.process(this.held, 'timer'), 'latin1');
+    return this.process(this.held, 'timer');
   }
 
   /** Everything kept back, masked: the output has ended. */
   end(): Buffer {
-    return Buffer.from(this.process(this.held, 'end'), 'latin1');
+    return this.process(this.held, 'end');
   }
 
   /** A whole text (the runner's own lines, a step's reason for failing) with every form masked. */
   maskText(text: string): string {
-    if (this.forms.length === 0) return text;
-    return Buffer.from(Buffer.from(text, 'utf8').toString('latin1').replace(this.formsOnly, MASK), 'latin1').toString('utf8');
+    if (this.index.forms.length === 0) return text;
+    const bytes = Buffer.from(text, 'utf8');
+    const parts: Buffer[] = [];
+    let pos = 0;
+    for (const [start, length] of this.index.find(bytes, 0)) {
+      if (start < pos) continue;
+      parts.push(bytes.subarray(pos, start), MASK_BYTES);
+      pos = start + length;
+    }
+    parts.push(bytes.subarray(pos));
+    return Buffer.concat(parts).toString('utf8');
   }
 
   private rebuild(): void {
-    this.forms = [...new Set([...this.values].flatMap(formsOf))];
-    this.longest = Math.max(0, ...this.forms.map((form) => form.length));
-    this.byFirstByte = new Map();
-    for (const form of this.forms) {
-      const first = form.charCodeAt(0);
-      this.byFirstByte.set(first, [...(this.byFirstByte.get(first) ?? []), form]);
-    }
-    const trie = trieSource(this.forms);
-    // A command at a line start wins over a form at the same place; the text scanned starts with a
-    // sentinel character ("\n" at a line start) so that the look-behind sees its first position right.
-    this.scanner = new RegExp(`(?<=\\n)${ADD_MASK}[^\\n]*\\n?|${trie}`, 'g');
-    this.formsOnly = new RegExp(trie, 'g');
+    const forms = new Set([...this.values].flatMap(formsOf));
+    this.index = new FormIndex([...forms].map((form) => Buffer.from(form, 'latin1')));
   }
 
-  /** Could a form (longer than what is there) start at `at`, given the text up to its end? */
-  private formMayStart(text: string, at: number): boolean {
-    const candidates = this.byFirstByte.get(text.charCodeAt(at));
-    if (!candidates) return false;
-    const rest = text.length - at;
-    const tail = text.slice(at);
-    return candidates.some((form) => form.length > rest && form.startsWith(tail));
+  private isLineStart(text: Buffer, at: number): boolean {
+    return at === 0 ? this.atLineStart : text[at - 1] === NEWLINE;
   }
 
-  /** Could an `::add-mask::` command start at `at` (a line start), given the text up to its end? */
-  private commandMayStart(text: string, at: number): boolean {
-    return text.charCodeAt(at - 1) === 0x0a && text.length - at < ADD_MASK.length && ADD_MASK.startsWith(text.slice(at));
-  }
-
-  /** The first place at or after `from` (and before `before`) where the decision has to wait for more output. */
-  private firstPending(text: string, from: number, before: number, mode: Mode): number {
-    if (mode === 'end') return -1;
-    const window = Math.max(this.longest, ADD_MASK.length) - 1;
-    for (let at = Math.max(from, text.length - window); at < before; at++) {
-      if ((mode === 'more' && this.formMayStart(text, at)) || this.commandMayStart(text, at)) return at;
+  /** The first `::add-mask::` at a line start, at or after `from`; -1 if none. */
+  private nextCommand(text: Buffer, from: number): number {
+    const isCommand = (at: number) => at + ADD_MASK_BYTES.length <= text.length && text.compare(ADD_MASK_BYTES, 0, ADD_MASK_BYTES.length, at, at + ADD_MASK_BYTES.length) === 0;
+    if (from === 0 && this.atLineStart && isCommand(0)) return 0;
+    for (let at = text.indexOf(COMMAND_NEEDLE, Math.max(0, from - 1)); at !== -1; at = text.indexOf(COMMAND_NEEDLE, at + 1)) {
+      if (isCommand(at + 1)) return at + 1;
     }
     return -1;
   }
 
-  /** Masks `body` (what was kept back and what came); keeps back what must wait; returns the rest. */
-  private process(body: string, mode: Mode): string {
-    if (body === '') return '';
-    const text = (this.atLineStart ? '\n' : ' ') + body; // the sentinel (see rebuild)
-    let out = '';
-    let pos = 1;
-    let stop = text.length;
-    for (;;) {
-      this.scanner.lastIndex = pos;
-      const match = this.scanner.exec(text);
-      const at = match ? match.index : text.length;
-      const pending = this.firstPending(text, pos, Math.min(at + 1, text.length), mode);
-      if (pending !== -1) {
-        stop = pending;
-        break;
-      }
-      if (!match) break;
-      const found = match[0];
-      out += text.slice(pos, at);
-      pos = at + found.length;
-      if (!found.startsWith(ADD_MASK) || text.charCodeAt(at - 1) !== 0x0a) {
-        out += MASK;
-        continue;
-      }
-      // A command: whole once its newline has come (or at the end, or when too long to wait for).
-      if (!found.endsWith('\n') && mode !== 'end' && found.length < MAX_COMMAND_BYTES) {
-        stop = at;
-        break;
-      }
-      const line = found.replace(/\r?\n$/, '');
-      const value = Buffer.from(line.slice(ADD_MASK.length), 'latin1').toString('utf8').trim();
-      out += value === '' ? found : `${ADD_MASK}${MASK}${found.slice(line.length)}`;
-      if (value !== '') this.addValue(value);
+  /** The first place at or after `from` where the decision waits for more output (-1: none). */
+  private firstPending(text: Buffer, from: number, mode: Mode): number {
+    if (mode === 'end') return -1;
+    const window = Math.max(this.index.longest, ADD_MASK_BYTES.length) - 1;
+    for (let at = Math.max(from, text.length - window); at < text.length; at++) {
+      const rest = text.length - at;
+      if (mode === 'more' && this.index.mayStartAt(text, at)) return at;
+      if (rest < ADD_MASK_BYTES.length && this.isLineStart(text, at) && ADD_MASK_BYTES.compare(text, at, text.length, 0, rest) === 0) return at;
     }
-    out += text.slice(pos, stop);
-    this.held = text.slice(stop);
-    const last = stop > 0 ? text.charCodeAt(stop - 1) : 0x0a;
-    this.atLineStart = last === 0x0a;
-    return out;
+    return -1;
+  }
+
+  /** Masks `text` (what was kept back and what came); keeps back what must wait; returns the rest. */
+  private process(text: Buffer, mode: Mode): Buffer {
+    if (text.length === 0) return text;
+    const parts: Buffer[] = [];
+    let pos = 0;
+    let stop = text.length;
+    scan: for (;;) {
+      const found = this.index.find(text, pos);
+      let next = 0;
+      let command = this.nextCommand(text, pos);
+      let pending = this.firstPending(text, pos, mode);
+      for (;;) {
+        while (next < found.length && found[next][0] < pos) next++;
+        if (command !== -1 && command < pos) command = this.nextCommand(text, pos);
+        if (pending !== -1 && pending < pos) pending = this.firstPending(text, pos, mode);
+        const form = next < found.length ? found[next][0] : Infinity;
+        const at = Math.min(form, command === -1 ? Infinity : command);
+        if (pending !== -1 && pending <= at) {
+          stop = pending;
+          break scan;
+        }
+        if (at === Infinity) break scan;
+        parts.push(text.subarray(pos, at));
+        pos = at;
+        if (at === command) {
+          // A command: whole once its newline has come (or at the end, or too long to wait for).
+          const newline = text.indexOf(NEWLINE, at);
+          if (newline === -1 && mode !== 'end' && text.length - at < MAX_COMMAND_BYTES) {
+            stop = at;
+            break scan;
+          }
+          const end = newline === -1 ? text.length : newline + 1;
+          const line = text.subarray(at, end);
+          const body = line.subarray(0, line.length - (line.at(-1) === NEWLINE ? (line.at(-2) === 0x0d ? 2 : 1) : 0));
+          const value = body.subarray(ADD_MASK_BYTES.length).toString('utf8').trim();
+          parts.push(value === '' ? line : Buffer.concat([ADD_MASK_BYTES, MASK_BYTES, line.subarray(body.length)]));
+          pos = end;
+          if (value !== '' && this.addValue(value)) continue scan; // the new forms from here on
+          continue;
+        }
+        parts.push(MASK_BYTES);
+        pos = found[next][0] + found[next][1];
+      }
+    }
+    parts.push(text.subarray(pos, stop));
+    this.atLineStart = stop === 0 ? this.atLineStart : text[stop - 1] === NEWLINE;
+    this.held = Buffer.from(text.subarray(stop)); // a copy: the caller's buffer is theirs again
+    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
   }
 }
