@@ -4,10 +4,21 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import type { Masker } from './masker.js';
-import { writeAll } from './noSpace.js';
 
 /** Bytes kept back (the start of what may be a secret) are written this long after output stops. */
 export const FLUSH_MS = 25;
+
+/** Writes every part, in order, at the end of `fd` (one system call for most); a refusal throws. */
+function writeParts(fd: number, parts: Buffer[]): void {
+  let rest = parts;
+  while (rest.length > 0) {
+    let written = fs.writevSync(fd, rest);
+    let index = 0;
+    while (index < rest.length && written >= rest[index].length) written -= rest[index++].length;
+    rest = rest.slice(index);
+    if (written > 0) rest[0] = rest[0].subarray(written);
+  }
+}
 
 /**
  * One pipe for a step's stdout and stderr (so their order is kept, as on a file), read by the
@@ -78,10 +89,10 @@ export class StepCapture {
     this.write(this.masker.flush());
   }
 
-  private write(bytes: Buffer): void {
-    if (bytes.length === 0 || this.failed) return;
+  private write(parts: Buffer[]): void {
+    if (parts.length === 0 || this.failed) return;
     try {
-      writeAll(this.logFd, bytes);
+      writeParts(this.logFd, parts);
     } catch (error) {
       this.failed = true;
       this.socket.destroy();

@@ -3,9 +3,9 @@ import { formsOf, MASK, MIN_MASKED_BYTES } from './maskForms.js';
 /** GitHub's workflow command: a line `::add-mask::VALUE` masks VALUE from then on. */
 export const ADD_MASK = '::add-mask::';
 const ADD_MASK_BYTES = Buffer.from(ADD_MASK);
-/** What a command after a newline starts with: ending in a rare letter, so the search skips ahead quickly (":" is common). */
-const COMMAND_NEEDLE = Buffer.from(`\n${ADD_MASK.slice(0, -2)}`);
 const MASK_BYTES = Buffer.from(MASK);
+const EMPTY = Buffer.alloc(0);
+const COLON = 0x3a;
 const NEWLINE = 0x0a;
 /** A command line longer than this without its newline is taken as it is. */
 const MAX_COMMAND_BYTES = 64 * 1024;
@@ -25,14 +25,21 @@ interface GramEntry {
   offset: number;
 }
 
-const gramAt = (bytes: Buffer, at: number) => (bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24)) >>> 0;
+const gramAt = (bytes: Buffer, at: number) => bytes[at] | (bytes[at + 1] << 8) | (bytes[at + 2] << 16) | (bytes[at + 3] << 24);
 const slotOf = (gram: number) => Math.imul(gram, 0x9e3779b1) >>> (32 - TABLE_BITS);
 
+/** What a scan found: each place a form starts (with the longest form there), and each `::add-mask::`, in order. */
+interface Found {
+  forms: [start: number, length: number][];
+  commands: number[];
+}
+
 /**
- * Every form's places in a text, found without looking at every byte: each form is at least
- * `shortest` bytes long, so an occurrence holds one of the sampled places (every
- * `shortest − GRAM + 1` bytes) within its first `shortest` bytes; the q-grams of those first
- * bytes are in a table, and only a place whose q-gram is there is compared with the forms it names.
+ * Every form's places in a text (and every `::add-mask::`), found without looking at every byte:
+ * each form is at least `shortest` bytes long, so an occurrence holds one of the sampled places
+ * (every `shortest − GRAM + 1` bytes) within its first `shortest` bytes; the q-grams of those
+ * first bytes are in a table, and only a place whose q-gram is there is compared with the forms it
+ * names.
  */
 class FormIndex {
   readonly longest: number;
@@ -40,13 +47,17 @@ class FormIndex {
   private readonly table = new Uint8Array(1 << TABLE_BITS);
   private readonly grams = new Map<number, GramEntry[]>();
   private readonly byFirstByte = new Map<number, Buffer[]>();
+  /** the forms' first bytes and first two bytes: most places are ruled out by these alone */
+  private readonly firsts = new Uint8Array(256);
+  private readonly pairs = new Uint8Array(65536);
   private readonly prefixes = new Set<string>();
 
   constructor(readonly forms: readonly Buffer[]) {
-    const shortest = Math.min(...forms.map((form) => form.length));
+    const indexed = [...forms, ADD_MASK_BYTES];
+    const shortest = Math.min(...indexed.map((form) => form.length));
     this.longest = Math.max(0, ...forms.map((form) => form.length));
-    this.step = forms.length === 0 ? 1 : shortest - GRAM + 1;
-    for (const form of forms) {
+    this.step = shortest - GRAM + 1;
+    for (const form of indexed) {
       for (let offset = 0; offset + GRAM <= shortest; offset++) {
         const gram = gramAt(form, offset);
         this.table[slotOf(gram)] = 1;
@@ -54,6 +65,10 @@ class FormIndex {
         entries.push({ form, offset });
         this.grams.set(gram, entries);
       }
+    }
+    for (const form of forms) {
+      this.firsts[form[0]] = 1;
+      this.pairs[form[0] | (form[1] << 8)] = 1;
       for (let length = 1; length < form.length && length <= PREFIX_BYTES; length++) this.prefixes.add(form.toString('latin1', 0, length));
       const first = this.byFirstByte.get(form[0]) ?? [];
       first.push(form);
@@ -61,26 +76,31 @@ class FormIndex {
     }
   }
 
-  /** Each place at or after `from` where a form starts, with the longest form there, in order. */
-  find(text: Buffer, from: number): [start: number, length: number][] {
-    const found = new Map<number, number>();
-    if (this.forms.length === 0) return [];
+  /** Each place at or after `from` where a form (or a command) starts, in order. */
+  find(text: Buffer, from: number): Found {
+    const forms = new Map<number, number>();
+    const commands: number[] = [];
     const { table, step } = this;
     for (let at = from; at + GRAM <= text.length; at += step) {
-      const gram = (text[at] | (text[at + 1] << 8) | (text[at + 2] << 16) | (text[at + 3] << 24)) >>> 0;
+      const gram = text[at] | (text[at + 1] << 8) | (text[at + 2] << 16) | (text[at + 3] << 24);
       if (table[Math.imul(gram, 0x9e3779b1) >>> (32 - TABLE_BITS)] === 0) continue;
       for (const { form, offset } of this.grams.get(gram) ?? []) {
         const start = at - offset;
-        if (start < from || start + form.length > text.length || form.length <= (found.get(start) ?? 0)) continue;
-        if (text.compare(form, 0, form.length, start, start + form.length) === 0) found.set(start, form.length);
+        if (start < from || start + form.length > text.length) continue;
+        if (form === ADD_MASK_BYTES) {
+          if (text.compare(form, 0, form.length, start, start + form.length) === 0) commands.push(start);
+        } else if (form.length > (forms.get(start) ?? 0) && text.compare(form, 0, form.length, start, start + form.length) === 0) {
+          forms.set(start, form.length);
+        }
       }
     }
-    return [...found].sort((a, b) => a[0] - b[0]);
+    return { forms: [...forms].sort((a, b) => a[0] - b[0]), commands: commands.sort((a, b) => a - b) };
   }
 
   /** Could a form longer than what is there start at `at`? */
   mayStartAt(text: Buffer, at: number): boolean {
     const rest = text.length - at;
+    if (rest === 1 ? this.firsts[text[at]] === 0 : this.pairs[text[at] | (text[at + 1] << 8)] === 0) return false;
     if (!this.prefixes.has(text.toString('latin1', at, at + Math.min(rest, PREFIX_BYTES)))) return false;
     if (rest < PREFIX_BYTES) return true;
     return (this.byFirstByte.get(text[at]) ?? []).some((form) => form.length > rest && form.compare(text, at, text.length, 0, rest) === 0);
@@ -102,7 +122,9 @@ export class Masker {
   private readonly values = new Set<string>();
   private index!: FormIndex;
   /** what is kept back */
-  private held: Buffer = Buffer.alloc(0);
+  private held: Buffer = EMPTY;
+  /** whether what is kept back may hold the start of a command (which waits for its newline, however far) */
+  private heldCommand = false;
   /** whether the first byte of what is kept back (or of what comes next) starts a line */
   private atLineStart = true;
 
@@ -130,18 +152,31 @@ export class Masker {
     return this.held.length;
   }
 
-  /** The part of `chunk` (after what was kept back) that can be written now, masked. */
-  push(chunk: Buffer): Buffer {
-    return this.process(this.held.length === 0 ? chunk : Buffer.concat([this.held, chunk]), 'more');
+  /**
+   * The part of `chunk` (after what was kept back) that can be written now, masked, in parts (to be
+   * written in order). What was kept back is joined to the start of a large chunk only, not copied
+   * in front of all of it: what it may become is decided within the longest form's length.
+   */
+  push(chunk: Buffer): Buffer[] {
+    const held = this.held.length;
+    if (held === 0) return this.process(chunk, 'more');
+    const reach = Math.max(this.index.longest, ADD_MASK_BYTES.length);
+    if (this.heldCommand || chunk.length <= 2 * reach) return this.process(Buffer.concat([this.held, chunk]), 'more');
+    // What waits at the end of the joint is shorter than `reach`, so it starts past what was held
+    // (a command could wait longer: then `heldCommand`); the rest of the chunk goes on from there.
+    const head = this.process(Buffer.concat([this.held, chunk.subarray(0, reach)]), 'more');
+    const resume = reach - this.held.length;
+    this.held = EMPTY;
+    return [...head, ...this.process(chunk.subarray(resume), 'more')];
   }
 
   /** What is kept back, masked, except an unfinished `::add-mask::` line (the flush timer). */
-  flush(): Buffer {
+  flush(): Buffer[] {
     return this.process(this.held, 'timer');
   }
 
   /** Everything kept back, masked: the output has ended. */
-  end(): Buffer {
+  end(): Buffer[] {
     return this.process(this.held, 'end');
   }
 
@@ -151,7 +186,7 @@ export class Masker {
     const bytes = Buffer.from(text, 'utf8');
     const parts: Buffer[] = [];
     let pos = 0;
-    for (const [start, length] of this.index.find(bytes, 0)) {
+    for (const [start, length] of this.index.find(bytes, 0).forms) {
       if (start < pos) continue;
       parts.push(bytes.subarray(pos, start), MASK_BYTES);
       pos = start + length;
@@ -169,16 +204,6 @@ export class Masker {
     return at === 0 ? this.atLineStart : text[at - 1] === NEWLINE;
   }
 
-  /** The first `::add-mask::` at a line start, at or after `from`; -1 if none. */
-  private nextCommand(text: Buffer, from: number): number {
-    const isCommand = (at: number) => at + ADD_MASK_BYTES.length <= text.length && text.compare(ADD_MASK_BYTES, 0, ADD_MASK_BYTES.length, at, at + ADD_MASK_BYTES.length) === 0;
-    if (from === 0 && this.atLineStart && isCommand(0)) return 0;
-    for (let at = text.indexOf(COMMAND_NEEDLE, Math.max(0, from - 1)); at !== -1; at = text.indexOf(COMMAND_NEEDLE, at + 1)) {
-      if (isCommand(at + 1)) return at + 1;
-    }
-    return -1;
-  }
-
   /** The first place at or after `from` where the decision waits for more output (-1: none). */
   private firstPending(text: Buffer, from: number, mode: Mode): number {
     if (mode === 'end') return -1;
@@ -192,21 +217,22 @@ export class Masker {
   }
 
   /** Masks `text` (what was kept back and what came); keeps back what must wait; returns the rest. */
-  private process(text: Buffer, mode: Mode): Buffer {
-    if (text.length === 0) return text;
+  private process(text: Buffer, mode: Mode): Buffer[] {
+    if (text.length === 0) return [];
     const parts: Buffer[] = [];
     let pos = 0;
     let stop = text.length;
     scan: for (;;) {
-      const found = this.index.find(text, pos);
+      const { forms: found, commands } = this.index.find(text, pos);
       let next = 0;
-      let command = this.nextCommand(text, pos);
+      let nextCommand = 0;
       let pending = this.firstPending(text, pos, mode);
       for (;;) {
         while (next < found.length && found[next][0] < pos) next++;
-        if (command !== -1 && command < pos) command = this.nextCommand(text, pos);
+        while (nextCommand < commands.length && (commands[nextCommand] < pos || !this.isLineStart(text, commands[nextCommand]))) nextCommand++;
         if (pending !== -1 && pending < pos) pending = this.firstPending(text, pos, mode);
         const form = next < found.length ? found[next][0] : Infinity;
+        const command = nextCommand < commands.length ? commands[nextCommand] : -1;
         const at = Math.min(form, command === -1 ? Infinity : command);
         if (pending !== -1 && pending <= at) {
           stop = pending;
@@ -237,7 +263,8 @@ export class Masker {
     }
     parts.push(text.subarray(pos, stop));
     this.atLineStart = stop === 0 ? this.atLineStart : text[stop - 1] === NEWLINE;
-    this.held = Buffer.from(text.subarray(stop)); // a copy: the caller's buffer is theirs again
-    return parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    this.held = stop === text.length ? EMPTY : Buffer.from(text.subarray(stop)); // a copy: the caller's buffer is theirs again
+    this.heldCommand = this.held.includes(COLON);
+    return parts.filter((part) => part.length > 0);
   }
 }

@@ -55,10 +55,10 @@ function streamMask(output: Buffer, secrets: string[], cuts: number[]): Buffer {
   const parts: Buffer[] = [];
   let from = 0;
   for (const cut of [...new Set(cuts.map((c) => c % (output.length + 1)))].sort((a, b) => a - b)) {
-    parts.push(masker.push(output.subarray(from, cut)));
+    parts.push(...masker.push(output.subarray(from, cut)));
     from = cut;
   }
-  parts.push(masker.push(output.subarray(from)), masker.end());
+  parts.push(...masker.push(output.subarray(from)), ...masker.end());
   return Buffer.concat(parts);
 }
 
@@ -91,16 +91,18 @@ const scenario = fc.record({
   pieces: fc.array(fc.tuple(fc.nat(), fc.nat(encodings.length - 1), noise, fc.uint8Array({ maxLength: 2 })), { maxLength: 14 }),
   added: fc.option(fc.tuple(secret, fc.nat(14)), { nil: undefined }),
   cuts: fc.array(fc.nat(), { maxLength: 12 }),
+  /** repeated: long outputs in few writes, where what is held back meets a large write */
+  repeat: fc.integer({ min: 1, max: 30 }),
 });
 
-function outputOf({ secrets, pieces, added }: { secrets: string[]; pieces: [number, number, Buffer, Uint8Array][]; added?: [string, number] }): Buffer {
+function outputOf({ secrets, pieces, added, repeat }: { secrets: string[]; pieces: [number, number, Buffer, Uint8Array][]; added?: [string, number]; repeat: number }): Buffer {
   const parts: Buffer[] = [];
   pieces.forEach(([which, encoding, text, pad], index) => {
     if (added && index === added[1] % Math.max(1, pieces.length)) parts.push(Buffer.from(`\n${ADD_MASK}${added[0].replace(/\n/g, ' ')}\n`));
     const value = added && index > added[1] % Math.max(1, pieces.length) && which % 3 === 0 ? added[0].replace(/\n/g, ' ') : secrets[which % secrets.length];
     parts.push(text, encodings[encoding](value, Buffer.from(pad)));
   });
-  return Buffer.concat(parts);
+  return Buffer.concat(Array.from({ length: repeat }, () => Buffer.concat(parts)));
 }
 
 // ---- Properties ------------------------------------------------------------------------------
