@@ -1,5 +1,7 @@
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -35,6 +37,7 @@ const counting = nodeStep(`(async () => { for (let i = 1; i <= 80; i++) { consol
 const pipelines = {
   leaky: { steps: [{ name: 'call_llm', command: leaky }], scopes: { all: 'call_llm' } },
   counting: { steps: [{ name: 'count', command: counting }], scopes: { all: 'count' } },
+  fill: { steps: [{ name: 'fill', command: ['sh', '-c', "echo filling; yes \"fill the disk with $API_KEY\""] }], scopes: { all: 'fill' } },
   sleeping: { steps: [{ name: 'sleep', command: nodeStep(`require('node:fs').writeFileSync(process.env.HUB_OUTPUT_DIR + '/pid', String(process.pid)); setInterval(() => {}, 1000)`) }], scopes: { all: 'sleep' } },
 };
 
@@ -204,6 +207,48 @@ test('a runner killed mid-step of a project with secrets: its step dies with it 
     await waitFor(() => !isAlive(stepPid), 'the step to be gone');
   } finally {
     await hub.stop();
+  }
+});
+
+test('a hub whose key does not open a project\'s secrets fails the run at its start, saying which secret and why, and never starts the steps', async () => {
+  const first = await startHub({ pipelines });
+  const projectId = await projectWithSecret(first, 'leaky');
+  await first.stop();
+  const hub = await startHub({ pipelines, dir: first.dir, env: { HUB_SECRET_KEY_FILE: path.join(first.dir, 'other.key') } });
+  try {
+    const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    const run = await waitForEnd(hub, projectId, body.id);
+    assert.is(run.status, 'failed');
+    assert.is(run.error_message, `The run could not start: Secret API_KEY of project ${projectId} does not open with this key (is HUB_SECRET_KEY_FILE the same on every hub and worker?)`);
+    const log = path.join(hub.dir, 'logs', run.log_path);
+    assert.not.ok(fs.existsSync(log) && fs.readFileSync(log, 'utf8').includes('key sha256'), 'no step ran');
+    assert.is(fs.statSync(path.join(first.dir, 'other.key')).mode & 0o777, 0o600, 'the new key was made 0600');
+  } finally {
+    await hub.stop();
+  }
+});
+
+const canMount = process.platform === 'linux' && process.getuid?.() === 0;
+(canMount ? test : test.skip)('a step flooding a full disk through the masking pipe: the run fails saying "no space left on device", the runner does not crash, the server serves on', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-test-'));
+  const logs = path.join(dir, 'logs');
+  fs.mkdirSync(logs);
+  execFileSync('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', logs]);
+  const hub = await startHub({ pipelines, dir });
+  try {
+    const docRoot = fs.mkdtempSync(path.join(dir, 'docs-'));
+    const { body: project } = await hub.api('POST', '/api/projects', { name: 'full', doc_root: docRoot, pipeline: 'fill' });
+    await hub.api('PUT', `/api/projects/${project.id}/secrets/API_KEY`, { value: SECRET });
+    const { body } = await hub.api('POST', `/api/projects/${project.id}/runs`, { scope: 'all' });
+    const run = await waitForEnd(hub, project.id, body.id, 20_000);
+    assert.is(run.status, 'failed');
+    assert.match(run.error_message, /no space left on device/);
+    assertNoSecret(fs.readFileSync(path.join(logs, run.log_path), 'utf8'), 'the full log');
+    assert.ok(fs.readFileSync(path.join(logs, run.log_path), 'utf8').includes('fill the disk with [MASKED]'));
+    assert.is((await hub.api('GET', '/api/health')).status, 200);
+  } finally {
+    await hub.stop();
+    execFileSync('umount', ['-l', logs]);
   }
 });
 
