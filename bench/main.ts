@@ -9,6 +9,7 @@ import os from 'node:os';
 import { startBenchHub } from './harness.js';
 import * as scenarios from './scenarios.js';
 import { maxSustained } from './sustained.js';
+import { captureLatency, captureThroughput } from './capture.js';
 import { clusterLatency, clusterManyRuns, clusterSustained, startBenchCluster } from './cluster.js';
 import type { Result } from './scenarios.js';
 
@@ -66,6 +67,9 @@ try {
   for (const [subscribers, target, p99] of [[1, 1_000_000], [100, 100_000, 20], [500, 20_000]]) {
     await step(`sustained → ${subscribers}`, () => maxSustained(hub, subscribers, target, quick ? 1.5 : 3, p99));
   }
+  // Secrets masked at capture: the runner's pipe and masker against a step writing straight to the file.
+  for (const secrets of [0, 1, 100]) await step(`capture ${secrets} secrets`, () => captureThroughput(hub.dir, secrets, quick ? 500_000 : 2_000_000, quick ? 2 : 3));
+  await step('capture latency', () => captureLatency(hub, 100, 1000, quick ? 2 : 3, quick ? 1 : 3));
   await step('50 runs', () => scenarios.manyRuns(hub, 50, 1000, quick ? 6 : 8, 4));
   await step('start burst', () => scenarios.startBurst(hub, 50));
   await step('run start', () => scenarios.runStart(hub, 20, false, 500));

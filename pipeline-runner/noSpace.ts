@@ -29,7 +29,7 @@ export function noSpaceMessage(step: string | null): string {
 }
 
 /** Writes all of `text` at the end of `fd`: a short write (a nearly full disk) is continued, so a refusal throws. */
-export function writeAll(fd: number, text: string): void {
-  const bytes = Buffer.from(text);
+export function writeAll(fd: number, text: string | Buffer): void {
+  const bytes = typeof text === 'string' ? Buffer.from(text) : text;
   for (let offset = 0; offset < bytes.length; ) offset += fs.writeSync(fd, bytes, offset);
 }

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import { runStep, type StepOutcome } from './step.js';
 import { killProcessesWithEnv } from './processes.js';
 import { LogClock } from './logClock.js';
+import { Masker } from './masker.js';
 import { isDiskFull, isNoSpace, NO_SPACE, noSpaceMessage, writeAll } from './noSpace.js';
 import { READY_LINE, RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, RUNNER_NO_SPACE_EXIT_CODE, TOKEN_VARIABLE, type RunSpec, type RunnerState, writeStateFile } from './state.js';
 
@@ -36,6 +37,8 @@ function describeFailure(step: string, outcome: StepOutcome): string {
       return `Step "${step}" timed out after ${outcome.timeoutS} s`;
     case 'log_limit':
       return `Step "${step}" was stopped: the log limit of ${outcome.limit} bytes was reached`;
+    case 'log_write':
+      return `Step "${step}" was stopped: its output could not be written to the log (${outcome.message})`;
     case 'exit':
       return outcome.signal
         ? `Step "${step}" was killed by signal ${outcome.signal}`
@@ -98,8 +101,14 @@ async function main(): Promise<number> {
   // The times of the log's lines, beside it (see logClock.ts).
   const clock = spec.times_file ? new LogClock(fd, spec.times_file) : null;
   clock?.start();
+  // A project with secrets: its steps' output passes through the runner, which masks them (and
+  // what they add with ::add-mask::). Without, it goes straight to the file as it always has: no
+  // cost, and the file's faults (a full disk, the log limit) stay the steps' own.
+  const secrets = Object.values(spec.secrets ?? {});
+  const masker = secrets.length > 0 ? new Masker(secrets) : null;
   const mark = (text: string) => {
-    writeMarker(fd, text);
+    writeMarker(fd, masker ? masker.maskText(text) : text);
+    masker?.startLine();
     clock?.sample();
   };
   // The disk is full: the run cannot go on without its log and state, so it fails saying why.
@@ -133,9 +142,11 @@ async function main(): Promise<number> {
         step,
         fd,
         env: { ...spec.env, HUB_STEP: step.name, HUB_ERROR_FILE: errorFile },
+        secrets: spec.secrets,
         graceMs: spec.grace_ms,
         maxLogBytes: spec.max_log_bytes,
         cancel: cancel.signal,
+        masker,
       });
       Object.assign(steps[index], {
         status: outcome.kind === 'exit' && outcome.code === 0 ? 'completed' : outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
@@ -151,7 +162,12 @@ async function main(): Promise<number> {
       }
       // A step whose output was refused usually just exits 1: the disk says why.
       const full = outcome.kind !== 'cancelled' && isDiskFull(spec.log_file) ? ` (${NO_SPACE}: the disk of the run's log is full)` : '';
-      const message = describeFailure(step.name, outcome) + full + readStepReason(errorFile);
+      if (outcome.kind === 'log_write' && isNoSpace(outcome.error)) {
+        failForNoSpace(outcome.error); // the disk is full: said so, as for the runner's own writes
+        break;
+      }
+      const reason = readStepReason(errorFile);
+      const message = describeFailure(step.name, outcome) + full + (masker ? masker.maskText(reason) : reason);
       if (outcome.kind === 'log_limit') mark(`[hub] log limit reached (${spec.max_log_bytes} bytes): step "${step.name}" stopped`);
       Object.assign(state, {
         status: outcome.kind === 'cancelled' ? 'cancelled' : 'failed',

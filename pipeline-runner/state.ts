@@ -46,6 +46,8 @@ export interface RunSpec {
   /** Variables every step gets (HUB_RUN_ID, HUB_DOC_ROOT, settings...). */
   env: Record<string, string>;
   steps: { name: string; command: string[]; cwd: string; timeout_s: number | null; env: Record<string, string> }[];
+  /** The project's secrets by name: every step gets them as variables, and the log gets `[MASKED]` in their place. */
+  secrets?: Record<string, string>;
 }
 
 /**

@@ -76,6 +76,8 @@ export interface Config {
   readonly webhookRetryMs: number;
   readonly webhookRetryMaxMs: number;
   readonly webhookTries: number;
+  /** the key that encrypts project secrets (HUB_SECRET_KEY_FILE; made with mode 0600 when absent). Every hub and worker of a cluster needs the same one */
+  readonly secretKeyFile: string;
   readonly retention: { readonly runs: number | null; readonly days: number | null; readonly log_bytes: number | null };
   readonly logLevel: string;
 }
@@ -212,6 +214,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     webhookRetryMs: readInteger(env, 'HUB_WEBHOOK_RETRY_MS', 5000, 10, 3_600_000),
     webhookRetryMaxMs: readInteger(env, 'HUB_WEBHOOK_RETRY_MAX_MS', 3_600_000, 10, 86_400_000),
     webhookTries: readInteger(env, 'HUB_WEBHOOK_TRIES', 5, 1, 20),
+    secretKeyFile: path.resolve(cwd, env.HUB_SECRET_KEY_FILE || path.join(dataDir, 'secret.key')),
     retention: Object.freeze({
       runs: readLimit(env, 'HUB_RETENTION_RUNS'),
       days: readLimit(env, 'HUB_RETENTION_DAYS'),

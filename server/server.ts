@@ -31,6 +31,8 @@ import { runFiles } from './paths.js';
 import { openPostgresStore, postgresTimeouts } from './store/postgres/store.js';
 import { openSqliteStore } from './store/sqlite/store.js';
 import { checkReadiness, checkWritableDir, type ReadyCheck } from './health/readiness.js';
+import { SecretBox } from './secrets/secretBox.js';
+import { ProjectSecrets } from './secrets/projectSecrets.js';
 
 /** At shutdown, requests still running after this long are cut (the forced exit comes at 5 s). */
 const CLOSE_GRACE_MS = 1000;
@@ -57,9 +59,10 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const redis = config.redisUrl ? createRedisClient(config) : null;
   redis?.on('error', () => {}); // reconnects on its own; reads fail past their deadline meanwhile and are tried again
   const cluster = postgres && redis ? { postgres, redis } : null;
+  const secrets = new ProjectSecrets(store.secrets, SecretBox.fromFile(config.secretKeyFile));
   // In cluster mode a run's log ends where its stream does: a lost worker's run ends at what it shipped.
   const runService = new RunService(config, pipelines, projects, runs, log, (events) =>
-    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(cluster.redis, runId, epoch)) : new LocalLauncher(config, events, log),
+    cluster ? new ClusterLauncher(cluster.postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(cluster.redis, runId, epoch)) : new LocalLauncher(config, events, log, undefined, (projectId) => secrets.values(projectId)),
   cluster ? (run) => shippedSize(cluster.redis, run.id) : undefined);
   // Where logs are read from: the local files (one watcher), or each run's Redis stream.
   const watcher = new LogWatcher();
@@ -137,7 +140,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     if (drain.draining) throw new Error('draining: this hub is stopping');
   };
   const readiness = () => checkReadiness(checks, config.readyTimeoutMs);
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, readiness, drain });
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, readiness, drain, secrets });
   const handleRequest = app.callback();
   // Deadlines for receiving a request, head and body; a response (a log stream) lasts as long as it needs.
   // Checked every second (Node's default is 30 s, so a deadline could be missed by that much).

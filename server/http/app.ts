@@ -5,6 +5,7 @@ import { errorMiddleware } from './errorMiddleware.js';
 import { metaRoutes } from './routes/meta.js';
 import { metricsRoutes } from './routes/metrics.js';
 import { webhookRoutes } from './routes/webhooks.js';
+import { secretRoutes } from './routes/secrets.js';
 import { projectRoutes } from './routes/projects.js';
 import { runRoutes } from './routes/runs.js';
 import { logRoutes } from './routes/logs.js';
@@ -16,7 +17,7 @@ import { closeUnreadRequests } from './closeUnread.js';
 
 /** One router per resource (the OpenAPI test lists their routes). */
 export function createRouters(services: AppServices): Router[] {
-  return [loginRoutes(services.config), guiRoutes(), metaRoutes(services), metricsRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services), webhookRoutes(services)];
+  return [loginRoutes(services.config), guiRoutes(), metaRoutes(services), metricsRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services), webhookRoutes(services), secretRoutes(services)];
 }
 
 /** The Koa app: security headers, one error middleware, the access checks, then one router per resource. */

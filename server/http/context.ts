@@ -11,6 +11,7 @@ import type { ReadyReport, Run } from '../wire.js';
 import type { LogHub } from '../hub/logHub.js';
 import type { HubMetrics } from '../metrics/hubMetrics.js';
 import type { Drain } from './drain.js';
+import type { ProjectSecrets } from '../secrets/projectSecrets.js';
 
 /** What the routes need, handed over by the composition root. */
 export interface AppServices {
@@ -33,4 +34,6 @@ export interface AppServices {
   webhookDispatcher: Pick<WebhookDispatcher, 'webhookDeleted'>;
   /** whether the hub is draining (SIGTERM), and its SSE streams to close when it does */
   drain: Drain;
+  /** project secrets: names out, values in, never out */
+  secrets: ProjectSecrets;
 }

@@ -35,8 +35,17 @@ export class LocalLauncher implements Launcher {
 
   private readonly thread = new SpawnThread();
 
-  /** `runnerCommand`: how a runner starts (tests give one that cannot). */
-  constructor(private readonly config: Config, private readonly events: LauncherEvents, private readonly log: pino.Logger, runnerCommand?: readonly string[]) {
+  /**
+   * `runnerCommand`: how a runner starts (tests give one that cannot). `secretsOf`: a project's
+   * secrets by name, opened for its run's steps (and for the runner to mask them in the log).
+   */
+  constructor(
+    private readonly config: Config,
+    private readonly events: LauncherEvents,
+    private readonly log: pino.Logger,
+    runnerCommand?: readonly string[],
+    private readonly secretsOf: (projectId: number) => Promise<Record<string, string>> = async () => ({}),
+  ) {
     this.pool = new RunnerPool(runnerSpawner(this.thread, runnerCommand));
     this.pool.prime();
     this.watch = new RunnerWatch({
@@ -83,7 +92,7 @@ export class LocalLauncher implements Launcher {
       fence: claimed.fence,
     };
     try {
-      assignRun(idle, this.config, project, run, plan);
+      assignRun(idle, this.config, project, run, plan, await this.secretsOf(project.id));
     } catch (error) {
       this.log.warn({ err: error, run_id: run.id }, 'the run could not be handed to its runner');
       idle.send(null);

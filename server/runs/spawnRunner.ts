@@ -56,8 +56,11 @@ export function runnerSpawner(thread: SpawnThread, command: readonly string[] = 
   };
 }
 
-/** Hands a run to an idle runner: its planned steps, their environment, its files. */
-export function assignRun(runner: RunnerProcess, config: Config, project: Project, run: RunRow, plan: RunPlan): void {
+/**
+ * Hands a run to an idle runner: its planned steps, their environment, its files, and the project's
+ * secrets (on the runner's stdin only: never in a file, an argument or the runner's own environment).
+ */
+export function assignRun(runner: RunnerProcess, config: Config, project: Project, run: RunRow, plan: RunPlan, secrets: Record<string, string> = {}): void {
   const files = runFiles(config.logsDir, project.id, run.id);
   fs.mkdirSync(files.dir, { recursive: true });
   // A new run's log starts empty: never append to bytes the database does not own.
@@ -74,6 +77,7 @@ export function assignRun(runner: RunnerProcess, config: Config, project: Projec
     max_log_bytes: config.maxLogBytes,
     env: { ...env, [TOKEN_VARIABLE]: runner.token },
     steps: plan.map((step) => ({ ...step, command: [...step.command], env: { ...step.env } })),
+    ...(Object.keys(secrets).length > 0 && { secrets }),
   };
   runner.send(JSON.stringify(spec));
 }

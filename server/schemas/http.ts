@@ -40,6 +40,11 @@ export const webhookBody = z.strictObject({
     .describe('a non-empty list of run.started, run.completed, run.failed, run.cancelled').optional(),
 });
 
+/** A secret's value: checked by server/secrets/projectSecrets.ts, whose errors never echo it. */
+export const secretBody = z.strictObject({
+  value: z.string().min(6).max(32 * 1024).describe('the value, 6 to 32768 bytes (UTF-8), without NUL: never returned by any API'),
+});
+
 export const listRunsQuery = z.object({ limit: queryInteger(500).optional(), before: queryId.optional() });
 export const limitQuery = z.object({ limit: queryInteger(500).optional() });
 export const cancelRunQuery = z.object({ purge: z.enum(['true', 'false']).describe('"true" or "false"').optional() });
@@ -138,6 +143,11 @@ export const webhookSchema = z.object({
   events: z.array(z.string()),
   created_at: isoTime,
 });
+
+export const secretSchema = z.object({
+  name: z.string().describe('an environment variable name: A-Z, 0-9 and "_", not starting with a digit nor with HUB_'),
+  updated_at: isoTime,
+}).describe('a secret as listed: its name and when it was last set; its value is never returned');
 
 export const deliverySchema = z.object({
   id: positiveInteger,

@@ -18,6 +18,7 @@ const COMPONENTS: Record<string, z.ZodType> = {
   LogPage: http.logPageSchema,
   Webhook: http.webhookSchema,
   WebhookDelivery: http.deliverySchema,
+  Secret: http.secretSchema,
   Error: http.errorSchema,
 };
 
@@ -44,7 +45,7 @@ const ERRORS: Record<string, string> = {
   400: 'Bad input: `field` names it',
   401: 'HUB_TOKEN is set and the request does not carry it',
   403: 'A Host or Origin that is not allowed',
-  404: 'No such project, run or webhook',
+  404: 'No such project, run, webhook or secret',
   409: 'Conflicts with the current state (a busy project, a taken name, a finished run)',
   413: 'The body is over 1 MiB',
   415: 'The body is not JSON',
@@ -64,6 +65,7 @@ const pathId = (name: string, description: string) => ({ name, in: 'path', requi
 const PROJECT = pathId('projectId', 'a project id');
 const RUN = pathId('runId', 'a run id');
 const WEBHOOK = pathId('webhookId', 'a webhook id');
+const SECRET_NAME = { name: 'name', in: 'path', required: true, description: 'the secret\'s name: the variable steps get it as', schema: { type: 'string', pattern: '^[A-Z_][A-Z0-9_]*$', maxLength: 128 } };
 
 function queryOf(schema: z.ZodObject): Json[] {
   const { properties = {}, required = [] } = schemaOf(schema, 'input') as { properties?: Record<string, Json>; required?: string[] };
@@ -144,6 +146,18 @@ function operations(): Record<string, Record<string, Json>> {
     },
     '/api/projects/{projectId}/webhooks/{webhookId}/deliveries': {
       get: { summary: 'Recent deliveries, newest first', parameters: [PROJECT, WEBHOOK, ...queryOf(http.limitQuery)], responses: { 200: json({ type: 'array', items: ref('WebhookDelivery') }, 'The deliveries'), ...errors(400, 404) } },
+    },
+    '/api/projects/{projectId}/secrets': {
+      get: { summary: 'Secrets of a project: names and update times, never values', parameters: [PROJECT], responses: { 200: json({ type: 'array', items: ref('Secret') }, 'The secrets, by name'), ...errors(400, 404) } },
+    },
+    '/api/projects/{projectId}/secrets/{name}': {
+      put: {
+        summary: 'Set a secret (write-only): steps get it as the variable `name`; the runner masks it, and its base64, URL-encoded and JSON-escaped forms, as [MASKED] in the log',
+        parameters: [PROJECT, SECRET_NAME],
+        requestBody: body(http.secretBody, 'The value. Under 6 bytes: 400 `secret_too_short`. No error repeats it'),
+        responses: { 200: json(ref('Secret'), 'Replaced'), 201: json(ref('Secret'), 'Created'), ...errors(400, 404, 413, 415) },
+      },
+      delete: { summary: 'Delete a secret (runs started from now on do not get it)', parameters: [PROJECT, SECRET_NAME], responses: { 204: empty('Deleted'), ...errors(400, 404) } },
     },
     '/metrics': { get: { summary: 'Prometheus metrics', responses: { 200: text('text/plain', 'Prometheus text format 0.0.4'), ...errors() } } },
     '/login': {

@@ -1,5 +1,6 @@
 import type { ProjectStore } from './projects.js';
 import type { RunStore } from './runs.js';
+import type { SecretStore } from './secrets.js';
 import type { WebhookStore } from './webhooks.js';
 
 /** Where projects and runs live: SQLite embedded (today), PostgreSQL for a cluster (next). */
@@ -9,5 +10,6 @@ export interface Store {
   readonly webhooks: WebhookStore;
   /** readiness: resolves if the database answers now */
   ping(): Promise<void>;
+  readonly secrets: SecretStore;
   close(): Promise<void>;
 }

@@ -18,6 +18,8 @@ import { notifyRun } from '../store/postgres/notify.js';
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
 import { WorkerLeases } from './leases.js';
+import { ProjectSecrets } from '../secrets/projectSecrets.js';
+import { SecretBox } from '../secrets/secretBox.js';
 
 const CLAIM_POLL_MS = 250;
 /** How stale a running run's `log_size` may be on a hub. */
@@ -52,6 +54,8 @@ export class Worker {
       beforeFinish: (run) => this.finishShipping(run.id),
       leaseLost: (runner) => this.leaseLost(runner.runId, 'a write under its lease was refused'),
     }, log, (run) => shippedSize(redis, run.id)); // what readers can read, as on the hubs
+    // Runs' secrets are opened here, for their steps; the database holds them sealed.
+    const secrets = new ProjectSecrets(store.secrets, SecretBox.fromFile(config.secretKeyFile));
     this.launcher = new LocalLauncher(config, {
       onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
       onEnded: async (runner) => {
@@ -63,7 +67,7 @@ export class Worker {
         this.releaseSlot(runner.runId);
         this.released.delete(runner.runId);
       },
-    }, log);
+    }, log, undefined, (projectId) => secrets.values(projectId));
   }
 
   get id(): string {

@@ -5,6 +5,7 @@ import type { HubSocket } from '../socket';
 import { ActiveRun } from './ActiveRun';
 import { LogView } from './LogView';
 import { ProjectForm } from './ProjectForm';
+import { ProjectSecrets } from './ProjectSecrets';
 import { StatusBadge } from './StatusBadge';
 import { runDetached } from '../report';
 
@@ -112,6 +113,7 @@ export function ProjectPage({ projectId, pipelines, socket }: { projectId: numbe
           </tbody>
         </table>
       </section>
+      <ProjectSecrets projectId={projectId} />
     </main>
   );
 }

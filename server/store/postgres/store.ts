@@ -8,6 +8,7 @@ import { migrate } from './migrate.js';
 import { PostgresProjectStore } from './projects.js';
 import { PostgresRunStore } from './runs.js';
 import { PostgresWebhookStore } from './webhooks.js';
+import { PostgresSecretStore } from './secrets.js';
 
 const INT8 = 20;
 
@@ -66,6 +67,7 @@ export async function openPostgresStore(url: string, timeouts: PostgresTimeouts 
     projects: new PostgresProjectStore(pool),
     runs: new PostgresRunStore(pool),
     webhooks: new PostgresWebhookStore(pool),
+    secrets: new PostgresSecretStore(pool),
     cluster: new ClusterQueue(pool),
     query: (sql, values) => pool.query(sql, values),
     listen: (channel, events) => new PgListener({ connectionString: url }, channel, events, { timeoutMs: timeouts.connectTimeoutMs, pingMs: timeouts.pingMs }),
