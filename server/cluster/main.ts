@@ -16,6 +16,7 @@ import { projectRoot } from '../paths.js';
 import { startLocalPostgres } from './postgres.js';
 import { killProcess, stopProcess } from './processes.js';
 import { startLocalRedis } from './redis.js';
+import { SecretBox } from '../secrets/secretBox.js';
 import { redactUrl } from './secrets.js';
 import type { LocalServer } from './services.js';
 
@@ -86,7 +87,10 @@ async function start(): Promise<void> {
     HUB_REDIS_URL: redisUrl,
     HUB_REDIS_CA_FILE: process.env.HUB_REDIS_URL ? (process.env.HUB_REDIS_CA_FILE ?? '') : '',
     HUB_ARCHIVE_DIR: config.archiveDir === path.join(config.dataDir, 'archive') ? path.join(root, 'archive') : config.archiveDir,
+    // One key for every part (a worker opens what a hub sealed), made here once, before any part could race to make its own.
+    HUB_SECRET_KEY_FILE: process.env.HUB_SECRET_KEY_FILE ?? path.join(root, 'secret.key'),
   };
+  SecretBox.fromFile(shared.HUB_SECRET_KEY_FILE);
   process.stdout.write(`PostgreSQL  ${redactUrl(databaseUrl)}\nRedis       ${redactUrl(redisUrl)}\n`);
   if (started.length > 0) process.stdout.write(`passwords   ${root}/*.password (mode 0600)\n`);
   process.stdout.write(`archive     ${shared.HUB_ARCHIVE_DIR}\n`);

@@ -192,7 +192,7 @@ test("npm run cluster: a Ctrl-C (SIGINT to the terminal's whole process group) r
   }
 });
 
-test('npm run cluster started again on its folder finds its passwords and its records: the servers take the same passwords, the project made before is there', async () => {
+test('npm run cluster started again on its folder finds its passwords and its records: the servers take the same passwords, the parts the same secrets key, the project made before is there', async () => {
   const dataDir = makeDataDir();
   const port = await freePort();
   let launcher: Launcher | undefined;
@@ -202,10 +202,16 @@ test('npm run cluster started again on its folder finds its passwords and its re
     const created = await fetch(`http://127.0.0.1:${port}/api/projects`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ name: 'kept', doc_root: docRoot, pipeline: 'glossary', settings: { llm_model: 'test-model' } }) });
     assert.is(created.status, 201, await created.clone().text());
     const passwords = passwordsIn(dataDir);
+    // One secrets key for every part (a worker must open what a hub sealed), made by the launcher, 0600.
+    const keyFile = path.join(dataDir, 'cluster', 'secret.key');
+    assert.is(fs.statSync(keyFile).mode & 0o777, 0o600);
+    assert.equal(fs.readdirSync(path.join(dataDir, 'cluster'), { recursive: true }).map(String).filter((name) => name.endsWith('secret.key')), ['secret.key'], 'no part made a key of its own');
+    const key = fs.readFileSync(keyFile);
     launcher.process.kill('SIGTERM');
     assert.ok(await waitForExit(launcher.process, 20_000), 'the first launcher did not stop');
     launcher = await startLauncher(dataDir, port);
     assert.equal(passwordsIn(dataDir), passwords);
+    assert.ok(fs.readFileSync(keyFile).equals(key), 'the same secrets key');
     const projects = (await (await fetch(`http://127.0.0.1:${port}/api/projects`)).json()) as { name: string }[];
     assert.ok(projects.some((project) => project.name === 'kept'), JSON.stringify(projects));
   } finally {
