@@ -162,10 +162,10 @@ slow('an answer given before the body is read closes the connection; a request r
     // An authorized request read whole keeps its connection: a second request on it is answered too.
     const health = `${headOf(hub.url, 'GET /api/health', [`Authorization: Bearer ${TOKEN}`])}\r\n`;
     const kept = await openStalled(hub.url, health);
-    await waitFor(() => kept.received().includes('{"status":"ok"}'), 'the health answer');
+    await waitFor(() => kept.received().includes('{"status":"ok"'), 'the health answer');
     assert.match(kept.received(), /\r\nConnection: keep-alive\r\n/i);
     kept.socket.write(health);
-    await waitFor(() => kept.received().split('{"status":"ok"}').length === 3 || kept.closed(), 'the second health answer on the same connection');
+    await waitFor(() => kept.received().split('{"status":"ok"').length === 3 || kept.closed(), 'the second health answer on the same connection');
     assert.is(kept.closed(), false);
     kept.socket.destroy();
   } finally {
