@@ -1,4 +1,5 @@
 import type { ProjectStore } from './projects.js';
+import type { RetentionStore } from './retention.js';
 import type { RunStore } from './runs.js';
 import type { WebhookStore } from './webhooks.js';
 
@@ -7,5 +8,6 @@ export interface Store {
   readonly projects: ProjectStore;
   readonly runs: RunStore;
   readonly webhooks: WebhookStore;
+  readonly retention: RetentionStore;
   close(): Promise<void>;
 }

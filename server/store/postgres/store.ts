@@ -4,6 +4,7 @@ import type { Store } from '../store.js';
 import { ClusterQueue } from './cluster.js';
 import { migrate } from './migrate.js';
 import { PostgresProjectStore } from './projects.js';
+import { PostgresRetentionStore } from './retention.js';
 import { PostgresRunStore } from './runs.js';
 import { PostgresWebhookStore } from './webhooks.js';
 
@@ -23,7 +24,7 @@ export async function openPostgresStore(url: string): Promise<PostgresStore> {
   const pool = new pg.Pool({
     connectionString: url,
     max: 10,
-    // Log sizes are BIGINT; as numbers, like SQLite's (exact up to 2^53 bytes).
+    // Log sizes and run ids are BIGINT; as numbers, like SQLite's (exact up to 2^53).
     types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
   });
   pool.on('error', () => {}); // an idle client that lost its connection is replaced; queries report their own errors
@@ -37,6 +38,7 @@ export async function openPostgresStore(url: string): Promise<PostgresStore> {
     projects: new PostgresProjectStore(pool),
     runs: new PostgresRunStore(pool),
     webhooks: new PostgresWebhookStore(pool),
+    retention: new PostgresRetentionStore(pool),
     cluster: new ClusterQueue(pool),
     query: (sql, values) => pool.query(sql, values),
     async listen(channel, listener) {

@@ -1,0 +1,101 @@
+import pg from 'pg';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { startHub, waitFor, type TestHub } from '../../helpers/hub.js';
+import { startPostgres } from '../../helpers/postgres.js';
+import { openPostgresStore } from '../../../server/store/postgres/store.js';
+
+/**
+ * How many finished runs the database holds: 100 000 in `npm test` (seeded in a few seconds);
+ * HUB_SCALE_RUNS=1000000 for the issue's million (about 30 s of seeding).
+ */
+const RUNS = Number(process.env.HUB_SCALE_RUNS ?? 100_000);
+/** The bounds (docs/cluster.md): a hub starts, answers /metrics and a page of history, and sweeps, each within these. */
+const START_MS = 2000;
+const METRICS_MS = 200;
+const PAGE_MS = 100;
+const SWEEP_BATCH_MS = 250;
+/** the retention sweep at start removes this many of the oldest runs */
+const REMOVED = Math.min(20_000, RUNS / 10);
+
+/** Finished runs 1…count of one project, a second apart from 2026-01-01, 100 bytes of log each. */
+async function seedRuns(url: string, projectId: number, count: number): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    await client.query(
+      `INSERT INTO runs (project_id, scope, status, triggered_by, created_at, started_at, finished_at, exit_code, progress_current, progress_total, log_size)
+       SELECT $1, 'all', CASE WHEN g % 10 = 0 THEN 'failed' ELSE 'completed' END, 'seed', t, t, t, 0, 1, 1, 100
+       FROM generate_series(1, $2::int) AS g,
+            LATERAL (SELECT to_char((timestamptz '2026-01-01 00:00:00+00' + g * interval '1 second') AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS t) AS times`,
+      [projectId, count],
+    );
+    // What autovacuum does on its own after a bulk load (the planner's statistics; /metrics' estimate).
+    await client.query('VACUUM ANALYZE runs');
+  } finally {
+    await client.end();
+  }
+}
+
+async function timed<T>(work: () => Promise<T>): Promise<[T, number]> {
+  const started = performance.now();
+  const result = await work();
+  return [result, performance.now() - started];
+}
+
+/** The median of five tries (the first warms caches as a scraper's or a browser's repeated calls would). */
+async function medianMs(work: () => Promise<unknown>): Promise<number> {
+  const times: number[] = [];
+  for (let i = 0; i < 5; i++) times.push((await timed(work))[1]);
+  return times.sort((a, b) => a - b)[2];
+}
+
+test(`a hub over ${RUNS} finished runs starts, answers /metrics and a deep page of history, and sweeps in bounded batches`, async () => {
+  const postgres = await startPostgres();
+  let hub: TestHub | undefined;
+  try {
+    const url = await postgres.createDatabase();
+    const store = await openPostgresStore(url);
+    const project = await store.projects.insert({ name: 'big', doc_root: '/tmp', pipeline: 'p', settings: {} });
+    await store.close();
+    const [, seedMs] = await timed(() => seedRuns(url, project.id, RUNS));
+    console.log(`seeded ${RUNS} runs in ${seedMs.toFixed(0)} ms`);
+
+    const pipelines = { p: { steps: [{ name: 'a', command: ['true'] }], scopes: { all: 'a' } } };
+    const env = { HUB_DATABASE_URL: url, HUB_RETENTION_RUNS: String(RUNS - REMOVED), HUB_LOG_LEVEL: 'info' };
+    const [started, startMs] = await timed(() => startHub({ pipelines, env }));
+    hub = started;
+    const sweepStarted = performance.now();
+
+    const metricsMs = await medianMs(async () => assert.is((await fetch(`${started.url}/metrics`)).status, 200));
+    const metrics = await (await fetch(`${started.url}/metrics`)).text();
+    const completed = Number(/hub_runs\{status="completed"\} (\d+)/.exec(metrics)?.[1]);
+    assert.ok(Math.abs(completed - RUNS * 0.9) <= RUNS * 0.05, `hub_runs{status="completed"} near ${RUNS * 0.9}: ${completed}`);
+    assert.match(metrics, 'hub_runs{status="running"} 0');
+
+    const deep = Math.floor(RUNS / 2);
+    const pageMs = await medianMs(async () => {
+      const { status, body } = await started.api('GET', `/api/projects/${project.id}/runs?limit=50&before=${deep}`);
+      assert.is(status, 200);
+      assert.equal([body.length, body[0].id, body[49].id], [50, deep - 1, deep - 50]);
+    });
+
+    // The sweep at start removes the oldest REMOVED runs (HUB_RETENTION_RUNS), in batches.
+    await waitFor(async () => (await started.api('GET', `/api/projects/${project.id}/runs/${REMOVED}`)).status === 404, 'the sweep at start to remove the oldest runs', 120_000, 50);
+    const sweepMs = performance.now() - sweepStarted;
+    assert.is((await started.api('GET', `/api/projects/${project.id}/runs/${REMOVED + 1}`)).status, 200, 'the newest runs stay');
+    const batches = [...started.output().matchAll(/"removed":(\d+),"ms":(\d+)/g)].map((match) => ({ removed: Number(match[1]), ms: Number(match[2]) }));
+    const slowestBatchMs = Math.max(...batches.map((batch) => batch.ms));
+    console.log(`${RUNS} runs: hub start ${startMs.toFixed(0)} ms, /metrics ${metricsMs.toFixed(1)} ms, page ${pageMs.toFixed(1)} ms, sweep of ${REMOVED} ${sweepMs.toFixed(0)} ms in ${batches.length} batches (slowest ${slowestBatchMs} ms)`);
+    assert.ok(startMs < START_MS, `the hub started in ${startMs.toFixed(0)} ms (bound ${START_MS})`);
+    assert.ok(metricsMs < METRICS_MS, `/metrics answered in ${metricsMs.toFixed(1)} ms (bound ${METRICS_MS})`);
+    assert.ok(pageMs < PAGE_MS, `a page of history came in ${pageMs.toFixed(1)} ms (bound ${PAGE_MS})`);
+    assert.is(batches.reduce((sum, batch) => sum + batch.removed, 0), REMOVED, 'every removal logged by batch');
+    assert.ok(slowestBatchMs < SWEEP_BATCH_MS, `each sweep batch took under ${SWEEP_BATCH_MS} ms (slowest ${slowestBatchMs})`);
+  } finally {
+    await hub?.stop();
+    await postgres.stop();
+  }
+});
+
+test.run();
