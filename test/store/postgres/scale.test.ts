@@ -3,7 +3,9 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startHub, waitFor, type TestHub } from '../../helpers/hub.js';
 import { startPostgres } from '../../helpers/postgres.js';
+import { RETENTION_LOCK, RetentionSweeper } from '../../../server/runs/retention.js';
 import { openPostgresStore } from '../../../server/store/postgres/store.js';
+import pino from 'pino';
 
 /**
  * How many finished runs the database holds: 100 000 in `npm test` (seeded in a few seconds);
@@ -75,9 +77,9 @@ test(`a hub over ${RUNS} finished runs starts, answers /metrics and a deep page 
 
     const deep = Math.floor(RUNS / 2);
     const pageMs = await medianMs(async () => {
-      const { status, body } = await started.api('GET', `/api/projects/${project.id}/runs?limit=50&before=${deep}`);
-      assert.is(status, 200);
-      assert.equal([body.length, body[0].id, body[49].id], [50, deep - 1, deep - 50]);
+      const response = await fetch(`${started.url}/api/projects/${project.id}/runs?limit=50&before=${deep}`);
+      const body = (await response.json()) as { id: number }[];
+      assert.equal([response.status, body.length, body[0].id, body[49].id], [200, 50, deep - 1, deep - 50]);
     });
 
     // The sweep at start removes the oldest REMOVED runs (HUB_RETENTION_RUNS), in batches.
@@ -94,6 +96,59 @@ test(`a hub over ${RUNS} finished runs starts, answers /metrics and a deep page 
     assert.ok(slowestBatchMs < SWEEP_BATCH_MS, `each sweep batch took under ${SWEEP_BATCH_MS} ms (slowest ${slowestBatchMs})`);
   } finally {
     await hub?.stop();
+    await postgres.stop();
+  }
+});
+
+test('retention on PostgreSQL: one hub at a time sweeps a project (advisory lock); deliveries go with their runs and after the window, pending ones stay; ids past 2^31', async () => {
+  const postgres = await startPostgres();
+  const url = await postgres.createDatabase();
+  const store = await openPostgresStore(url);
+  const other = new pg.Client({ connectionString: url });
+  await other.connect();
+  try {
+    const project = await store.projects.insert({ name: 'kept', doc_root: '/tmp', pipeline: 'p', settings: {}, retention: { runs: 2 } });
+    // A run id past INTEGER's 2^31 (a million runs a day for six years): the identity goes on from it.
+    await other.query('SELECT setval(pg_get_serial_sequence(\'runs\', \'id\'), $1)', [2 ** 33]);
+    const now = Date.parse('2026-12-01T00:00:00Z');
+    const ids: number[] = [];
+    for (let i = 0; i < 5; i++) {
+      const row = await store.runs.insert({ project_id: project.id, scope: 'all', status: 'pending', triggered_by: 'test', progress_total: 1, plan: null });
+      await store.runs.settle(row.id, { status: 'completed', finished_at: new Date(now).toISOString(), log_size: 10 });
+      ids.push(row.id);
+    }
+    assert.is(ids[0], 2 ** 33 + 1, 'a BIGINT id, read as a number');
+    assert.equal((await store.runs.listForProject(project.id, 10)).map((run) => run.id), [...ids].reverse(), 'listed without a cursor');
+    const webhook = await store.webhooks.insert({ project_id: project.id, url: 'http://127.0.0.1:9/', secret: 's', events: ['run.completed'] });
+    const deliver = async (runId: number, status: 'pending' | 'delivered' | 'failed', updatedAt: string) => {
+      const delivery = (await store.webhooks.createDelivery({ webhook_id: webhook.id, run_id: runId, event: 'run.completed', payload: '{}' }, 'lease'))!;
+      await other.query('UPDATE webhook_deliveries SET status = $2, updated_at = $3 WHERE id = $1', [delivery.id, status, updatedAt]);
+      return delivery.id;
+    };
+    const recent = new Date(now).toISOString();
+    const ofRemovedDone = await deliver(ids[0], 'delivered', recent);
+    const ofRemovedPending = await deliver(ids[1], 'pending', recent);
+    const doneLongAgo = await deliver(ids[4], 'failed', new Date(now - 40 * 86_400_000).toISOString());
+    const keptRecent = await deliver(ids[3], 'delivered', recent);
+
+    const removed: number[] = [];
+    const sweeper = new RetentionSweeper({ runs: null, days: null, log_bytes: null }, {
+      projects: store.projects, store: store.retention, removed: (runs) => removed.push(...runs.map((run) => run.id)), log: pino({ level: 'silent' }), now: () => now,
+    });
+    // Another hub holds the project's retention lock: this one leaves the project alone.
+    await other.query('SELECT pg_advisory_lock($1, $2)', [RETENTION_LOCK, project.id]);
+    assert.is(await sweeper.sweepProject(project.id), 0, 'another hub is sweeping');
+    assert.is((await store.runs.listForProject(project.id, 10)).length, 5);
+    await other.query('SELECT pg_advisory_unlock($1, $2)', [RETENTION_LOCK, project.id]);
+    assert.is(await sweeper.sweep(), 3);
+    assert.equal(removed, ids.slice(0, 3));
+    assert.equal((await store.runs.listForProject(project.id, 10)).map((run) => run.id), [ids[4], ids[3]]);
+    const left = (await other.query<{ id: number }>('SELECT id FROM webhook_deliveries ORDER BY id')).rows.map((row) => Number(row.id));
+    assert.equal(left, [ofRemovedPending, keptRecent], `gone: the removed run's delivered one (${ofRemovedDone}) and the one done 40 days ago (${doneLongAgo}, window 30 days)`);
+    await sweeper.close();
+  } finally {
+    await other.end();
+    await store.close();
     await postgres.stop();
   }
 });
