@@ -5,7 +5,7 @@ export const FINISHED_SQL = "status IN ('completed', 'failed', 'cancelled')";
 
 /**
  * What retention needs of the store, each an indexed query (issue 23: a project may hold a million
- * runs). Implementations must pass test/store/retentionStore.contract.ts.
+ * runs). Tested on SQLite by test/runs/retention.test.ts, on PostgreSQL by test/store/postgres/scale.test.ts.
  */
 export interface RetentionStore {
   /**
