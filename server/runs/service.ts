@@ -141,6 +141,15 @@ export class RunService extends EventEmitter<RunServiceEvents> {
     });
   }
 
+  /** Runs the store deleted already (retention, in batches): their files go and the removal is announced. */
+  removed(runs: readonly RunRow[], reason: RemovalReason): void {
+    for (const run of runs) {
+      const files = runFiles(this.config.logsDir, run.project_id, run.id);
+      for (const file of [files.log, files.state, files.times]) fs.rmSync(file, { force: true });
+      this.emit('purged', run, reason);
+    }
+  }
+
   /** Deletes a project with its runs, logs and outputs, under its lock so no run starts meanwhile. */
   async deleteProject(project: Project): Promise<void> {
     await this.projectLock.run(project.id, async () => {
@@ -157,7 +166,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
    * and reports the ones that ended meanwhile); then queued runs start.
    */
   async recover(): Promise<void> {
-    moveAsideOrphanedLogs(this.config.logsDir, await this.runs.listOwnedFiles(), this.log);
+    await moveAsideOrphanedLogs(this.config.logsDir, (projectId, runIds) => this.runs.ownedOf(projectId, runIds), this.log);
     for (const run of await this.runs.listActive()) if (run.status === 'running') this.launcher.reattach(run);
     const projectIds = new Set((await this.runs.listActive()).map((run) => run.project_id));
     for (const projectId of projectIds) this.scheduleStartNext(projectId, 0);

@@ -53,8 +53,8 @@ export interface RunStore {
   get(id: number): Promise<RunRow | undefined>;
   /** newest first, paged by id */
   listForProject(projectId: number, limit: number, before?: number): Promise<RunRow[]>;
-  /** every run as `projectId/runId`: the run files the store owns */
-  listOwnedFiles(): Promise<Set<string>>;
+  /** which of `runIds` are the project's runs (the run files the store owns); asked in batches, never every run at once */
+  ownedOf(projectId: number, runIds: readonly number[]): Promise<Set<number>>;
   /** active runs of every project, oldest first (the queue order) */
   listActive(): Promise<RunRow[]>;
   listActiveForProject(projectId: number): Promise<RunRow[]>;

@@ -1,4 +1,5 @@
 import type { ProjectStore } from './projects.js';
+import type { RetentionStore } from './retention.js';
 import type { RunStore } from './runs.js';
 import type { SecretStore } from './secrets.js';
 import type { WebhookStore } from './webhooks.js';
@@ -11,5 +12,6 @@ export interface Store {
   /** readiness: resolves if the database answers now */
   ping(): Promise<void>;
   readonly secrets: SecretStore;
+  readonly retention: RetentionStore;
   close(): Promise<void>;
 }

@@ -4,7 +4,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { limitsOf, pastLimits, RetentionSweeper } from '../../server/runs/retention.js';
+import { limitsOf, RetentionSweeper, type Limits } from '../../server/runs/retention.js';
 import type { RunRow } from '../../server/store/runs.js';
 import { openSqliteStore } from '../../server/store/sqlite/store.js';
 import { createProject, startHub, waitFor, waitForRun } from '../helpers/hub.js';
@@ -18,17 +18,38 @@ test('a project\'s own limits override the defaults key by key; null is no limit
   assert.equal(limitsOf(NO_LIMITS, {}), NO_LIMITS);
 });
 
-test('pastLimits: beyond the newest N, older than D days, beyond B bytes from the newest (never the newest for its size)', () => {
-  const now = Date.parse('2026-11-27T12:00:00Z');
-  const run = (id: number, daysAgo: number, size: number) => ({ id, log_size: size, finished_at: new Date(now - daysAgo * DAY).toISOString(), created_at: '' }) as RunRow;
-  const finished = [run(5, 0.1, 100), run(4, 1, 100), run(3, 2, 100), run(2, 9, 100), run(1, 40, 100)];
-  const ids = (limits: typeof NO_LIMITS | Record<string, number | null>) => pastLimits(finished, { ...NO_LIMITS, ...limits }, now).map((r) => `${r.run.id}:${r.rule}`);
-  assert.equal(ids({}), []);
-  assert.equal(ids({ runs: 3 }), ['2:runs', '1:runs']);
-  assert.equal(ids({ days: 7 }), ['2:days', '1:days']);
-  assert.equal(ids({ log_bytes: 250 }), ['3:log_bytes', '2:log_bytes', '1:log_bytes']);
-  assert.equal(ids({ log_bytes: 1 }), ['4:log_bytes', '3:log_bytes', '2:log_bytes', '1:log_bytes'], 'the newest stays, however large');
-  assert.equal(ids({ runs: 4, days: 30 }), ['1:runs']);
+test('the sweeper removes beyond the newest N, older than D days, beyond B bytes from the newest (never the newest for its size), naming the rule', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-retention-'));
+  const store = await openSqliteStore(path.join(dir, 'hub.sqlite'));
+  try {
+    const now = Date.parse('2026-11-27T12:00:00Z');
+    const removedBy = async (limits: Partial<Limits>) => {
+      const project = await store.projects.insert({ name: `p${Math.random()}`, doc_root: dir, pipeline: 'p', settings: {}, retention: {} });
+      const ids: number[] = [];
+      for (const daysAgo of [40, 9, 2, 1, 0.1]) {
+        const row = await store.runs.insert({ project_id: project.id, scope: 'all', status: 'pending', triggered_by: 'test', progress_total: 1, plan: null });
+        await store.runs.settle(row.id, { status: 'completed', finished_at: new Date(now - daysAgo * DAY).toISOString(), log_size: 100 });
+        ids.push(row.id);
+      }
+      const logged: string[] = [];
+      const log = pino({ level: 'info' }, { write: (line: string) => logged.push(line) });
+      const sweeper = new RetentionSweeper({ ...NO_LIMITS, ...limits }, { projects: store.projects, store: store.retention, removed: () => {}, log, now: () => now });
+      await sweeper.sweepProject(project.id);
+      await sweeper.close();
+      const kept = new Set((await store.runs.listForProject(project.id, 10)).map((run) => run.id));
+      const rules = logged.map((line) => JSON.parse(line) as { rule: string; first_run_id: number; last_run_id: number });
+      // Runs 1…5 oldest first (as ids of this project, 1 the oldest): `number:rule` of each one removed.
+      return ids.flatMap((id, index) => (kept.has(id) ? [] : [`${index + 1}:${rules.find((entry) => entry.first_run_id <= id && id <= entry.last_run_id)?.rule}`]));
+    };
+    assert.equal(await removedBy({}), []);
+    assert.equal(await removedBy({ runs: 3 }), ['1:runs', '2:runs']);
+    assert.equal(await removedBy({ days: 7 }), ['1:days', '2:days']);
+    assert.equal(await removedBy({ log_bytes: 250 }), ['1:log_bytes', '2:log_bytes', '3:log_bytes']);
+    assert.equal(await removedBy({ log_bytes: 1 }), ['1:log_bytes', '2:log_bytes', '3:log_bytes', '4:log_bytes'], 'the newest stays, however large');
+    assert.equal(await removedBy({ runs: 4, days: 30 }), ['1:runs']);
+  } finally {
+    await store.close();
+  }
 });
 
 test('the sweeper removes finished runs past the limits by a clock the test sets; never a pending or running run', async () => {
@@ -53,11 +74,8 @@ test('the sweeper removes finished runs past the limits by a clock the test sets
     const removed: number[] = [];
     const sweeper = new RetentionSweeper({ runs: null, days: 7, log_bytes: null }, {
       projects: store.projects,
-      runs: store.runs,
-      remove: async (run) => {
-        removed.push(run.id);
-        await store.runs.delete(run.id);
-      },
+      store: store.retention,
+      removed: (runs) => removed.push(...runs.map((run) => run.id)),
       log: pino({ level: 'silent' }),
       now: () => clock,
     });
@@ -96,7 +114,7 @@ test('HUB_RETENTION_RUNS=2: when a run ends the oldest finished one goes with it
     await waitFor(() => !fs.existsSync(path.join(hub.dir, 'logs', String(projectId), `${ids[0]}.log`)), 'the log file to go');
     assert.not.ok(fs.existsSync(path.join(hub.dir, 'logs', String(projectId), `${ids[0]}.json`)), 'its state file too');
     assert.equal((await hub.api('GET', `/api/projects/${projectId}/runs`)).body.map((r: { id: number }) => r.id), [ids[2], ids[1]]);
-    assert.match(hub.output(), 'removed a finished run past the retention limits');
+    assert.match(hub.output(), 'removed finished runs past the retention limits');
 
     // The project's own limit: none. Nothing more goes.
     const patched = await hub.api('PATCH', `/api/projects/${projectId}`, { retention: { runs: null } });

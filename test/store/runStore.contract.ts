@@ -47,7 +47,8 @@ export function runStoreContract(name: string, open: () => Promise<Store>, done?
     assert.equal((await store.runs.listActiveForProject(a.id)).map((r) => r.id), [second.id]);
     assert.equal((await store.runs.listForProject(a.id, 10)).map((r) => r.id), [second.id, first.id], 'newest first');
     assert.equal((await store.runs.listForProject(a.id, 10, second.id)).map((r) => r.id), [first.id], 'paged by id');
-    assert.equal(await store.runs.listOwnedFiles(), new Set([`${a.id}/${first.id}`, `${b.id}/${other.id}`, `${a.id}/${second.id}`]));
+    assert.equal(await store.runs.ownedOf(a.id, [first.id, other.id, second.id, second.id + 1000]), new Set([first.id, second.id]), 'of the ids asked about, the project\'s');
+    assert.equal(await store.runs.ownedOf(b.id, []), new Set());
     assert.equal(await store.runs.countByStatus(), { pending: 2, running: 0, completed: 0, failed: 0, cancelled: 1 });
   });
 

@@ -1,7 +1,9 @@
 import type pg from 'pg';
-import { WRITABLE_RUN_COLUMNS, countsOf, type NewRun, type RunChanges, type RunFence, type RunRow, type RunStatus, type RunStore } from '../runs.js';
+import { WRITABLE_RUN_COLUMNS, countsOf, isTerminal, type NewRun, type RunChanges, type RunFence, type RunRow, type RunStatus, type RunStore } from '../runs.js';
 
 const UNIQUE_VIOLATION = '23505';
+/** Below this many rows (by the planner's estimate; none before the first ANALYZE) runs are counted exactly. */
+const EXACT_COUNT_BELOW = 100_000;
 
 /** `SET a = $2, b = $3` from the known columns of a change; values follow `first` placeholders. */
 function assignments(changes: RunChanges, first: number): { sql: string; values: unknown[] } {
@@ -31,12 +33,13 @@ export class PostgresRunStore implements RunStore {
   }
 
   async listForProject(projectId: number, limit: number, before?: number): Promise<RunRow[]> {
-    return (await this.pool.query<RunRow>('SELECT * FROM runs WHERE project_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3', [projectId, before ?? 2 ** 31 - 1, limit])).rows;
+    return (await this.pool.query<RunRow>('SELECT * FROM runs WHERE project_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3', [projectId, before ?? Number.MAX_SAFE_INTEGER, limit])).rows;
   }
 
-  async listOwnedFiles(): Promise<Set<string>> {
-    const { rows } = await this.pool.query<{ id: number; project_id: number }>('SELECT id, project_id FROM runs');
-    return new Set(rows.map((row) => `${row.project_id}/${row.id}`));
+  async ownedOf(projectId: number, runIds: readonly number[]): Promise<Set<number>> {
+    if (runIds.length === 0) return new Set();
+    const { rows } = await this.pool.query<{ id: number }>('SELECT id FROM runs WHERE project_id = $1 AND id = ANY($2::bigint[])', [projectId, runIds]);
+    return new Set(rows.map((row) => row.id));
   }
 
   async listActive(): Promise<RunRow[]> {
@@ -51,8 +54,27 @@ export class PostgresRunStore implements RunStore {
     return (await this.pool.query<RunRow>("SELECT * FROM runs WHERE project_id = $1 AND status IN ('pending', 'running') ORDER BY id", [projectId])).rows;
   }
 
+  /**
+   * Pending and running exactly, from their partial index (few rows); finished ones, once the table
+   * is large, from the planner's statistics (row count × each status's share, as ANALYZE, run by
+   * autovacuum, last saw them): counting a million rows per scrape is what /metrics must not do.
+   */
   async countByStatus(): Promise<Record<RunStatus, number>> {
-    return countsOf((await this.pool.query<{ status: string; count: string }>('SELECT status, COUNT(*) AS count FROM runs GROUP BY status')).rows);
+    const [active, estimate] = await Promise.all([
+      this.pool.query<{ status: string; count: string }>("SELECT status, COUNT(*) AS count FROM runs WHERE status IN ('pending', 'running') GROUP BY status"),
+      this.pool.query<{ rows: number; statuses: string | null; shares: number[] | null }>(
+        `SELECT c.reltuples::float8 AS rows, s.most_common_vals::text AS statuses, s.most_common_freqs AS shares
+         FROM pg_class c LEFT JOIN pg_stats s ON s.schemaname = current_schema() AND s.tablename = 'runs' AND s.attname = 'status'
+         WHERE c.oid = 'runs'::regclass`,
+      ),
+    ]);
+    const { rows, statuses, shares } = estimate.rows[0];
+    if (rows < EXACT_COUNT_BELOW || statuses === null || shares === null) {
+      return countsOf((await this.pool.query<{ status: string; count: string }>('SELECT status, COUNT(*) AS count FROM runs GROUP BY status')).rows);
+    }
+    const names = statuses.replace(/^\{|\}$/g, '').split(',');
+    const finished = names.flatMap((status, index) => (isTerminal(status as RunStatus) ? [{ status, count: Math.round(rows * shares[index]) }] : []));
+    return countsOf([...finished, ...active.rows]);
   }
 
   async insert(run: NewRun, client: pg.Pool | pg.PoolClient = this.pool): Promise<RunRow> {

@@ -6,6 +6,7 @@ import { ClusterQueue } from './cluster.js';
 import { PgListener, type ListenerEvents } from './listener.js';
 import { migrate } from './migrate.js';
 import { PostgresProjectStore } from './projects.js';
+import { PostgresRetentionStore } from './retention.js';
 import { PostgresRunStore } from './runs.js';
 import { PostgresWebhookStore } from './webhooks.js';
 import { PostgresSecretStore } from './secrets.js';
@@ -53,7 +54,7 @@ export async function openPostgresStore(url: string, timeouts: PostgresTimeouts 
     query_timeout: timeouts.statementTimeoutMs + 1000,
     // A connection to a host that went away is found out by the kernel too, not only by the next query.
     keepAlive: true,
-    // Log sizes are BIGINT; as numbers, like SQLite's (exact up to 2^53 bytes).
+    // Log sizes and run ids are BIGINT; as numbers, like SQLite's (exact up to 2^53).
     types: { getTypeParser: ((oid: number, format?: 'text' | 'binary') => (oid === INT8 ? Number : pg.types.getTypeParser(oid, format))) as typeof pg.types.getTypeParser },
   });
   pool.on('error', () => {}); // an idle client that lost its connection is replaced; queries report their own errors
@@ -68,6 +69,7 @@ export async function openPostgresStore(url: string, timeouts: PostgresTimeouts 
     runs: new PostgresRunStore(pool),
     webhooks: new PostgresWebhookStore(pool),
     secrets: new PostgresSecretStore(pool),
+    retention: new PostgresRetentionStore(pool),
     cluster: new ClusterQueue(pool),
     query: (sql, values) => pool.query(sql, values),
     listen: (channel, events) => new PgListener({ connectionString: url }, channel, events, { timeoutMs: timeouts.connectTimeoutMs, pingMs: timeouts.pingMs }),

@@ -17,10 +17,10 @@ export class SqliteRunStore implements RunStore {
     );
   }
 
-  /** Every run as `projectId/runId`: the run files the database owns. */
-  async listOwnedFiles(): Promise<Set<string>> {
-    const rows = await this.db.all<{ id: number; project_id: number }[]>('SELECT id, project_id FROM runs');
-    return new Set(rows.map((row) => `${row.project_id}/${row.id}`));
+  async ownedOf(projectId: number, runIds: readonly number[]): Promise<Set<number>> {
+    if (runIds.length === 0) return new Set();
+    const rows = await this.db.all<{ id: number }[]>(`SELECT id FROM runs WHERE project_id = ? AND id IN (${runIds.map(() => '?').join(', ')})`, projectId, ...runIds);
+    return new Set(rows.map((row) => row.id));
   }
 
   /** Active runs of every project, oldest first (the queue order). */
