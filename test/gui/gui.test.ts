@@ -236,7 +236,7 @@ gui('following a multi-step run live: a step seen open stays open when it comple
     await scroller.evaluate((el) => (el.scrollTop = 0));
     await page.evaluate(() => new Promise((resolve) => requestAnimationFrame(() => requestAnimationFrame(resolve))));
     return (await paused.isVisible()) && (await header.isVisible());
-  }, 'the view paused at the top', 10_000);
+  }, 'the view paused at the top', 30_000); // 10 s was not enough once beside a loaded suite (load 10+)
   run.open('one');
   await stepShows(page, 'two', 'running');
   run.open('two');
