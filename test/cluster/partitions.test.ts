@@ -22,6 +22,16 @@ const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
 const copyOf = (client: TestClient, runId: number) =>
   Buffer.concat(client.messages.filter((m) => m.type === 'lines' && m.run_id === runId).map((m) => bytesOfLines(m as { lines: string[] })));
 
+/** PostgreSQL and Redis on this host, listening on the bridge too; the env for parts here and for parts on the machines. */
+async function startServices(network: Network) {
+  const postgres = await startPostgres({ network: { address: network.hostAddress, allow: network.cidr } });
+  const redis = await startRedis({ listenAddress: network.hostAddress });
+  const archive = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-'));
+  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: TEST_LEASE_MS, HUB_ARCHIVE_DIR: archive };
+  const overTheNetwork = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value.replace('127.0.0.1', network.hostAddress)]));
+  return { postgres, redis, env, overTheNetwork };
+}
+
 const why = whyNoNetworkNamespaces();
 const named = 'a worker cut off from the network (its cable pulled) for 12 s under a 5 s lease, mid-run: its steps stop before the lease expires, the run ends failed at the bytes it shipped, the queued run of its project runs on the other worker, never two at once; healed, the cut-off worker records nothing more; every follower gets each shipped byte once and one complete';
 
@@ -40,11 +50,9 @@ if (why) {
       // Worker w1 on a machine of its own; PostgreSQL, Redis, the hub and w2 on this host.
       network = createNetwork(1);
       const [machine] = network.machines;
-      postgres = await startPostgres({ network: { address: network.hostAddress, allow: network.cidr } });
-      redis = await startRedis({ listenAddress: network.hostAddress });
-      const archive = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-'));
-      const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: TEST_LEASE_MS, HUB_ARCHIVE_DIR: archive };
-      const overTheNetwork = Object.fromEntries(Object.entries(env).map(([key, value]) => [key, value.replace('127.0.0.1', network!.hostAddress)]));
+      const services = await startServices(network);
+      ({ postgres, redis } = services);
+      const { env, overTheNetwork } = services;
       hub = await startHub({ pipelines: PIPELINES, env });
       workers.push(await startWorker(overTheNetwork, 'w1', undefined, machine.spawn));
 
@@ -103,6 +111,61 @@ if (why) {
       for (const worker of workers) worker.process.kill('SIGKILL');
       network?.machines.forEach((machine) => machine.heal());
       await hub?.stop();
+      await redis?.stop();
+      await postgres?.stop();
+      network?.destroy();
+    }
+  });
+}
+
+const hubNamed = 'a hub cut off from the network (its cable pulled) for 12 s under a 5 s lease while a run goes on: healed, it gives up no run whose worker kept renewing, and its follower and the other hub\'s each get every byte once, then one complete';
+
+const TICKING = { ticking: { steps: [{ name: 'tick', command: ['sh', '-c', 'i=0; while [ $i -lt 200 ]; do echo "tick $i of run $HUB_RUN_ID"; sleep 0.1; i=$((i + 1)); done'] }], scopes: { all: 'tick' } } };
+
+if (why) {
+  test.skip(hubNamed, () => {});
+} else {
+  test(hubNamed, async () => {
+    let network: Network | undefined;
+    let postgres: TestPostgres | undefined;
+    let redis: TestRedis | undefined;
+    const hubs: TestHub[] = [];
+    let worker: ClusterWorker | undefined;
+    try {
+      // Hub B on a machine of its own (listening on its address there); hub A, the worker and the servers on this host.
+      network = createNetwork(1);
+      const [machine] = network.machines;
+      const services = await startServices(network);
+      ({ postgres, redis } = services);
+      const a = await startHub({ pipelines: TICKING, env: services.env });
+      const b = await startHub({ pipelines: TICKING, env: { ...services.overTheNetwork, HOST: machine.address }, spawnOn: machine.spawn });
+      hubs.push(a, b);
+      worker = await startWorker(services.env, 'w1');
+      const projectId = await createProject(a, 'ticking');
+      const run = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+      const [viaA, viaB] = [await TestClient.connect(a.url), await TestClient.connect(b.url)];
+      for (const client of [viaA, viaB]) client.send({ type: 'subscribe', run_id: run.id, offset: 0 });
+      await viaB.waitFor((m) => m.type === 'lines' && m.run_id === run.id && m.lines!.some((line) => line.startsWith('tick 10 ')), 'hub B to pass on ticks', 20_000);
+
+      machine.partition();
+      await new Promise((resolve) => setTimeout(resolve, PARTITION_MS)); // the fault itself lasts this long
+      machine.heal();
+      const ended = await waitForRun(a, projectId, run.id, ['completed', 'failed', 'cancelled'], 60_000);
+      assert.is(ended.status, 'completed', `the run went on (${ended.error_message})`);
+      const raw = Buffer.from((await a.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/raw`)).body as string);
+      for (const [name, client] of [['A', viaA], ['B', viaB]] as const) {
+        const complete = await client.complete(run.id, 60_000);
+        client.linesOf(run.id, 0); // contiguous: no gap, no overlap
+        assert.is(sha(copyOf(client, run.id)), sha(raw), `the follower on hub ${name} has the log`);
+        assert.is(complete.next, raw.length);
+        assert.is(client.messages.filter((m) => m.type === 'complete' && m.run_id === run.id).length, 1, `one complete on hub ${name}`);
+        await client.close();
+      }
+      assert.not.match(b.output(), /worker lost/, 'hub B gave nothing up');
+    } finally {
+      worker?.process.kill('SIGKILL');
+      network?.machines.forEach((machine) => machine.heal());
+      for (const hub of hubs) await hub.stop();
       await redis?.stop();
       await postgres?.stop();
       network?.destroy();

@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -32,7 +32,7 @@ export interface Cluster {
 export const TEST_LEASE_MS = '5000';
 
 /** How a process is started: here, or on another machine (a network namespace: test/helpers/netns.ts). */
-export type Spawner = (command: string, args: string[], options: SpawnOptions) => ChildProcess;
+export type Spawner = NonNullable<HubOptions['spawnOn']>;
 
 /** A worker process (`dist/server/worker/main.js`) with a folder of its own, as on its own machine. */
 export async function startWorker(env: Record<string, string>, id: string, dir = fs.mkdtempSync(path.join(os.tmpdir(), `hub-worker-${id}-`)), spawnOn: Spawner = spawn): Promise<ClusterWorker> {

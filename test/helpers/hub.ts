@@ -1,4 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -25,6 +25,8 @@ export interface HubOptions {
   nodeArgs?: string[];
   /** the server's open-file limit (soft and hard), set through prlimit: descriptors run out at this many */
   fileLimit?: number;
+  /** how the process is started: here, or on another machine (a network namespace: test/helpers/netns.ts) */
+  spawnOn?: (command: string, args: string[], options: SpawnOptions) => ChildProcess;
 }
 
 /** Starts the real server (`node dist/server/main.js`) on an ephemeral port with its files in a temp dir. */
@@ -34,7 +36,7 @@ export async function startHub(options: HubOptions = {}): Promise<TestHub> {
   if (options.pipelines) fs.writeFileSync(pipelinesFile, JSON.stringify({ pipelines: options.pipelines }));
   const command = [process.execPath, ...(options.nodeArgs ?? []), path.join(projectRoot, 'dist/server/main.js')];
   if (options.fileLimit !== undefined) command.unshift('prlimit', `--nofile=${options.fileLimit}:${options.fileLimit}`, '--');
-  const child = spawn(command[0], command.slice(1), {
+  const child = (options.spawnOn ?? spawn)(command[0], command.slice(1), {
     cwd: dir,
     env: {
       ...process.env,
