@@ -51,6 +51,8 @@ export interface LocalPostgresOptions {
   tls?: { certFile: string; keyFile: string };
   /** also listen on `address` and let clients of `allow` (a CIDR) in, with the password; default loopback only */
   network?: { address: string; allow: string };
+  /** the port (a restart keeps it); default a free one */
+  port?: number;
 }
 
 /**
@@ -85,7 +87,7 @@ export async function startLocalPostgres(dir: string, options: LocalPostgresOpti
   } else {
     settings.push('ssl=off');
   }
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const [command, args] = asServerUser(path.join(bin, 'postgres'), ['-D', data, '-p', String(port), ...settings.flatMap((setting) => ['-c', setting])]);
   // Its own process group: a Ctrl-C in the terminal reaches only the launcher, which stops PostgreSQL last.
   const server = spawn(command, args, { stdio: ['ignore', 'ignore', 'pipe'], detached: true });

@@ -16,6 +16,8 @@ export interface TestPostgres {
   createDatabase(): Promise<string>;
   /** sends `signal` to every PostgreSQL process (the postmaster first, then each of its descendants): SIGSTOP freezes the server, SIGCONT resumes it */
   signal(signal: NodeJS.Signals): void;
+  /** a fast shutdown (every connection dropped), then the server again on the same port and data */
+  restart(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -40,7 +42,8 @@ function descendantsOf(root: number): number[] {
 /** A PostgreSQL server of its own for a test, secured as the launcher's: a new cluster in a temp dir, a free port, fsync off. */
 export async function startPostgres(options: Omit<LocalPostgresOptions, 'fsync'> = {}): Promise<TestPostgres> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-pg-'));
-  const server = await startLocalPostgres(dir, { ...options, fsync: false });
+  let server = await startLocalPostgres(dir, { ...options, fsync: false });
+  const port = Number(new URL(server.url).port);
   let databases = 0;
   return {
     url: server.url,
@@ -49,6 +52,10 @@ export async function startPostgres(options: Omit<LocalPostgresOptions, 'fsync'>
     signal: (signal) => {
       // Each backend is a session of its own (setsid): signalled one by one, found by parent pid.
       for (const pid of descendantsOf(server.process.pid!)) process.kill(pid, signal);
+    },
+    async restart() {
+      await server.stop();
+      server = await startLocalPostgres(dir, { ...options, fsync: false, port });
     },
     async stop() {
       await server.stop();
