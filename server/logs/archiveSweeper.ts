@@ -65,16 +65,22 @@ export class ArchiveSweeper {
     for await (const ids of listUnexpiredStreams(this.deps.redis)) {
       for (const id of ids) {
         if (this.closed) return;
-        const run = await this.deps.runs.get(id);
-        if (!run) {
-          // Purged while its stream was being written, or its removal failed: nothing reads it.
-          await expireStream(this.deps.redis, id);
-          continue;
-        }
-        if (!isTerminal(run.status) || Date.parse(run.finished_at ?? run.created_at) > endedBefore) continue;
-        await this.archiveRun(run);
+        // One run that fails (an archive error on its key, a read that timed out) is tried again at
+        // the next sweep; the streams after it are not held up.
+        await this.sweepRun(id, endedBefore).catch((error: unknown) => this.deps.log.warn({ err: error, run_id: id }, 'archiving a finished log from its stream failed; the next sweep tries again'));
       }
     }
+  }
+
+  private async sweepRun(id: number, endedBefore: number): Promise<void> {
+    const run = await this.deps.runs.get(id);
+    if (!run) {
+      // Purged while its stream was being written, or its removal failed: nothing reads it.
+      await expireStream(this.deps.redis, id);
+      return;
+    }
+    if (!isTerminal(run.status) || Date.parse(run.finished_at ?? run.created_at) > endedBefore) return;
+    await this.archiveRun(run);
   }
 
   /** Copies the stream (and its time records) to the archive, then lets it expire. */

@@ -1,11 +1,19 @@
 import fs from 'node:fs';
 import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectCommand, S3Client, type S3ClientConfig } from '@aws-sdk/client-s3';
+import { backoffMs, pause } from '../retry.js';
 import type { ObjectStore } from './archive.js';
 import type { LogHandle } from './logSource.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** 1 MiB/s: an upload slower than this fails (its socket idle for `timeoutMs` fails it sooner). */
 const SLOWEST_UPLOAD_BYTES_PER_MS = 1024 * 1024 / 1000;
+/**
+ * A log up to this size is sent from memory, which the SDK can send again on its own retries; a
+ * larger one from a stream, which a retry cannot rewind (aws-sdk-js-v3 #5479): each of our tries
+ * opens a fresh one.
+ */
+const BUFFERED_UPLOAD_BYTES = 8 * 1024 * 1024;
+const STREAM_TRIES = 3;
 
 /**
  * The archive on S3 (or anything that speaks its API), for hubs and workers on machines with no
@@ -48,7 +56,17 @@ export class S3ObjectStore implements ObjectStore {
     const { size } = await fs.promises.stat(file);
     // A large log takes longer to send: its deadline grows with its size (at the slowest rate accepted).
     const requestTimeout = this.timeoutMs + Math.ceil(size / SLOWEST_UPLOAD_BYTES_PER_MS);
-    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: fs.createReadStream(file), ContentLength: size, ContentType: 'text/plain; charset=utf-8' }), { requestTimeout });
+    const buffered = size <= BUFFERED_UPLOAD_BYTES ? await fs.promises.readFile(file) : null;
+    for (let failures = 0; ; failures++) {
+      try {
+        const body = buffered ?? fs.createReadStream(file);
+        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: body, ContentLength: size, ContentType: 'text/plain; charset=utf-8' }), { requestTimeout });
+        return;
+      } catch (error) {
+        if (buffered || failures + 1 >= STREAM_TRIES) throw error; // the SDK's own retries were the tries of a buffered body
+        await pause(backoffMs(failures, 200, 2000));
+      }
+    }
   }
 
   async open(key: string): Promise<LogHandle | null> {

@@ -19,6 +19,8 @@ export interface ClaimedRun {
   plan: RunPlan;
   /** the worker's lease on it (cluster mode): every write about the run carries it */
   fence?: RunFence;
+  /** the project's secrets for its steps, when the claimer read them already (a worker: before it checks its lease) */
+  secrets?: Record<string, string>;
 }
 
 /** Scans for processes carrying a run's token at most this often when stopping it (forks meanwhile). */
@@ -92,7 +94,7 @@ export class LocalLauncher implements Launcher {
       fence: claimed.fence,
     };
     try {
-      assignRun(idle, this.config, project, run, plan, await this.secretsOf(project.id));
+      assignRun(idle, this.config, project, run, plan, claimed.secrets ?? (await this.secretsOf(project.id)));
     } catch (error) {
       this.log.warn({ err: error, run_id: run.id }, 'the run could not be handed to its runner');
       idle.send(null);

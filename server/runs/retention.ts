@@ -39,6 +39,7 @@ export interface SweeperDeps {
 export class RetentionSweeper {
   private queue: Promise<unknown> = Promise.resolve();
   private timer: NodeJS.Timeout | null = null;
+  private closed = false;
   /** project sweeps queued and not started yet */
   private readonly waiting = new Map<number, Promise<number>>();
   private readonly now: () => number;
@@ -56,7 +57,9 @@ export class RetentionSweeper {
     return this.sweep();
   }
 
+  /** Stops sweeping: a sweep under way ends after its current batch (the rest is the next start's). */
   close(): Promise<unknown> {
+    this.closed = true;
     if (this.timer) clearInterval(this.timer);
     this.timer = null;
     return this.queue;
@@ -66,7 +69,10 @@ export class RetentionSweeper {
   sweep(): Promise<number> {
     return this.enqueue(async () => {
       let removed = 0;
-      for (const project of await this.deps.projects.list()) removed += await this.sweepOne(project);
+      for (const project of await this.deps.projects.list()) {
+        if (this.closed) return removed;
+        removed += await this.sweepOne(project);
+      }
       await this.pruneDeliveries();
       return removed;
     });
@@ -135,7 +141,7 @@ export class RetentionSweeper {
         'removed finished runs past the retention limits',
       );
       this.deps.removed(runs);
-      if (runs.length < SWEEP_BATCH) return removed;
+      if (runs.length < SWEEP_BATCH || this.closed) return removed;
     }
   }
 

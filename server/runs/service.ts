@@ -145,7 +145,14 @@ export class RunService extends EventEmitter<RunServiceEvents> {
   removed(runs: readonly RunRow[], reason: RemovalReason): void {
     for (const run of runs) {
       const files = runFiles(this.config.logsDir, run.project_id, run.id);
-      for (const file of [files.log, files.state, files.times]) fs.rmSync(file, { force: true });
+      for (const file of [files.log, files.state, files.times]) {
+        try {
+          fs.rmSync(file, { force: true });
+        } catch (error) {
+          // Its record is gone already: the others of the batch, and this one's announcement, go on.
+          this.log.warn({ err: error, run_id: run.id, file }, 'a removed run\'s file could not be deleted');
+        }
+      }
       this.emit('purged', run, reason);
     }
   }

@@ -19,7 +19,7 @@ import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
 import { WorkerLeases } from './leases.js';
 import { ProjectSecrets } from '../secrets/projectSecrets.js';
-import { SecretBox } from '../secrets/secretBox.js';
+import { SecretBox, UnsealError } from '../secrets/secretBox.js';
 
 const CLAIM_POLL_MS = 250;
 /** How stale a running run's `log_size` may be on a hub. */
@@ -39,6 +39,9 @@ export class Worker {
   private readonly shippers = new Map<number, { shipper: LogShipper; stop: () => void }>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly leases: WorkerLeases;
+  private readonly secrets: ProjectSecrets;
+  /** runs whose final flush is done: the stream's length it left */
+  private readonly flushed = new Map<number, number>();
   /** ended runs whose slot was given back before their end could be recorded (Redis away) */
   private readonly released = new Set<number>();
 
@@ -53,9 +56,10 @@ export class Worker {
       ended: () => this.claimNow(),
       beforeFinish: (run) => this.finishShipping(run.id),
       leaseLost: (runner) => this.leaseLost(runner.runId, 'a write under its lease was refused'),
-    }, log, (run) => shippedSize(redis, run.id)); // what readers can read, as on the hubs
+    // The end's size: what the final flush left in the stream (readers read the stream); the stream's length otherwise.
+    }, log, async (run) => this.flushed.get(run.id) ?? shippedSize(redis, run.id));
     // Runs' secrets are opened here, for their steps; the database holds them sealed.
-    const secrets = new ProjectSecrets(store.secrets, SecretBox.fromFile(config.secretKeyFile));
+    this.secrets = new ProjectSecrets(store.secrets, SecretBox.fromFile(config.secretKeyFile));
     this.launcher = new LocalLauncher(config, {
       onProgress: (runner, state) => this.settler.runnerOnProgress(runner, state),
       onEnded: async (runner) => {
@@ -66,8 +70,9 @@ export class Worker {
         this.leases.release(runner.runId);
         this.releaseSlot(runner.runId);
         this.released.delete(runner.runId);
+        this.flushed.delete(runner.runId);
       },
-    }, log, undefined, (projectId) => secrets.values(projectId));
+    }, log, undefined, (projectId) => this.secrets.values(projectId));
   }
 
   get id(): string {
@@ -124,25 +129,48 @@ export class Worker {
           if (!claimed) return null;
           this.leases.hold(claimed.id, claimed.lease_epoch, sent);
           const fence: RunFence = { workerId: this.id, epoch: claimed.lease_epoch };
-          const project = await this.store.projects.get(claimed.project_id);
-          const plan = parsePlan(claimed.plan);
-          if (!project || !plan) {
-            await this.settler.finish(claimed, { status: 'failed', error_message: project ? 'The run has no steps recorded' : 'Its project was deleted' }, fence);
+          let prepared;
+          try {
+            prepared = await this.prepare(claimed, fence);
+          } catch (error) {
+            // The database failed us before the run started: let the lease go, so a hub ends the run
+            // once it expires (else it would be renewed for ever with nothing carrying it out).
+            this.leases.release(claimed.id);
+            throw error;
+          }
+          if (!prepared) {
             this.leases.release(claimed.id);
             return null;
           }
-          // Lost while its project was read (the database stalled): never started here; the hubs end it.
+          // Lost while its project and secrets were read (the database stalled): never started here; the hubs end it.
           if (!this.leases.holds(claimed.id)) return null;
           this.running++;
           this.ship(claimed, fence);
           notifyRun(this.store, claimed.id);
-          return { run: claimed, project, plan, fence };
+          return { run: claimed, fence, ...prepared };
         });
         if (!run) return;
       }
     } finally {
       this.claiming = false;
     }
+  }
+
+  /** What a claimed run needs to start (its project, plan and secrets); null when it cannot (recorded as failed). */
+  private async prepare(claimed: RunRow, fence: RunFence) {
+    const project = await this.store.projects.get(claimed.project_id);
+    const plan = parsePlan(claimed.plan);
+    if (!project || !plan) {
+      await this.settler.finish(claimed, { status: 'failed', error_message: project ? 'The run has no steps recorded' : 'Its project was deleted' }, fence);
+      return null;
+    }
+    // A secret this worker's key cannot open is the run's failure, said at its start (the launcher
+    // reads them again and records why); a database that fails is this claim's.
+    const secrets = await this.secrets.values(project.id).catch((error: unknown) => {
+      if (error instanceof UnsealError) return undefined;
+      throw error;
+    });
+    return { project, plan, secrets };
   }
 
   private async cancelAsked(): Promise<void> {
@@ -233,7 +261,7 @@ export class Worker {
     const entry = this.shippers.get(runId);
     if (!entry) return;
     try {
-      await entry.shipper.flush(this.config.shipDeadlineMs);
+      this.flushed.set(runId, await entry.shipper.flush(this.config.shipDeadlineMs));
     } catch (error) {
       if (!(error instanceof LeaseLostError) && !this.released.has(runId)) this.log.warn({ err: error, run_id: runId }, 'the end of a log could not reach Redis in time; its slot is given back and its end will be recorded once Redis has it');
       this.releaseSlot(runId);

@@ -72,7 +72,7 @@ export class ClusterQueue {
     const { rows } = await this.pool.query<{ id: number; lease_epoch: number }>(
       `WITH heartbeat AS (INSERT INTO workers (id) VALUES ($1) ON CONFLICT (id) DO UPDATE SET last_seen = now())
        UPDATE runs SET lease_expires_at = ${inMs(4)}
-       FROM unnest($2::int[], $3::int[]) AS held(id, epoch)
+       FROM unnest($2::bigint[], $3::int[]) AS held(id, epoch)
        WHERE runs.id = held.id AND runs.lease_epoch = held.epoch AND runs.worker_id = $1
          AND runs.status = 'running' AND runs.lease_expires_at > ${inMs(5)}
        RETURNING runs.id, runs.lease_epoch`,
