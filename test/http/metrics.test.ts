@@ -39,6 +39,8 @@ test('GET /metrics: runs by status, queue, active runs, sockets, subscriptions, 
     client.send({ type: 'subscribe', project_id: long });
     await client.complete(done.id);
     await client.waitFor((m) => m.type === 'lines' && m.run_id === running.id, 'the running run\'s lines');
+    // The project subscription is the connection's third message: its answer, not the run's lines, says it is there.
+    await client.waitFor((m) => m.type === 'subscribed' && (m as { project_id?: number }).project_id === long, 'the project subscription');
     const text = await read();
     assert.is(sample(text, 'hub_runs{status="completed"}'), 1);
     assert.is(sample(text, 'hub_runs{status="running"}'), 1);
