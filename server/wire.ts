@@ -94,7 +94,7 @@ export interface Section {
   muted: boolean;
 }
 
-/** `GET …/sections` */
+/** `GET …/sections` (with `run_id`) */
 export interface SectionPage {
   sections: Section[];
   /** the `after` of the next page (the last id here, or `after` when none) */
@@ -172,7 +172,7 @@ export type StartAt = { offset: number } | { tail: number };
 // Client → server
 
 export type ClientMessage =
-  | { type: 'subscribe'; run_id: number; offset?: number; tail?: number; timestamps?: boolean }
+  | { type: 'subscribe'; run_id: number; offset?: number; tail?: number; timestamps?: boolean; sections?: boolean }
   | { type: 'subscribe'; project_id: number }
   | { type: 'unsubscribe'; run_id: number }
   | { type: 'unsubscribe'; project_id: number };
@@ -187,8 +187,8 @@ export interface RunMessage { type: 'run'; run: Run }
 export interface RunRemovedMessage { type: 'run_removed'; project_id: number; run_id: number; reason: RemovalReason }
 export type RemovalReason = 'purged' | 'retention';
 export interface CompleteMessage { type: 'complete'; run_id: number; status: RunStatus; exit_code: number | null; error_message: string | null; next: number }
-/** A section opened, closed, or unfolded (`^^^ +++`): its state now, to the run's subscribers. */
-export interface SectionMessage { type: 'section'; run_id: number; section: Section }
+/** Sections a read of the log opened, closed or unfolded (`^^^ +++`), their state now: to run subscribers that asked (`sections: true`). */
+export interface SectionsMessage { type: 'sections'; run_id: number; sections: Section[] }
 export interface ErrorMessage extends ErrorBody { type: 'error'; run_id?: number; project_id?: number }
-export type ServerMessage = SubscribedMessage | LinesMessage | RunMessage | RunRemovedMessage | CompleteMessage | SectionMessage | ErrorMessage;
+export type ServerMessage = SubscribedMessage | LinesMessage | RunMessage | RunRemovedMessage | CompleteMessage | SectionsMessage | ErrorMessage;
 export type ServerMessageType = ServerMessage['type'];

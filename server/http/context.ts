@@ -10,6 +10,7 @@ import type { LogSource } from '../logs/logSource.js';
 import type { Run } from '../wire.js';
 import type { LogHub } from '../hub/logHub.js';
 import type { HubMetrics } from '../metrics/hubMetrics.js';
+import type { SectionIndex } from '../sections/sectionIndex.js';
 
 /** What the routes need, handed over by the composition root. */
 export interface AppServices {
@@ -25,6 +26,8 @@ export interface AppServices {
   /** a run as clients see it */
   runJson: (run: RunRow) => Run;
   metrics: HubMetrics;
+  /** the runs' section indexes (null in cluster mode: not indexed there yet) */
+  sections: SectionIndex | null;
   webhooks: WebhookStore;
   /** told when a webhook is deleted, to stop its pending deliveries */
   webhookDispatcher: Pick<WebhookDispatcher, 'webhookDeleted'>;
