@@ -26,6 +26,8 @@ export class SectionIndexer {
   private readonly startTimes = new Map<number, number | null>();
   /** the last section closed, with its times: the one section a later marker may still change */
   private lastClosed: Section | null = null;
+  /** the last time given to a marker */
+  private lastTime = 0;
   private position = 0;
   private pumping: Promise<void> | null = null;
   private trailing: NodeJS.Timeout | null = null;
@@ -125,6 +127,7 @@ export class SectionIndexer {
     this.parser = new SectionParser();
     this.startTimes.clear();
     this.lastClosed = null;
+    this.lastTime = 0;
     this.position = 0;
   }
 
@@ -133,7 +136,11 @@ export class SectionIndexer {
     const times = events.length > 0 ? await this.times.timesOf(events.map((event) => event.at), this.ending === null ? Date.now() : null) : [];
     const latest = new Map<number, Section>();
     events.forEach((event, index) => {
-      const time = times[index] ?? event.markerTime;
+      // A marker read before the runner's next time record is stamped "now", which can be a moment
+      // after the record that then stamps a later marker: times never go back, so no duration is negative.
+      const found = times[index] ?? event.markerTime;
+      const time = found === null ? null : Math.max(found, this.lastTime);
+      if (time !== null) this.lastTime = time;
       const id = event.section.id;
       const before = latest.get(id) ?? (this.lastClosed?.id === id ? this.lastClosed : null);
       if (event.kind === 'open') this.startTimes.set(id, time);
