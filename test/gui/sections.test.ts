@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import { artifactsDir, launchBrowser, takeCspViolations } from '../helpers/browser.js';
+import { fileGate } from '../helpers/fileGate.js';
 import { createProject, sh, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
 
 // Three dialects nested three deep, a folded GitLab section, a Buildkite one left open at the step's end.
@@ -25,12 +26,22 @@ const BUILD = [
   `echo 'removed tmp'`,
 ].join('; ');
 
+const gate = fileGate();
+const second = fileGate();
+// A group opened while the test watches, then (after the gate) a nested GitLab section, both closed while a second step still runs.
+const LIVE = `echo '::group::Live group'; echo 'inside'; ${gate.waitCommand}; printf '\\033[0Ksection_start:1700000000:late[collapsed=true]\\r\\033[0KLate section\\nlate line\\n\\033[0Ksection_end:1700000001:late\\r\\033[0K\\n::endgroup::\\n'`;
+
 let hub: TestHub;
 let browser: Browser;
 let page: Page;
 
 test.before(async () => {
-  hub = await startHub({ pipelines: { marked: { steps: [{ name: 'build', command: sh(BUILD) }], scopes: { all: 'build' } } } });
+  hub = await startHub({
+    pipelines: {
+      marked: { steps: [{ name: 'build', command: sh(BUILD) }], scopes: { all: 'build' } },
+      live: { steps: [{ name: 'grow', command: sh(LIVE) }, { name: 'after', command: sh(`echo next; ${second.waitCommand}`) }], scopes: { all: 'grow' } },
+    },
+  });
   browser = await launchBrowser();
   page = await browser.newPage({ viewport: { width: 1000, height: 640 } });
 });
@@ -38,6 +49,8 @@ test.before(async () => {
 test.after(async () => {
   await browser?.close();
   await hub?.stop();
+  gate.remove();
+  second.remove();
 });
 
 const header = (name: string) => page.locator('.marker-header', { has: page.locator('.marker-name', { hasText: new RegExp(`^${name}$`) }) });
@@ -96,6 +109,22 @@ test('a permalink into a folded section opens it', async () => {
   await header('Tests').waitFor({ timeout: 10_000 });
   await line('test 2 ok').waitFor({ timeout: 5000 });
   assert.is(await header('Tests').locator('button.fold').getAttribute('aria-expanded'), 'true');
+});
+
+test('a live run: a section shows open as it opens, and closed with its duration and its new nested one as they come', async () => {
+  const projectId = await createProject(hub, 'live');
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  await header('Live group').waitFor({ timeout: 10_000 });
+  assert.match((await header('Live group').locator('.section-status').textContent()) ?? '', '◐', 'open');
+  gate.open();
+  // While the second step waits: what changed came over the WebSocket.
+  await header('Late section').waitFor({ timeout: 10_000 });
+  await page.waitForFunction(() => Array.from(document.querySelectorAll('.marker-header')).some((el) => el.textContent?.includes('Live group') && !el.textContent.includes('◐')), undefined, { timeout: 10_000 });
+  assert.is(await line('late line').count(), 0, 'the collapsed one is folded');
+  assert.is(await line('::endgroup::').count(), 0);
+  second.open();
+  await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
 });
 
 test.run();

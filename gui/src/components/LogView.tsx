@@ -57,12 +57,14 @@ export function LogView({ socket, run, at, onRecord }: {
   const layoutRef = useRef<RowLayout | null>(null);
   const rowCountBefore = useRef<number | null>(null);
   const markers = useMarkerSections(run);
-  /** marked sections the reader folded or unfolded (by id); `allMarkers`: Expand/Collapse all's choice */
-  const [markerChoices, setMarkerChoices] = useState<Map<number, boolean>>(new Map());
-  const [allMarkers, setAllMarkers] = useState<boolean | null>(null);
+  /** marked sections the reader folded or unfolded (by run and id: the view may go on to another run); `allMarkers`: Expand/Collapse all's choice */
+  const [markerChoices, setMarkerChoices] = useState<Map<string, boolean>>(new Map());
+  const [allMarkersChoice, setAllMarkers] = useState<{ runId: number; folded: boolean } | null>(null);
+  const allMarkers = allMarkersChoice?.runId === run.id ? allMarkersChoice.folded : null;
+  const choiceKey = (marker: MarkerSection) => `${run.id}:${marker.id}`;
   /** A section holding the line the view opened at (a permalink) starts open. */
   const holdsOpened = (marker: MarkerSection) => at !== undefined && marker.header_end <= at && (marker.end === null || at < marker.end);
-  const isMarkerFolded = (marker: MarkerSection) => markerChoices.get(marker.id) ?? allMarkers ?? (holdsOpened(marker) ? false : marker.collapsed);
+  const isMarkerFolded = (marker: MarkerSection) => markerChoices.get(choiceKey(marker)) ?? allMarkers ?? (holdsOpened(marker) ? false : marker.collapsed);
   /** a fresh buffer is filling: scroll events (the browser clamping the old position) are not the reader's */
   const settling = useRef(false);
 
@@ -154,7 +156,7 @@ export function LogView({ socket, run, at, onRecord }: {
     if (holder) folds.open(holder);
     // And the marked sections holding it (past their header line).
     const holding = markers.list.filter((marker) => marker.header_end <= offset && (marker.end === null || offset < marker.end) && isMarkerFolded(marker));
-    if (holding.length > 0) setMarkerChoices((current) => new Map([...current, ...holding.map((marker) => [marker.id, false] as const)]));
+    if (holding.length > 0) setMarkerChoices((current) => new Map([...current, ...holding.map((marker) => [choiceKey(marker), false] as const)]));
     const index = buffer.current.indexAt(offset);
     if (index >= 0) {
       scrollToIndex.current = index;
@@ -199,13 +201,13 @@ export function LogView({ socket, run, at, onRecord }: {
 
   function toggleMarker(marker: MarkerSection) {
     setFollow(false);
-    setMarkerChoices((current) => new Map(current).set(marker.id, !isMarkerFolded(marker)));
+    setMarkerChoices((current) => new Map(current).set(choiceKey(marker), !isMarkerFolded(marker)));
   }
 
   function setAllFolds(folded: boolean) {
     folds.setAll(folded);
     setMarkerChoices(new Map());
-    setAllMarkers(folded);
+    setAllMarkers({ runId: run.id, folded });
   }
 
   // Step sections, and the sections their output marks: a folded one shows its header line only.

@@ -17,6 +17,7 @@ export function useMarkerSections(run: Run) {
   const sections = useRef(new Map<number, MarkerSection>());
   const [version, setVersion] = useState(0);
   const loading = useRef<Promise<void> | null>(null);
+  const again = useRef(false);
   const runId = useRef(run.id);
 
   /** A section only closes and unfolds: what is known of that is kept, whichever came first. */
@@ -29,8 +30,13 @@ export function useMarkerSections(run: Run) {
     if (list.length > 0) setVersion((v) => v + 1);
   }
 
+  /** Reads every page; asked again while reading, reads once more after (the run may have ended meanwhile). */
   function reload() {
-    loading.current ??= (async () => {
+    if (loading.current) {
+      again.current = true;
+      return;
+    }
+    loading.current = (async () => {
       const id = run.id;
       for (let after = 0; after < MAX_SHOWN_SECTIONS; ) {
         const page = await api<SectionPage>('GET', `${runPath(run)}/sections?after=${after}&limit=${PAGE}`);
@@ -39,7 +45,13 @@ export function useMarkerSections(run: Run) {
         if (page.sections.length === 0) return;
         after = page.next;
       }
-    })().finally(() => (loading.current = null));
+    })().finally(() => {
+      loading.current = null;
+      if (again.current) {
+        again.current = false;
+        reload();
+      }
+    });
     runDetached('loading the log\'s sections', loading.current);
   }
 
