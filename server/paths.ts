@@ -25,5 +25,8 @@ export function runFiles(logsDir: string, projectId: number, runId: number) {
     state: path.join(dir, `${runId}.json`),
     /** the runner's time samples of the log (pipeline-runner/logClock.ts) */
     times: path.join(dir, `${runId}.times`),
+    /** the sections its steps mark, indexed by the hub (server/sections/sectionFile.ts) */
+    sections: path.join(dir, `${runId}.sections`),
+    sectionNames: path.join(dir, `${runId}.section-names`),
   };
 }

@@ -33,6 +33,7 @@ import { openSqliteStore } from './store/sqlite/store.js';
 import { checkReadiness, checkWritableDir, type ReadyCheck } from './health/readiness.js';
 import { SecretBox } from './secrets/secretBox.js';
 import { ProjectSecrets } from './secrets/projectSecrets.js';
+import { SectionIndex } from './sections/sectionIndex.js';
 
 /** At shutdown, requests still running after this long are cut (the forced exit comes at 5 s). */
 const CLOSE_GRACE_MS = 1000;
@@ -76,6 +77,22 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   // A run as clients see it; a running run's size from its file, or (cluster) as its worker recorded it.
   const runJson = (run: RunRow) => toRunJson(run, config.logsDir, !cluster);
   const hub = new LogHub(config, runs, projects, runJson, logSourceOf);
+  // Sections are indexed from the local files as they grow, with a watcher of their own (the
+  // hub's readers come and go with their subscribers). Not in cluster mode yet.
+  const sectionWatcher = cluster ? null : new LogWatcher();
+  const sections = sectionWatcher
+    ? new SectionIndex({
+      filesOf: (run) => {
+        const files = runFiles(config.logsDir, run.project_id, run.id);
+        return { records: files.sections, names: files.sectionNames };
+      },
+      sourceOf: (run) => {
+        const files = runFiles(config.logsDir, run.project_id, run.id);
+        return new LocalLogSource(files.log, sectionWatcher, files.times);
+      },
+      changed: (runId, changed) => hub.sectionsChanged(runId, changed),
+    })
+    : null;
   let url = '';
   const webhooks = new WebhookDispatcher(store.webhooks, projects, runJson, { publicUrl: () => config.publicUrl ?? url, retryFirstMs: config.webhookRetryMs, retryMaxMs: config.webhookRetryMaxMs, maxTries: config.webhookTries }, log);
   // Finished runs past their project's limits go at start, hourly, and when one of its runs ends.
@@ -83,6 +100,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   // Every change of a run, this hub's own or (cluster) any hub's or worker's.
   const runChanged = (run: RunRow) => {
     hub.runChanged(run);
+    sections?.runChanged(run);
     webhooks.runChanged(run);
     if (isTerminal(run.status)) retention.sweepProject(run.project_id).catch((error: unknown) => log.error({ err: error, project_id: run.project_id }, 'the retention sweep failed'));
   };
@@ -108,6 +126,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     runService.on('run', runChanged);
   }
   runService.on('purged', (run, reason) => {
+    sections?.forget(run.id).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'stopping a purged run\'s section index failed'));
     if (!cluster) return hub.runRemoved(run.project_id, run.id, reason);
     // In cluster mode a purged run's log is in the archive (or still in its stream): it goes too,
     // after the notice is sent, so followers on other hubs mostly hear of the removal before a read
@@ -140,7 +159,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
     if (drain.draining) throw new Error('draining: this hub is stopping');
   };
   const readiness = () => checkReadiness(checks, config.readyTimeoutMs);
-  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, readiness, drain, secrets });
+  const app = createApp({ config, log, pipelines, projects, runs, runService, hub, logSourceOf, runJson, metrics, webhooks: store.webhooks, webhookDispatcher: webhooks, readiness, drain, secrets, sections });
   const handleRequest = app.callback();
   // Deadlines for receiving a request, head and body; a response (a log stream) lasts as long as it needs.
   // Checked every second (Node's default is 30 s, so a deadline could be missed by that much).
@@ -198,6 +217,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         feed?.close();
         await listener?.close();
         await hub.close();
+        await sections?.close();
+        await sectionWatcher?.close();
         await watcher.close();
         if (redis) {
           closeNotices(redis);

@@ -61,6 +61,50 @@ export interface Step {
   log_end: number | null;
 }
 
+export type SectionDialect = 'github' | 'gitlab' | 'buildkite';
+
+/**
+ * A section a step's own output marks (GitHub `::group::`, GitLab `section_start`, Buildkite
+ * `---`/`+++`/`~~~`), as the hub indexes it: its part of the log as byte offsets [start, end).
+ */
+export interface Section {
+  /** 1, 2, … in the order they open within the run */
+  id: number;
+  /** the section it is nested in (null: directly under its step) */
+  parent: number | null;
+  depth: number;
+  /** the step it is in (null: before the first step header) */
+  step: string | null;
+  name: string;
+  dialect: SectionDialect;
+  /** GitLab's section name, which its `section_end` names (null for the others) */
+  key: string | null;
+  /** where its marker line starts */
+  start: number;
+  /** where its marker line ends: its content starts there */
+  header_end: number;
+  /** where it ends (null while open): after its end marker's line, or where its step or run ended */
+  end: number | null;
+  /** Unix ms, from the log's line times (GitLab's marker time when there are none) */
+  started_at: number | null;
+  ended_at: number | null;
+  /** folded until opened, as its marker asks */
+  collapsed: boolean;
+  /** Buildkite's `~~~`: shown de-emphasised */
+  muted: boolean;
+}
+
+/** `GET …/sections` (with `run_id`) */
+export interface SectionPage {
+  sections: Section[];
+  /** the `after` of the next page (the last id here, or `after` when none) */
+  next: number;
+  /** bytes of the log indexed so far */
+  indexed: number;
+  /** the run has ended and its whole log is indexed: no section changes any more */
+  complete: boolean;
+}
+
 export interface Pipeline {
   name: string;
   steps: { name: string; timeout_s: number | null }[];
@@ -134,7 +178,7 @@ export type StartAt = { offset: number } | { tail: number };
 // Client → server
 
 export type ClientMessage =
-  | { type: 'subscribe'; run_id: number; offset?: number; tail?: number; timestamps?: boolean }
+  | { type: 'subscribe'; run_id: number; offset?: number; tail?: number; timestamps?: boolean; sections?: boolean }
   | { type: 'subscribe'; project_id: number }
   | { type: 'unsubscribe'; run_id: number }
   | { type: 'unsubscribe'; project_id: number };
@@ -149,6 +193,8 @@ export interface RunMessage { type: 'run'; run: Run }
 export interface RunRemovedMessage { type: 'run_removed'; project_id: number; run_id: number; reason: RemovalReason }
 export type RemovalReason = 'purged' | 'retention';
 export interface CompleteMessage { type: 'complete'; run_id: number; status: RunStatus; exit_code: number | null; error_message: string | null; next: number }
+/** Sections a read of the log opened, closed or unfolded (`^^^ +++`), their state now: to run subscribers that asked (`sections: true`). */
+export interface SectionsMessage { type: 'sections'; run_id: number; sections: Section[] }
 export interface ErrorMessage extends ErrorBody { type: 'error'; run_id?: number; project_id?: number }
-export type ServerMessage = SubscribedMessage | LinesMessage | RunMessage | RunRemovedMessage | CompleteMessage | ErrorMessage;
+export type ServerMessage = SubscribedMessage | LinesMessage | RunMessage | RunRemovedMessage | CompleteMessage | SectionsMessage | ErrorMessage;
 export type ServerMessageType = ServerMessage['type'];

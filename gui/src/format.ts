@@ -26,3 +26,10 @@ export function stepDuration(step: Run['steps'][number]): string {
   const ms = (step.finished_at ? Date.parse(step.finished_at) : Date.now()) - Date.parse(step.started_at);
   return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
 }
+
+/** How long a marked section lasted, or has lasted so far ('' when its times are unknown). */
+export function sectionDuration(section: { started_at: number | null; ended_at: number | null; end: number | null }): string {
+  if (section.started_at === null || (section.end !== null && section.ended_at === null)) return '';
+  const ms = (section.ended_at ?? Date.now()) - section.started_at;
+  return ms < 60_000 ? `${(ms / 1000).toFixed(1)} s` : `${Math.floor(ms / 60_000)} min ${Math.round((ms % 60_000) / 1000)} s`;
+}

@@ -1,5 +1,8 @@
 import type { Run } from './api';
 import type { LogBuffer } from './logBuffer';
+import type { Section as MarkerSection } from '../../server/wire';
+
+export type { MarkerSection };
 
 type Step = Run['steps'][number];
 
@@ -40,20 +43,57 @@ export function sectionsOf(steps: readonly Step[], buffer: LogBuffer): Section[]
   return sections;
 }
 
+/** A section a step's output marks (see server/sections), placed among the buffer's lines. */
+export interface MarkerFold {
+  marker: MarkerSection;
+  start: number;
+  end: number;
+  hasHeader: boolean;
+  /** its end marker's line (`::endgroup::`, GitLab's `section_end`), never shown; null when none is loaded */
+  endLine: number | null;
+}
+
+/** Where each marked section lies among the buffer's lines (those outside it are left out). */
+export function markerFoldsOf(markers: readonly MarkerSection[], buffer: LogBuffer): MarkerFold[] {
+  if (buffer.firstOffset === null || buffer.next === null) return [];
+  const folds: MarkerFold[] = [];
+  for (const marker of markers) {
+    if (marker.start >= buffer.next || (marker.end !== null && marker.end <= buffer.firstOffset)) continue;
+    const hasHeader = marker.start >= buffer.firstOffset;
+    const start = hasHeader ? buffer.indexAt(marker.start) : 0;
+    const end = marker.end === null || marker.end >= buffer.next ? buffer.lines.length : buffer.indexAt(marker.end);
+    if (start < 0 || end < start) continue;
+    // GitHub's and GitLab's sections end with a marker line of their own; Buildkite's where the next begins.
+    const closedByMarker = marker.end !== null && marker.dialect !== 'buildkite' && end > start + 1 && isEndMarker(buffer.lines[end - 1] ?? '');
+    folds.push({ marker, start, end, hasHeader, endLine: closedByMarker ? end - 1 : null });
+  }
+  return folds;
+}
+
+const isEndMarker = (line: string) => /^::endgroup::\s*$/.test(line) || line.includes('\x1b[0Ksection_end:');
+
 /**
- * The rows shown: ranges of buffer lines, a folded section reduced to its header line. Folding a
- * section of any size is the same small list of ranges; nothing is loaded or copied for it.
+ * The rows shown: ranges of buffer lines, a folded section reduced to its header line, end
+ * markers left out. Folding a section of any size is the same small list of ranges; nothing is
+ * loaded or copied for it.
  */
 export class Rows {
   readonly ranges: [number, number][] = [];
   readonly count: number;
 
-  constructor(total: number, sections: readonly Section[], folded: (step: Step) => boolean) {
+  constructor(total: number, sections: readonly Section[], folded: (step: Step) => boolean, markers: readonly MarkerFold[] = [], markerFolded: (marker: MarkerSection) => boolean = () => false) {
+    /** [from, to): lines not shown */
+    const hidden: [number, number][] = [];
+    for (const section of sections) if (section.hasHeader && folded(section.step)) hidden.push([section.start + 1, section.end]);
+    for (const fold of markers) {
+      if (fold.hasHeader && markerFolded(fold.marker)) hidden.push([fold.start + 1, fold.end]);
+      else if (fold.endLine !== null) hidden.push([fold.endLine, fold.endLine + 1]);
+    }
+    hidden.sort((a, b) => a[0] - b[0]);
     let from = 0;
-    for (const section of sections) {
-      if (!section.hasHeader || !folded(section.step)) continue;
-      if (section.start + 1 > from) this.ranges.push([from, section.start + 1]);
-      from = Math.max(from, section.end);
+    for (const [start, end] of hidden) {
+      if (start > from) this.ranges.push([from, start]);
+      from = Math.max(from, end);
     }
     if (total > from) this.ranges.push([from, total]);
     this.count = this.ranges.reduce((sum, [a, b]) => sum + (b - a), 0);

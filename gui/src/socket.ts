@@ -1,6 +1,6 @@
 import type { Run, ServerMessage, StartAt } from '../../server/wire';
 
-export type { CompleteMessage, ErrorMessage, LinesMessage, RunMessage, ServerMessage, SubscribedMessage } from '../../server/wire';
+export type { CompleteMessage, ErrorMessage, LinesMessage, RunMessage, SectionsMessage, ServerMessage, SubscribedMessage } from '../../server/wire';
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting';
 
@@ -14,6 +14,8 @@ interface RunSubscription {
   done: boolean;
   /** its lines carry their times */
   timestamps: boolean;
+  /** it gets `sections` messages */
+  sections: boolean;
   /** a subscribe is on its way: until its `subscribed`, messages are an earlier subscription's, in flight */
   waiting: boolean;
   handler: (message: ServerMessage) => void;
@@ -41,8 +43,8 @@ export class HubSocket {
     return () => this.stateListeners.delete(listener);
   }
 
-  subscribeRun(runId: number, start: StartAt, handler: (message: ServerMessage) => void, options: { timestamps?: boolean } = {}): () => void {
-    const subscription: RunSubscription = { start, next: 'offset' in start ? start.offset : null, done: false, timestamps: options.timestamps === true, waiting: true, handler };
+  subscribeRun(runId: number, start: StartAt, handler: (message: ServerMessage) => void, options: { timestamps?: boolean; sections?: boolean } = {}): () => void {
+    const subscription: RunSubscription = { start, next: 'offset' in start ? start.offset : null, done: false, timestamps: options.timestamps === true, sections: options.sections === true, waiting: true, handler };
     this.runs.set(runId, subscription);
     this.sendSubscribe(runId, subscription);
     return () => {
@@ -123,7 +125,7 @@ export class HubSocket {
   private sendSubscribe(runId: number, subscription: RunSubscription): void {
     const start = subscription.next === null ? subscription.start : { offset: subscription.next };
     subscription.waiting = true;
-    this.send({ type: 'subscribe', run_id: runId, ...start, ...(subscription.timestamps && { timestamps: true }) });
+    this.send({ type: 'subscribe', run_id: runId, ...start, ...(subscription.timestamps && { timestamps: true }), ...(subscription.sections && { sections: true }) });
   }
 
   private send(message: unknown): void {

@@ -9,6 +9,7 @@ import { secretRoutes } from './routes/secrets.js';
 import { projectRoutes } from './routes/projects.js';
 import { runRoutes } from './routes/runs.js';
 import { logRoutes } from './routes/logs.js';
+import { sectionRoutes } from './routes/sections.js';
 import { guiRoutes } from './routes/gui.js';
 import { loginRoutes } from './routes/login.js';
 import { accessMiddleware } from './accessMiddleware.js';
@@ -17,7 +18,7 @@ import { closeUnreadRequests } from './closeUnread.js';
 
 /** One router per resource (the OpenAPI test lists their routes). */
 export function createRouters(services: AppServices): Router[] {
-  return [loginRoutes(services.config), guiRoutes(), metaRoutes(services), metricsRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services), webhookRoutes(services), secretRoutes(services)];
+  return [loginRoutes(services.config), guiRoutes(), metaRoutes(services), metricsRoutes(services), projectRoutes(services), runRoutes(services), logRoutes(services), sectionRoutes(services), webhookRoutes(services), secretRoutes(services)];
 }
 
 /** The Koa app: security headers, one error middleware, the access checks, then one router per resource. */

@@ -12,6 +12,7 @@ import type { LogHub } from '../hub/logHub.js';
 import type { HubMetrics } from '../metrics/hubMetrics.js';
 import type { Drain } from './drain.js';
 import type { ProjectSecrets } from '../secrets/projectSecrets.js';
+import type { SectionIndex } from '../sections/sectionIndex.js';
 
 /** What the routes need, handed over by the composition root. */
 export interface AppServices {
@@ -27,6 +28,8 @@ export interface AppServices {
   /** a run as clients see it */
   runJson: (run: RunRow) => Run;
   metrics: HubMetrics;
+  /** the runs' section indexes (null in cluster mode: not indexed there yet) */
+  sections: SectionIndex | null;
   webhooks: WebhookStore;
   /** `/api/ready`: every part the hub needs, checked now */
   readiness: () => Promise<ReadyReport>;

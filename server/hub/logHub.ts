@@ -4,7 +4,7 @@ import { HubError, notFound } from '../errors.js';
 import { findTailStart, liveEdge } from '../logs/logFile.js';
 import { MAX_TAIL_BYTES, type StartAt } from '../logs/pageReader.js';
 import type { ProjectStore } from '../store/projects.js';
-import type { RemovalReason, Run, RunRemovedMessage } from '../wire.js';
+import type { RemovalReason, Run, RunRemovedMessage, Section, SectionsMessage } from '../wire.js';
 import type { RunStore, RunRow } from '../store/runs.js';
 import { isTerminal } from '../store/runs.js';
 import type { LogSource } from '../logs/logSource.js';
@@ -17,6 +17,9 @@ const debug = debuglog('hub:tails');
 function pumpTail(tail: RunTail): void {
   tail.pump().catch((error: unknown) => debug('run %d: read failed: %s', tail.runId, (error as Error).message));
 }
+
+/** `timestamps`: its `lines` messages carry the lines' times; `sections`: it gets `sections` messages. */
+export interface SubscribeOptions { projectId?: number; timestamps?: boolean; sections?: boolean; onStart?: (offset: number) => void }
 
 const completeOf = (run: RunRow): Omit<CompleteMessage, 'next'> => ({
   type: 'complete',
@@ -34,6 +37,8 @@ export class LogHub {
   private readonly tails = new Map<number, RunTail>();
   private readonly projectSinks = new Map<number, Set<LogSink>>();
   private readonly runSinks = new Map<number, Map<LogSink, Subscriber>>();
+  /** run subscribers that asked for `sections` messages */
+  private readonly sectionSinks = new Map<number, Set<LogSink>>();
   private readonly unwatch = new Map<RunTail, () => void>();
   /** subscribes in progress per reader */
   private readonly holds = new Map<RunTail, number>();
@@ -54,9 +59,8 @@ export class LogHub {
 
   /**
    * Subscribes a sink to a run's log from an offset or the last N lines; returns where it starts.
-   * `timestamps`: its `lines` messages carry the lines' times.
    */
-  async subscribeRun(sink: LogSink, runId: number, startAt: StartAt, options: { projectId?: number; timestamps?: boolean; onStart?: (offset: number) => void } = {}): Promise<number> {
+  async subscribeRun(sink: LogSink, runId: number, startAt: StartAt, options: SubscribeOptions = {}): Promise<number> {
     const pending = this.pending.get(runId) ?? { count: 0, removed: false };
     this.pending.set(runId, pending);
     pending.count++;
@@ -67,7 +71,7 @@ export class LogHub {
     }
   }
 
-  private async subscribeRunNow(sink: LogSink, runId: number, startAt: StartAt, options: { projectId?: number; timestamps?: boolean; onStart?: (offset: number) => void }, pending: { removed: boolean }): Promise<number> {
+  private async subscribeRunNow(sink: LogSink, runId: number, startAt: StartAt, options: SubscribeOptions, pending: { removed: boolean }): Promise<number> {
     const run = await this.runs.get(runId);
     if (!run || (options.projectId !== undefined && run.project_id !== options.projectId)) throw notFound('Run', runId);
     this.unsubscribeRun(sink, runId);
@@ -88,6 +92,10 @@ export class LogHub {
       this.runSinks.set(runId, sinks);
       const subscriber: Subscriber = tail.add(sink, start, () => this.subscriptionOnEnd(sink, runId, subscriber), options.timestamps);
       sinks.set(sink, subscriber);
+      if (options.sections) {
+        const wanting = this.sectionSinks.get(runId) ?? new Set<LogSink>();
+        this.sectionSinks.set(runId, wanting.add(sink));
+      }
       tail.start(subscriber);
       return start;
     } finally {
@@ -102,6 +110,7 @@ export class LogHub {
     if (sinks?.get(sink) !== subscriber) return;
     sinks.delete(sink);
     if (sinks.size === 0) this.runSinks.delete(runId);
+    this.dropSectionSink(sink, runId);
     sink.subscriptionEnded?.(runId);
   }
 
@@ -130,12 +139,30 @@ export class LogHub {
     if (!sinks || !subscriber) return false;
     sinks.delete(sink);
     if (sinks.size === 0) this.runSinks.delete(runId);
+    this.dropSectionSink(sink, runId);
     const tail = this.tails.get(runId);
     if (tail) {
       tail.remove(subscriber);
       this.releaseIfIdle(tail);
     }
     return true;
+  }
+
+  private dropSectionSink(sink: LogSink, runId: number): void {
+    const wanting = this.sectionSinks.get(runId);
+    if (wanting?.delete(sink) && wanting.size === 0) this.sectionSinks.delete(runId);
+  }
+
+  /**
+   * Sections a read of the run's log opened, closed or unfolded: one frame to the subscribers
+   * that asked. Small and as frequent as the log's reads, so sent even to a congested sink (its
+   * lines wait and catch up from the file; a section message would have nothing to catch up from).
+   */
+  sectionsChanged(runId: number, sections: Section[]): void {
+    const wanting = this.sectionSinks.get(runId);
+    if (!wanting) return;
+    const frame = JSON.stringify({ type: 'sections', run_id: runId, sections } satisfies SectionsMessage);
+    for (const sink of wanting) if (!sink.closed) sink.send('sections', frame);
   }
 
   async subscribeProject(sink: LogSink, projectId: number): Promise<void> {

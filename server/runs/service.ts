@@ -136,7 +136,7 @@ export class RunService extends EventEmitter<RunServiceEvents> {
       if (!isTerminal(current.status)) throw conflict('run_active', `Run ${run.id} is ${current.status}; cancel it before purging`, { status: current.status });
       await this.runs.delete(run.id);
       const files = runFiles(this.config.logsDir, run.project_id, run.id);
-      for (const file of [files.log, files.state, files.times]) fs.rmSync(file, { force: true });
+      for (const file of [files.log, files.state, files.times, files.sections, files.sectionNames]) fs.rmSync(file, { force: true });
       this.emit('purged', current, reason);
     });
   }

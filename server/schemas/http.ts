@@ -75,6 +75,12 @@ export const logPageQuery = z.object({
   else if (query.offset !== undefined && query.before !== undefined) ctx.addIssue({ code: 'custom', message: '`before` goes with `tail`, not with `offset`', params: { code: 'invalid_query' } });
 });
 
+/** `GET …/sections`: a page of the run's sections by id. */
+export const sectionPageQuery = z.object({
+  after: queryInteger(Number.MAX_SAFE_INTEGER).describe('the `next` of the previous page (0, the default: from the first section)').optional(),
+  limit: queryInteger(10_000).describe('sections at most (default 1000, at most 10000)').optional(),
+});
+
 // Answers
 
 const isoTime = z.string().describe('ISO 8601, UTC');
@@ -134,6 +140,31 @@ export const logPageSchema = z.object({
   offset: z.number().int(),
   next: z.number().int(),
   complete: z.boolean(),
+});
+
+export const sectionSchema = z.object({
+  id: positiveInteger.describe('1, 2, … in the order they open within the run'),
+  parent: positiveInteger.nullable().describe('the section it is nested in (null: directly under its step)'),
+  depth: z.number().int(),
+  step: z.string().nullable().describe('the step it is in (null: before the first step header)'),
+  name: z.string(),
+  dialect: z.enum(['github', 'gitlab', 'buildkite']),
+  key: z.string().nullable().describe('GitLab\'s section name, which its section_end names'),
+  start: z.number().int().describe('where its marker line starts'),
+  header_end: z.number().int().describe('where its marker line ends: its content starts there'),
+  end: z.number().int().nullable().describe('where it ends (null while open): after its end marker\'s line, or where its step or run ended'),
+  started_at: z.number().int().nullable().describe('Unix ms, from the line times (GitLab: the marker\'s time when there are none)'),
+  ended_at: z.number().int().nullable(),
+  collapsed: z.boolean().describe('folded until opened, as its marker asks'),
+  muted: z.boolean().describe('Buildkite ~~~: shown de-emphasised'),
+});
+
+export const sectionPageSchema = z.object({
+  run_id: positiveInteger,
+  sections: z.array(sectionSchema),
+  next: z.number().int().describe('the `after` of the next page'),
+  indexed: z.number().int().describe('bytes of the log indexed so far'),
+  complete: z.boolean().describe('the run has ended and its whole log is indexed'),
 });
 
 export const webhookSchema = z.object({

@@ -16,6 +16,8 @@ const COMPONENTS: Record<string, z.ZodType> = {
   Run: http.runSchema,
   Pipeline: http.pipelineSchema,
   LogPage: http.logPageSchema,
+  Section: http.sectionSchema,
+  SectionPage: http.sectionPageSchema,
   Webhook: http.webhookSchema,
   WebhookDelivery: http.deliverySchema,
   Secret: http.secretSchema,
@@ -49,6 +51,7 @@ const ERRORS: Record<string, string> = {
   409: 'Conflicts with the current state (a busy project, a taken name, a finished run)',
   413: 'The body is over 1 MiB',
   415: 'The body is not JSON',
+  501: 'Not available in this mode (sections: cluster mode)',
   416: 'A range past the end, or too many ranges',
   429: 'Too many requests (run starts per project)',
   503: 'The database is busy (`database_busy`) or the server has no file descriptor free (`server_busy`): try again after Retry-After',
@@ -135,6 +138,13 @@ function operations(): Record<string, Record<string, Json>> {
         summary: 'The log file as written, with Range',
         parameters: [PROJECT, RUN, ...queryOf(http.rawLogQuery), { name: 'Range', in: 'header', required: false, schema: { type: 'string' } }],
         responses: { 200: { ...text('text/plain', 'The whole file'), headers: POLL_INTERVAL }, 206: text('text/plain', 'The range asked for'), ...errors(400, 404, 416) },
+      },
+    },
+    '/api/projects/{projectId}/runs/{runId}/sections': {
+      get: {
+        summary: 'The sections a run\'s steps mark in its log (GitHub, GitLab, Buildkite markers), a page at a time by id',
+        parameters: [PROJECT, RUN, ...queryOf(http.sectionPageQuery)],
+        responses: { 200: json(ref('SectionPage'), 'Sections after `after`; `complete` once the run ended and its whole log is indexed'), ...errors(400, 404, 501) },
       },
     },
     '/api/projects/{projectId}/webhooks': {

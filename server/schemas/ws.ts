@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { MAX_TAIL } from '../logs/pageReader.js';
 import { positiveInteger } from './fields.js';
-import { logPageSchema, runSchema, runStatus } from './http.js';
+import { logPageSchema, runSchema, runStatus, sectionSchema } from './http.js';
 
 /** The WebSocket messages: what clients send (validated) and what the hub sends (documented). */
 
@@ -22,9 +22,10 @@ export const subscribeMessage = z.strictObject({
   offset: offset.optional(),
   tail: tail.optional(),
   timestamps: z.boolean().describe('true: each `lines` message carries `times`, when each line was written').meta({ 'x-error-code': 'invalid_timestamps' }).optional(),
+  sections: z.boolean().describe('true: `sections` messages as the run\'s sections open, close or unfold').meta({ 'x-error-code': 'invalid_sections' }).optional(),
 }).superRefine((message, ctx) => {
   if ((message.run_id === undefined) === (message.project_id === undefined)) ctx.addIssue(structural('A subscribe message needs exactly one of `run_id` and `project_id`'));
-  else if (message.project_id !== undefined && (message.offset !== undefined || message.tail !== undefined || message.timestamps !== undefined)) ctx.addIssue(structural('`offset`, `tail` and `timestamps` apply to run subscriptions only'));
+  else if (message.project_id !== undefined && (message.offset !== undefined || message.tail !== undefined || message.timestamps !== undefined || message.sections !== undefined)) ctx.addIssue(structural('`offset`, `tail`, `timestamps` and `sections` apply to run subscriptions only'));
   else if (message.offset !== undefined && message.tail !== undefined) ctx.addIssue(structural('Give `offset` or `tail`, not both'));
 });
 
@@ -47,5 +48,6 @@ export const serverMessage = z.union([
   z.object({ type: z.literal('run'), run: runSchema }),
   z.object({ type: z.literal('run_removed'), project_id: positiveInteger, run_id: positiveInteger, reason: z.enum(['purged', 'retention']) }),
   z.object({ type: z.literal('complete'), run_id: positiveInteger, status: runStatus, exit_code: z.number().int().nullable(), error_message: z.string().nullable(), next: z.number().int() }),
+  z.object({ type: z.literal('sections'), run_id: positiveInteger, sections: z.array(sectionSchema) }).describe('sections opened, closed or unfolded, their state now (with `sections: true`)'),
   z.looseObject({ type: z.literal('error'), code: z.string(), message: z.string(), run_id: positiveInteger.optional(), project_id: positiveInteger.optional() }),
 ]);

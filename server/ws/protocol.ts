@@ -7,7 +7,7 @@ import { DEFAULT_TAIL, MAX_TAIL, type StartAt } from '../logs/pageReader.js';
 /** Messages a client sends over the WebSocket. */
 export const CLIENT_MESSAGE_TYPES = ['subscribe', 'unsubscribe'] as const;
 export type ClientMessage =
-  | { type: 'subscribe'; runId: number; startAt: StartAt; timestamps: boolean }
+  | { type: 'subscribe'; runId: number; startAt: StartAt; timestamps: boolean; sections: boolean }
   | { type: 'subscribe'; projectId: number }
   | { type: 'unsubscribe'; runId: number }
   | { type: 'unsubscribe'; projectId: number };
@@ -35,7 +35,7 @@ export function parseClientMessage(text: string): ClientMessage {
     if (parsed.project_id !== undefined) return parsed.type === 'subscribe' ? { type: 'subscribe', projectId: parsed.project_id } : { type: 'unsubscribe', projectId: parsed.project_id };
     if (parsed.type === 'unsubscribe') return { type: 'unsubscribe', runId: parsed.run_id! };
     const startAt: StartAt = parsed.offset !== undefined ? { offset: parsed.offset } : { tail: parsed.tail ?? DEFAULT_TAIL };
-    return { type: 'subscribe', runId: parsed.run_id!, startAt, timestamps: parsed.timestamps === true };
+    return { type: 'subscribe', runId: parsed.run_id!, startAt, timestamps: parsed.timestamps === true, sections: parsed.sections === true };
   } catch (error) {
     if (!(error instanceof HubError)) throw error;
     // A missing `type` is an invalid one, as before schemas.

@@ -141,6 +141,7 @@ export function attachWebSocketServer(server: http.Server, hub: LogHub, config: 
     try {
       await hub.subscribeRun(connection, message.runId, message.startAt, {
         timestamps: message.timestamps,
+        sections: message.sections,
         onStart: (offset) => connection.send('subscribed', JSON.stringify({ type: 'subscribed', run_id: message.runId, offset })),
       });
     } catch (error) {

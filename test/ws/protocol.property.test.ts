@@ -10,8 +10,8 @@ if (!Number.isSafeInteger(SEED)) throw new Error(`FC_SEED must be an integer, go
 /** Bounded runs; the failing assertion goes into the report, which uvu prints (it does not print an error's cause). */
 const runs = (numRuns: number): fc.Parameters<unknown> => ({ seed: SEED, numRuns, includeErrorInReport: true });
 
-const CODES = ['invalid_json', 'invalid_message', 'invalid_type', 'unknown_field', 'invalid_run_id', 'invalid_project_id', 'invalid_offset', 'invalid_tail', 'invalid_timestamps'];
-const FIELDS = ['type', 'run_id', 'project_id', 'offset', 'tail', 'timestamps'];
+const CODES = ['invalid_json', 'invalid_message', 'invalid_type', 'unknown_field', 'invalid_run_id', 'invalid_project_id', 'invalid_offset', 'invalid_tail', 'invalid_timestamps', 'invalid_sections'];
+const FIELDS = ['type', 'run_id', 'project_id', 'offset', 'tail', 'timestamps', 'sections'];
 
 /** Any UTF-16 code unit, lone surrogates and control characters included. */
 const codeUnit = fc.integer({ min: 0, max: 0xffff }).map((unit) => String.fromCharCode(unit));
@@ -81,13 +81,15 @@ function checkParse(text: string): void {
     assert.is(raw.offset, undefined);
     assert.is(raw.tail, undefined);
     assert.is(raw.timestamps, undefined);
+    assert.is(raw.sections, undefined);
   } else if (message.type === 'unsubscribe') {
     assert.equal(message, { type: 'unsubscribe', runId: raw.run_id });
   } else {
     assert.ok(isId(message.runId));
     const startAt = raw.offset !== undefined ? { offset: raw.offset } : { tail: raw.tail ?? DEFAULT_TAIL };
-    assert.equal(message, { type: 'subscribe', runId: raw.run_id, startAt, timestamps: raw.timestamps === true });
+    assert.equal(message, { type: 'subscribe', runId: raw.run_id, startAt, timestamps: raw.timestamps === true, sections: raw.sections === true });
     assert.ok(raw.timestamps === undefined || typeof raw.timestamps === 'boolean', 'timestamps is a boolean');
+    assert.ok(raw.sections === undefined || typeof raw.sections === 'boolean', 'sections is a boolean');
     const count = 'offset' in startAt ? startAt.offset : startAt.tail;
     assert.ok(Number.isSafeInteger(count) && count >= 0, 'offset and tail are non-negative integers');
     assert.ok(!('tail' in startAt) || startAt.tail <= MAX_TAIL, 'tail is at most MAX_TAIL');
@@ -101,10 +103,10 @@ const validMessage = fc.oneof(
   id.map((projectId) => pair({ type: 'subscribe', project_id: projectId }, { type: 'subscribe', projectId })),
   id.map((projectId) => pair({ type: 'unsubscribe', project_id: projectId }, { type: 'unsubscribe', projectId })),
   id.map((runId) => pair({ type: 'unsubscribe', run_id: runId }, { type: 'unsubscribe', runId })),
-  id.map((runId) => pair({ type: 'subscribe', run_id: runId }, { type: 'subscribe', runId, startAt: { tail: DEFAULT_TAIL }, timestamps: false })),
-  fc.tuple(id, fc.integer({ min: 0, max: MAX_TAIL }), fc.boolean()).map(([runId, tail, timestamps]) => pair({ type: 'subscribe', run_id: runId, tail, timestamps }, { type: 'subscribe', runId, startAt: { tail }, timestamps })),
+  id.map((runId) => pair({ type: 'subscribe', run_id: runId }, { type: 'subscribe', runId, startAt: { tail: DEFAULT_TAIL }, timestamps: false, sections: false })),
+  fc.tuple(id, fc.integer({ min: 0, max: MAX_TAIL }), fc.boolean(), fc.boolean()).map(([runId, tail, timestamps, sections]) => pair({ type: 'subscribe', run_id: runId, tail, timestamps, sections }, { type: 'subscribe', runId, startAt: { tail }, timestamps, sections })),
   fc.tuple(id, fc.oneof(fc.integer({ min: 0, max: 1000 }), fc.integer({ min: 0, max: Number.MAX_SAFE_INTEGER }))).map(([runId, offset]) =>
-    pair({ type: 'subscribe', run_id: runId, offset }, { type: 'subscribe', runId, startAt: { offset }, timestamps: false }),
+    pair({ type: 'subscribe', run_id: runId, offset }, { type: 'subscribe', runId, startAt: { offset }, timestamps: false, sections: false }),
   ),
 );
 

@@ -1,6 +1,6 @@
 import { toSegments } from '../ansi';
-import { STEP_ICONS, stepDuration } from '../format';
-import type { Section } from '../sections';
+import { STEP_ICONS, sectionDuration, stepDuration } from '../format';
+import type { MarkerFold, MarkerSection, Section } from '../sections';
 
 type Step = Section['step'];
 
@@ -17,8 +17,25 @@ function headerOnClick(event: MouseEvent, step: Step, onFold: (step: Step) => vo
   onFold(step);
 }
 
+/** A marked section's header: its name (not the marker and its escape codes), folding as a step's does, with its duration. */
+function MarkerHeader({ fold, folded, onFold }: { fold: MarkerFold; folded: boolean; onFold: (marker: MarkerSection) => void }) {
+  const { marker } = fold;
+  return (
+    <>
+      <button type="button" class="fold" style={{ marginLeft: `${(marker.depth + 1) * 1.2}ch` }} aria-expanded={!folded} aria-label={`${folded ? 'Unfold' : 'Fold'} section ${marker.name}`} onClick={(event) => {
+        event.stopPropagation();
+        onFold(marker);
+      }}>
+        {folded ? '▸' : '▾'}
+      </button>
+      <span class="marker-name">{marker.name}</span>
+      <span class="section-status">{marker.end === null ? ' ◐' : ''} {sectionDuration(marker)}</span>
+    </>
+  );
+}
+
 /** One shown row of the log, placed at `top`: its link, its time if shown, its fold button if a step's header, its coloured text. */
-export function LogLine({ line, index, top, height, classes, href, stamp, time, header, folded, onFold }: {
+export function LogLine({ line, index, top, height, classes, href, stamp, time, header, folded, onFold, marker, onMarkerFold }: {
   line: string;
   index: number;
   top: number;
@@ -32,11 +49,29 @@ export function LogLine({ line, index, top, height, classes, href, stamp, time, 
   header?: Section;
   folded: boolean;
   onFold: (step: Step) => void;
+  /** a marked section whose header this line is */
+  marker?: MarkerFold;
+  onMarkerFold?: (marker: MarkerSection) => void;
 }) {
+  const stampSpan = stamp !== undefined && <span class="stamp" title={time == null ? 'time unknown' : new Date(time).toISOString()}>{stamp}</span>;
+  if (marker && onMarkerFold) {
+    return (
+      <div class={`${classes} marker-header${marker.marker.muted ? ' muted' : ''}`} style={{ top: `${top}px`, height: `${height}px` }} data-index={index} data-section={marker.marker.id} onClick={(event) => {
+        if ((event.target as Element).closest('a')) return;
+        const selection = getSelection();
+        if (event.detail > 0 && selection && !selection.isCollapsed) return;
+        onMarkerFold(marker.marker);
+      }}>
+        <a class="line-link" href={href} aria-label="Link to this line" tabIndex={-1} />
+        {stampSpan}
+        <MarkerHeader fold={marker} folded={folded} onFold={onMarkerFold} />
+      </div>
+    );
+  }
   return (
     <div class={classes} style={{ top: `${top}px`, height: `${height}px` }} data-index={index} onClick={header && ((event) => headerOnClick(event, header.step, onFold))}>
       <a class="line-link" href={href} aria-label="Link to this line" tabIndex={-1} />
-      {stamp !== undefined && <span class="stamp" title={time == null ? 'time unknown' : new Date(time).toISOString()}>{stamp}</span>}
+      {stampSpan}
       {header && (
         <button type="button" class="fold" aria-expanded={!folded} aria-label={`${folded ? 'Unfold' : 'Fold'} step ${header.step.name}`}>
           {folded ? '▸' : '▾'}

@@ -3,7 +3,7 @@ import { runPath, type Run } from '../api';
 import { plainText } from '../ansi';
 import { LINE_HEIGHT, type RowLayout } from '../rowLayout';
 import type { HubSocket } from '../socket';
-import { Rows, sectionsOf } from '../sections';
+import { markerFoldsOf, Rows, sectionsOf, type MarkerSection } from '../sections';
 import { useWrapLines } from '../wrapLines';
 import { formatStamp, useTimestamps } from '../timestamps';
 import { LogLine } from './LogLine';
@@ -13,6 +13,7 @@ import { StepBar } from './StepBar';
 import { useFolds, useKeepSeenOpen } from './useFolds';
 import { useLogLines } from './useLogLines';
 import { useLogSearch } from './useLogSearch';
+import { useMarkerSections } from './useMarkerSections';
 import { useKeepPlaceOnRelayout, useRowLayout } from './useRowLayout';
 import { runDetached } from '../report';
 
@@ -55,6 +56,15 @@ export function LogView({ socket, run, at, onRecord }: {
   const rowsRef = useRef<Rows | null>(null);
   const layoutRef = useRef<RowLayout | null>(null);
   const rowCountBefore = useRef<number | null>(null);
+  const markers = useMarkerSections(run);
+  /** marked sections the reader folded or unfolded (by run and id: the view may go on to another run); `allMarkers`: Expand/Collapse all's choice */
+  const [markerChoices, setMarkerChoices] = useState<Map<string, boolean>>(new Map());
+  const [allMarkersChoice, setAllMarkers] = useState<{ runId: number; folded: boolean } | null>(null);
+  const allMarkers = allMarkersChoice?.runId === run.id ? allMarkersChoice.folded : null;
+  const choiceKey = (marker: MarkerSection) => `${run.id}:${marker.id}`;
+  /** A section holding the line the view opened at (a permalink) starts open. */
+  const holdsOpened = (marker: MarkerSection) => at !== undefined && marker.header_end <= at && (marker.end === null || at < marker.end);
+  const isMarkerFolded = (marker: MarkerSection) => markerChoices.get(choiceKey(marker)) ?? allMarkers ?? (holdsOpened(marker) ? false : marker.collapsed);
   /** a fresh buffer is filling: scroll events (the browser clamping the old position) are not the reader's */
   const settling = useRef(false);
 
@@ -65,6 +75,7 @@ export function LogView({ socket, run, at, onRecord }: {
     windowAt,
     timed,
     onRecord,
+    onSections: (list) => (list ? markers.merge(list) : markers.reload()),
     events: {
       reset: (how) => {
         if (how.live) settling.current = true;
@@ -143,6 +154,9 @@ export function LogView({ socket, run, at, onRecord }: {
     // A folded step holding it opens.
     const holder = stepHolding(run, offset);
     if (holder) folds.open(holder);
+    // And the marked sections holding it (past their header line).
+    const holding = markers.list.filter((marker) => marker.header_end <= offset && (marker.end === null || offset < marker.end) && isMarkerFolded(marker));
+    if (holding.length > 0) setMarkerChoices((current) => new Map([...current, ...holding.map((marker) => [choiceKey(marker), false] as const)]));
     const index = buffer.current.indexAt(offset);
     if (index >= 0) {
       scrollToIndex.current = index;
@@ -185,9 +199,21 @@ export function LogView({ socket, run, at, onRecord }: {
     folds.toggle(step);
   }
 
-  // Step sections: a folded one shows its header line only.
+  function toggleMarker(marker: MarkerSection) {
+    setFollow(false);
+    setMarkerChoices((current) => new Map(current).set(choiceKey(marker), !isMarkerFolded(marker)));
+  }
+
+  function setAllFolds(folded: boolean) {
+    folds.setAll(folded);
+    setMarkerChoices(new Map());
+    setAllMarkers({ runId: run.id, folded });
+  }
+
+  // Step sections, and the sections their output marks: a folded one shows its header line only.
   const sections = sectionsOf(run.steps, b);
-  const visible = new Rows(b.lines.length, sections, isFolded);
+  const markerFolds = markerFoldsOf(markers.list, b);
+  const visible = new Rows(b.lines.length, sections, isFolded, markerFolds, isMarkerFolded);
   rowsRef.current = visible;
   const layout = useRowLayout(container, wrap, b, visible, version, timed);
   layoutRef.current = layout;
@@ -195,6 +221,7 @@ export function LogView({ socket, run, at, onRecord }: {
   useKeepSeenOpen(container, visible, layout, sections, isFolded, folds.keepOpen);
 
   const headers = new Map(sections.filter((s) => s.hasHeader).map((s) => [s.start, s]));
+  const markerHeaders = new Map(markerFolds.filter((fold) => fold.hasHeader).map((fold) => [fold.start, fold]));
   const first = Math.max(0, layout.rowAt(scrollTop) - OVERSCAN);
   const last = Math.min(visible.count, layout.rowAt(scrollTop + viewport) + 1 + OVERSCAN);
   const highlighted = highlight === null ? -1 : b.indexAt(highlight);
@@ -204,6 +231,7 @@ export function LogView({ socket, run, at, onRecord }: {
   for (let row = first; row < last; row++) {
     const index = visible.indexAt(row);
     const header = headers.get(index);
+    const marker = header ? undefined : markerHeaders.get(index);
     const classes = ['log-line', header && 'section-header', localMatches.has(index) && 'match', index === highlighted && 'current-match'].filter(Boolean).join(' ');
     rows.push(
       <LogLine
@@ -217,8 +245,10 @@ export function LogView({ socket, run, at, onRecord }: {
         stamp={timed ? formatStamp(b.times[index], timestamps, runStart) : undefined}
         time={b.times[index]}
         header={header}
-        folded={header !== undefined && isFolded(header.step)}
+        folded={header !== undefined ? isFolded(header.step) : marker !== undefined && isMarkerFolded(marker.marker)}
         onFold={toggleFold}
+        marker={marker}
+        onMarkerFold={toggleMarker}
       />,
     );
   }
@@ -231,8 +261,8 @@ export function LogView({ socket, run, at, onRecord }: {
         runSearch={runSearch}
         goToMatch={goToMatch}
         loadedMatches={localMatches.size}
-        hasSections={sections.some((s) => s.hasHeader)}
-        setAllFolds={folds.setAll}
+        hasSections={sections.some((s) => s.hasHeader) || markerHeaders.size > 0}
+        setAllFolds={setAllFolds}
         loadEarlier={b.firstOffset !== null && b.firstOffset > 0 ? () => runDetached('loading earlier lines', loadEarlier()) : undefined}
         jumpToEnd={!follow || mode === 'window' ? jumpToEnd : undefined}
         timestamps={timestamps}

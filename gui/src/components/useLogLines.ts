@@ -1,7 +1,7 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import { api, runPath, type LogPage, type Run } from '../api';
 import { LogBuffer } from '../logBuffer';
-import type { CompleteMessage, HubSocket } from '../socket';
+import type { CompleteMessage, HubSocket, SectionsMessage } from '../socket';
 import { runDetached } from '../report';
 
 const INITIAL_TAIL = 5000;
@@ -24,8 +24,10 @@ export interface LinesEvents {
  * new one. `window`: the lines around `windowAt` over HTTP, paged both ways. Either way earlier
  * parts load by offset. With `timed`, each line comes with its time (switching reloads).
  */
-export function useLogLines({ socket, run, mode, windowAt, timed, onRecord, events }: {
+export function useLogLines({ socket, run, mode, windowAt, timed, onRecord, onSections, events }: {
   socket: HubSocket;
+  /** `sections` messages; null: the subscription (re)started, sections may have changed unseen */
+  onSections?: (sections: SectionsMessage['sections'] | null) => void;
   run: Run;
   mode: 'live' | 'window';
   windowAt: number | null;
@@ -61,7 +63,14 @@ export function useLogLines({ socket, run, mode, windowAt, timed, onRecord, even
         return;
       }
       // From here on the hub tells this subscription every change; one before it may have been missed.
-      if (message.type === 'subscribed') onRecord?.(null);
+      if (message.type === 'sections') {
+        onSections?.(message.sections);
+        return;
+      }
+      if (message.type === 'subscribed') {
+        onRecord?.(null);
+        onSections?.(null);
+      }
       if (message.type === 'subscribed' && b.firstOffset === null) {
         b.firstOffset = message.offset ?? 0;
         b.next = b.firstOffset;
@@ -71,7 +80,7 @@ export function useLogLines({ socket, run, mode, windowAt, timed, onRecord, even
         b.append(message.offset, message.next, message.lines, message.times);
       } else if (message.type === 'complete') setComplete(message);
       render();
-    }, { timestamps: timed });
+    }, { timestamps: timed, sections: onSections !== undefined });
     return () => {
       cancelAnimationFrame(frame);
       unsubscribe();
