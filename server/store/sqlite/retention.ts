@@ -30,7 +30,7 @@ export class SqliteRetentionStore implements RetentionStore {
 
   /**
    * Statements in turn, no transaction (the connection is shared by every caller): finished runs never
-   * change, so the chosen ones are still there to delete; a crash between leaves only deliveries gone.
+   * change, so the chosen ones are still there to delete.
    */
   async deleteFinished(projectId: number, past: { maxId: number } | { finishedBefore: string }, limit: number): Promise<RunRow[]> {
     const where = 'maxId' in past
@@ -40,8 +40,11 @@ export class SqliteRetentionStore implements RetentionStore {
     if (runs.length === 0) return runs;
     const ids = runs.map((run) => run.id);
     const marks = ids.map(() => '?').join(', ');
-    await this.db.run(`DELETE FROM webhook_deliveries WHERE run_id IN (${marks}) AND status IN ('delivered', 'failed')`, ...ids);
+    // The runs first: a crash between leaves some finished deliveries of removed runs (pruned with the
+    // old ones later), never a run whose deliveries are gone, whose events a restarted hub would
+    // record and send again under new ids (the soak caught that order).
     await this.db.run(`DELETE FROM runs WHERE id IN (${marks})`, ...ids);
+    await this.db.run(`DELETE FROM webhook_deliveries WHERE run_id IN (${marks}) AND status IN ('delivered', 'failed')`, ...ids);
     return runs.sort((a, b) => a.id - b.id);
   }
 
