@@ -52,8 +52,9 @@ export class PostgresRetentionStore implements RetentionStore {
       ? `SELECT id FROM runs WHERE project_id = $1 AND ${FINISHED_SQL} AND id <= $2 ORDER BY id LIMIT $3`
       : `SELECT id FROM runs WHERE project_id = $1 AND ${FINISHED_SQL} AND COALESCE(finished_at, created_at) < $2 ORDER BY COALESCE(finished_at, created_at) LIMIT $3`;
     const { rows } = await this.pool.query<RunRow>(
-      `WITH gone AS (DELETE FROM runs WHERE id IN (${chosen}) RETURNING *),
-            deliveries AS (DELETE FROM webhook_deliveries WHERE run_id IN (SELECT id FROM gone) AND status IN ('delivered', 'failed'))
+      // Their delivery records stay until they age out (pruneDeliveries): while they are there, an
+      // event a restarted hub records again for a run removed meanwhile is a repeat, not a new delivery.
+      `WITH gone AS (DELETE FROM runs WHERE id IN (${chosen}) RETURNING *)
        SELECT * FROM gone ORDER BY id`,
       [projectId, 'maxId' in past ? past.maxId : past.finishedBefore, limit],
     );

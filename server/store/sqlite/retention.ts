@@ -40,11 +40,10 @@ export class SqliteRetentionStore implements RetentionStore {
     if (runs.length === 0) return runs;
     const ids = runs.map((run) => run.id);
     const marks = ids.map(() => '?').join(', ');
-    // The runs first: a crash between leaves some finished deliveries of removed runs (pruned with the
-    // old ones later), never a run whose deliveries are gone, whose events a restarted hub would
-    // record and send again under new ids (the soak caught that order).
+    // Their delivery records stay until they age out (pruneDeliveries): while they are there, an event a
+    // restarted hub records again for a run removed meanwhile (its recovery listed the run just before)
+    // is a repeat, not a new delivery sent under a new id (the soak caught that).
     await this.db.run(`DELETE FROM runs WHERE id IN (${marks})`, ...ids);
-    await this.db.run(`DELETE FROM webhook_deliveries WHERE run_id IN (${marks}) AND status IN ('delivered', 'failed')`, ...ids);
     return runs.sort((a, b) => a.id - b.id);
   }
 
