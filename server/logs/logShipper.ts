@@ -130,9 +130,7 @@ export class LogShipper {
 
   private refused(error: LeaseLostError): LeaseLostError {
     this.lost ??= error;
-    this.closed = true;
-    if (this.retry) clearTimeout(this.retry);
-    this.retry = null;
+    this.close();
     return this.lost;
   }
 

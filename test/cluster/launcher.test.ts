@@ -85,6 +85,13 @@ function makeDataDir(): string {
 const STOP_DEADLINE_MS = 8000 + 5000 + 10_000 + 5000 + 15_000 + 5000 + 10_000;
 
 /** Waits until every process in `started` is gone, or fails naming those left. */
+/** Whatever a failed test left: the launcher and every part it started, killed; its folder, gone. */
+function cleanUp(launcher: ChildProcess | undefined, started: Map<number, string>, dataDir: string): void {
+  if (launcher && !hasExited(launcher)) launcher.kill('SIGKILL');
+  for (const pid of started.keys()) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
+  fs.rmSync(dataDir, { recursive: true, force: true });
+}
+
 async function assertAllGone(started: Map<number, string>): Promise<void> {
   await waitFor(() => [...started.keys()].every((pid) => !isRunning(pid)), 'every process it started to be gone', 5000).catch(() => {
     assert.unreachable(`left running: ${[...started].filter(([pid]) => isRunning(pid)).map(([pid, command]) => `${pid} ${command}`).join('\n')}`);
@@ -126,9 +133,7 @@ test('npm run cluster: after a hub died of SIGKILL, SIGTERM stops the launcher w
     for (const secret of passwordsIn(dataDir)) assert.not.ok(output().includes(secret), 'a password was printed');
     assert.match(output(), /PostgreSQL {2}postgres:\/\/hub:\*\*\*@127\.0\.0\.1/);
   } finally {
-    if (launcher && !hasExited(launcher)) launcher.kill('SIGKILL');
-    for (const pid of started.keys()) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    cleanUp(launcher, started, dataDir);
   }
 });
 
@@ -148,9 +153,7 @@ test('npm run cluster: a second SIGINT kills at once, and leaves no postgres (th
     assert.is(launcher.exitCode, 1);
     await assertAllGone(started);
   } finally {
-    if (launcher && !hasExited(launcher)) launcher.kill('SIGKILL');
-    for (const pid of started.keys()) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    cleanUp(launcher, started, dataDir);
   }
 });
 
@@ -186,9 +189,7 @@ test("npm run cluster: a Ctrl-C (SIGINT to the terminal's whole process group) r
     assert.not.match(running.output(), /terminating connection|Connection is closed|ECONNREFUSED|exited \(/, running.output());
     await assertAllGone(started);
   } finally {
-    if (launcher && !hasExited(launcher)) launcher.kill('SIGKILL');
-    for (const pid of started.keys()) if (isRunning(pid)) process.kill(pid, 'SIGKILL');
-    fs.rmSync(dataDir, { recursive: true, force: true });
+    cleanUp(launcher, started, dataDir);
   }
 });
 
