@@ -116,9 +116,11 @@ test('forty text searches at once share the event loop: it turns every few ms, n
   } finally {
     clearInterval(timer);
   }
-  // Alone, each search would hold the loop 2 ms at a time: 40 of them, 40 × 2 ms between turns.
+  // Alone, each search would hold the loop 2 ms at a time: 40 of them, 40 × 2 ms between turns; that
+  // was 16 holds over 25 ms (up to 79 ms). The process's CPU counts its other threads too (the reads
+  // in libuv's pool, the collector): a few long gaps come from them (4 in a clean-clone CI run).
   const long = gaps.filter((gap) => gap > 25);
-  assert.ok(long.length <= 3, `the event loop was held over 25 ms of CPU ${long.length} times: ${long.map((gap) => gap.toFixed(0)).join(', ')} ms`);
+  assert.ok(long.length <= 6, `the event loop was held over 25 ms of CPU ${long.length} times: ${long.map((gap) => gap.toFixed(0)).join(', ')} ms`);
 });
 
 test('a line longer than a whole answer\'s time: next_after is the point reached within it, and paging from there finds its match at the line\'s start', async () => {
