@@ -258,6 +258,11 @@ export class WebhookDispatcher {
   }
 
   private async post(delivery: DeliveryRow, hook: WebhookRow, cancelled: AbortSignal): Promise<{ status: number | null; error: string | null }> {
+    // A timer of our own, not AbortSignal.timeout: a timeout signal only reachable through
+    // AbortSignal.any can be collected before it fires (nodejs/node#48951), and the POST then waits
+    // for ever on a receiver that never answers.
+    const deadline = new AbortController();
+    const timer = setTimeout(() => deadline.abort(new Error(`no answer within ${this.timeoutMs} ms`)), this.timeoutMs);
     try {
       const response = await fetch(hook.url, {
         method: 'POST',
@@ -270,13 +275,15 @@ export class WebhookDispatcher {
         },
         body: delivery.payload,
         redirect: 'manual',
-        signal: AbortSignal.any([cancelled, AbortSignal.timeout(this.timeoutMs)]),
+        signal: AbortSignal.any([cancelled, deadline.signal]),
       });
       await response.body?.cancel();
       return { status: response.status, error: response.status < 200 || response.status >= 300 ? `HTTP ${response.status}` : null };
     } catch (caught) {
       const cause = (caught as { cause?: { code?: string; message?: string } }).cause;
       return { status: null, error: (cause?.code ?? cause?.message ?? (caught as Error).message).slice(0, ERROR_TEXT_MAX) };
+    } finally {
+      clearTimeout(timer);
     }
   }
 
