@@ -1,3 +1,4 @@
+import { randomInt } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { LeaseLostError } from '../errors.js';
 import type { ObjectStore } from './archive.js';
@@ -11,21 +12,26 @@ import type { LogHandle, LogSource } from './logSource.js';
  * bytes and nothing is doubled or skipped.
  */
 
-/** The stream, its length in bytes, its generation (new when the log is replaced), and the generation counter. */
-const keys = (runId: number) => [`hub:log:${runId}`, `hub:log:${runId}:size`, `hub:log:${runId}:gen`, 'hub:log:generations'];
+/**
+ * The stream, its length in bytes and its generation (new when the log is replaced). Every key of a
+ * run carries the hash tag `{run:ID}`, so on Redis Cluster they live in one slot and one script can
+ * touch them all; no script touches a key of another run or a global one.
+ */
+const tag = (runId: number) => `hub:log:{run:${runId}}`;
+const keys = (runId: number) => [tag(runId), `${tag(runId)}:size`, `${tag(runId)}:gen`];
 
 /**
  * A run's time records (see lineTimes.ts), a copy of the runner's times file in one string: each
  * piece is written at its own byte offset (SETRANGE), so re-sending one after a lost reply or a
  * restart writes the same bytes again, and a reader sees only whole records.
  */
-const timesKey = (runId: number) => `hub:log:${runId}:times`;
+const timesKey = (runId: number) => `${tag(runId)}:times`;
 
 /**
  * The highest lease epoch that wrote to the run's log (see store/runs.ts RunFence): an append or a
  * times write under a smaller one is refused, so a worker that lost the run cannot add to its log.
  */
-const epochKey = (runId: number) => `hub:log:${runId}:epoch`;
+const epochKey = (runId: number) => `${tag(runId)}:epoch`;
 
 /** Lua: refuses (returns -1) when ARGV[3] is below the epoch in KEYS[n]; else records it. */
 const CHECK_EPOCH = (n: number) => `
@@ -80,13 +86,17 @@ class TimesHandle implements LogHandle {
   async close(): Promise<void> {}
 }
 
-/** Appends ARGV[2] at offset ARGV[1] if that is the stream's length (under epoch ARGV[3]); returns the length after. */
-const APPEND = `${CHECK_EPOCH(5)}
+/**
+ * Appends ARGV[2] at offset ARGV[1] if that is the stream's length (under epoch ARGV[3]); returns
+ * the length after. A new stream takes generation ARGV[4], drawn at random by the writer: a counter
+ * would be a global key (CROSSSLOT on Redis Cluster), and readers only compare generations.
+ */
+const APPEND = `${CHECK_EPOCH(4)}
 local size = tonumber(redis.call('GET', KEYS[2]) or '-1')
 local offset = tonumber(ARGV[1])
 if size == -1 then
   if offset ~= 0 then return 0 end
-  redis.call('SET', KEYS[3], redis.call('INCR', KEYS[4]))
+  redis.call('SET', KEYS[3], ARGV[4])
   size = 0
 end
 if offset ~= size or string.len(ARGV[2]) == 0 then return size end
@@ -102,7 +112,12 @@ return size
  * length: it was there, or a gap). LeaseLostError when a later epoch wrote to the log.
  */
 export async function appendChunk(redis: Redis, runId: number, offset: number, bytes: Buffer, epoch = 0): Promise<number> {
-  return fenced(runId, Number(await redis.eval(APPEND, 5, ...keys(runId), epochKey(runId), offset, bytes, epoch)));
+  return fenced(runId, Number(await redis.eval(APPEND, 4, ...keys(runId), epochKey(runId), offset, bytes, epoch, newGeneration())));
+}
+
+/** A stream generation: random, 48 bits (a safe integer), so two streams of one run never share one. */
+function newGeneration(): number {
+  return randomInt(1, 2 ** 48);
 }
 
 /** The stream's length in bytes, or null when the run's log was never shipped. */
@@ -255,7 +270,7 @@ export function closeNotices(redis: Redis): void {
 
 /** Deletes a run's stream (a log replaced: its next append at 0 starts a new generation). */
 export async function deleteStream(redis: Redis, runId: number): Promise<void> {
-  await redis.del(...keys(runId).slice(0, 3), timesKey(runId), epochKey(runId));
+  await redis.del(...keys(runId), timesKey(runId), epochKey(runId));
 }
 
 /** After a finished log is archived, its stream goes after this long (readers that opened it meanwhile switch to the archive). */
@@ -264,7 +279,7 @@ export const STREAM_GRACE_S = 600;
 /** The stream of an archived run expires (never before the archive holds the whole log). */
 export async function expireStream(redis: Redis, runId: number): Promise<void> {
   const multi = redis.multi();
-  for (const key of [...keys(runId).slice(0, 3), timesKey(runId), epochKey(runId)]) multi.expire(key, STREAM_GRACE_S);
+  for (const key of [...keys(runId), timesKey(runId), epochKey(runId)]) multi.expire(key, STREAM_GRACE_S);
   await multi.exec();
 }
 
@@ -278,13 +293,13 @@ const SCAN_COUNT = 500;
 export async function* listUnexpiredStreams(redis: Redis): AsyncGenerator<number[]> {
   let cursor = '0';
   do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', 'hub:log:*:size', 'COUNT', SCAN_COUNT);
+    const [next, found] = await redis.scan(cursor, 'MATCH', 'hub:log:{run:*}:size', 'COUNT', SCAN_COUNT);
     cursor = next;
     if (found.length === 0) continue;
     const pipeline = redis.pipeline();
     for (const key of found) pipeline.ttl(key);
     const ttls = (await pipeline.exec()) ?? [];
-    const ids = found.filter((_, index) => ttls[index]?.[1] === -1).map((key) => Number(key.split(':')[2])).filter(Number.isSafeInteger);
+    const ids = found.filter((_, index) => ttls[index]?.[1] === -1).map((key) => Number(/\{run:(\d+)\}/.exec(key)?.[1])).filter(Number.isSafeInteger);
     if (ids.length > 0) yield ids;
   } while (cursor !== '0');
 }

@@ -112,8 +112,8 @@ async function pollFromZero(hub: TestHub, projectId: number, runId: number): Pro
 
 /** A run's stream in Redis: its length (null when gone) and the time to live of its keys (-1: none). */
 async function streamOf(redis: Redis, runId: number): Promise<{ size: number | null; ttl: number }> {
-  const size = await redis.get(`hub:log:${runId}:size`);
-  return { size: size === null ? null : Number(size), ttl: await redis.ttl(`hub:log:${runId}`) };
+  const size = await redis.get(`hub:log:{run:${runId}}:size`);
+  return { size: size === null ? null : Number(size), ttl: await redis.ttl(`hub:log:{run:${runId}}`) };
 }
 
 lostLog('a worker SIGKILLed with its run (its machine gone): the run fails with log_size = the bytes shipped, poll and WebSocket serve exactly those then complete, and the sweeper archives them and lets the stream expire', async ({ cluster, archive, redis, db }) => {

@@ -28,7 +28,7 @@ logSourceContract('redis stream', async () => {
   const redis = client();
   const runId = nextRun++;
   const append = async (bytes: Buffer) => {
-    const size = Number((await redis.get(`hub:log:${runId}:size`)) ?? 0);
+    const size = Number((await redis.get(`hub:log:{run:${runId}}:size`)) ?? 0);
     assert.is(await appendChunk(redis, runId, size, bytes), size + bytes.length);
   };
   return {
@@ -200,7 +200,7 @@ test('an append or a times write under a stale lease epoch is refused: after a l
   assert.is(await refused(appendChunk(redis, runId, 10, Buffer.from('late\n'), 2)), 'refused', 'epoch 2 after the fence');
   await fenceStream(redis, runId, 2); // a fence never moves back
   assert.is(await refused(appendChunk(redis, runId, 10, Buffer.from('late\n'), 2)), 'refused');
-  assert.is(await redis.get(`hub:log:${runId}:size`), '10', 'the stream is as the last accepted append left it');
+  assert.is(await redis.get(`hub:log:{run:${runId}}:size`), '10', 'the stream is as the last accepted append left it');
   // A shipper under a fenced epoch stops: its ship and flush reject, and it sends nothing more.
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-fence-'));
   const file = path.join(dir, 'run.log');
@@ -208,7 +208,7 @@ test('an append or a times write under a stale lease epoch is refused: after a l
   const shipper = new LogShipper(redis, runId, file, undefined, 2);
   assert.is(await refused(shipper.ship()), 'refused');
   assert.is(await refused(shipper.flush(5000)), 'refused');
-  assert.is(await redis.get(`hub:log:${runId}:size`), '10');
+  assert.is(await redis.get(`hub:log:{run:${runId}}:size`), '10');
   redis.disconnect();
 });
 
