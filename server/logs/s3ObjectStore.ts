@@ -3,6 +3,7 @@ import { DeleteObjectCommand, GetObjectCommand, HeadObjectCommand, PutObjectComm
 import { backoffMs, pause } from '../retry.js';
 import type { ObjectStore } from './archive.js';
 import type { LogHandle } from './logSource.js';
+import { uploadInParts } from './s3Multipart.js';
 
 const DEFAULT_TIMEOUT_MS = 30_000;
 /** 1 MiB/s: an upload slower than this fails (its socket idle for `timeoutMs` fails it sooner). */
@@ -14,6 +15,15 @@ const SLOWEST_UPLOAD_BYTES_PER_MS = 1024 * 1024 / 1000;
  */
 const BUFFERED_UPLOAD_BYTES = 8 * 1024 * 1024;
 const STREAM_TRIES = 3;
+
+export interface UploadSizes {
+  /** a log larger than this goes up in parts (S3 refuses a single PUT over 5 GB) */
+  multipartBytes?: number;
+  /** the size of each part */
+  partBytes?: number;
+}
+const MULTIPART_BYTES = 64 * 1024 * 1024;
+const PART_BYTES = 16 * 1024 * 1024;
 
 /**
  * The archive on S3 (or anything that speaks its API), for hubs and workers on machines with no
@@ -28,7 +38,7 @@ export class S3ObjectStore implements ObjectStore {
    * `timeoutMs`: each try of a request (connecting, an idle socket, the whole exchange) fails past it;
    * an upload gets more, for its size. The SDK tries each request 3 times, with backoff and jitter.
    */
-  constructor(private readonly bucket: string, private readonly prefix: string, config: S3ClientConfig = {}, private readonly timeoutMs = DEFAULT_TIMEOUT_MS) {
+  constructor(private readonly bucket: string, private readonly prefix: string, config: S3ClientConfig = {}, private readonly timeoutMs = DEFAULT_TIMEOUT_MS, private readonly sizes: UploadSizes = {}) {
     // Checksums only where S3 requires them: S3-compatible servers (MinIO, s3rver...) do not all
     // understand the SDK's default aws-chunked uploads with checksum trailers, and store the framing.
     this.client = new S3Client({
@@ -41,19 +51,25 @@ export class S3ObjectStore implements ObjectStore {
   }
 
   /** `s3://bucket/prefix` → the store. */
-  static fromUrl(url: string, config: S3ClientConfig = {}, timeoutMs = DEFAULT_TIMEOUT_MS): S3ObjectStore {
+  static fromUrl(url: string, config: S3ClientConfig = {}, timeoutMs = DEFAULT_TIMEOUT_MS, sizes: UploadSizes = {}): S3ObjectStore {
     const match = /^s3:\/\/([^/]+)\/?(.*)$/.exec(url);
     if (!match) throw new Error(`Expected an archive URL like s3://bucket/prefix, got ${JSON.stringify(url)}`);
-    return new S3ObjectStore(match[1], match[2].replace(/\/+$/, ''), config, timeoutMs);
+    return new S3ObjectStore(match[1], match[2].replace(/\/+$/, ''), config, timeoutMs, sizes);
   }
 
   private key(key: string): string {
     return this.prefix ? `${this.prefix}/${key}` : key;
   }
 
-  /** One PUT: S3 stores an object whole or not at all. */
+  /** One PUT, or parts for a large log: S3 stores an object whole or not at all. */
   async put(key: string, file: string): Promise<void> {
     const { size } = await fs.promises.stat(file);
+    const partBytes = this.sizes.partBytes ?? PART_BYTES;
+    if (size > (this.sizes.multipartBytes ?? MULTIPART_BYTES)) {
+      const requestTimeout = this.timeoutMs + Math.ceil(partBytes / SLOWEST_UPLOAD_BYTES_PER_MS);
+      await uploadInParts({ client: this.client, bucket: this.bucket, key: this.key(key), partBytes, requestTimeout }, file, size);
+      return;
+    }
     // A large log takes longer to send: its deadline grows with its size (at the slowest rate accepted).
     const requestTimeout = this.timeoutMs + Math.ceil(size / SLOWEST_UPLOAD_BYTES_PER_MS);
     const buffered = size <= BUFFERED_UPLOAD_BYTES ? await fs.promises.readFile(file) : null;

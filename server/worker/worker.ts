@@ -4,6 +4,7 @@ import type { Config } from '../config.js';
 import fs from 'node:fs';
 import { performance } from 'node:perf_hooks';
 import { LeaseLostError } from '../errors.js';
+import { backoffMs } from '../retry.js';
 import { archiveKey, archiveTimesKey, type ObjectStore } from '../logs/archive.js';
 import { LogShipper } from '../logs/logShipper.js';
 import { expireStream, shippedSize } from '../logs/redisLogStream.js';
@@ -32,12 +33,17 @@ const SIZE_RECORD_MS = 1000;
  * Each claim is a lease (issue 22): every write about the run carries it, and a run whose lease is
  * lost, or cannot be renewed in time, has its steps killed and nothing more recorded.
  */
+/** A failed archive is tried this many times from the worker's file before it is left to the hubs' sweeper. */
+const ARCHIVE_TRIES = 8;
+
 export class Worker {
   private readonly launcher: LocalLauncher;
   private readonly settler: RunSettler;
   private readonly watcher = new LogWatcher();
   private readonly shippers = new Map<number, { shipper: LogShipper; stop: () => void }>();
   private readonly timers: NodeJS.Timeout[] = [];
+  /** archives that failed, waiting to be tried again */
+  private readonly archiveRetries = new Set<NodeJS.Timeout>();
   private readonly leases: WorkerLeases;
   private readonly secrets: ProjectSecrets;
   /** runs whose final flush is done: the stream's length it left */
@@ -274,7 +280,7 @@ export class Worker {
    * A finished log goes to the archive; only once it is there does its stream expire (GitLab lost
    * job logs by expiring live chunks before archiving them).
    */
-  private async archive(projectId: number, runId: number): Promise<void> {
+  private async archive(projectId: number, runId: number, failures = 0): Promise<void> {
     try {
       const files = runFiles(this.config.logsDir, projectId, runId);
       // The times first: once the log is archived, readers look for its times there.
@@ -282,13 +288,24 @@ export class Worker {
       await this.objects.put(archiveKey(projectId, runId), files.log);
       await expireStream(this.redis, runId);
     } catch (error) {
-      this.log.warn({ err: error, run_id: runId }, 'archiving a finished log failed; its stream stays');
+      // Tried again from the file here, with backoff, in the background (the slot is not held);
+      // past the last try, or if this worker stops, the hubs' sweeper archives it from the stream.
+      const last = failures + 1 >= ARCHIVE_TRIES || this.closed;
+      this.log.warn({ err: error, run_id: runId, tries: failures + 1 }, last ? 'archiving a finished log failed; its stream stays until the hubs\' sweeper archives it' : 'archiving a finished log failed; trying again');
+      if (last) return;
+      const timer = setTimeout(() => {
+        this.archiveRetries.delete(timer);
+        this.archive(projectId, runId, failures + 1).catch(() => {}); // it catches its own failures
+      }, backoffMs(failures, 1000, 60_000));
+      timer.unref();
+      this.archiveRetries.add(timer);
     }
   }
 
   async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    for (const timer of this.archiveRetries) clearTimeout(timer);
     this.leases.close();
     await this.launcher.close();
     await this.watcher.close();

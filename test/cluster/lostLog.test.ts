@@ -194,3 +194,29 @@ lostLog('a worker SIGKILLed after recording its run\'s end and before archiving 
 });
 
 lostLog.run();
+
+// The archive refuses the worker's first tries (its folder for the project is a file, as a full or
+// read-only volume would refuse); the hubs' sweeper is an hour away: the worker itself tries again.
+const retried = suite('a failed archive (cluster)');
+retried('a worker whose archive fails tries again with backoff from its own file, and the stream expires only once the archive holds the log', async () => {
+  const cluster = await startCluster({ pipelines: PIPELINES, hubs: 1, workers: 1, env: { HUB_ARCHIVE_SWEEP_MS: '3600000' } });
+  const redis = new Redis(cluster.env.HUB_REDIS_URL);
+  try {
+    const hub = cluster.hubs[0];
+    const projectId = await createProject(hub, 'short');
+    fs.writeFileSync(path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId)), 'not a folder');
+    const runId = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id as number;
+    const run = await waitForRun(hub, projectId, runId, ['completed']);
+    await waitFor(() => /archiving a finished log failed; trying again/.test(cluster.workers[0].output()), 'the first archive to fail', 20_000);
+    assert.is((await streamOf(redis, runId)).ttl, -1, 'the stream stays while the log is not archived');
+    fs.rmSync(path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId)));
+    const archived = path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId), `${runId}.log`);
+    await waitFor(() => fs.existsSync(archived), 'the worker to archive the log on a later try', 30_000);
+    assert.is(fs.statSync(archived).size, run.log_size, 'the archive holds the whole log');
+    await waitFor(async () => (await streamOf(redis, runId)).ttl > 0, 'the stream to be set to expire', 10_000);
+  } finally {
+    redis.disconnect();
+    await cluster.stop();
+  }
+});
+retried.run();
