@@ -1,0 +1,81 @@
+import fs from 'node:fs';
+import type pino from 'pino';
+import type { Config } from '../config.js';
+import { archiveKey, archiveTimesKey, openArchive } from '../logs/archive.js';
+import { ArchiveSweeper } from '../logs/archiveSweeper.js';
+import { createRedisClient } from '../logs/redisClient.js';
+import { closeNotices, ClusterLogSource, deleteStream, fenceStream, shippedSize } from '../logs/redisLogStream.js';
+import { ClusterLauncher } from '../runs/clusterLauncher.js';
+import { toRunJson } from '../runs/serialize.js';
+import type { PgListener } from '../store/postgres/listener.js';
+import { notifyRemoved, notifyRun, RUNS_CHANNEL } from '../store/postgres/notify.js';
+import { RunFeed } from '../store/postgres/runFeed.js';
+import { openPostgresStore, postgresTimeouts } from '../store/postgres/store.js';
+import type { Backend } from './backend.js';
+
+/**
+ * A hub of a cluster: workers carry runs out and ship their logs to Redis streams; this hub records
+ * and serves. Every change, this hub's or a worker's, goes through one PostgreSQL channel; what was
+ * said while the LISTEN connection was away is read again when it is back (and every few seconds).
+ */
+export async function openClusterBackend(config: Config, log: pino.Logger): Promise<Backend> {
+  fs.mkdirSync(config.logsDir, { recursive: true }); // a hub's own files (none for runs: those are on the workers)
+  const postgres = await openPostgresStore(config.databaseUrl!, postgresTimeouts(config));
+  const redis = createRedisClient(config);
+  redis.on('error', () => {}); // reconnects on its own; reads fail past their deadline meanwhile and are tried again
+  const archive = await openArchive(config);
+  // Finished logs left only in their streams (a worker died before archiving): one hub at a time archives them.
+  const sweeper = new ArchiveSweeper({
+    redis,
+    runs: postgres.runs,
+    archive,
+    runExclusive: (key, work) => postgres.runExclusive(key, work),
+    changed: (run) => notifyRun(postgres, run.id),
+    log,
+  }, config.archiveSweepMs);
+  let feed: RunFeed | null = null;
+  let listener: PgListener | null = null;
+  return {
+    store: postgres,
+    // Runs stay pending for workers to claim; a worker given up has its stream fenced at the new epoch.
+    createLauncher: (events) => new ClusterLauncher(postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(redis, runId, epoch)),
+    // A run's log ends where its stream does: a lost worker's run ends at what it shipped.
+    logSizeOf: (run) => shippedSize(redis, run.id),
+    logSourceOf: (run) => new ClusterLogSource(redis, run.id, archive, archiveKey(run.project_id, run.id), archiveTimesKey(run.project_id, run.id)),
+    // A running run's size as its worker recorded it (its file is on the worker).
+    runJson: (run) => toRunJson(run, config.logsDir, false),
+    createSections: () => null,
+    connectRunChanges(service, to) {
+      service.on('run', (run) => notifyRun(postgres, run.id));
+      const runFeed = new RunFeed(postgres.runs, to, config.resyncMs, log);
+      feed = runFeed;
+      listener = postgres.listen(RUNS_CHANNEL, { notice: (payload) => runFeed.notice(payload), connected: () => runFeed.resync() });
+    },
+    // The log is in the archive (or still in its stream): it goes too, after the notice is sent, so
+    // followers on other hubs mostly hear of the removal before a read finds the log gone (the two
+    // still race by a moment: such a reader gets log_reset instead).
+    async purgeLog(run, reason) {
+      await notifyRemoved(postgres, run.project_id, run.id, reason);
+      await Promise.all([archive.delete(archiveKey(run.project_id, run.id)), archive.delete(archiveTimesKey(run.project_id, run.id)), deleteStream(redis, run.id)]);
+    },
+    readyChecks: () => ({
+      database: () => postgres.ping(),
+      redis: async () => {
+        await redis.ping();
+      },
+      listen: () => listener?.ping() ?? Promise.reject(new Error('no LISTEN connection')),
+      archive: () => archive.check(),
+    }),
+    start: () => sweeper.start(),
+    async stop() {
+      await sweeper.close();
+      feed?.close();
+      await listener?.close();
+    },
+    async close() {
+      closeNotices(redis);
+      redis.disconnect();
+      await postgres.close();
+    },
+  };
+}
