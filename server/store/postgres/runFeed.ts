@@ -14,6 +14,8 @@ export interface RunFeedEvents {
  * each hub's and worker's own clock, and a transaction may commit a while after it took its time.
  */
 const RESYNC_MARGIN_MS = 2 * 60_000;
+/** Runs asked about per query when looking for those gone from the database. */
+const GONE_BATCH = 1000;
 
 /** What a follower or a webhook sees of a run; a change of anything else (the live `log_size`) is not news. */
 const fingerprint = (run: RunRow) =>
@@ -30,6 +32,8 @@ const fingerprint = (run: RunRow) =>
 export class RunFeed {
   /** the last state delivered, per run, for those a re-read may find again */
   private delivered = new Map<number, string>();
+  /** the project of each run in `delivered`: a run gone from the database is announced removed with it */
+  private projectOf = new Map<number, number>();
   /** runs noticed, read together by the next read queued */
   private batch: Set<number> | null = null;
   private chain: Promise<void> = Promise.resolve();
@@ -52,6 +56,7 @@ export class RunFeed {
       this.batch = null; // changes noticed after it are read after it
       this.enqueue(async () => {
         this.delivered.delete(notice.runId);
+        this.projectOf.delete(notice.runId);
         this.events.removed(notice.projectId, notice.runId, notice.reason);
       });
       return;
@@ -88,17 +93,43 @@ export class RunFeed {
         const seen = new Map<number, RunRow>();
         for (const run of [...changed, ...active]) seen.set(run.id, run);
         const before = this.delivered;
+        const projectsBefore = this.projectOf;
         this.delivered = new Map();
+        this.projectOf = new Map();
         for (const run of [...seen.values()].sort((x, y) => x.id - y.id)) {
           const known = before.get(run.id);
           this.delivered.set(run.id, known ?? '');
+          this.projectOf.set(run.id, run.project_id);
           this.deliver(run, false);
         }
+        await this.announceGone([...before.keys()].filter((id) => !seen.has(id)), projectsBefore);
         this.lastResync = started;
       } catch (error) {
         this.log.warn({ err: error }, 'reading what changed in the runs failed; trying again at the next re-read');
       }
     });
+  }
+
+  /**
+   * Runs delivered before that a re-read no longer finds: most ended a while ago, but one purged
+   * while LISTEN was away (its removal notice lost with the connection) is gone from the database:
+   * it is announced removed, so its followers are not left waiting. The reason is not known then;
+   * `purged` is said.
+   */
+  private async announceGone(ids: number[], projectOf: Map<number, number>): Promise<void> {
+    const byProject = new Map<number, number[]>();
+    for (const id of ids) {
+      const projectId = projectOf.get(id);
+      if (projectId === undefined) continue;
+      byProject.set(projectId, [...(byProject.get(projectId) ?? []), id]);
+    }
+    for (const [projectId, runIds] of byProject) {
+      for (let i = 0; i < runIds.length; i += GONE_BATCH) {
+        const batch = runIds.slice(i, i + GONE_BATCH);
+        const still = await this.runs.ownedOf(projectId, batch);
+        for (const id of batch) if (!still.has(id) && !this.closed) this.events.removed(projectId, id, 'purged');
+      }
+    }
   }
 
   /** Waits for the reads queued so far. */
@@ -116,6 +147,7 @@ export class RunFeed {
     const state = fingerprint(run);
     if (!always && this.delivered.get(run.id) === state) return;
     this.delivered.set(run.id, state);
+    this.projectOf.set(run.id, run.project_id);
     if (this.closed) return;
     try {
       this.events.changed(run);

@@ -48,6 +48,30 @@ test('changes nobody was told of are delivered by the next re-read, each state o
   }
 });
 
+test('a run delivered before and purged while LISTEN was away (its removal notice lost) is announced removed by the next re-read; runs that only aged out are not', async () => {
+  const store = await openPostgresStore(await postgres.createDatabase());
+  const removed: string[] = [];
+  const feed = new RunFeed(store.runs, { changed: () => {}, removed: (projectId, runId, reason) => removed.push(`${projectId}:${runId}:${reason}`) }, 600_000, log);
+  try {
+    const project = (await store.projects.insert({ name: 'p', doc_root: '/tmp', pipeline: 'p', settings: {} })).id;
+    const insert = () => store.runs.insert({ project_id: project, scope: 'all', status: 'pending', triggered_by: 'test', progress_total: 1, plan: null });
+    const [kept, purged] = [await insert(), await insert()];
+    feed.resync();
+    await feed.settled();
+    for (const run of [kept, purged]) await store.runs.update(run.id, { status: 'completed', started_at: new Date(Date.now() - 3_600_000).toISOString(), finished_at: new Date(Date.now() - 3_600_000).toISOString() });
+    await store.runs.delete(purged.id); // no notice: it was lost with the connection
+    feed.resync();
+    await feed.settled();
+    assert.equal(removed, [`${project}:${purged.id}:purged`], 'the purged run is announced; the one that only left the re-read window is not');
+    feed.resync();
+    await feed.settled();
+    assert.equal(removed.length, 1, 'announced once');
+  } finally {
+    feed.close();
+    await store.close();
+  }
+});
+
 test('a LISTEN connection whose backend is terminated comes back, says so, and hears notices again', async () => {
   const url = await postgres.createDatabase();
   const store = await openPostgresStore(url, { connectTimeoutMs: 2000, statementTimeoutMs: 5000, pingMs: 200 });
