@@ -51,7 +51,10 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   let url = '';
   const webhooks = new WebhookDispatcher(store.webhooks, projects, runJson, { publicUrl: () => config.publicUrl ?? url, retryFirstMs: config.webhookRetryMs, retryMaxMs: config.webhookRetryMaxMs, maxTries: config.webhookTries }, log);
   // Finished runs past their project's limits go at start, hourly, and when one of its runs ends.
-  const retention = new RetentionSweeper(config.retention, { projects, store: store.retention, log, removed: (removed) => runService.removed(removed, 'retention') });
+  const retention = new RetentionSweeper(config.retention, { projects, store: store.retention, log, removed: (removed) => {
+    runService.removed(removed, 'retention');
+    return backend.purgesSettled();
+  } });
   // Every change of a run, this hub's own or (cluster) any hub's or worker's.
   const changes = {
     changed(run: RunRow) {

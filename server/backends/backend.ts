@@ -38,6 +38,8 @@ export interface Backend {
   connectRunChanges(service: RunService, to: RunChangeHandlers): void;
   /** a purged run's log goes, and its followers on every hub learn it was removed */
   purgeLog(run: RunRow, reason: RemovalReason, to: RunChangeHandlers): Promise<void>;
+  /** resolves once the purges asked for so far are done (a retention sweep waits for it between batches) */
+  purgesSettled(): Promise<void>;
   /** what readiness checks, by name */
   readyChecks(): Record<string, ReadyCheck>;
   /** background work (the cluster's archive sweep), once serving */

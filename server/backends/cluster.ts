@@ -12,6 +12,10 @@ import { notifyRemoved, notifyRun, RUNS_CHANNEL } from '../store/postgres/notify
 import { RunFeed } from '../store/postgres/runFeed.js';
 import { openPostgresStore, postgresTimeouts } from '../store/postgres/store.js';
 import type { Backend } from './backend.js';
+import { WorkQueue } from './workQueue.js';
+
+/** Purged runs whose logs are removed at once (each: a notice, two archive deletes, a Redis DEL). */
+const PURGES_AT_ONCE = 16;
 
 /**
  * A hub of a cluster: workers carry runs out and ship their logs to Redis streams; this hub records
@@ -33,6 +37,7 @@ export async function openClusterBackend(config: Config, log: pino.Logger): Prom
     changed: (run) => notifyRun(postgres, run.id),
     log,
   }, config.archiveSweepMs);
+  const purges = new WorkQueue(PURGES_AT_ONCE);
   let feed: RunFeed | null = null;
   let listener: PgListener | null = null;
   return {
@@ -53,11 +58,13 @@ export async function openClusterBackend(config: Config, log: pino.Logger): Prom
     },
     // The log is in the archive (or still in its stream): it goes too, after the notice is sent, so
     // followers on other hubs mostly hear of the removal before a read finds the log gone (the two
-    // still race by a moment: such a reader gets log_reset instead).
-    async purgeLog(run, reason) {
+    // still race by a moment: such a reader gets log_reset instead). A few at a time: a retention
+    // batch removes a thousand runs.
+    purgeLog: (run, reason) => purges.run(async () => {
       await notifyRemoved(postgres, run.project_id, run.id, reason);
       await Promise.all([archive.delete(archiveKey(run.project_id, run.id)), archive.delete(archiveTimesKey(run.project_id, run.id)), deleteStream(redis, run.id)]);
-    },
+    }),
+    purgesSettled: () => purges.idle(),
     readyChecks: () => ({
       database: () => postgres.ping(),
       redis: async () => {

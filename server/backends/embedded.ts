@@ -43,6 +43,7 @@ export async function openEmbeddedBackend(config: Config, log: pino.Logger): Pro
     }),
     connectRunChanges: (service, to) => service.on('run', (run) => to.changed(run)),
     purgeLog: async (run, reason, to) => to.removed(run.project_id, run.id, reason), // the run service removed its files
+    purgesSettled: async () => {},
     readyChecks: () => ({ database: () => store.ping(), logs: () => checkWritableDir(config.logsDir) }),
     start: () => {},
     stop: async () => {},

@@ -28,8 +28,8 @@ export function limitsOf(defaults: Limits, own: Retention): Limits {
 export interface SweeperDeps {
   projects: ProjectStore;
   store: RetentionStore;
-  /** runs the store has deleted: their log and side files go, and the project's subscribers are told */
-  removed: (runs: readonly RunRow[]) => void;
+  /** runs the store has deleted (a batch): their log and side files go, and subscribers are told; the next batch waits for it */
+  removed: (runs: readonly RunRow[]) => void | Promise<void>;
   log: pino.Logger;
   /** the clock (tests set it) */
   now?: () => number;
@@ -140,7 +140,7 @@ export class RetentionSweeper {
         { project_id: project.id, rule, limit: limits[rule], first_run_id: runs[0].id, last_run_id: runs[runs.length - 1].id, removed: runs.length, ms: Math.round(performance.now() - started) },
         'removed finished runs past the retention limits',
       );
-      this.deps.removed(runs);
+      await this.deps.removed(runs);
       if (runs.length < SWEEP_BATCH || this.closed) return removed;
     }
   }

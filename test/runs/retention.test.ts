@@ -75,7 +75,7 @@ test('the sweeper removes finished runs past the limits by a clock the test sets
     const sweeper = new RetentionSweeper({ runs: null, days: 7, log_bytes: null }, {
       projects: store.projects,
       store: store.retention,
-      removed: (runs) => removed.push(...runs.map((run) => run.id)),
+      removed: (runs) => void removed.push(...runs.map((run) => run.id)),
       log: pino({ level: 'silent' }),
       now: () => clock,
     });
@@ -130,3 +130,30 @@ test('HUB_RETENTION_RUNS=2: when a run ends the oldest finished one goes with it
 });
 
 test.run();
+
+test('a sweep waits for a batch\'s removals (logs, notices) before it goes on, so one sweep never has more than a batch of them under way', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-retention-'));
+  const store = await openSqliteStore(path.join(dir, 'hub.sqlite'));
+  try {
+    const project = await store.projects.insert({ name: 'gated', doc_root: dir, pipeline: 'p', settings: {}, retention: { runs: 1 } });
+    for (let i = 0; i < 3; i++) {
+      const row = await store.runs.insert({ project_id: project.id, scope: 'all', status: 'pending', triggered_by: 'test', progress_total: 1, plan: null });
+      await store.runs.settle(row.id, { status: 'completed', finished_at: new Date().toISOString(), log_size: 10 });
+    }
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let removedRuns = 0;
+    const sweeper = new RetentionSweeper(NO_LIMITS, { projects: store.projects, store: store.retention, removed: (runs) => ((removedRuns += runs.length), gate), log: pino({ level: 'silent' }) });
+    let done = false;
+    const sweep = sweeper.sweepProject(project.id).then(() => (done = true));
+    await waitFor(() => removedRuns === 2, 'the batch to be removed');
+    await new Promise((resolve) => setTimeout(resolve, 100)); // a sweep that did not wait would be done by now
+    assert.is(done, false, 'the sweep is still waiting for the batch\'s removals');
+    release();
+    await sweep;
+    assert.is(done, true);
+    await sweeper.close();
+  } finally {
+    await store.close();
+  }
+});

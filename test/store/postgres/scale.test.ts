@@ -142,7 +142,7 @@ test('retention on PostgreSQL: one hub at a time sweeps a project (advisory lock
 
     const removed: number[] = [];
     const sweeper = new RetentionSweeper({ runs: null, days: null, log_bytes: null }, {
-      projects: store.projects, store: store.retention, removed: (runs) => removed.push(...runs.map((run) => run.id)), log: pino({ level: 'silent' }), now: () => now,
+      projects: store.projects, store: store.retention, removed: (runs) => void removed.push(...runs.map((run) => run.id)), log: pino({ level: 'silent' }), now: () => now,
     });
     // Another hub holds the project's retention lock: this one leaves the project alone.
     await other.query('SELECT pg_advisory_lock($1, $2)', [RETENTION_LOCK, project.id]);
