@@ -44,6 +44,8 @@ export interface Config {
   readonly resyncMs: number;
   /** a worker waits this long for a finished run's log to reach Redis; then the archive takes it instead */
   readonly shipDeadlineMs: number;
+  /** a worker moves a running log to the object store in chunks of this many bytes; Redis keeps the tail */
+  readonly logChunkBytes: number;
   /** each check of `/api/ready` fails past this */
   readonly readyTimeoutMs: number;
   readonly cancelGraceMs: number;
@@ -193,6 +195,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     archiveTimeoutMs: readInteger(env, 'HUB_ARCHIVE_TIMEOUT_MS', 30_000, 100, 3_600_000),
     resyncMs: readInteger(env, 'HUB_RESYNC_MS', 5000, 100, 600_000),
     shipDeadlineMs: readInteger(env, 'HUB_SHIP_DEADLINE_MS', 15_000, 100, 3_600_000),
+    logChunkBytes: readInteger(env, 'HUB_LOG_CHUNK_BYTES', 1024 * 1024, 4096, 256 * 1024 * 1024),
     readyTimeoutMs: readInteger(env, 'HUB_READY_TIMEOUT_MS', 2000, 50, 60_000),
     cancelGraceMs: readInteger(env, 'HUB_CANCEL_GRACE_MS', 5000, 0, 600_000),
     maxLineBytes: readInteger(env, 'HUB_MAX_LINE_BYTES', 1024 * 1024, 16, 64 * 1024 * 1024),

@@ -4,7 +4,9 @@ import type { Config } from '../config.js';
 import { archiveKey, archiveTimesKey, openArchive } from '../logs/archive.js';
 import { ArchiveSweeper } from '../logs/archiveSweeper.js';
 import { createRedisClient } from '../logs/redisClient.js';
-import { closeNotices, ClusterLogSource, deleteStream, fenceStream, shippedSize } from '../logs/redisLogStream.js';
+import { ClusterLogSource } from '../logs/clusterLogSource.js';
+import { deleteChunks, readChunkMark } from '../logs/liveChunks.js';
+import { closeNotices, deleteStream, fenceStream, shippedSize } from '../logs/redisLogStream.js';
 import { ClusterLauncher } from '../runs/clusterLauncher.js';
 import { toRunJson } from '../runs/serialize.js';
 import type { PgListener } from '../store/postgres/listener.js';
@@ -62,7 +64,9 @@ export async function openClusterBackend(config: Config, log: pino.Logger): Prom
     // batch removes a thousand runs.
     purgeLog: (run, reason) => purges.run(async () => {
       await notifyRemoved(postgres, run.project_id, run.id, reason);
+      const chunks = await readChunkMark(redis, run.id); // before the stream (and its record of chunks) goes
       await Promise.all([archive.delete(archiveKey(run.project_id, run.id)), archive.delete(archiveTimesKey(run.project_id, run.id)), deleteStream(redis, run.id)]);
+      await deleteChunks(archive, run.id, chunks);
     }),
     purgesSettled: () => purges.idle(),
     readyChecks: () => ({

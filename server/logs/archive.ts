@@ -10,6 +10,8 @@ import type { LogHandle } from './logSource.js';
 export interface ObjectStore {
   /** Stores the file under `key`, whole or not at all (a reader never sees half of it). */
   put(key: string, file: string): Promise<void>;
+  /** Stores `bytes` under `key`, whole or not at all (a chunk of a running log: small, in memory). */
+  putBytes(key: string, bytes: Buffer): Promise<void>;
   /** A handle for positional reads of `key`; null if it is not stored. */
   open(key: string): Promise<LogHandle | null>;
   /** Removes `key` (nothing if it is not stored). */
@@ -30,6 +32,14 @@ export class DirectoryObjectStore implements ObjectStore {
     await fs.mkdir(path.dirname(target), { recursive: true });
     const temporary = `${target}.${process.pid}.tmp`;
     await fs.copyFile(file, temporary);
+    await fs.rename(temporary, target);
+  }
+
+  async putBytes(key: string, bytes: Buffer): Promise<void> {
+    const target = path.join(this.dir, key);
+    await fs.mkdir(path.dirname(target), { recursive: true });
+    const temporary = `${target}.${process.pid}.tmp`;
+    await fs.writeFile(temporary, bytes);
     await fs.rename(temporary, target);
   }
 

@@ -6,6 +6,7 @@ import type pino from 'pino';
 import { isTerminal, type RunRow, type RunStore } from '../store/runs.js';
 import { archiveKey, archiveTimesKey, type ObjectStore } from './archive.js';
 import type { LogHandle } from './logSource.js';
+import { deleteChunks, openLiveLog, readChunkMark } from './liveChunks.js';
 import { expireStream, listUnexpiredStreams, RedisLogSource } from './redisLogStream.js';
 
 /** The advisory lock of the sweep: one hub of the cluster sweeps at a time. */
@@ -76,7 +77,9 @@ export class ArchiveSweeper {
     const run = await this.deps.runs.get(id);
     if (!run) {
       // Purged while its stream was being written, or its removal failed: nothing reads it.
+      const mark = await readChunkMark(this.deps.redis, id);
       await expireStream(this.deps.redis, id);
+      await deleteChunks(this.deps.archive, id, mark);
       return;
     }
     if (!isTerminal(run.status) || Date.parse(run.finished_at ?? run.created_at) > endedBefore) return;
@@ -93,7 +96,8 @@ export class ArchiveSweeper {
         await copyToFile(times, path.join(dir, 'times'));
         await this.deps.archive.put(archiveTimesKey(run.project_id, run.id), path.join(dir, 'times'));
       }
-      const log = await source.open();
+      // The stream with its chunks: a long log's start is in the object store, not in Redis.
+      const log = await openLiveLog(this.deps.redis, this.deps.archive, run.id, async () => null);
       const size = log ? await copyToFile(log, path.join(dir, 'log')) : 0;
       if (log) await this.deps.archive.put(archiveKey(run.project_id, run.id), path.join(dir, 'log'));
       if (size !== run.log_size) {
@@ -101,7 +105,9 @@ export class ArchiveSweeper {
         this.deps.log.warn({ run_id: run.id, recorded: run.log_size, archived: size }, 'a swept log differs from its recorded size; recording the archived size');
         this.deps.changed(await this.deps.runs.update(run.id, { log_size: size }));
       }
+      const mark = await readChunkMark(this.deps.redis, run.id);
       await expireStream(this.deps.redis, run.id);
+      await deleteChunks(this.deps.archive, run.id, mark);
       this.deps.log.info({ run_id: run.id, bytes: size }, 'archived a finished log that was only in its stream');
     } finally {
       await fs.rm(dir, { recursive: true, force: true });
@@ -118,7 +124,8 @@ async function copyToFile(handle: LogHandle, file: string): Promise<number> {
     let position = 0;
     while (position < size) {
       const { bytesRead } = await handle.read(buffer, 0, Math.min(COPY_CHUNK, size - position), position);
-      if (bytesRead === 0) break;
+      // Short (a chunk lost from the object store): fail, rather than archive a log with its end cut off.
+      if (bytesRead === 0) throw new Error(`the log could be read to byte ${position} of ${size} only`);
       await out.write(buffer, 0, bytesRead);
       position += bytesRead;
     }

@@ -1,7 +1,6 @@
 import { randomInt } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { LeaseLostError } from '../errors.js';
-import type { ObjectStore } from './archive.js';
 import type { LogHandle, LogSource } from './logSource.js';
 
 /**
@@ -17,7 +16,7 @@ import type { LogHandle, LogSource } from './logSource.js';
  * run carries the hash tag `{run:ID}`, so on Redis Cluster they live in one slot and one script can
  * touch them all; no script touches a key of another run or a global one.
  */
-const tag = (runId: number) => `hub:log:{run:${runId}}`;
+export const tag = (runId: number) => `hub:log:{run:${runId}}`;
 const keys = (runId: number) => [tag(runId), `${tag(runId)}:size`, `${tag(runId)}:gen`];
 
 /**
@@ -31,10 +30,16 @@ const timesKey = (runId: number) => `${tag(runId)}:times`;
  * The highest lease epoch that wrote to the run's log (see store/runs.ts RunFence): an append or a
  * times write under a smaller one is refused, so a worker that lost the run cannot add to its log.
  */
-const epochKey = (runId: number) => `${tag(runId)}:epoch`;
+export const epochKey = (runId: number) => `${tag(runId)}:epoch`;
+
+/**
+ * How much of a running log is in the object store as chunks, and the chunk size: `<bytes>,<size>`
+ * (see liveChunks.ts). Readers read below `<bytes>` from the chunks; the stream no longer holds it.
+ */
+export const chunksKey = (runId: number) => `${tag(runId)}:chunks`;
 
 /** Lua: refuses (returns -1) when ARGV[3] is below the epoch in KEYS[n]; else records it. */
-const CHECK_EPOCH = (n: number) => `
+export const CHECK_EPOCH = (n: number) => `
 local epoch = tonumber(ARGV[3])
 local held = tonumber(redis.call('GET', KEYS[${n}]) or '0')
 if epoch < held then return -1 end
@@ -59,7 +64,7 @@ export async function writeTimes(redis: Redis, runId: number, offset: number, by
   return fenced(runId, Number(await redis.eval(WRITE_TIMES, 2, timesKey(runId), epochKey(runId), offset, bytes, epoch)));
 }
 
-function fenced(runId: number, answer: number): number {
+export function fenced(runId: number, answer: number): number {
   if (answer === -1) throw new LeaseLostError(runId, `The log of run ${runId} was written under a later lease: this worker's append is refused`);
   return answer;
 }
@@ -134,7 +139,12 @@ export async function shippedSize(redis: Redis, runId: number): Promise<number> 
   return (await streamSize(redis, runId)) ?? 0;
 }
 
-class StreamHandle implements LogHandle {
+/** A handle on a run's stream, which knows its generation (a new one when the log is replaced). */
+export interface StreamLogHandle extends LogHandle {
+  readonly generation: number;
+}
+
+class StreamHandle implements StreamLogHandle {
   constructor(private readonly redis: Redis, private readonly runId: number, readonly generation: number) {}
 
   /** Fills `length` bytes from `position` (fewer only at the end of the stream), as a file read does. */
@@ -151,6 +161,9 @@ class StreamHandle implements LogHandle {
         const start = Number(id.toString().split('-')[0]);
         const chunk = fields[1];
         const skip = position + bytesRead - start;
+        // Entries below a chunk mark can be trimmed while this reads (liveChunks.ts): a gap ends
+        // the read short, and the reader asks the chunks for the rest.
+        if (skip < 0) return { bytesRead };
         if (skip >= chunk.length) continue;
         bytesRead += chunk.copy(buffer, offset + bytesRead, skip, Math.min(chunk.length, skip + length - bytesRead));
         if (bytesRead >= length) break;
@@ -177,7 +190,7 @@ const READ_ENTRIES = 256;
 export class RedisLogSource implements LogSource {
   constructor(private readonly redis: Redis, private readonly runId: number) {}
 
-  async open(): Promise<LogHandle | null> {
+  async open(): Promise<StreamLogHandle | null> {
     const [, , genKey] = keys(this.runId);
     const generation = await this.redis.get(genKey);
     return generation === null ? null : new StreamHandle(this.redis, this.runId, Number(generation));
@@ -185,7 +198,7 @@ export class RedisLogSource implements LogSource {
 
   async isReplaced(handle: LogHandle): Promise<boolean> {
     const generation = await this.redis.get(keys(this.runId)[2]);
-    return generation !== null && Number(generation) !== (handle as StreamHandle).generation;
+    return generation !== null && Number(generation) !== (handle as StreamLogHandle).generation;
   }
 
   /**
@@ -270,7 +283,7 @@ export function closeNotices(redis: Redis): void {
 
 /** Deletes a run's stream (a log replaced: its next append at 0 starts a new generation). */
 export async function deleteStream(redis: Redis, runId: number): Promise<void> {
-  await redis.del(...keys(runId), timesKey(runId), epochKey(runId));
+  await redis.del(...keys(runId), timesKey(runId), epochKey(runId), chunksKey(runId));
 }
 
 /** After a finished log is archived, its stream goes after this long (readers that opened it meanwhile switch to the archive). */
@@ -279,7 +292,7 @@ export const STREAM_GRACE_S = 600;
 /** The stream of an archived run expires (never before the archive holds the whole log). */
 export async function expireStream(redis: Redis, runId: number): Promise<void> {
   const multi = redis.multi();
-  for (const key of [...keys(runId), timesKey(runId), epochKey(runId)]) multi.expire(key, STREAM_GRACE_S);
+  for (const key of [...keys(runId), timesKey(runId), epochKey(runId), chunksKey(runId)]) multi.expire(key, STREAM_GRACE_S);
   await multi.exec();
 }
 
@@ -302,74 +315,4 @@ export async function* listUnexpiredStreams(redis: Redis): AsyncGenerator<number
     const ids = found.filter((_, index) => ttls[index]?.[1] === -1).map((key) => Number(/\{run:(\d+)\}/.exec(key)?.[1])).filter(Number.isSafeInteger);
     if (ids.length > 0) yield ids;
   } while (cursor !== '0');
-}
-
-/**
- * A run's log in cluster mode: from the archive once it is there, else from its stream, and a
- * stream that went away under a reader (expired after archiving) is read on from the archive.
- */
-export class ClusterLogSource implements LogSource {
-  private readonly stream: RedisLogSource;
-
-  /** `key`, `timesKey`: the log's and its time records' names in the archive */
-  constructor(redis: Redis, runId: number, private readonly archive: ObjectStore, private readonly key: string, private readonly timesKey?: string) {
-    this.stream = new RedisLogSource(redis, runId);
-  }
-
-  async open(): Promise<LogHandle | null> {
-    const archived = await this.archive.open(this.key);
-    if (archived) return archived;
-    const stream = await this.stream.open();
-    return stream && new FallbackHandle(stream, () => this.archive.open(this.key));
-  }
-
-  /** The time records, where the log is: archived, else in Redis (read on from the archive once that copy expires). */
-  async openTimes(): Promise<LogHandle | null> {
-    const timesKey = this.timesKey;
-    if (!timesKey) return null;
-    // Redis first (cheap); the archive once the copy has expired.
-    const copy = await this.stream.openTimes();
-    if (copy) return new FallbackHandle(copy, () => this.archive.open(timesKey));
-    return this.archive.open(timesKey);
-  }
-
-  async isReplaced(handle: LogHandle): Promise<boolean> {
-    return handle instanceof FallbackHandle ? handle.onStream && (await this.stream.isReplaced(handle.stream)) : false;
-  }
-
-  watch(hint: () => void): () => void {
-    return this.stream.watch(hint);
-  }
-}
-
-/** Reads the stream; when it is gone (expired once archived), reads on from the archive. */
-class FallbackHandle implements LogHandle {
-  private archived: LogHandle | null = null;
-
-  constructor(readonly stream: LogHandle, private readonly openArchive: () => Promise<LogHandle | null>) {}
-
-  get onStream(): boolean {
-    return this.archived === null;
-  }
-
-  private async current(): Promise<LogHandle> {
-    if (this.archived) return this.archived;
-    if ((await this.stream.stat()).size > 0) return this.stream;
-    this.archived = await this.openArchive();
-    return this.archived ?? this.stream;
-  }
-
-  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
-    return (await this.current()).read(buffer, offset, length, position);
-  }
-
-  async stat(): Promise<{ size: number; ino: number }> {
-    const handle = await this.current();
-    const { size } = await handle.stat();
-    return { size, ino: (await this.stream.stat()).ino };
-  }
-
-  async close(): Promise<void> {
-    await this.archived?.close();
-  }
 }

@@ -85,6 +85,12 @@ export class S3ObjectStore implements ObjectStore {
     }
   }
 
+  /** One PUT from memory (the SDK sends it again on its own retries). */
+  async putBytes(key: string, bytes: Buffer): Promise<void> {
+    const requestTimeout = this.timeoutMs + Math.ceil(bytes.length / SLOWEST_UPLOAD_BYTES_PER_MS);
+    await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(key), Body: bytes, ContentLength: bytes.length, ContentType: 'application/octet-stream' }), { requestTimeout });
+  }
+
   async open(key: string): Promise<LogHandle | null> {
     try {
       const head = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: this.key(key) }));

@@ -7,6 +7,7 @@ import { LeaseLostError } from '../errors.js';
 import { backoffMs } from '../retry.js';
 import { archiveKey, archiveTimesKey, type ObjectStore } from '../logs/archive.js';
 import { LogShipper } from '../logs/logShipper.js';
+import { ChunkUploader, deleteChunks, readChunkMark } from '../logs/liveChunks.js';
 import { expireStream, shippedSize } from '../logs/redisLogStream.js';
 import { LogWatcher } from '../logs/logWatcher.js';
 import { runFiles } from '../paths.js';
@@ -40,7 +41,7 @@ export class Worker {
   private readonly launcher: LocalLauncher;
   private readonly settler: RunSettler;
   private readonly watcher = new LogWatcher();
-  private readonly shippers = new Map<number, { shipper: LogShipper; stop: () => void }>();
+  private readonly shippers = new Map<number, { shipper: LogShipper; chunks: ChunkUploader; stop: () => void }>();
   private readonly timers: NodeJS.Timeout[] = [];
   /** archives that failed, waiting to be tried again */
   private readonly archiveRetries = new Set<NodeJS.Timeout>();
@@ -205,6 +206,8 @@ export class Worker {
     if (this.shippers.has(run.id)) return;
     const { log: file, times } = runFiles(this.config.logsDir, run.project_id, run.id);
     const shipper = new LogShipper(this.redis, run.id, file, times, fence.epoch);
+    // Full chunks go to the object store and leave Redis: Redis holds at most two chunks of a running log.
+    const chunks = new ChunkUploader(this.redis, this.objects, run.id, file, this.config.logChunkBytes, fence.epoch);
     // A running run's size, for hubs (its file is here): recorded at most once per interval, and
     // once more after the last change.
     let recorded = 0;
@@ -219,6 +222,10 @@ export class Worker {
     };
     const shipped = () => {
       pending ??= setTimeout(record, SIZE_RECORD_MS);
+      chunks.advance(shipper.size).catch((error: unknown) => {
+        if (error instanceof LeaseLostError) this.leaseLost(run.id, error.message);
+        else this.log.warn({ err: error, run_id: run.id }, 'moving a chunk of a running log to the object store failed; the next ship tries again (Redis keeps the bytes meanwhile)');
+      });
     };
     const hint = () => {
       shipper.ship().then(shipped, (error: unknown) => {
@@ -231,6 +238,7 @@ export class Worker {
     this.watcher.watch(times, hint);
     this.shippers.set(run.id, {
       shipper,
+      chunks,
       stop: () => {
         this.watcher.unwatch(file);
         this.watcher.unwatch(times);
@@ -244,6 +252,7 @@ export class Worker {
     if (!entry) return;
     entry.stop();
     entry.shipper.close();
+    entry.chunks.close().catch(() => {}); // its pass under way ends at the next chunk
     this.shippers.delete(runId);
   }
 
@@ -268,6 +277,8 @@ export class Worker {
     if (!entry) return;
     try {
       this.flushed.set(runId, await entry.shipper.flush(this.config.shipDeadlineMs));
+      // No chunk is recorded after this: the log is archived next, and its stream set to expire.
+      await entry.chunks.close();
     } catch (error) {
       if (!(error instanceof LeaseLostError) && !this.released.has(runId)) this.log.warn({ err: error, run_id: runId }, 'the end of a log could not reach Redis in time; its slot is given back and its end will be recorded once Redis has it');
       this.releaseSlot(runId);
@@ -286,7 +297,10 @@ export class Worker {
       // The times first: once the log is archived, readers look for its times there.
       if (fs.existsSync(files.times)) await this.objects.put(archiveTimesKey(projectId, runId), files.times);
       await this.objects.put(archiveKey(projectId, runId), files.log);
+      const mark = await readChunkMark(this.redis, runId);
       await expireStream(this.redis, runId);
+      // Readers of its chunks read on from the archive.
+      await deleteChunks(this.objects, runId, mark);
     } catch (error) {
       // Tried again from the file here, with backoff, in the background (the slot is not held);
       // past the last try, or if this worker stops, the hubs' sweeper archives it from the stream.

@@ -1,0 +1,77 @@
+import type { Redis } from 'ioredis';
+import type { ObjectStore } from './archive.js';
+import { openLiveLog } from './liveChunks.js';
+import type { LogHandle, LogSource } from './logSource.js';
+import { RedisLogSource } from './redisLogStream.js';
+
+/**
+ * A run's log in cluster mode: from the archive once it is there, else from its stream, and a
+ * stream that went away under a reader (expired after archiving) is read on from the archive.
+ */
+export class ClusterLogSource implements LogSource {
+  private readonly stream: RedisLogSource;
+
+  /** `key`, `timesKey`: the log's and its time records' names in the archive (which holds a running log's chunks too) */
+  constructor(private readonly redis: Redis, private readonly runId: number, private readonly archive: ObjectStore, private readonly key: string, private readonly timesKey?: string) {
+    this.stream = new RedisLogSource(redis, runId);
+  }
+
+  async open(): Promise<LogHandle | null> {
+    const archived = await this.archive.open(this.key);
+    if (archived) return archived;
+    const openArchive = () => this.archive.open(this.key);
+    const stream = await openLiveLog(this.redis, this.archive, this.runId, openArchive);
+    return stream && new FallbackHandle(stream, openArchive);
+  }
+
+  /** The time records, where the log is: archived, else in Redis (read on from the archive once that copy expires). */
+  async openTimes(): Promise<LogHandle | null> {
+    const timesKey = this.timesKey;
+    if (!timesKey) return null;
+    // Redis first (cheap); the archive once the copy has expired.
+    const copy = await this.stream.openTimes();
+    if (copy) return new FallbackHandle(copy, () => this.archive.open(timesKey));
+    return this.archive.open(timesKey);
+  }
+
+  async isReplaced(handle: LogHandle): Promise<boolean> {
+    return handle instanceof FallbackHandle ? handle.onStream && (await this.stream.isReplaced(handle.stream)) : false;
+  }
+
+  watch(hint: () => void): () => void {
+    return this.stream.watch(hint);
+  }
+}
+
+/** Reads the stream; when it is gone (expired once archived), reads on from the archive. */
+class FallbackHandle implements LogHandle {
+  private archived: LogHandle | null = null;
+
+  constructor(readonly stream: LogHandle, private readonly openArchive: () => Promise<LogHandle | null>) {}
+
+  get onStream(): boolean {
+    return this.archived === null;
+  }
+
+  private async current(): Promise<LogHandle> {
+    if (this.archived) return this.archived;
+    if ((await this.stream.stat()).size > 0) return this.stream;
+    this.archived = await this.openArchive();
+    return this.archived ?? this.stream;
+  }
+
+  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    return (await this.current()).read(buffer, offset, length, position);
+  }
+
+  async stat(): Promise<{ size: number; ino: number }> {
+    const handle = await this.current();
+    const { size } = await handle.stat();
+    return { size, ino: (await this.stream.stat()).ino };
+  }
+
+  async close(): Promise<void> {
+    await this.archived?.close();
+    await this.stream.close(); // a chunked stream holds a chunk open
+  }
+}

@@ -1,0 +1,225 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { Redis } from 'ioredis';
+import { archiveKey, DirectoryObjectStore } from '../../server/logs/archive.js';
+import { ClusterLogSource } from '../../server/logs/clusterLogSource.js';
+import { ChunkUploader, chunkKey, deleteChunks, readChunkMark } from '../../server/logs/liveChunks.js';
+import { LogShipper } from '../../server/logs/logShipper.js';
+import { appendChunk, closeNotices, deleteStream, expireStream } from '../../server/logs/redisLogStream.js';
+import { LeaseLostError } from '../../server/errors.js';
+import { random } from '../helpers/random.js';
+import { startRedis } from '../helpers/redis.js';
+import { logSourceContract } from './logSource.contract.js';
+
+const redisServer = await startRedis();
+function client(): Redis {
+  const redis = new Redis(redisServer.url, { maxRetriesPerRequest: null });
+  redis.on('error', () => {});
+  return redis;
+}
+// Far from the ids of other test files' runs: the object store here is this file's own anyway.
+let nextRun = 70_000;
+
+function tempDir(name: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `hub-chunks-${name}-`));
+}
+
+/** Reads [position, position + length) through a fresh handle of `source`. */
+async function readRange(source: ClusterLogSource, position: number, length: number): Promise<Buffer> {
+  const handle = (await source.open())!;
+  try {
+    const buffer = Buffer.alloc(length);
+    const { bytesRead } = await handle.read(buffer, 0, length, position);
+    return buffer.subarray(0, bytesRead);
+  } finally {
+    await handle.close();
+  }
+}
+
+// The contract every log source keeps, on a stream whose start moves to 16-byte chunks as it grows.
+logSourceContract('redis stream with live chunks', async () => {
+  const redis = client();
+  const dir = tempDir('contract');
+  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
+  const file = path.join(dir, 'run.log');
+  const runId = nextRun++;
+  let uploader = new ChunkUploader(redis, objects, runId, file, 16, 0);
+  const append = async (bytes: Buffer) => {
+    fs.appendFileSync(file, bytes);
+    const size = Number((await redis.get(`hub:log:{run:${runId}}:size`)) ?? 0);
+    assert.is(await appendChunk(redis, runId, size, bytes), size + bytes.length);
+    await uploader.advance(size + bytes.length);
+  };
+  return {
+    source: new ClusterLogSource(redis, runId, objects, archiveKey(1, runId)),
+    append,
+    replace: async (bytes) => {
+      await uploader.close();
+      await deleteStream(redis, runId);
+      fs.writeFileSync(file, '');
+      uploader = new ChunkUploader(redis, objects, runId, file, 16, 0);
+      await append(bytes);
+    },
+    done: async () => {
+      await uploader.close();
+      closeNotices(redis);
+      redis.disconnect();
+    },
+  };
+});
+
+test('a long running log keeps at most two chunks in Redis however long it grows, and reads at any offset (across chunk and stream) equal the file, while it grows', async () => {
+  const chunkBytes = 64 * 1024;
+  const dir = tempDir('bound');
+  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
+  const file = path.join(dir, 'run.log');
+  fs.writeFileSync(file, '');
+  const runId = nextRun++;
+  const redis = client();
+  const shipper = new LogShipper(redis, runId, file);
+  const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 0);
+  const source = new ClusterLogSource(redis, runId, objects, archiveKey(1, runId));
+  const next = random(2318);
+  let written = 0;
+  let largest = 0;
+  // 40 chunks' worth, written in random pieces; a reader reads random ranges as it grows.
+  while (written < 40 * chunkBytes) {
+    const piece = Buffer.from(`line ${written} ${'é日😀 x'.repeat(Math.floor(next() * 400))}\n`);
+    fs.appendFileSync(file, piece);
+    written += piece.length;
+    await shipper.ship();
+    await uploader.advance(shipper.size);
+    largest = Math.max(largest, Number(await redis.memory('USAGE', `hub:log:{run:${runId}}`, 'SAMPLES', 0)));
+    const position = Math.floor(next() * written);
+    const length = Math.min(written - position, Math.floor(next() * 3 * chunkBytes));
+    const expected = fs.readFileSync(file).subarray(position, position + length);
+    assert.ok((await readRange(source, position, length)).equals(expected), `bytes [${position}, ${position + length}) equal the file`);
+  }
+  const mark = await readChunkMark(redis, runId);
+  assert.ok(mark.chunked >= written - 2 * chunkBytes, `all but the tail is in chunks (${mark.chunked} of ${written})`);
+  // The stream's memory: its entries (Redis's own overhead on top) stay under two chunks and a bit.
+  assert.ok(largest < 2.5 * chunkBytes, `the stream held at most ${largest} bytes, for a log of ${written}`);
+  assert.ok((await readRange(source, 0, written)).equals(fs.readFileSync(file)), 'the whole log reads back');
+  shipper.close();
+  await uploader.close();
+  redis.disconnect();
+});
+
+test('readers racing the trim of the chunks they read read exact bytes: many readers while the log grows and moves to chunks', async () => {
+  const chunkBytes = 4096;
+  const dir = tempDir('race');
+  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
+  const file = path.join(dir, 'run.log');
+  fs.writeFileSync(file, '');
+  const runId = nextRun++;
+  const redis = client();
+  const shipper = new LogShipper(redis, runId, file);
+  const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 0);
+  const source = new ClusterLogSource(redis, runId, objects, archiveKey(1, runId));
+  let done = false;
+  const writing = (async () => {
+    for (let i = 0; i < 3000; i++) {
+      fs.appendFileSync(file, `racing line ${i} ${'ab'.repeat(i % 37)}\n`);
+      await shipper.ship();
+      uploader.advance(shipper.size).catch(() => {});
+    }
+    done = true;
+  })();
+  const next = random(77);
+  let reads = 0;
+  const reader = async () => {
+    while (!done) {
+      const size = shipper.size;
+      if (size === 0) {
+        await new Promise((resolve) => setImmediate(resolve));
+        continue;
+      }
+      const position = Math.floor(next() * size);
+      const length = Math.min(size - position, 1 + Math.floor(next() * 3 * chunkBytes));
+      const got = await readRange(source, position, length);
+      assert.ok(got.equals(fs.readFileSync(file).subarray(position, position + length)), `bytes [${position}, ${position + length}) equal the file`);
+      reads++;
+    }
+  };
+  await Promise.all([writing, reader(), reader(), reader()]);
+  assert.ok(reads > 50, `${reads} reads raced the trims`);
+  assert.ok((await readChunkMark(redis, runId)).chunked > 20 * chunkBytes, 'most of the log moved to chunks meanwhile');
+  shipper.close();
+  await uploader.close();
+  redis.disconnect();
+});
+
+test('once the log is archived and its chunks deleted, a reader that had it open reads on from the archive; the chunks are gone', async () => {
+  const chunkBytes = 4096;
+  const dir = tempDir('archived');
+  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
+  const file = path.join(dir, 'run.log');
+  fs.writeFileSync(file, Array.from({ length: 2000 }, (_, i) => `archived chunk line ${i}\n`).join(''));
+  const log = fs.readFileSync(file);
+  const runId = nextRun++;
+  const redis = client();
+  const shipper = new LogShipper(redis, runId, file);
+  await shipper.flush(10_000);
+  const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 0);
+  await uploader.advance(shipper.size);
+  await uploader.close();
+  const source = new ClusterLogSource(redis, runId, objects, archiveKey(1, runId));
+  const reading = (await source.open())!;
+  const first = Buffer.alloc(100);
+  await reading.read(first, 0, 100, 0); // from the first chunk
+  assert.ok(first.equals(log.subarray(0, 100)));
+  // What the worker does at the end: archive, let the stream expire, delete the chunks.
+  await objects.put(archiveKey(1, runId), file);
+  const mark = await readChunkMark(redis, runId);
+  assert.ok(mark.chunked > 0);
+  await expireStream(redis, runId);
+  await deleteChunks(objects, runId, mark);
+  assert.is(await objects.open(chunkKey(runId, 0)), null, 'the chunks are deleted');
+  const copy = Buffer.alloc(log.length);
+  assert.is((await reading.read(copy, 0, log.length, 0)).bytesRead, log.length);
+  assert.ok(copy.equals(log), 'read on from the archive');
+  await reading.close();
+  shipper.close();
+  redis.disconnect();
+});
+
+test('a chunk recorded under a stale lease epoch is refused; a stream lost with Redis (restarted empty) is recorded again from its next chunk on', async () => {
+  const chunkBytes = 4096;
+  const dir = tempDir('fence');
+  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
+  const file = path.join(dir, 'run.log');
+  fs.writeFileSync(file, 'x'.repeat(3 * chunkBytes));
+  const runId = nextRun++;
+  const redis = client();
+  const shipper = new LogShipper(redis, runId, file, undefined, 2);
+  await shipper.flush(10_000);
+  const stale = new ChunkUploader(redis, objects, runId, file, chunkBytes, 1);
+  const refused = await stale.advance(shipper.size).then(() => null, (error: unknown) => error);
+  assert.ok(refused instanceof LeaseLostError, 'the stale epoch is refused');
+  const current = new ChunkUploader(redis, objects, runId, file, chunkBytes, 2);
+  await current.advance(shipper.size);
+  assert.is((await readChunkMark(redis, runId)).chunked, 3 * chunkBytes);
+  await deleteStream(redis, runId); // Redis lost it: the shipper sends it again from 0
+  const again = new LogShipper(redis, runId, file, undefined, 2);
+  await again.flush(10_000);
+  await current.advance(again.size);
+  const source = new ClusterLogSource(redis, runId, objects, archiveKey(1, runId));
+  assert.ok((await readRange(source, 0, 3 * chunkBytes)).equals(fs.readFileSync(file)), 'read whole from the stream meanwhile');
+  fs.appendFileSync(file, 'y'.repeat(chunkBytes + 10));
+  await again.flush(10_000);
+  await current.advance(again.size);
+  assert.is((await readChunkMark(redis, runId)).chunked, 4 * chunkBytes, 'the next chunk records all below it again');
+  assert.is(Number(await redis.xlen(`hub:log:{run:${runId}}`)), 1, 'the stream keeps only its tail');
+  assert.ok((await readRange(source, 0, 4 * chunkBytes + 10)).equals(fs.readFileSync(file)));
+  shipper.close();
+  again.close();
+  await Promise.all([stale.close(), current.close()]);
+  redis.disconnect();
+});
+
+test.after(() => redisServer.stop());
+
+test.run();
