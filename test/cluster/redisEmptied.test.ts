@@ -3,43 +3,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startCluster } from '../helpers/cluster.js';
 import { createProject, waitForRun } from '../helpers/hub.js';
-import { TestClient, type LogMessage } from '../helpers/wsClient.js';
-import { bytesOfLines } from '../soak/follower.js';
+import { ResettingFollower } from '../helpers/resettingFollower.js';
+import { TestClient } from '../helpers/wsClient.js';
 
 const TICKING = { ticking: { steps: [{ name: 'tick', command: ['sh', '-c', 'i=0; while [ $i -lt 80 ]; do echo "tick $i of run $HUB_RUN_ID"; sleep 0.1; i=$((i + 1)); done'] }], scopes: { all: 'tick' } } };
 
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-
-/** A follower that does what the docs tell a client to do on `log_reset`: drop its copy and subscribe again from 0. */
-class ResettingFollower {
-  resets = 0;
-  /** index in the client's messages where the current copy starts */
-  private from = 0;
-
-  constructor(readonly client: TestClient, private readonly runId: number) {
-    client.socket.on('message', () => {
-      const last = client.messages.at(-1)!;
-      if (last.type !== 'error' || last.code !== 'log_reset' || last.run_id !== runId) return;
-      this.resets++;
-      this.from = client.messages.length;
-      client.send({ type: 'subscribe', run_id: runId, offset: 0 });
-    });
-    client.send({ type: 'subscribe', run_id: runId, offset: 0 });
-  }
-
-  /** The copy since the last reset, checked contiguous from 0. */
-  copy(): { bytes: Buffer; completes: LogMessage[] } {
-    const messages = this.client.messages.slice(this.from).filter((m) => m.run_id === this.runId);
-    let next = 0;
-    const parts: Buffer[] = [];
-    for (const message of messages.filter((m) => m.type === 'lines')) {
-      assert.is(message.offset, next, 'contiguous: no gap, no overlap');
-      parts.push(bytesOfLines(message as { lines: string[] }));
-      next = message.next!;
-    }
-    return { bytes: Buffer.concat(parts), completes: messages.filter((m) => m.type === 'complete') };
-  }
-}
 
 test('Redis killed and brought back empty mid-run: the worker ships the log again from 0, followers on both hubs are told log_reset and, subscribing again from 0, get every byte once and one complete', async () => {
   const cluster = await startCluster({ pipelines: TICKING, workers: 1, env: { HUB_WORKER_TIMEOUT_MS: '15000' } });
