@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startCluster } from '../helpers/cluster.js';
+import { pollFromZero } from '../helpers/httpPoller.js';
 import { createProject, waitForRun } from '../helpers/hub.js';
 import { ResettingFollower } from '../helpers/resettingFollower.js';
 import { TestClient } from '../helpers/wsClient.js';
@@ -17,6 +18,8 @@ test('Redis killed and brought back empty mid-run: the worker ships the log agai
     const projectId = await createProject(a, 'ticking');
     const run = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
     const followers = [new ResettingFollower(await TestClient.connect(a.url), run.id), new ResettingFollower(await TestClient.connect(b.url), run.id)];
+    const polled = pollFromZero(b, projectId, run.id);
+    polled.catch(() => {}); // awaited below; a failure before then must not go unhandled
     await followers[1].client.waitFor((m) => m.type === 'lines' && m.run_id === run.id && m.lines!.some((line) => line.startsWith('tick 10 ')), 'ticks through hub B', 20_000);
 
     const emptiedAt = Date.now();
@@ -38,7 +41,9 @@ test('Redis killed and brought back empty mid-run: the worker ships the log agai
       assert.ok(follower.resets <= 2, `follower ${index}: ${follower.resets} resets`);
       await follower.client.close();
     }
-    console.log(`  (Redis down and back empty in ${downMs} ms; resets seen: ${followers.map((f) => f.resets).join(', ')}; the run completed ${Date.parse(ended.finished_at) - emptiedAt} ms after the kill)`);
+    const { bytes: viaHttp, failures } = await polled;
+    assert.is(sha(viaHttp), sha(raw), 'the HTTP poller has the log');
+    console.log(`  (HTTP poller: ${failures} failed requests; Redis down and back empty in ${downMs} ms; resets seen: ${followers.map((f) => f.resets).join(', ')}; the run completed ${Date.parse(ended.finished_at) - emptiedAt} ms after the kill)`);
   } finally {
     await cluster.stop();
   }

@@ -3,36 +3,16 @@ import { Redis } from 'ioredis';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startCluster } from '../helpers/cluster.js';
-import { createProject, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
+import { pollFromZero } from '../helpers/httpPoller.js';
+import { createProject, waitFor, waitForRun } from '../helpers/hub.js';
 import { startRedis } from '../helpers/redis.js';
 import { ResettingFollower } from '../helpers/resettingFollower.js';
 import { startTcpProxy, type TcpProxy } from '../helpers/tcpProxy.js';
 import { TestClient } from '../helpers/wsClient.js';
-import { bytesOfLines } from '../soak/follower.js';
 
 const TICKING = { ticking: { steps: [{ name: 'tick', command: ['sh', '-c', 'i=0; while [ $i -lt 80 ]; do echo "tick $i of run $HUB_RUN_ID"; sleep 0.1; i=$((i + 1)); done'] }], scopes: { all: 'tick' } } };
 
 const sha = (bytes: Buffer) => createHash('sha256').update(bytes).digest('hex');
-
-/** An HTTP follower: `GET logs?offset=` from 0, every 100 ms, each page from the last one's next, until a page says complete; a failed request is asked again. */
-async function pollFromZero(hub: TestHub, projectId: number, runId: number): Promise<{ bytes: Buffer; failures: number }> {
-  const pieces: Buffer[] = [];
-  let offset = 0;
-  let failures = 0;
-  const deadline = Date.now() + 60_000;
-  while (Date.now() < deadline) {
-    const { status, body } = await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs?offset=${offset}`);
-    if (status !== 200) failures++;
-    else {
-      assert.is(body.offset, offset, 'each page starts where the last ended');
-      pieces.push(bytesOfLines(body));
-      offset = body.next;
-      if (body.complete) return { bytes: Buffer.concat(pieces), failures };
-    }
-    await new Promise((resolve) => setTimeout(resolve, 100)); // the poller's own interval
-  }
-  throw new Error('the log never said complete');
-}
 
 test('a failover to a Redis replica mid-run (the primary SIGKILLed, REPLICAOF NO ONE on the replica, the cluster\'s one Redis address moved to it): the run completes, followers on both hubs end with every byte once and one complete', async () => {
   // The cluster follows one URL: a TCP proxy is that stable address, as a VIP or a DNS name would be.
