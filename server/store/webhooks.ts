@@ -29,6 +29,11 @@ export interface WebhookStore {
    * and nothing changed, once another hub took it over (or it is gone).
    */
   recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt): Promise<boolean>;
+  /**
+   * The store's own clock (ms since the epoch): the one every hub's leases and due times are
+   * reckoned by, so that a hub whose clock is off neither takes over a lease early nor holds one late.
+   */
+  clock(): Promise<number>;
   /** newest first */
   listDeliveries(webhookId: number, limit: number): Promise<WebhookDelivery[]>;
 }

@@ -16,12 +16,15 @@ export interface DispatcherOptions {
   /** tries in all before a delivery is `failed` */
   maxTries: number;
   timeoutMs?: number;
+  /** this hub's own clock (tests skew it); leases are reckoned by the store's, read through it */
   now?: () => number;
 }
 
 const TIMEOUT_MS = 10_000;
 /** Pending deliveries whose holder went away are looked for this often. */
 const SWEEP_MS = 30_000;
+/** The store's clock is read again after this (this hub's clock may be stepped meanwhile). */
+const CLOCK_READ_MS = 10_000;
 const ERROR_TEXT_MAX = 500;
 /** A store write that failed (a locked SQLite file) is tried again after this, doubling up to the most. */
 const STORE_RETRY_MS = 1000;
@@ -70,6 +73,10 @@ export class WebhookDispatcher {
   private readonly sweeper: NodeJS.Timeout;
   private readonly timeoutMs: number;
   private readonly now: () => number;
+  /** the store's clock minus this hub's, as last read */
+  private clockOffsetMs = 0;
+  /** performance.now() of that read; none yet */
+  private clockReadAt: number | undefined;
 
   constructor(
     private readonly store: WebhookStore,
@@ -192,6 +199,7 @@ export class WebhookDispatcher {
       run: this.runJson(run),
       url: `${this.options.publicUrl()}/#/projects/${run.project_id}/runs/${run.id}`,
     };
+    await this.readClock();
     for (const hook of hooks) {
       // Already there (a repeat of this recording): its holder delivers it.
       const delivery = await this.store.createDelivery({ webhook_id: hook.id, run_id: run.id, event, payload: JSON.stringify(payload) }, this.leaseFor(0));
@@ -201,6 +209,7 @@ export class WebhookDispatcher {
 
   private async deliverDue(): Promise<void> {
     if (this.closed) return;
+    await this.readClock();
     const due = await this.store.leaseDue(this.iso(0), this.leaseFor(0), 50);
     // One this hub holds already (its outcome still being written) has just had its lease extended.
     for (const delivery of due) {
@@ -316,8 +325,29 @@ export class WebhookDispatcher {
     if (this.held.get(id) === held) this.held.delete(id);
   }
 
+  /**
+   * Reads the store's clock (PostgreSQL's now(), SQLite's own) when the last read is older than
+   * CLOCK_READ_MS: leases and due times are shared by every hub, so they are reckoned by the one
+   * clock all of them see, not each hub's own (one 30 s off would take over a lease still held,
+   * and deliver twice). A failed read keeps the last offset; with none yet, it fails the caller,
+   * which asks again.
+   */
+  private async readClock(): Promise<void> {
+    if (this.clockReadAt !== undefined && performance.now() - this.clockReadAt < CLOCK_READ_MS) return;
+    const before = this.now();
+    try {
+      const store = await this.store.clock();
+      // The store read its clock somewhere within the round trip: its middle is off by half of it at most.
+      this.clockOffsetMs = store - (before + this.now()) / 2;
+      this.clockReadAt = performance.now();
+    } catch (error) {
+      if (this.clockReadAt === undefined) throw error;
+      this.log.warn({ err: error }, 'reading the store\'s clock failed; the last offset stands');
+    }
+  }
+
   private iso(fromNowMs: number): string {
-    return new Date(this.now() + fromNowMs).toISOString();
+    return new Date(this.now() + this.clockOffsetMs + fromNowMs).toISOString();
   }
 
   /** Held for the wait before the next try plus longer than a try takes. */

@@ -172,4 +172,58 @@ networkTest(hubNamed, async () => {
   }
 });
 
+const movedNamed = 'a hub cut off from the network mid-run: its follower gives it up and resumes on the other hub from its last next, and ends with every byte once and one complete';
+
+networkTest(movedNamed, async () => {
+  let network: Network | undefined;
+  let postgres: TestPostgres | undefined;
+  let redis: TestRedis | undefined;
+  const hubs: TestHub[] = [];
+  let worker: ClusterWorker | undefined;
+  try {
+    network = createNetwork(1);
+    const [machine] = network.machines;
+    const services = await startServices(network);
+    ({ postgres, redis } = services);
+    const a = await startHub({ pipelines: TICKING, env: services.env });
+    const b = await startHub({ pipelines: TICKING, env: { ...services.overTheNetwork, HOST: machine.address }, spawnOn: machine.spawn });
+    hubs.push(a, b);
+    worker = await startWorker(services.env, 'w1');
+    const projectId = await createProject(a, 'ticking');
+    const run = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+    const viaB = await TestClient.connect(b.url);
+    viaB.send({ type: 'subscribe', run_id: run.id, offset: 0 });
+    await viaB.waitFor((m) => m.type === 'lines' && m.run_id === run.id && m.lines!.some((line) => line.startsWith('tick 10 ')), 'hub B to pass on ticks', 20_000);
+
+    const cutAt = Date.now();
+    machine.partition();
+    // What a client does when its hub goes silent: drop the socket (no close handshake can cross
+    // the cut) and resume on another hub from the last `next` it got.
+    await waitFor(() => Date.now() - cutAt >= 2000, 'the client\'s silence timeout (2 s)', 5000);
+    const before = viaB.linesOf(run.id, 0);
+    viaB.socket.terminate();
+    const viaA = await TestClient.connect(a.url);
+    viaA.send({ type: 'subscribe', run_id: run.id, offset: before.next });
+    const complete = await viaA.complete(run.id, 60_000);
+    machine.heal();
+    const ended = await waitForRun(a, projectId, run.id, ['completed', 'failed', 'cancelled'], 60_000);
+    assert.is(ended.status, 'completed', `the run went on (${ended.error_message})`);
+    const raw = Buffer.from((await a.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/raw`)).body as string);
+    viaA.linesOf(run.id, before.next); // contiguous from where hub B left off
+    const copy = Buffer.concat([copyOf(viaB, run.id), copyOf(viaA, run.id)]);
+    assert.is(sha(copy), sha(raw), 'the copy from hub B then hub A is the log');
+    assert.is(complete.next, raw.length);
+    assert.is(viaA.messages.filter((m) => m.type === 'complete' && m.run_id === run.id).length, 1, 'one complete');
+    console.log(`  (${before.next} bytes from hub B before the cut, ${raw.length - before.next} from hub A after; complete ${Date.now() - cutAt} ms after the cut)`);
+    await viaA.close();
+  } finally {
+    worker?.process.kill('SIGKILL');
+    network?.machines.forEach((machine) => machine.heal());
+    for (const hub of hubs) await hub.stop();
+    await redis?.stop();
+    await postgres?.stop();
+    network?.destroy();
+  }
+});
+
 test.run();

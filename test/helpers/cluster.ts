@@ -49,11 +49,12 @@ export async function startWorker(env: Record<string, string>, id: string, dir =
 }
 
 /** PostgreSQL, Redis, hubs and workers (each worker with a logs folder of its own, as on separate machines). */
-export async function startCluster(options: Pick<HubOptions, 'pipelines'> & { hubs?: number; workers?: number; env?: Record<string, string> }): Promise<Cluster> {
+export async function startCluster(options: Pick<HubOptions, 'pipelines'> & { hubs?: number; workers?: number; env?: Record<string, string>; redisUrl?: (url: string) => Promise<string> }): Promise<Cluster> {
   const postgres = await startPostgres();
   const redis = await startRedis();
   const archive = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-'));
-  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: TEST_LEASE_MS, HUB_ARCHIVE_DIR: archive, ...options.env };
+  // `redisUrl`: the address the cluster is given instead of Redis's own (a proxy in front of it).
+  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: options.redisUrl ? await options.redisUrl(redis.url) : redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: TEST_LEASE_MS, HUB_ARCHIVE_DIR: archive, ...options.env };
   const hubs: TestHub[] = [];
   for (let i = 0; i < (options.hubs ?? 2); i++) hubs.push(await startHub({ pipelines: options.pipelines, env }));
   const workers: ClusterWorker[] = [];

@@ -7,8 +7,8 @@ import { freePort, type LocalServer } from '../../server/cluster/services.js';
 export interface TestRedis {
   /** with the password (and rediss:// with TLS) */
   url: string;
-  /** SIGKILL and start again on the same port and data (append-only file): a Redis restart */
-  restart(): Promise<void>;
+  /** SIGKILL and start again on the same port and data (append-only file): a Redis restart; `empty`: its data deleted first (a Redis that lost everything) */
+  restart(options?: { empty?: boolean }): Promise<void>;
   /** sends a signal to the server (SIGSTOP: it stops answering, connections stay open; SIGCONT) */
   signal(signal: NodeJS.Signals): void;
   stop(): Promise<void>;
@@ -21,10 +21,12 @@ export async function startRedis(options: Omit<LocalRedisOptions, 'port'> = {}):
   let server: LocalServer = await startLocalRedis(dir, { ...options, port });
   return {
     url: server.url,
-    async restart() {
+    async restart({ empty = false } = {}) {
       const exited = new Promise((resolve) => server.process.once('exit', resolve));
       server.process.kill('SIGKILL');
       await exited;
+      // The append-only file (a folder in Redis 7, a file before) and any snapshot; the password stays.
+      if (empty) for (const name of fs.readdirSync(dir)) if (/^(appendonly|dump\.rdb)/.test(name)) fs.rmSync(path.join(dir, name), { recursive: true, force: true });
       server = await startLocalRedis(dir, { ...options, port });
     },
     signal(signal) {

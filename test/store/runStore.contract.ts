@@ -78,6 +78,9 @@ export function runStoreContract(name: string, open: () => Promise<Store>, done?
     const hook = await store.webhooks.insert({ project_id: p.id, url: 'http://example.com/', secret: 's', events: ['run.completed'] });
     assert.equal((await store.webhooks.list(p.id)).map((h) => h.events), [['run.completed']]);
     const later = (ms: number) => new Date(Date.now() + ms).toISOString();
+    // The store's clock (the one leases are reckoned by) is this machine's here.
+    const clock = await store.webhooks.clock();
+    assert.ok(Math.abs(clock - Date.now()) < 5000, `the store's clock reads ${new Date(clock).toISOString()}`);
     const delivery = { webhook_id: hook.id, run_id: 7, event: 'run.completed' as const, payload: '{}' };
     const tries = await Promise.all(Array.from({ length: 10 }, () => store.webhooks.createDelivery(delivery, later(60_000))));
     const created = tries.filter((d) => d !== null);

@@ -103,4 +103,38 @@ test('events a killed hub never recorded are recorded at the next start even whi
   }
 });
 
+
+test('a hub whose clock is 30 s ahead does not take over a delivery another hub still holds: leases are reckoned by the store\'s clock, so the event is POSTed once per try, not twice', async () => {
+  const store = await openSqliteStore(path.join(fs.mkdtempSync(path.join(os.tmpdir(), 'hub-dispatcher-')), 'hub.sqlite'));
+  const tries: number[] = [];
+  // The first try fails: the holder keeps the lease over its wait (2 s) plus 3 × its timeout (1 s).
+  const server = http.createServer((request, response) => {
+    tries.push(Date.now());
+    request.resume().on('end', () => response.writeHead(tries.length === 1 ? 500 : 204).end());
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const options = { publicUrl: () => 'http://hub', retryFirstMs: 2000, retryMaxMs: 2000, maxTries: 3, timeoutMs: 1000 };
+  const holder = new WebhookDispatcher(store.webhooks, store.projects, (run) => ({ id: run.id }) as Run, options, pino({ level: 'silent' }));
+  const skewed = new WebhookDispatcher(store.webhooks, store.projects, (run) => ({ id: run.id }) as Run, { ...options, now: () => Date.now() + 30_000 }, pino({ level: 'silent' }));
+  try {
+    const project = await store.projects.insert({ name: 'p', doc_root: '/tmp', pipeline: 'p', settings: {} });
+    const hook = await store.webhooks.insert({ project_id: project.id, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/hook`, secret: 's', events: ['run.failed'] });
+    const run = await store.runs.insert({ project_id: project.id, scope: 'all', status: 'failed', triggered_by: 'test', progress_total: 1, plan: '[]' });
+    holder.runChanged(run);
+    await waitFor(async () => (await store.webhooks.listDeliveries(hook.id, 10))[0]?.tries === 1, 'the first try to be recorded');
+    // By its own clock the holder's lease ran out 25 s ago; by the store's it has 5 s to go.
+    await skewed.takeOverDue();
+    await waitFor(async () => (await store.webhooks.listDeliveries(hook.id, 10))[0]?.status === 'delivered', 'the holder\'s second try to deliver it', 10_000);
+    await skewed.takeOverDue();
+    assert.is(tries.length, 2, 'one POST per try');
+    assert.ok(tries[1] - tries[0] >= 1900, `the second try came after the holder's wait, not from a take-over (${tries[1] - tries[0]} ms)`);
+  } finally {
+    holder.close();
+    skewed.close();
+    server.closeAllConnections();
+    await new Promise((resolve) => server.close(resolve));
+    await store.close();
+  }
+});
+
 test.run();

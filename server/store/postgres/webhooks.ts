@@ -30,6 +30,11 @@ export class PostgresWebhookStore implements WebhookStore {
     return ((await this.pool.query('DELETE FROM webhooks WHERE id = $1', [id])).rowCount ?? 0) > 0;
   }
 
+  async clock(): Promise<number> {
+    const { rows } = await this.pool.query<{ ms: string }>('SELECT (extract(epoch FROM now()) * 1000)::bigint AS ms');
+    return Number(rows[0].ms);
+  }
+
   async createDelivery(delivery: { webhook_id: number; run_id: number; event: string; payload: string }, leasedUntil: string): Promise<DeliveryRow | null> {
     const now = new Date().toISOString();
     const { rows } = await this.pool.query<DeliveryRow>(

@@ -29,6 +29,12 @@ export class SqliteWebhookStore implements WebhookStore {
     return ((await this.db.run('DELETE FROM webhooks WHERE id = ?', id)).changes ?? 0) > 0;
   }
 
+  /** SQLite's own 'now' (the machine's clock, as the one hub on it sees it too). */
+  async clock(): Promise<number> {
+    const row = await this.db.get<{ ms: number }>("SELECT CAST(round((julianday('now') - 2440587.5) * 86400000) AS INTEGER) AS ms");
+    return row!.ms;
+  }
+
   async createDelivery(delivery: { webhook_id: number; run_id: number; event: string; payload: string }, leasedUntil: string): Promise<DeliveryRow | null> {
     const now = new Date().toISOString();
     return (await this.db.get<DeliveryRow>(
