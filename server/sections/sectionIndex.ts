@@ -38,6 +38,15 @@ export class SectionIndex {
     if (entry) this.finish(run, entry.indexer).catch((error: unknown) => debug('run %d: %s', run.id, (error as Error).message));
   }
 
+  /**
+   * After a (re)start: the runs running now are indexed at once, from their logs' start (the parser's
+   * open sections were not kept), so their sections come without waiting for the run's next change
+   * or a request. Finished runs are indexed when first asked about (see page).
+   */
+  resume(active: readonly RunRow[]): void {
+    for (const run of active) if (!this.closed && run.status === 'running') this.indexerOf(run).pump();
+  }
+
   /** Sections after id `after`, at most `limit`; a finished run never indexed is indexed first. */
   async page(run: RunRow, after: number, limit: number): Promise<SectionPage> {
     const files = this.options.filesOf(run);
