@@ -103,6 +103,8 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   server.keepAliveTimeout = 65_000;
   sockets = attachWebSocketServer(server, hub, config, log, metrics.countSent);
   await runService.recover();
+  // Runs that went on while no hub indexed them: their sections now, not at their next change.
+  if (sections) sections.resume(await runs.listActive());
   // Not awaited: a long first sweep must not hold up serving.
   retention.start().catch((error: unknown) => log.error({ err: error }, 'the first retention sweep failed'));
   backend.start();

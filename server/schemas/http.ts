@@ -79,6 +79,7 @@ export const logPageQuery = z.object({
 export const sectionPageQuery = z.object({
   after: queryInteger(Number.MAX_SAFE_INTEGER).describe('the `next` of the previous page (0, the default: from the first section)').optional(),
   limit: queryInteger(10_000).describe('sections at most (default 1000, at most 10000)').optional(),
+  from: queryInteger(Number.MAX_SAFE_INTEGER).describe('a byte offset of the log: the page starts at the first section starting at or after it (with `after`, whichever comes later)').optional(),
 });
 
 // Answers

@@ -2,7 +2,7 @@ import { debuglog } from 'node:util';
 import type { LogSource } from '../logs/logSource.js';
 import { isTerminal, type RunRow } from '../store/runs.js';
 import type { Section, SectionPage } from '../wire.js';
-import { readSectionHeader, readSectionPage, type SectionFiles } from './sectionFile.js';
+import { readSectionHeader, readSectionPage, sectionIdBefore, type SectionFiles } from './sectionFile.js';
 import { SectionIndexer } from './sectionIndexer.js';
 
 const debug = debuglog('hub:sections');
@@ -38,8 +38,20 @@ export class SectionIndex {
     if (entry) this.finish(run, entry.indexer).catch((error: unknown) => debug('run %d: %s', run.id, (error as Error).message));
   }
 
-  /** Sections after id `after`, at most `limit`; a finished run never indexed is indexed first. */
-  async page(run: RunRow, after: number, limit: number): Promise<SectionPage> {
+  /**
+   * After a (re)start: the runs running now are indexed at once, from their logs' start (the parser's
+   * open sections were not kept), so their sections come without waiting for the run's next change
+   * or a request. Finished runs are indexed when first asked about (see page).
+   */
+  resume(active: readonly RunRow[]): void {
+    for (const run of active) if (!this.closed && run.status === 'running') this.indexerOf(run).pump();
+  }
+
+  /**
+   * Sections after id `after` (and, with `from`, starting at or after that byte), at most `limit`;
+   * a finished run never indexed is indexed first.
+   */
+  async page(run: RunRow, after: number, limit: number, from?: number): Promise<SectionPage> {
     const files = this.options.filesOf(run);
     if (isTerminal(run.status)) {
       const header = await readSectionHeader(files);
@@ -47,6 +59,7 @@ export class SectionIndex {
     } else if (run.status === 'running' && !this.closed) {
       this.indexerOf(run).pump();
     }
+    if (from !== undefined) after = Math.max(after, await sectionIdBefore(files, from));
     const page = await readSectionPage(files, after, limit);
     if (!page) return { sections: [], next: after, indexed: 0, complete: false };
     return { sections: page.sections, next: page.sections.at(-1)?.id ?? after, indexed: page.header.indexed, complete: page.header.complete };

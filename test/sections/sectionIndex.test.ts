@@ -147,6 +147,17 @@ test(`a log of ${SECTIONS} sections is served in pages in bounded memory`, async
   assert.ok(grown < 100_000, `RSS grew ${grown} kB`);
   const { body: last } = await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/sections?after=${SECTIONS - 2}`);
   assert.equal(last.sections.map((section: Section) => section.name), [`g${SECTIONS / 2 - 1}`, `k${SECTIONS / 2 - 1}`], 'any page is one read');
+  // By byte offset: the first section starting at or after it, found by binary search of the index.
+  const log = fs.readFileSync(`${hub.dir}/logs/${projectId}/${run.id}.log`, 'latin1');
+  const middle = log.indexOf('::group::g30000\n');
+  for (const [from, name] of [[middle, 'g30000'], [middle + 1, 'k30000'], [0, 'g0'], [log.length, undefined]] as const) {
+    const { status, body } = await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/sections?from=${from}&limit=2`);
+    assert.is(status, 200);
+    assert.is(body.sections[0]?.name, name, `from=${from}`);
+    if (name) assert.ok(body.sections[0].start >= from, 'at or after it');
+  }
+  const both = await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/sections?from=${middle}&after=70000&limit=1`);
+  assert.is(both.body.sections[0].id, 70_001, 'with after: whichever comes later');
 });
 
 test('bad paging parameters are 400 with their field', async () => {
