@@ -46,7 +46,7 @@ const stepRows = async (name: string, run: () => Promise<Result[]>) => {
 try {
   if (scalingOnly) {
     await stepRows('scaling redis', () => redisCapacity(quick ? 250 : 500, 8000, quick ? 3 : 5));
-    await stepRows('scaling hubs', () => hubScaling(100, 10_000, quick ? 1.5 : 3));
+    await stepRows('scaling hubs', () => hubScaling(100, 30_000, quick ? 1.5 : 3));
   }
   if (clusterOnly) {
     const cluster = await startBenchCluster(60);

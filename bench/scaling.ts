@@ -67,7 +67,16 @@ export async function hubScaling(subscribers: number, target: number, seconds: n
   }
 }
 
+/** CPU seconds process `pid` has used (/proc/<pid>/stat utime + stime). */
+function cpuSecondsOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
 interface Load {
+  /** CPUs Redis and this process (the load generator) used meanwhile: which one was the limit */
+  redisCpu: number;
+  loadCpu: number;
   p99: number;
   p50: number;
   lines: number;
@@ -76,7 +85,7 @@ interface Load {
 }
 
 /** `runs` logs each growing by 10 lines every 100 ms for `seconds`, shipped through LogShipper; latency: append to shipped. */
-async function shipLoad(redis: Redis, dir: string, runs: number, seconds: number, firstId: number): Promise<Load> {
+async function shipLoad(redis: Redis, redisPid: number, dir: string, runs: number, seconds: number, firstId: number): Promise<Load> {
   const histogram = new Histogram();
   const memory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
   const commands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
@@ -86,6 +95,8 @@ async function shipLoad(redis: Redis, dir: string, runs: number, seconds: number
   const shippers = files.map((file, i) => new LogShipper(redis, firstId + i, file));
   const batch = LINE.repeat(10);
   const commandsBefore = await commands();
+  const redisCpuBefore = cpuSecondsOf(redisPid);
+  const loadCpuBefore = process.cpuUsage();
   const started = performance.now();
   let lines = 0;
   const pending: Promise<void>[] = [];
@@ -101,11 +112,14 @@ async function shipLoad(redis: Redis, dir: string, runs: number, seconds: number
   }
   await Promise.all(pending);
   const elapsed = (performance.now() - started) / 1000;
+  const redisCpu = (cpuSecondsOf(redisPid) - redisCpuBefore) / elapsed;
+  const used = process.cpuUsage(loadCpuBefore);
+  const loadCpu = (used.user + used.system) / 1e6 / elapsed;
   const commandsPerRunSecond = ((await commands()) - commandsBefore) / runs / elapsed;
   const memoryPerRun = ((await memory()) - memoryBefore) / runs;
   for (const shipper of shippers) shipper.close();
   const { p50, p99 } = histogram.summary();
-  return { p99, p50, lines, commandsPerRunSecond, memoryPerRun };
+  return { redisCpu, loadCpu, p99, p50, lines, commandsPerRunSecond, memoryPerRun };
 }
 
 /** The most runs × 100 lines/s one Redis at 1 CPU carries (p99 append→shipped < 250 ms), doubling from `from`. */
@@ -115,23 +129,24 @@ export async function redisCapacity(from: number, upTo: number, seconds: number)
   const budget = cpuBudget('redis', REDIS_CPUS);
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-scaling-'));
   try {
-    budget.add(Number(/process_id:(\d+)/.exec(await redis.info('server'))![1]));
+    const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))![1]);
+    budget.add(redisPid);
     const loads: { runs: number; load: Load }[] = [];
     let firstId = 1;
     for (let runs = from; runs <= upTo; runs *= 2) {
-      const load = await shipLoad(redis, dir, runs, seconds, firstId);
+      const load = await shipLoad(redis, redisPid, dir, runs, seconds, firstId);
       firstId += runs;
       await redis.flushall();
       for (const file of fs.readdirSync(dir)) fs.rmSync(path.join(dir, file));
       loads.push({ runs, load });
-      process.stdout.write(`  ${runs} runs: p50 ${load.p50.toFixed(1)} ms p99 ${load.p99.toFixed(1)} ms, ${load.commandsPerRunSecond.toFixed(1)} commands/run-s, ${(load.memoryPerRun / 1024).toFixed(1)} KiB/run\n`);
+      process.stdout.write(`  ${runs} runs: p50 ${load.p50.toFixed(1)} ms p99 ${load.p99.toFixed(1)} ms, ${load.commandsPerRunSecond.toFixed(1)} commands/run-s, ${(load.memoryPerRun / 1024).toFixed(1)} KiB/run; Redis ${load.redisCpu.toFixed(2)} CPU, load generator ${load.loadCpu.toFixed(2)} CPU\n`);
       if (load.p99 >= MAX_P99_MS) break;
     }
     const held = loads.filter((l) => l.load.p99 < MAX_P99_MS).at(-1);
     const first = loads[0].load;
     return [{
       scenario: `scaling: runs × 100 lines/s one Redis at ${REDIS_CPUS} CPU carries (p99 append→shipped < ${MAX_P99_MS} ms; LogShipper, one load process uncapped)`,
-      hub: loads.map((l) => `${l.runs}: p99 ${l.load.p99.toFixed(0)} ms`).join(', '),
+      hub: loads.map((l) => `${l.runs}: p99 ${l.load.p99.toFixed(0)} ms (Redis ${l.load.redisCpu.toFixed(2)} CPU, load ${l.load.loadCpu.toFixed(2)})`).join(', '),
       baseline: held ? `held at ${held.runs}` : 'none held',
       target: '≥ 2 000',
       met: (held?.runs ?? 0) >= 2000,
