@@ -11,12 +11,12 @@ import { Histogram } from './histogram.js';
 import { closeAll, correctness, followRun, ms, type Result } from './scenarios.js';
 import { MAX_P99_MS, bestOf, bracket, describe, judge } from './sustained.js';
 
-export function startBenchCluster(slots: number): Promise<Cluster> {
-  return startCluster({ pipelines: BENCH_PIPELINES, env: { ...BENCH_ENV, HUB_WORKER_SLOTS: String(slots) } });
+export function startBenchCluster(slots: number, hubs?: number): Promise<Cluster> {
+  return startCluster({ pipelines: BENCH_PIPELINES, hubs, env: { ...BENCH_ENV, HUB_WORKER_SLOTS: String(slots) } });
 }
 
 /** `runs` runs at `rate` lines/s each, `subscribers` per run split over the hubs; started through the first hub. */
-async function followOnCluster(cluster: Cluster, runs: number, subscribers: number, rate: number, seconds: number, histogram: Histogram): Promise<Collector[]> {
+export async function followOnCluster(cluster: Cluster, runs: number, subscribers: number, rate: number, seconds: number, histogram: Histogram): Promise<Collector[]> {
   const [first] = cluster.hubs;
   const count = Math.round(rate * seconds);
   const started = await Promise.all(Array.from({ length: runs }, async () => {

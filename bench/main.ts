@@ -11,18 +11,21 @@ import * as scenarios from './scenarios.js';
 import { maxSustained } from './sustained.js';
 import { captureLatency, captureThroughput } from './capture.js';
 import { clusterLatency, clusterManyRuns, clusterSustained, startBenchCluster } from './cluster.js';
+import { hubScaling, redisCapacity } from './scaling.js';
 import type { Result } from './scenarios.js';
 
 const quick = process.argv.includes('--quick');
 // --cluster: only the cluster rows (PostgreSQL + Redis + 2 hubs + 2 workers) beside the single process.
 const clusterOnly = process.argv.includes('--cluster');
 // --only=<text>: run the scenarios whose name contains it (for profiling one of them).
+// --scaling: only the scaling rows (cgroup CPU budgets, root; bench/scaling.ts).
+const scalingOnly = process.argv.includes('--scaling');
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice(7);
 const results: Result[] = [];
 // BENCH_HUB_NODE_ARGS: flags for the server's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
 const hub = await startBenchHub({}, process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean));
 const step = async (name: string, run: () => Promise<Result>) => {
-  if ((only && !name.includes(only)) || (clusterOnly && !name.startsWith('cluster'))) return;
+  if ((only && !name.includes(only)) || (clusterOnly && !name.startsWith('cluster')) || (scalingOnly && !name.startsWith('scaling'))) return;
   process.stdout.write(`… ${name}\n`);
   const result = await run();
   results.push(result);
@@ -41,6 +44,10 @@ const stepRows = async (name: string, run: () => Promise<Result[]>) => {
 };
 
 try {
+  if (scalingOnly) {
+    await stepRows('scaling redis', () => redisCapacity(quick ? 250 : 500, 8000, quick ? 3 : 5));
+    await stepRows('scaling hubs', () => hubScaling(100, 30_000, quick ? 1.5 : 3));
+  }
   if (clusterOnly) {
     const cluster = await startBenchCluster(60);
     try {
@@ -80,7 +87,7 @@ try {
   // peak RSS), and the 1 GiB log's leftovers do not touch the other rows.
   const freeBytes = Number(execSync(`df -B1 --output=avail ${hub.dir} | tail -1`).toString().trim());
   const logBytes = quick ? 128 * 1024 ** 2 : 1024 ** 3;
-  if ((only && !'tail-N memory search under load'.includes(only)) || clusterOnly) {
+  if ((only && !'tail-N memory search under load'.includes(only)) || clusterOnly || scalingOnly) {
     // not asked for
   } else if (freeBytes > 3 * logBytes) {
     const fresh = await startBenchHub({}, process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean));

@@ -32,6 +32,8 @@ export interface Config {
   readonly workerTimeoutMs: number;
   /** runs one worker carries out at once */
   readonly workerSlots: number;
+  /** a worker hears of claims and cancels by LISTEN; it also polls this often, in case a notice was missed */
+  readonly workerPollMs: number;
   /** PostgreSQL: taking a connection from the pool or opening one (the LISTEN one too) gives up after this */
   readonly dbConnectTimeoutMs: number;
   /** PostgreSQL: a statement's deadline (statement_timeout; the client gives up a second later) */
@@ -189,6 +191,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     workerId: env.HUB_WORKER_ID || `${os.hostname()}-${process.pid}`,
     workerTimeoutMs: readInteger(env, 'HUB_WORKER_TIMEOUT_MS', 15_000, 500, 3_600_000),
     workerSlots: readInteger(env, 'HUB_WORKER_SLOTS', 4, 1, 1000),
+    workerPollMs: readInteger(env, 'HUB_WORKER_POLL_MS', 5000, 50, 600_000),
     dbConnectTimeoutMs: readInteger(env, 'HUB_DB_CONNECT_TIMEOUT_MS', 5000, 100, 600_000),
     dbStatementTimeoutMs: readInteger(env, 'HUB_DB_STATEMENT_TIMEOUT_MS', 30_000, 100, 3_600_000),
     redisTimeoutMs: readInteger(env, 'HUB_REDIS_TIMEOUT_MS', 5000, 100, 600_000),

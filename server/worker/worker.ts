@@ -16,14 +16,14 @@ import { parsePlan } from '../runs/plan.js';
 import { RunSettler } from '../runs/settle.js';
 import type { RunFence, RunRow } from '../store/runs.js';
 import type { PostgresStore } from '../store/postgres/store.js';
-import { notifyRun } from '../store/postgres/notify.js';
+import { notifyRun, WORK_CHANNEL } from '../store/postgres/notify.js';
+import type { PgListener } from '../store/postgres/listener.js';
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
 import { WorkerLeases } from './leases.js';
 import { ProjectSecrets } from '../secrets/projectSecrets.js';
 import { SecretBox, UnsealError } from '../secrets/secretBox.js';
 
-const CLAIM_POLL_MS = 250;
 /** How stale a running run's `log_size` may be on a hub. */
 const SIZE_RECORD_MS = 1000;
 
@@ -54,6 +54,9 @@ export class Worker {
 
   private running = 0;
   private claiming = false;
+  /** a claim was asked for while one was under way: it looks once more when done */
+  private claimAgain = false;
+  private listener: PgListener | null = null;
   private closed = false;
 
   constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly objects: ObjectStore, private readonly log: pino.Logger) {
@@ -114,9 +117,27 @@ export class Worker {
       const timer = setInterval(() => void work().catch((error: unknown) => this.log.warn({ err: error }, 'worker duty failed; trying again')), ms);
       this.timers.push(timer);
     };
-    every(CLAIM_POLL_MS, () => this.claim());
-    every(CLAIM_POLL_MS, () => this.cancelAsked());
+    // Claims and cancels are heard of by LISTEN (a trigger sends them); the poll is the backstop.
+    this.listener = this.store.listen(WORK_CHANNEL, {
+      notice: (payload) => this.workOnNotice(payload),
+      // LISTEN is (back) in place: notices sent while it was away are lost, so look once.
+      connected: () => {
+        this.claimNow();
+        this.cancelNow();
+      },
+    });
+    every(this.config.workerPollMs, () => this.claim());
+    every(this.config.workerPollMs, () => this.cancelAsked());
     await this.claim();
+  }
+
+  private workOnNotice(payload: string): void {
+    if (payload === 'claim') this.claimNow();
+    else if (payload === `cancel:${this.id}`) this.cancelNow();
+  }
+
+  private cancelNow(): void {
+    this.cancelAsked().catch((error: unknown) => this.log.warn({ err: error }, 'reading cancels failed; the next poll tries again'));
   }
 
   /** Claims runs while it has free slots. */
@@ -126,8 +147,14 @@ export class Worker {
   }
 
   private async claim(): Promise<void> {
-    if (this.claiming || this.closed) return;
+    if (this.closed) return;
+    if (this.claiming) {
+      // A run queued just after the claim under way found none would wait for the next poll.
+      this.claimAgain = true;
+      return;
+    }
     this.claiming = true;
+    this.claimAgain = false;
     try {
       while (this.running < this.config.workerSlots && !this.closed) {
         const run = await this.launcher.launchNext(async (runner) => {
@@ -156,11 +183,12 @@ export class Worker {
           notifyRun(this.store, claimed.id);
           return { run: claimed, fence, ...prepared };
         });
-        if (!run) return;
+        if (!run) break;
       }
     } finally {
       this.claiming = false;
     }
+    if (this.claimAgain) await this.claim();
   }
 
   /** What a claimed run needs to start (its project, plan and secrets); null when it cannot (recorded as failed). */
@@ -319,6 +347,7 @@ export class Worker {
   async close(): Promise<void> {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
+    await this.listener?.close();
     for (const timer of this.archiveRetries) clearTimeout(timer);
     this.leases.close();
     await this.launcher.close();

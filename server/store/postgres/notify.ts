@@ -4,6 +4,9 @@ import type { PostgresStore } from './store.js';
 /** The channel on which every change of a run is announced (payload: its id), for hubs to pass on. */
 export const RUNS_CHANNEL = 'hub_runs';
 
+/** The channel on which workers hear of work (a trigger sends it, migration 010): `claim` or `cancel:<worker>`. */
+export const WORK_CHANNEL = 'hub_work';
+
 /** Announces a change of run `runId`; one that cannot be sent is dropped. */
 export function notifyRun(store: PostgresStore, runId: number): void {
   store.query('SELECT pg_notify($1, $2)', [RUNS_CHANNEL, String(runId)]).catch(() => {});

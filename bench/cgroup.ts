@@ -1,0 +1,54 @@
+/**
+ * A CPU budget for one part of the bench (cgroup v1, as root): a part's capacity is bounded as on a
+ * machine of its own. `/sys/fs/cgroup/cpu/runhub-bench/<name>`, removed by `remove()`.
+ */
+import fs from 'node:fs';
+import path from 'node:path';
+
+const ROOT = '/sys/fs/cgroup/cpu/runhub-bench';
+const PERIOD_US = 100_000;
+
+export interface CpuBudget {
+  /** moves process `pid` (all its threads) into the budget */
+  add(pid: number): void;
+  remove(): void;
+}
+
+export function cgroupsAvailable(): boolean {
+  try {
+    fs.mkdirSync(ROOT, { recursive: true });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A budget of `cpus` CPUs (0.4: 40 ms of every 100 ms); `cpus` null: accounted, not capped. */
+export function cpuBudget(name: string, cpus: number | null): CpuBudget {
+  const dir = path.join(ROOT, name);
+  fs.mkdirSync(dir, { recursive: true });
+  fs.writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(PERIOD_US));
+  fs.writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), cpus === null ? '-1' : String(Math.round(cpus * PERIOD_US)));
+  return {
+    add: (pid) => fs.writeFileSync(path.join(dir, 'cgroup.procs'), String(pid)),
+    remove() {
+      // Processes go back to the root group first: a group with members cannot be removed.
+      for (const pid of fs.readFileSync(path.join(dir, 'cgroup.procs'), 'utf8').split('\n').filter(Boolean)) {
+        try {
+          fs.writeFileSync('/sys/fs/cgroup/cpu/cgroup.procs', pid);
+        } catch {
+          // gone meanwhile
+        }
+      }
+      fs.rmdirSync(dir);
+    },
+  };
+}
+
+export function removeBudgetRoot(): void {
+  try {
+    fs.rmdirSync(ROOT);
+  } catch {
+    // another bench uses it, or it is gone
+  }
+}

@@ -1,0 +1,171 @@
+/**
+ * `npm run bench -- --scaling`: how capacity grows with machines, each part under a CPU budget of
+ * its own (cgroup v1, root). Rows: sustained rate to 100 subscribers through 1, 2 and 4 hubs at
+ * 0.4 CPU each (workers, PostgreSQL, Redis and this process, the load generator, uncapped); Redis
+ * memory per running run; the most runs × 100 lines/s one Redis at 1 CPU carries with p99 < 250 ms,
+ * shipped through the real LogShipper from this process.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import { LogShipper } from '../server/logs/logShipper.js';
+import { startRedis } from '../test/helpers/redis.js';
+import { cpuBudget, removeBudgetRoot, type CpuBudget } from './cgroup.js';
+import { followOnCluster, startBenchCluster } from './cluster.js';
+import { serverCpuSeconds } from './harness.js';
+import { Histogram } from './histogram.js';
+import type { Result } from './scenarios.js';
+import { MAX_P99_MS, bestOf, bracket, describe, judge } from './sustained.js';
+
+const HUB_CPUS = 0.4;
+const REDIS_CPUS = 1;
+const LINE = `${'x'.repeat(59)}\n`; // 60 bytes, a typical build log line
+
+/** Sustained rate to `subscribers` through 1, 2 and 4 hubs, each in a 0.4-CPU budget. */
+export async function hubScaling(subscribers: number, target: number, seconds: number): Promise<Result[]> {
+  const cluster = await startBenchCluster(8, 4);
+  const budgets: CpuBudget[] = [];
+  try {
+    for (const [index, hub] of cluster.hubs.entries()) {
+      const budget = cpuBudget(`hub${index + 1}`, HUB_CPUS);
+      budget.add(hub.process.pid!);
+      budgets.push(budget);
+    }
+    const rows: Result[] = [];
+    let one = 0;
+    for (const hubs of [1, 2, 4]) {
+      const view = { ...cluster, hubs: cluster.hubs.slice(0, hubs) };
+      const cpuBefore = view.hubs.map(serverCpuSeconds);
+      const started = performance.now();
+      const attempts = await bracket(target * hubs, MAX_P99_MS, async (rate, runSeconds = seconds) => {
+        const histogram = new Histogram();
+        const count = Math.round(rate * runSeconds);
+        return judge(rate, await followOnCluster(view, 1, subscribers, rate, runSeconds, histogram), histogram, count);
+      });
+      const cpu = view.hubs.reduce((sum, hub, i) => sum + serverCpuSeconds(hub) - cpuBefore[i], 0) / ((performance.now() - started) / 1000);
+      const best = bestOf(attempts)?.rate ?? 0;
+      if (hubs === 1) one = best;
+      rows.push({
+        scenario: `scaling: sustained → ${subscribers} sub, ${hubs} hub${hubs > 1 ? 's' : ''} × ${HUB_CPUS} CPU (cgroup)`,
+        hub: `${describe(attempts)}; hubs used ${cpu.toFixed(2)} CPU on average`,
+        baseline: hubs === 1 ? '–' : `1 hub: ${one.toLocaleString('en')}/s`,
+        ratio: hubs === 1 || !one ? undefined : best / one,
+        target: hubs === 2 ? '≥ 1.8×' : hubs === 4 ? '≥ 3.2×' : undefined,
+        met: hubs === 1 || !one ? undefined : best / one >= (hubs === 2 ? 1.8 : 3.2),
+        lost: attempts.reduce((sum, a) => sum + a.lost, 0),
+        duplicated: attempts.reduce((sum, a) => sum + a.duplicated, 0),
+        data: { attempts, hubCpu: cpu },
+      });
+    }
+    return rows;
+  } finally {
+    for (const budget of budgets) budget.remove();
+    await cluster.stop();
+    removeBudgetRoot();
+  }
+}
+
+/** CPU seconds process `pid` has used (/proc/<pid>/stat utime + stime). */
+function cpuSecondsOf(pid: number): number {
+  const fields = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+interface Load {
+  /** CPUs Redis and this process (the load generator) used meanwhile: which one was the limit */
+  redisCpu: number;
+  loadCpu: number;
+  p99: number;
+  p50: number;
+  lines: number;
+  commandsPerRunSecond: number;
+  memoryPerRun: number;
+}
+
+/** `runs` logs each growing by 10 lines every 100 ms for `seconds`, shipped through LogShipper; latency: append to shipped. */
+async function shipLoad(redis: Redis, redisPid: number, dir: string, runs: number, seconds: number, firstId: number): Promise<Load> {
+  const histogram = new Histogram();
+  const memory = async () => Number(/used_memory:(\d+)/.exec(await redis.info('memory'))![1]);
+  const commands = async () => Number(/total_commands_processed:(\d+)/.exec(await redis.info('stats'))![1]);
+  const memoryBefore = await memory();
+  const files = Array.from({ length: runs }, (_, i) => path.join(dir, `${firstId + i}.log`));
+  for (const file of files) fs.writeFileSync(file, '');
+  const shippers = files.map((file, i) => new LogShipper(redis, firstId + i, file));
+  const batch = LINE.repeat(10);
+  const commandsBefore = await commands();
+  const redisCpuBefore = cpuSecondsOf(redisPid);
+  const loadCpuBefore = process.cpuUsage();
+  const started = performance.now();
+  let lines = 0;
+  const pending: Promise<void>[] = [];
+  for (let tick = 0; tick < seconds * 10; tick++) {
+    const due = started + tick * 100;
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, due - performance.now())));
+    for (const [i, file] of files.entries()) {
+      fs.appendFileSync(file, batch);
+      lines += 10;
+      const at = performance.now();
+      pending.push(shippers[i].ship().then(() => histogram.add(performance.now() - at)));
+    }
+  }
+  await Promise.all(pending);
+  const elapsed = (performance.now() - started) / 1000;
+  const redisCpu = (cpuSecondsOf(redisPid) - redisCpuBefore) / elapsed;
+  const used = process.cpuUsage(loadCpuBefore);
+  const loadCpu = (used.user + used.system) / 1e6 / elapsed;
+  const commandsPerRunSecond = ((await commands()) - commandsBefore) / runs / elapsed;
+  const memoryPerRun = ((await memory()) - memoryBefore) / runs;
+  for (const shipper of shippers) shipper.close();
+  const { p50, p99 } = histogram.summary();
+  return { redisCpu, loadCpu, p99, p50, lines, commandsPerRunSecond, memoryPerRun };
+}
+
+/** The most runs × 100 lines/s one Redis at 1 CPU carries (p99 append→shipped < 250 ms), doubling from `from`. */
+export async function redisCapacity(from: number, upTo: number, seconds: number): Promise<Result[]> {
+  const server = await startRedis();
+  const redis = new Redis(server.url, { maxRetriesPerRequest: 2, commandTimeout: 10_000 });
+  const budget = cpuBudget('redis', REDIS_CPUS);
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-scaling-'));
+  try {
+    const redisPid = Number(/process_id:(\d+)/.exec(await redis.info('server'))![1]);
+    budget.add(redisPid);
+    const loads: { runs: number; load: Load }[] = [];
+    let firstId = 1;
+    for (let runs = from; runs <= upTo; runs *= 2) {
+      const load = await shipLoad(redis, redisPid, dir, runs, seconds, firstId);
+      firstId += runs;
+      await redis.flushall();
+      for (const file of fs.readdirSync(dir)) fs.rmSync(path.join(dir, file));
+      loads.push({ runs, load });
+      process.stdout.write(`  ${runs} runs: p50 ${load.p50.toFixed(1)} ms p99 ${load.p99.toFixed(1)} ms, ${load.commandsPerRunSecond.toFixed(1)} commands/run-s, ${(load.memoryPerRun / 1024).toFixed(1)} KiB/run; Redis ${load.redisCpu.toFixed(2)} CPU, load generator ${load.loadCpu.toFixed(2)} CPU\n`);
+      if (load.p99 >= MAX_P99_MS) break;
+    }
+    const held = loads.filter((l) => l.load.p99 < MAX_P99_MS).at(-1);
+    const first = loads[0].load;
+    return [{
+      scenario: `scaling: runs × 100 lines/s one Redis at ${REDIS_CPUS} CPU carries (p99 append→shipped < ${MAX_P99_MS} ms; LogShipper, one load process uncapped)`,
+      hub: loads.map((l) => `${l.runs}: p99 ${l.load.p99.toFixed(0)} ms (Redis ${l.load.redisCpu.toFixed(2)} CPU, load ${l.load.loadCpu.toFixed(2)})`).join(', '),
+      baseline: held ? `held at ${held.runs}` : 'none held',
+      target: '≥ 2 000',
+      met: (held?.runs ?? 0) >= 2000,
+      lost: 0,
+      duplicated: 0,
+      data: { loads },
+    }, {
+      scenario: `scaling: Redis per running run at 100 lines/s × 60 B, after ${seconds} s (${loads[0].runs} runs)`,
+      hub: `${first.commandsPerRunSecond.toFixed(1)} commands/run-s; used_memory ${(first.memoryPerRun / 1024).toFixed(1)} KiB/run`,
+      baseline: '–',
+      lost: 0,
+      duplicated: 0,
+      data: { ...first },
+    }];
+  } finally {
+    budget.remove();
+    redis.disconnect();
+    await server.stop();
+    fs.rmSync(dir, { recursive: true, force: true });
+    removeBudgetRoot();
+  }
+}
