@@ -40,7 +40,12 @@ export async function readLogPage(source: LogSource, options: PageOptions, start
   const { finished, maxLineBytes } = options;
   const withEnds = options.timestamps === true;
   const handle = await source.open();
-  if (!handle) return { lines: [], continued: [], ...(withEnds ? { times: [] } : {}), offset: 0, next: 0, complete: finished };
+  if (!handle) {
+    // Not there yet, or for a moment (a cluster's Redis restarted empty: the worker ships it again
+    // at the same offsets): a follower of a running log waits where it is instead of starting over.
+    const at = 'offset' in startAt && !finished ? startAt.offset : 0;
+    return { lines: [], continued: [], ...(withEnds ? { times: [] } : {}), offset: at, next: at, complete: finished };
+  }
   try {
     const size = (await handle.stat()).size;
     // A finished log ends at its recorded size; a growing one at its last complete line.
