@@ -27,19 +27,20 @@ export const archiveTimesKey = (projectId: number, runId: number) => `${projectI
 export class DirectoryObjectStore implements ObjectStore {
   constructor(private readonly dir: string) {}
 
-  async put(key: string, file: string): Promise<void> {
-    const target = path.join(this.dir, key);
-    await fs.mkdir(path.dirname(target), { recursive: true });
-    const temporary = `${target}.${process.pid}.tmp`;
-    await fs.copyFile(file, temporary);
-    await fs.rename(temporary, target);
+  put(key: string, file: string): Promise<void> {
+    return this.storeWhole(key, (temporary) => fs.copyFile(file, temporary));
   }
 
-  async putBytes(key: string, bytes: Buffer): Promise<void> {
+  putBytes(key: string, bytes: Buffer): Promise<void> {
+    return this.storeWhole(key, (temporary) => fs.writeFile(temporary, bytes));
+  }
+
+  /** Writes a temporary file beside the target, then renames it into place: readers see all or nothing. */
+  private async storeWhole(key: string, write: (temporary: string) => Promise<void>): Promise<void> {
     const target = path.join(this.dir, key);
     await fs.mkdir(path.dirname(target), { recursive: true });
     const temporary = `${target}.${process.pid}.tmp`;
-    await fs.writeFile(temporary, bytes);
+    await write(temporary);
     await fs.rename(temporary, target);
   }
 

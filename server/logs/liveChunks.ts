@@ -148,6 +148,8 @@ export async function openLiveLog(redis: Redis, objects: ObjectStore, runId: num
 export class ChunkedHandle implements StreamLogHandle {
   private chunk: { start: number; handle: LogHandle } | null = null;
   private archived: LogHandle | null = null;
+  /** the mark as last read: it only grows, so it is read again only when the stream comes up short */
+  private mark: ChunkMark | null = null;
 
   constructor(
     readonly stream: StreamLogHandle,
@@ -161,7 +163,7 @@ export class ChunkedHandle implements StreamLogHandle {
     return this.stream.generation;
   }
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
-    let mark = await readChunkMark(this.redis, this.runId);
+    let mark = this.mark ??= await readChunkMark(this.redis, this.runId);
     let done = 0;
     while (done < length) {
       const at = position + done;
@@ -180,6 +182,7 @@ export class ChunkedHandle implements StreamLogHandle {
       }
       // The end of the stream, or its entries were trimmed since the mark was read: read it again.
       const again = await readChunkMark(this.redis, this.runId);
+      this.mark = again;
       if (again.chunked <= at) break;
       mark = again;
     }

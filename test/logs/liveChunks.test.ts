@@ -27,6 +27,17 @@ function tempDir(name: string): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), `hub-chunks-${name}-`));
 }
 
+/** A run of its own: its log file (holding `content`), an object store, a Redis client and a reader of the log. */
+function chunkedRun(name: string, content = '') {
+  const dir = tempDir(name);
+  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
+  const file = path.join(dir, 'run.log');
+  fs.writeFileSync(file, content);
+  const runId = nextRun++;
+  const redis = client();
+  return { objects, file, runId, redis, source: new ClusterLogSource(redis, runId, objects, archiveKey(1, runId)) };
+}
+
 /** Reads [position, position + length) through a fresh handle of `source`. */
 async function readRange(source: ClusterLogSource, position: number, length: number): Promise<Buffer> {
   const handle = (await source.open())!;
@@ -41,11 +52,8 @@ async function readRange(source: ClusterLogSource, position: number, length: num
 
 // The contract every log source keeps, on a stream whose start moves to 16-byte chunks as it grows.
 logSourceContract('redis stream with live chunks', async () => {
-  const redis = client();
-  const dir = tempDir('contract');
-  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
-  const file = path.join(dir, 'run.log');
-  const runId = nextRun++;
+  const { objects, file, runId, redis, source } = chunkedRun('contract');
+  fs.rmSync(file); // the contract's log does not exist yet
   let uploader = new ChunkUploader(redis, objects, runId, file, 16, 0);
   const append = async (bytes: Buffer) => {
     fs.appendFileSync(file, bytes);
@@ -54,7 +62,7 @@ logSourceContract('redis stream with live chunks', async () => {
     await uploader.advance(size + bytes.length);
   };
   return {
-    source: new ClusterLogSource(redis, runId, objects, archiveKey(1, runId)),
+    source,
     append,
     replace: async (bytes) => {
       await uploader.close();
@@ -73,15 +81,9 @@ logSourceContract('redis stream with live chunks', async () => {
 
 test('a long running log keeps at most two chunks in Redis however long it grows, and reads at any offset (across chunk and stream) equal the file, while it grows', async () => {
   const chunkBytes = 64 * 1024;
-  const dir = tempDir('bound');
-  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
-  const file = path.join(dir, 'run.log');
-  fs.writeFileSync(file, '');
-  const runId = nextRun++;
-  const redis = client();
+  const { objects, file, runId, redis, source } = chunkedRun('bound');
   const shipper = new LogShipper(redis, runId, file);
   const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 0);
-  const source = new ClusterLogSource(redis, runId, objects, archiveKey(1, runId));
   const next = random(2318);
   let written = 0;
   let largest = 0;
@@ -110,15 +112,9 @@ test('a long running log keeps at most two chunks in Redis however long it grows
 
 test('readers racing the trim of the chunks they read read exact bytes: many readers while the log grows and moves to chunks', async () => {
   const chunkBytes = 4096;
-  const dir = tempDir('race');
-  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
-  const file = path.join(dir, 'run.log');
-  fs.writeFileSync(file, '');
-  const runId = nextRun++;
-  const redis = client();
+  const { objects, file, runId, redis, source } = chunkedRun('race');
   const shipper = new LogShipper(redis, runId, file);
   const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 0);
-  const source = new ClusterLogSource(redis, runId, objects, archiveKey(1, runId));
   let done = false;
   const writing = (async () => {
     for (let i = 0; i < 3000; i++) {
@@ -154,19 +150,13 @@ test('readers racing the trim of the chunks they read read exact bytes: many rea
 
 test('once the log is archived and its chunks deleted, a reader that had it open reads on from the archive; the chunks are gone', async () => {
   const chunkBytes = 4096;
-  const dir = tempDir('archived');
-  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
-  const file = path.join(dir, 'run.log');
-  fs.writeFileSync(file, Array.from({ length: 2000 }, (_, i) => `archived chunk line ${i}\n`).join(''));
+  const { objects, file, runId, redis, source } = chunkedRun('archived', Array.from({ length: 2000 }, (_, i) => `archived chunk line ${i}\n`).join(''));
   const log = fs.readFileSync(file);
-  const runId = nextRun++;
-  const redis = client();
   const shipper = new LogShipper(redis, runId, file);
   await shipper.flush(10_000);
   const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 0);
   await uploader.advance(shipper.size);
   await uploader.close();
-  const source = new ClusterLogSource(redis, runId, objects, archiveKey(1, runId));
   const reading = (await source.open())!;
   const first = Buffer.alloc(100);
   await reading.read(first, 0, 100, 0); // from the first chunk
@@ -188,12 +178,7 @@ test('once the log is archived and its chunks deleted, a reader that had it open
 
 test('a chunk recorded under a stale lease epoch is refused; a stream lost with Redis (restarted empty) is recorded again from its next chunk on', async () => {
   const chunkBytes = 4096;
-  const dir = tempDir('fence');
-  const objects = new DirectoryObjectStore(path.join(dir, 'objects'));
-  const file = path.join(dir, 'run.log');
-  fs.writeFileSync(file, 'x'.repeat(3 * chunkBytes));
-  const runId = nextRun++;
-  const redis = client();
+  const { objects, file, runId, redis, source } = chunkedRun('fence', 'x'.repeat(3 * chunkBytes));
   const shipper = new LogShipper(redis, runId, file, undefined, 2);
   await shipper.flush(10_000);
   const stale = new ChunkUploader(redis, objects, runId, file, chunkBytes, 1);
@@ -206,7 +191,6 @@ test('a chunk recorded under a stale lease epoch is refused; a stream lost with 
   const again = new LogShipper(redis, runId, file, undefined, 2);
   await again.flush(10_000);
   await current.advance(again.size);
-  const source = new ClusterLogSource(redis, runId, objects, archiveKey(1, runId));
   assert.ok((await readRange(source, 0, 3 * chunkBytes)).equals(fs.readFileSync(file)), 'read whole from the stream meanwhile');
   fs.appendFileSync(file, 'y'.repeat(chunkBytes + 10));
   await again.flush(10_000);
