@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import { runStep, type StepOutcome } from './step.js';
 import { killProcessesWithEnv } from './processes.js';
+import { watchLease } from './leaseWatch.js';
 import { LogClock } from './logClock.js';
 import { Masker } from './masker.js';
 import { isDiskFull, isNoSpace, NO_SPACE, noSpaceMessage, writeAll } from './noSpace.js';
@@ -127,6 +128,16 @@ async function main(): Promise<number> {
   process.on('SIGHUP', () => {}); // the server's terminal going away is not a reason to stop
 
   const token = process.env[TOKEN_VARIABLE] ?? '';
+  // A worker's run: once the worker stops renewing its lease, the steps stop at once (no grace: the
+  // lease may expire soon after, and then the project's next run may start on another machine).
+  let leaseLost: string | null = null;
+  const stopWatching = spec.lease
+    ? watchLease(spec.lease, (unrenewedMs) => {
+        leaseLost = `its worker did not renew the run's lease for ${Math.round(unrenewedMs)} ms (gone, paused or cut off): its steps were stopped before the lease could expire`;
+        if (token) killProcessesWithEnv(TOKEN_VARIABLE, token);
+        cancel.abort();
+      })
+    : () => {};
   try {
     save();
     for (const [index, step] of spec.steps.entries()) {
@@ -180,7 +191,11 @@ async function main(): Promise<number> {
   } catch (error) {
     failForNoSpace(error);
   }
-  if (state.status === 'running') {
+  stopWatching();
+  if (leaseLost !== null) {
+    Object.assign(state, { status: 'failed', exit_code: null, signal: null, error_message: leaseLost });
+    for (const step of steps) if (step.status === 'running' || step.status === 'cancelled') step.status = 'failed';
+  } else if (state.status === 'running') {
     if (cancel.signal.aborted && state.progress_current < state.progress_total) {
       Object.assign(state, { status: 'cancelled', error_message: 'Run cancelled' });
     } else {

@@ -1,5 +1,6 @@
 import fs from 'node:fs';
 import type { Step } from '../server/wire.js';
+import type { LeaseWatchSpec } from './leaseWatch.js';
 import { isNoSpace } from './noSpace.js';
 
 /** What a runner writes on stdout once it has started and loaded, before it waits for its run. */
@@ -48,6 +49,8 @@ export interface RunSpec {
   steps: { name: string; command: string[]; cwd: string; timeout_s: number | null; env: Record<string, string> }[];
   /** The project's secrets by name: every step gets them as variables, and the log gets `[MASKED]` in their place. */
   secrets?: Record<string, string>;
+  /** A worker's run (cluster mode): the runner stops its steps when the worker stops renewing its lease (see leaseWatch.ts). */
+  lease?: LeaseWatchSpec;
 }
 
 /**

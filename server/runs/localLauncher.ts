@@ -9,6 +9,7 @@ import type { RunPlan } from './plan.js';
 import type { Project } from '../store/projects.js';
 import { RunnerPool } from './runnerPool.js';
 import { isRunnerAlive, RunnerWatch, type WatchedRunner } from './runnerWatch.js';
+import type { LeaseWatchSpec } from '../../pipeline-runner/leaseWatch.js';
 import { assignRun, runnerSpawner } from './spawnRunner.js';
 import { SpawnThread } from './spawnThread.js';
 
@@ -21,6 +22,8 @@ export interface ClaimedRun {
   fence?: RunFence;
   /** the project's secrets for its steps, when the claimer read them already (a worker: before it checks its lease) */
   secrets?: Record<string, string>;
+  /** what its runner watches to stop the steps itself when the worker stops renewing its lease (cluster mode) */
+  lease?: LeaseWatchSpec;
 }
 
 /** Scans for processes carrying a run's token at most this often when stopping it (forks meanwhile). */
@@ -94,7 +97,7 @@ export class LocalLauncher implements Launcher {
       fence: claimed.fence,
     };
     try {
-      assignRun(idle, this.config, project, run, plan, claimed.secrets ?? (await this.secretsOf(project.id)));
+      assignRun(idle, this.config, project, run, plan, claimed.secrets ?? (await this.secretsOf(project.id)), claimed.lease);
     } catch (error) {
       this.log.warn({ err: error, run_id: run.id }, 'the run could not be handed to its runner');
       idle.send(null);

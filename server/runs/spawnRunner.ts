@@ -5,6 +5,7 @@ import type { Config } from '../config.js';
 import { runFiles, runnerScript } from '../paths.js';
 import type { Project } from '../store/projects.js';
 import type { RunRow } from '../store/runs.js';
+import type { LeaseWatchSpec } from '../../pipeline-runner/leaseWatch.js';
 import { TOKEN_VARIABLE, type RunSpec } from '../../pipeline-runner/state.js';
 import type { RunPlan } from './plan.js';
 import { moveAside } from './orphanedLogs.js';
@@ -58,9 +59,10 @@ export function runnerSpawner(thread: SpawnThread, command: readonly string[] = 
 
 /**
  * Hands a run to an idle runner: its planned steps, their environment, its files, and the project's
- * secrets (on the runner's stdin only: never in a file, an argument or the runner's own environment).
+ * secrets (on the runner's stdin only: never in a file, an argument or the runner's own environment),
+ * and on a worker the file it watches for the worker's lease renewals.
  */
-export function assignRun(runner: RunnerProcess, config: Config, project: Project, run: RunRow, plan: RunPlan, secrets: Record<string, string> = {}): void {
+export function assignRun(runner: RunnerProcess, config: Config, project: Project, run: RunRow, plan: RunPlan, secrets: Record<string, string> = {}, lease?: LeaseWatchSpec): void {
   const files = runFiles(config.logsDir, project.id, run.id);
   fs.mkdirSync(files.dir, { recursive: true });
   // A new run's log starts empty: never append to bytes the database does not own.
@@ -78,6 +80,7 @@ export function assignRun(runner: RunnerProcess, config: Config, project: Projec
     env: { ...env, [TOKEN_VARIABLE]: runner.token },
     steps: plan.map((step) => ({ ...step, command: [...step.command], env: { ...step.env } })),
     ...(Object.keys(secrets).length > 0 && { secrets }),
+    ...(lease && { lease }),
   };
   runner.send(JSON.stringify(spec));
 }

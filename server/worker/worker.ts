@@ -20,6 +20,7 @@ import { notifyRun, WORK_CHANNEL } from '../store/postgres/notify.js';
 import type { PgListener } from '../store/postgres/listener.js';
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
+import { WorkerAliveFile } from './aliveFile.js';
 import { WorkerLeases } from './leases.js';
 import { ProjectSecrets } from '../secrets/projectSecrets.js';
 import { SecretBox, UnsealError } from '../secrets/secretBox.js';
@@ -46,6 +47,8 @@ export class Worker {
   /** archives that failed, waiting to be tried again */
   private readonly archiveRetries = new Set<NodeJS.Timeout>();
   private readonly leases: WorkerLeases;
+  /** rewritten at each renewal; the runners stop their steps when it stops changing */
+  private readonly alive: WorkerAliveFile;
   private readonly secrets: ProjectSecrets;
   /** runs whose final flush is done: the stream's length it left */
   private readonly flushed = new Map<number, number>();
@@ -60,7 +63,8 @@ export class Worker {
   private closed = false;
 
   constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly objects: ObjectStore, private readonly log: pino.Logger) {
-    this.leases = new WorkerLeases(store.cluster, config.workerId, config.workerTimeoutMs, { lost: (runId, why) => this.leaseLost(runId, why) }, log);
+    this.alive = new WorkerAliveFile(config.logsDir, config.workerId, config.workerTimeoutMs);
+    this.leases = new WorkerLeases(store.cluster, config.workerId, config.workerTimeoutMs, { lost: (runId, why) => this.leaseLost(runId, why), renewed: () => this.touchAlive() }, log);
     this.settler = new RunSettler(config, store.runs, {
       changed: (run) => notifyRun(store, run.id),
       ended: () => this.claimNow(),
@@ -99,6 +103,7 @@ export class Worker {
     const mine = await this.store.cluster.runsOfWorker(this.id);
     const sent = performance.now();
     const renewed = await this.store.cluster.renewLeases(this.id, mine.map((run) => ({ runId: run.id, epoch: run.lease_epoch })), this.config.workerTimeoutMs);
+    this.touchAlive(); // before its runners' watches run out (a restart within the lease)
     for (const run of mine) {
       if (!renewed.some((lease) => lease.runId === run.id)) {
         if (run.runner_token) killProcessesWithEnv(TOKEN_VARIABLE, run.runner_token);
@@ -129,6 +134,15 @@ export class Worker {
     every(this.config.workerPollMs, () => this.claim());
     every(this.config.workerPollMs, () => this.cancelAsked());
     await this.claim();
+  }
+
+  private touchAlive(): void {
+    try {
+      this.alive.touch();
+    } catch (error) {
+      // its runners stop their steps if this keeps failing (a full disk): as safe as it is loud
+      this.log.warn({ err: error, file: this.alive.file }, 'the file the runners watch for lease renewals could not be written');
+    }
   }
 
   private workOnNotice(payload: string): void {
@@ -181,7 +195,7 @@ export class Worker {
           this.running++;
           this.ship(claimed, fence);
           notifyRun(this.store, claimed.id);
-          return { run: claimed, fence, ...prepared };
+          return { run: claimed, fence, ...prepared, lease: this.alive.spec() };
         });
         if (!run) break;
       }
