@@ -20,15 +20,15 @@ export interface WebhookStore {
   get(id: number): Promise<WebhookRow | undefined>;
   insert(webhook: Pick<WebhookRow, 'project_id' | 'url' | 'secret' | 'events'>): Promise<WebhookRow>;
   delete(id: number): Promise<boolean>;
-  /** One delivery per webhook, run and event, leased to the caller until `leasedUntil`; null when it exists already. */
-  createDelivery(delivery: { webhook_id: number; run_id: number; event: WebhookEvent; payload: string }, leasedUntil: string): Promise<DeliveryRow | null>;
+  /** One delivery per webhook, run and event, leased to the caller until `leasedUntil`, due and dated `now` (the store's clock as the caller reckons it); null when it exists already. */
+  createDelivery(delivery: { webhook_id: number; run_id: number; event: WebhookEvent; payload: string }, leasedUntil: string, now: string): Promise<DeliveryRow | null>;
   /** Pending deliveries due by `now` that nobody holds (a hub that died let its lease run out), leased to the caller. */
   leaseDue(now: string, leasedUntil: string, limit: number): Promise<DeliveryRow[]>;
   /**
    * A try's outcome, written only while the delivery's lease is still `heldUntil` (the caller's): false,
-   * and nothing changed, once another hub took it over (or it is gone).
+   * and nothing changed, once another hub took it over (or it is gone). `now`: as in createDelivery.
    */
-  recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt): Promise<boolean>;
+  recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt, now: string): Promise<boolean>;
   /**
    * The store's own clock (ms since the epoch): the one every hub's leases and due times are
    * reckoned by, so that a hub whose clock is off neither takes over a lease early nor holds one late.

@@ -202,7 +202,7 @@ export class WebhookDispatcher {
     await this.readClock();
     for (const hook of hooks) {
       // Already there (a repeat of this recording): its holder delivers it.
-      const delivery = await this.store.createDelivery({ webhook_id: hook.id, run_id: run.id, event, payload: JSON.stringify(payload) }, this.leaseFor(0));
+      const delivery = await this.store.createDelivery({ webhook_id: hook.id, run_id: run.id, event, payload: JSON.stringify(payload) }, this.leaseFor(0), this.iso(0));
       if (delivery) this.start(delivery);
     }
   }
@@ -306,7 +306,7 @@ export class WebhookDispatcher {
     for (let failures = 0; ; failures++) {
       const lease = held.leasedUntil;
       try {
-        if (await this.store.recordAttempt(id, lease, attempt)) return true;
+        if (await this.store.recordAttempt(id, lease, attempt, this.iso(0))) return true;
         if (held.leasedUntil !== lease) continue; // this hub's own sweep extended it meanwhile
         this.log.warn({ delivery_id: id }, 'a webhook delivery was taken over by another hub before its outcome was recorded here; it is left to that one');
         return false;

@@ -82,20 +82,20 @@ export function runStoreContract(name: string, open: () => Promise<Store>, done?
     const clock = await store.webhooks.clock();
     assert.ok(Math.abs(clock - Date.now()) < 5000, `the store's clock reads ${new Date(clock).toISOString()}`);
     const delivery = { webhook_id: hook.id, run_id: 7, event: 'run.completed' as const, payload: '{}' };
-    const tries = await Promise.all(Array.from({ length: 10 }, () => store.webhooks.createDelivery(delivery, later(60_000))));
+    const tries = await Promise.all(Array.from({ length: 10 }, () => store.webhooks.createDelivery(delivery, later(60_000), later(0))));
     const created = tries.filter((d) => d !== null);
     assert.is(created.length, 1);
     assert.is(created[0]!.status, 'pending');
     assert.equal(await store.webhooks.leaseDue(later(0), later(60_000), 10), [], 'leased to its creator');
     const failedTry = { status: 'pending', tries: 1, last_status: 500, last_error: 'HTTP 500', next_attempt_at: later(-1000), leased_until: later(-500) } as const;
-    assert.ok(await store.webhooks.recordAttempt(created[0]!.id, created[0]!.leased_until!, failedTry), 'written under its holder\'s lease');
+    assert.ok(await store.webhooks.recordAttempt(created[0]!.id, created[0]!.leased_until!, failedTry, later(0)), 'written under its holder\'s lease');
     const takers = await Promise.all(Array.from({ length: 5 }, () => store.webhooks.leaseDue(later(0), later(120_000), 10)));
     assert.is(takers.flat().length, 1, 'a lapsed lease goes to one taker');
     const taken = takers.flat()[0]!;
     // The first holder's late write (a store that refused it until the lease ran out) must not undo the taker's outcome.
-    assert.ok(await store.webhooks.recordAttempt(taken.id, taken.leased_until!, { status: 'delivered', tries: 2, last_status: 200, last_error: null, next_attempt_at: taken.next_attempt_at, leased_until: null }));
-    assert.not.ok(await store.webhooks.recordAttempt(taken.id, failedTry.leased_until, { ...failedTry, tries: 2 }), 'refused under a lease taken over');
-    assert.not.ok(await store.webhooks.recordAttempt(taken.id, taken.leased_until!, { ...failedTry, tries: 3 }), 'nor under one that ended');
+    assert.ok(await store.webhooks.recordAttempt(taken.id, taken.leased_until!, { status: 'delivered', tries: 2, last_status: 200, last_error: null, next_attempt_at: taken.next_attempt_at, leased_until: null }, later(0)));
+    assert.not.ok(await store.webhooks.recordAttempt(taken.id, failedTry.leased_until, { ...failedTry, tries: 2 }, later(0)), 'refused under a lease taken over');
+    assert.not.ok(await store.webhooks.recordAttempt(taken.id, taken.leased_until!, { ...failedTry, tries: 3 }, later(0)), 'nor under one that ended');
     const [listed] = await store.webhooks.listDeliveries(hook.id, 10);
     assert.equal({ status: listed.status, tries: listed.tries, last_status: listed.last_status, last_error: listed.last_error }, { status: 'delivered', tries: 2, last_status: 200, last_error: null });
     assert.ok(await store.webhooks.delete(hook.id));

@@ -35,8 +35,7 @@ export class PostgresWebhookStore implements WebhookStore {
     return Number(rows[0].ms);
   }
 
-  async createDelivery(delivery: { webhook_id: number; run_id: number; event: string; payload: string }, leasedUntil: string): Promise<DeliveryRow | null> {
-    const now = new Date().toISOString();
+  async createDelivery(delivery: { webhook_id: number; run_id: number; event: string; payload: string }, leasedUntil: string, now: string): Promise<DeliveryRow | null> {
     const { rows } = await this.pool.query<DeliveryRow>(
       `INSERT INTO webhook_deliveries (webhook_id, run_id, event, payload, status, next_attempt_at, leased_until, created_at, updated_at)
        VALUES ($1, $2, $3, $4, 'pending', $5, $6, $5, $5) ON CONFLICT (webhook_id, run_id, event) DO NOTHING RETURNING *`,
@@ -56,10 +55,10 @@ export class PostgresWebhookStore implements WebhookStore {
     return rows;
   }
 
-  async recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt): Promise<boolean> {
+  async recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt, now: string): Promise<boolean> {
     const result = await this.pool.query(
       'UPDATE webhook_deliveries SET status = $2, tries = $3, last_status = $4, last_error = $5, next_attempt_at = $6, leased_until = $7, updated_at = $8 WHERE id = $1 AND leased_until = $9',
-      [id, attempt.status, attempt.tries, attempt.last_status, attempt.last_error, attempt.next_attempt_at, attempt.leased_until, new Date().toISOString(), heldUntil],
+      [id, attempt.status, attempt.tries, attempt.last_status, attempt.last_error, attempt.next_attempt_at, attempt.leased_until, now, heldUntil],
     );
     return (result.rowCount ?? 0) > 0;
   }

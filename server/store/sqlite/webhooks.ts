@@ -35,8 +35,7 @@ export class SqliteWebhookStore implements WebhookStore {
     return row!.ms;
   }
 
-  async createDelivery(delivery: { webhook_id: number; run_id: number; event: string; payload: string }, leasedUntil: string): Promise<DeliveryRow | null> {
-    const now = new Date().toISOString();
+  async createDelivery(delivery: { webhook_id: number; run_id: number; event: string; payload: string }, leasedUntil: string, now: string): Promise<DeliveryRow | null> {
     return (await this.db.get<DeliveryRow>(
       `INSERT INTO webhook_deliveries (webhook_id, run_id, event, payload, status, next_attempt_at, leased_until, created_at, updated_at)
        VALUES (?, ?, ?, ?, 'pending', ?, ?, ?, ?) ON CONFLICT (webhook_id, run_id, event) DO NOTHING RETURNING *`,
@@ -53,10 +52,10 @@ export class SqliteWebhookStore implements WebhookStore {
     );
   }
 
-  async recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt): Promise<boolean> {
+  async recordAttempt(id: number, heldUntil: string, attempt: DeliveryAttempt, now: string): Promise<boolean> {
     const result = await this.db.run(
       'UPDATE webhook_deliveries SET status = ?, tries = ?, last_status = ?, last_error = ?, next_attempt_at = ?, leased_until = ?, updated_at = ? WHERE id = ? AND leased_until = ?',
-      attempt.status, attempt.tries, attempt.last_status, attempt.last_error, attempt.next_attempt_at, attempt.leased_until, new Date().toISOString(), id, heldUntil,
+      attempt.status, attempt.tries, attempt.last_status, attempt.last_error, attempt.next_attempt_at, attempt.leased_until, now, id, heldUntil,
     );
     return (result.changes ?? 0) > 0;
   }

@@ -130,7 +130,7 @@ test('retention on PostgreSQL: one hub at a time sweeps a project (advisory lock
     assert.equal((await store.runs.listForProject(project.id, 10)).map((run) => run.id), [...ids].reverse(), 'listed without a cursor');
     const webhook = await store.webhooks.insert({ project_id: project.id, url: 'http://127.0.0.1:9/', secret: 's', events: ['run.completed'] });
     const deliver = async (runId: number, status: 'pending' | 'delivered' | 'failed', updatedAt: string) => {
-      const delivery = (await store.webhooks.createDelivery({ webhook_id: webhook.id, run_id: runId, event: 'run.completed', payload: '{}' }, 'lease'))!;
+      const delivery = (await store.webhooks.createDelivery({ webhook_id: webhook.id, run_id: runId, event: 'run.completed', payload: '{}' }, 'lease', new Date().toISOString()))!;
       await other.query('UPDATE webhook_deliveries SET status = $2, updated_at = $3 WHERE id = $1', [delivery.id, status, updatedAt]);
       return delivery.id;
     };
