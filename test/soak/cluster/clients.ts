@@ -133,6 +133,8 @@ export class OffsetPoller {
   offset = 0;
   final: number | null = null;
   failures = 0;
+  /** when a page came at 0 for a later offset asked */
+  resets: number[] = [];
   errors: string[] = [];
   private stopped = false;
 
@@ -161,7 +163,11 @@ export class OffsetPoller {
       try {
         const { status, body } = await call(url, 'GET', `/api/projects/${this.projectId}/runs/${this.runId}/logs?offset=${this.offset}`);
         if (status !== 200) throw new Error(String(status));
-        if (body.offset !== this.offset) this.errors.push(`page at ${body.offset}, asked ${this.offset}`);
+        if (body.offset === 0 && this.offset > 0) {
+          // The log as it is now starts over (its stream began again after Redis lost it): so does the copy.
+          this.resets.push(Date.now());
+          this.chunks = [];
+        } else if (body.offset !== this.offset) this.errors.push(`page at ${body.offset}, asked ${this.offset}`);
         this.chunks.push(bytesOfLines(body));
         this.offset = body.next;
         if (body.complete) this.final = body.next;

@@ -128,13 +128,15 @@ export async function runClusterSoak({ seconds, seed, log = () => {} }: { second
       while (Date.now() < deadline) {
         const kind: FaultKind = faultRng.pick(FAULT_KINDS)!;
         note(`fault: ${kind}`);
+        // (when it begins: readers may be told of the reset before the restart is over)
+        if (kind.startsWith('Redis restarted')) redisRestarts.push(Date.now());
         try {
           const detail = await faults.inject(kind);
           report.faults[kind]++;
-          if (kind.startsWith('Redis restarted')) redisRestarts.push(Date.now());
           note(`  over: ${kind} (${detail})`);
         } catch (error) {
-          report.mismatches.push(`fault ${kind}: ${(error as Error).message}`);
+          report.faultFailures.push(`${kind}: ${(error as Error).message.slice(0, 400)}`);
+          note(`  failed: ${kind}: ${(error as Error).message.slice(0, 200)}`);
         }
         await sleep(2000 + faultRng.next() * 4000);
       }
@@ -143,7 +145,7 @@ export async function runClusterSoak({ seconds, seed, log = () => {} }: { second
 
     // Calm: every run ends, every client reads to `complete`.
     log('cluster soak: chaos over; waiting for runs and clients to finish');
-    const listed = new Map<number, { projectId: number; id: number; status: string; log_size: number; error_message: string | null }>();
+    const listed = new Map<number, { projectId: number; id: number; status: string; log_size: number; error_message: string | null; finished_at: string | null }>();
     await waitFor(async () => {
       for (const projectId of projects) {
         const { status, body } = await call(pickHub(''), 'GET', `/api/projects/${projectId}/runs?limit=500`);
@@ -166,7 +168,7 @@ export async function runClusterSoak({ seconds, seed, log = () => {} }: { second
         report.mismatches.push(`run ${run.id}: ${(error as Error).message}`);
         continue;
       }
-      if (raw.length !== run.log_size) report.mismatches.push(`run ${run.id} (${run.status}): /logs/raw has ${raw.length} bytes, log_size says ${run.log_size}`);
+      if (raw.length !== run.log_size) report.mismatches.push(`run ${run.id} (${run.status}: ${run.error_message ?? ''}, ended ${run.finished_at}): /logs/raw has ${raw.length} bytes, log_size says ${run.log_size}`);
       const files = faults.allWorkerDirs.map((workerDir) => path.join(workerDir, 'logs', String(run.projectId), `${run.id}.log`)).filter((file) => fs.existsSync(file));
       if (files.length > 1) report.mismatches.push(`run ${run.id}: a log file on ${files.length} workers`);
       if (files.length === 1) {
@@ -186,10 +188,8 @@ export async function runClusterSoak({ seconds, seed, log = () => {} }: { second
         const { same, at } = sameAsLog(client.copy(), raw);
         report.bytesCompared += client.copy().length;
         if (!same || client.final !== raw.length) report.mismatches.push(`${label}: copy of ${client.copy().length} bytes differs from /logs/raw's ${raw.length} at byte ${at} (complete at ${client.final})`);
-        if (client instanceof ClusterFollower) {
-          // A log_reset only where the protocol says: the stream started over (Redis restarted).
-          for (const reset of client.resets) if (!redisRestarts.some((at) => at <= reset && reset - at < 60_000)) report.mismatches.push(`${label}: log_reset with no Redis restart before it`);
-        }
+        // A reset only where the protocol says: the stream started over (Redis restarted).
+        for (const reset of client.resets) if (!redisRestarts.some((at) => at <= reset && reset - at < 60_000)) report.mismatches.push(`${label}: a reset (${client instanceof ClusterFollower ? 'log_reset' : 'a page at 0'}) with no Redis restart before it`);
       }
     }
     const followers = runs.flatMap((run) => run.followers);
@@ -201,6 +201,7 @@ export async function runClusterSoak({ seconds, seed, log = () => {} }: { second
     report.resets = followers.reduce((sum, follower) => sum + follower.resets.length, 0);
     report.refusals = followers.reduce((sum, follower) => sum + follower.refusals, 0);
     report.pollFailures = pollers.reduce((sum, poller) => sum + poller.failures, 0);
+    report.pollResets = pollers.reduce((sum, poller) => sum + poller.resets.length, 0);
 
     // Never two runs of one project at once: the process samples, and the steps' own lock.
     await waitFor(() => aliveRuns(dir).size === 0, 'no step process left', 15_000, 250).catch(() => {
@@ -232,6 +233,7 @@ export async function runClusterSoak({ seconds, seed, log = () => {} }: { second
     });
     for (const workerDir of faults.allWorkerDirs) fs.rmSync(workerDir, { recursive: true, force: true });
   }
+  report.startFailures.push(...faults.startFailures);
   const rejected = rejectionsSince(rejectionsBefore);
   if (rejected) report.mismatches.push(`unhandled rejections: ${rejected.message.slice(0, 500)}`);
   if (report.mismatches.length === 0) fs.rmSync(dir, { recursive: true, force: true });

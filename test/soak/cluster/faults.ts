@@ -29,8 +29,11 @@ async function terminateAllBackends(admin: pg.ClientConfig): Promise<number> {
 }
 
 /** Every process of one worker's machine (the worker, its runners and their steps): they carry its SOAK_MACHINE. */
-function machineProcesses(machine: string): number[] {
-  const needle = `\0SOAK_MACHINE=${machine}\0`;
+const machineProcesses = (machine: string) => processesWithEnv(`SOAK_MACHINE=${machine}`);
+
+/** Pids whose environment holds `variable` (`NAME=value`). */
+function processesWithEnv(variable: string): number[] {
+  const needle = `\0${variable}\0`;
   const found: number[] = [];
   for (const entry of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(entry)) continue;
@@ -54,9 +57,13 @@ export class ClusterFaults {
   /** processes stopped right now, to SIGCONT on the way out */
   readonly frozen = new Set<() => void>();
   private machines = 0;
+  /** each start of a part, numbered (SOAK_START), so that a start that failed can be ended */
+  private starts = 0;
   /** each worker's folder and machine name, by its id */
   readonly workerDirs = new Map<string, string>();
   readonly allWorkerDirs: string[] = [];
+  /** parts that did not start at the first attempt */
+  readonly startFailures: string[] = [];
 
   constructor(private readonly cluster: Cluster, private readonly pipelines: Record<string, unknown>, private readonly mark: string, private readonly rnd: () => number) {}
 
@@ -64,12 +71,19 @@ export class ClusterFaults {
   async startWorker(id = `m${++this.machines}`, dir = fs.mkdtempSync(path.join(os.tmpdir(), `hub-csoak-worker-${id}-`))): Promise<ClusterWorker> {
     this.workerDirs.set(id, dir);
     if (!this.allWorkerDirs.includes(dir)) this.allWorkerDirs.push(dir);
-    const worker = await startWorker({ ...this.cluster.env, SOAK_MARK: this.mark, SOAK_MACHINE: id }, id, dir);
+    // (SOAK_START names this try: a start that failed is ended, with any runner it began, as a lost machine's)
+    const worker = await this.again(`worker ${id}`, () => startWorker({ ...this.cluster.env, SOAK_MARK: this.mark, SOAK_MACHINE: id, SOAK_START: String(++this.starts) }, id, dir), () => `SOAK_START=${this.starts}`);
     this.cluster.workers.push(worker);
     return worker;
   }
 
   async inject(kind: FaultKind): Promise<string> {
+    const began = Date.now();
+    const detail = await this.injectOnly(kind);
+    return `${detail}; whole again after ${Date.now() - began} ms`;
+  }
+
+  private async injectOnly(kind: FaultKind): Promise<string> {
     const { cluster } = this;
     const index = (length: number) => Math.floor(this.rnd() * length);
     switch (kind) {
@@ -78,7 +92,7 @@ export class ClusterFaults {
         const at = index(cluster.hubs.length);
         const hub = cluster.hubs[at];
         await hub.stop(kind === 'hub SIGKILL' ? 'SIGKILL' : 'SIGTERM');
-        cluster.hubs[at] = await startHub({ pipelines: this.pipelines, env: { ...cluster.env, SOAK_MARK: this.mark } });
+        cluster.hubs[at] = await this.again('a hub', () => startHub({ pipelines: this.pipelines, env: { ...cluster.env, SOAK_MARK: this.mark, SOAK_START: String(++this.starts) } }), () => `SOAK_START=${this.starts}`);
         return `${hub.url} → ${cluster.hubs[at].url}`;
       }
       case 'worker SIGKILL (runners live on)':
@@ -118,6 +132,29 @@ export class ClusterFaults {
       case 'Redis restarted empty':
         await cluster.redis.restart({ empty: true });
         return 'data deleted';
+    }
+  }
+
+  /**
+   * Starts a part again, up to three times: on a loaded machine a start can outlast the helpers'
+   * 15 s (each failure is kept, with the part's output, and reported).
+   */
+  private async again<T>(what: string, start: () => Promise<T>, startMark: () => string): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await start();
+      } catch (error) {
+        // The one that was too slow may still be starting: it goes first.
+        for (const pid of processesWithEnv(startMark())) {
+          try {
+            process.kill(pid, 'SIGKILL');
+          } catch {
+            // gone meanwhile
+          }
+        }
+        this.startFailures.push(`${what} did not start (attempt ${attempt}): ${(error as Error).message.slice(0, 400)}`);
+        if (attempt === 3) throw error;
+      }
     }
   }
 

@@ -4,7 +4,7 @@ import path from 'node:path';
 /**
  * The soak's one step: it holds its project's lock (a folder in the doc root, with its pid) while it
  * runs and notes a violation when it finds the lock held by a live process, writes `start`/`end`
- * marks with times, and prints lines for 1-4 s (seeded by the run id): several UTF-8 bytes per
+ * marks with times, and prints lines for 1-4 s, one run in five 8-10 s (seeded by the run id): several UTF-8 bytes per
  * character, stderr too, some exit codes not 0. A step killed midway leaves its lock behind, with a
  * dead pid: the next one takes it over.
  */
@@ -25,7 +25,8 @@ fs.appendFileSync(root + '/marks', 'start ' + id + ' ' + Date.now() + '\\n');
 let s = Number(id) * 7919 + 17;
 const rnd = () => (s = (s * 1103515245 + 12345) % 2147483648) / 2147483648;
 const words = ['plain ascii', 'é à ü ß €', '日本語のログ', '😀🚀 emoji', 'tab\\there'];
-const ticks = 20 + Math.floor(rnd() * 60);
+// One run in five outlives a fault (a freeze is longer than the lease): its steps must be stopped in time.
+const ticks = rnd() < 0.2 ? 160 + Math.floor(rnd() * 40) : 20 + Math.floor(rnd() * 60);
 let i = 0;
 const timer = setInterval(() => {
   for (let k = 1 + Math.floor(rnd() * 6); k > 0; k--) (rnd() < 0.1 ? process.stderr : process.stdout).write('run ' + id + ' line ' + i + '.' + k + ' ' + words[Math.floor(rnd() * words.length)] + '\\n');
