@@ -1,4 +1,5 @@
-/** `npm run soak -- --minutes N [--seed S]`: the chaos soak from the command line; exit 1 on any mismatch. */
+/** `npm run soak -- [--cluster] --minutes N [--seed S]`: the chaos soak (embedded, or a cluster under faults) from the command line; exit 1 on any mismatch. */
+import { runClusterSoak, summariseCluster } from './cluster/clusterSoak.js';
 import { runSoak, summarise } from './soak.js';
 
 const argument = (name: string) => {
@@ -7,8 +8,12 @@ const argument = (name: string) => {
 };
 const minutes = argument('minutes') ?? 5;
 const seed = argument('seed') ?? Date.now() % 1_000_000;
-console.log(`soak: ${minutes} min, seed ${seed}`);
-const report = await runSoak({ seconds: Math.round(minutes * 60), seed, log: console.log });
-console.log(summarise(report));
-for (const mismatch of report.mismatches) console.log(`  mismatch: ${mismatch}`);
-process.exit(report.mismatches.length === 0 ? 0 : 1);
+const cluster = process.argv.includes('--cluster');
+console.log(`soak${cluster ? ' (cluster)' : ''}: ${minutes} min, seed ${seed}`);
+const options = { seconds: Math.round(minutes * 60), seed, log: console.log };
+const { summary, mismatches } = cluster
+  ? await runClusterSoak(options).then((report) => ({ summary: summariseCluster(report), mismatches: report.mismatches }))
+  : await runSoak(options).then((report) => ({ summary: summarise(report), mismatches: report.mismatches }));
+console.log(summary);
+for (const mismatch of mismatches) console.log(`  mismatch: ${mismatch}`);
+process.exit(mismatches.length === 0 ? 0 : 1);
