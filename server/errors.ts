@@ -64,6 +64,15 @@ const STORAGE_FULL = new Set(['SQLITE_FULL', '53100', 'ENOSPC', 'EDQUOT']);
 const OUT_OF_FILES = new Set(['EMFILE', 'ENFILE']);
 
 /**
+ * A finished run's log that its store does not hold (cluster mode: Redis lost it before it was
+ * archived, or a copy is still on its way): answering "complete" at the bytes there are would hand
+ * readers a short log as if whole, so they are told to come back instead.
+ */
+export function logUnavailable(runId: number, recordedSize: number, found: number): HubError {
+  return new HubError(503, 'log_unavailable', `The log of run ${runId} (${recordedSize} bytes) is not readable just now: its store has ${found} of them (it lost the rest before the log was archived, or they are on their way back); try again shortly`, { details: { run_id: runId } });
+}
+
+/**
  * Anything thrown, as a HubError: ours as they are, a busy database or no file descriptor free as 503, a full disk as 507,
  * Koa's 4xx as such, the rest 500.
  */

@@ -9,6 +9,7 @@ import { deleteChunks, readChunkMark } from '../logs/liveChunks.js';
 import { closeNotices, deleteStream, fenceStream, shippedSize } from '../logs/redisLogStream.js';
 import { ClusterLauncher } from '../runs/clusterLauncher.js';
 import { toRunJson } from '../runs/serialize.js';
+import { isTerminal } from '../store/runs.js';
 import type { PgListener } from '../store/postgres/listener.js';
 import { notifyRemoved, notifyRun, RUNS_CHANNEL } from '../store/postgres/notify.js';
 import { RunFeed } from '../store/postgres/runFeed.js';
@@ -44,11 +45,12 @@ export async function openClusterBackend(config: Config, log: pino.Logger): Prom
   let listener: PgListener | null = null;
   return {
     store: postgres,
-    // Runs stay pending for workers to claim; a worker given up has its stream fenced at the new epoch.
-    createLauncher: (events) => new ClusterLauncher(postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(redis, runId, epoch)),
+    // Runs stay pending for workers to claim; a worker given up has its stream fenced at the new epoch,
+    // and its run's log archived at once (else it is only in Redis until a sweep).
+    createLauncher: (events) => new ClusterLauncher(postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(redis, runId, epoch), (runId) => sweeper.archiveSoon(runId)),
     // A run's log ends where its stream does: a lost worker's run ends at what it shipped.
     logSizeOf: (run) => shippedSize(redis, run.id),
-    logSourceOf: (run) => new ClusterLogSource(redis, run.id, archive, archiveKey(run.project_id, run.id), archiveTimesKey(run.project_id, run.id)),
+    logSourceOf: (run) => new ClusterLogSource(redis, run.id, archive, archiveKey(run.project_id, run.id), archiveTimesKey(run.project_id, run.id), isTerminal(run.status) ? run.log_size : 0),
     // A running run's size as its worker recorded it (its file is on the worker).
     runJson: (run) => toRunJson(run, config.logsDir, false),
     createSections: () => null,

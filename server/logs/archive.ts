@@ -58,7 +58,8 @@ export class DirectoryObjectStore implements ObjectStore {
     try {
       return await fs.open(path.join(this.dir, key), 'r');
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      // (ENOTDIR: a file where its project's folder should be; the object is not there either)
+      if (['ENOENT', 'ENOTDIR'].includes((error as NodeJS.ErrnoException).code ?? '')) return null;
       throw error;
     }
   }

@@ -55,6 +55,15 @@ export class ArchiveSweeper {
     return this.sweeping;
   }
 
+  /**
+   * Archives a run a hub just gave up (its worker lost): nobody else will, and until it is archived
+   * its bytes live only in Redis. Not under the sweep's lock: archiving twice stores the same bytes.
+   */
+  archiveSoon(runId: number): void {
+    if (this.closed) return;
+    this.sweepRun(runId, Number.POSITIVE_INFINITY).catch((error: unknown) => this.deps.log.warn({ err: error, run_id: runId }, 'archiving a lost worker\'s log failed; the next sweep tries again'));
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearInterval(this.timer);
@@ -98,6 +107,12 @@ export class ArchiveSweeper {
       }
       // The stream with its chunks: a long log's start is in the object store, not in Redis.
       const log = await openLiveLog(this.deps.redis, this.deps.archive, run.id, async () => null);
+      if (!log && run.log_size > 0) {
+        // Gone from Redis (it lost its data) before anyone archived it: nothing to archive, and the
+        // record keeps the size that was shipped (readers are told the log is unavailable).
+        this.deps.log.error({ run_id: run.id, recorded: run.log_size }, 'a finished log that was never archived is gone from Redis');
+        return;
+      }
       const size = log ? await copyToFile(log, path.join(dir, 'log')) : 0;
       if (log) await this.deps.archive.put(archiveKey(run.project_id, run.id), path.join(dir, 'log'));
       if (size !== run.log_size) {

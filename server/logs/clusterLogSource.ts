@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { logUnavailable } from '../errors.js';
 import type { ObjectStore } from './archive.js';
 import { openLiveLog } from './liveChunks.js';
 import type { LogHandle, LogSource } from './logSource.js';
@@ -11,16 +12,33 @@ import { RedisLogSource } from './redisLogStream.js';
 export class ClusterLogSource implements LogSource {
   private readonly stream: RedisLogSource;
 
-  /** `key`, `timesKey`: the log's and its time records' names in the archive (which holds a running log's chunks too) */
-  constructor(private readonly redis: Redis, private readonly runId: number, private readonly archive: ObjectStore, private readonly key: string, private readonly timesKey?: string) {
+  /**
+   * `key`, `timesKey`: the log's and its time records' names in the archive (which holds a running
+   * log's chunks too); `finishedSize`: the recorded size of a finished run's log (0 for a running run)
+   */
+  constructor(private readonly redis: Redis, private readonly runId: number, private readonly archive: ObjectStore, private readonly key: string, private readonly timesKey?: string, private readonly finishedSize = 0) {
     this.stream = new RedisLogSource(redis, runId);
   }
 
+  /** The log, archived or live; a finished log neither holds whole is unavailable (503), never short. */
   async open(): Promise<LogHandle | null> {
     const archived = await this.archive.open(this.key);
     if (archived) return archived;
     const openArchive = () => this.archive.open(this.key);
     const stream = await openLiveLog(this.redis, this.archive, this.runId, openArchive);
+    if (this.finishedSize > 0) {
+      const found = stream ? (await stream.stat()).size : 0;
+      if (found < this.finishedSize) {
+        // Archived meanwhile (its stream then expires): read it from there.
+        const late = await this.archive.open(this.key);
+        if (late) {
+          await stream?.close();
+          return late;
+        }
+        await stream?.close();
+        throw logUnavailable(this.runId, this.finishedSize, found);
+      }
+    }
     return stream && new FallbackHandle(stream, openArchive);
   }
 

@@ -22,8 +22,11 @@ export class ClusterLauncher implements Launcher {
   /** performance.now() since when this hub's database connection has been up; null while down */
   private upSince: number | null = null;
 
-  /** `fenceLog`: refuses appends to the run's log under epochs before `epoch` (its stream), before its end is recorded */
-  constructor(private readonly queue: ClusterQueue, private readonly events: LauncherEvents, private readonly workerTimeoutMs: number, private readonly log: pino.Logger, private readonly fenceLog?: (runId: number, epoch: number) => Promise<void>) {
+  /**
+   * `fenceLog`: refuses appends to the run's log under epochs before `epoch` (its stream), before its
+   * end is recorded; `givenUp`: a lost worker's run was ended (its log is only in Redis: archive it)
+   */
+  constructor(private readonly queue: ClusterQueue, private readonly events: LauncherEvents, private readonly workerTimeoutMs: number, private readonly log: pino.Logger, private readonly fenceLog?: (runId: number, epoch: number) => Promise<void>, private readonly givenUp?: (runId: number) => void) {
     this.sweep = setInterval(() => {
       this.failLostRuns().catch((error: unknown) => log.warn({ err: error }, 'looking for lost workers failed'));
     }, LOST_SWEEP_MS);
@@ -86,6 +89,7 @@ export class ClusterLauncher implements Launcher {
         fence: { workerId: run.worker_id!, epoch, expired: true },
       };
       await this.events.onEnded(runner);
+      this.givenUp?.(run.id);
     }
   }
 }

@@ -209,12 +209,56 @@ retried('a worker whose archive fails tries again with backoff from its own file
     const run = await waitForRun(hub, projectId, runId, ['completed']);
     await waitFor(() => /archiving a finished log failed; trying again/.test(cluster.workers[0].output()), 'the first archive to fail', 20_000);
     assert.is((await streamOf(redis, runId)).ttl, -1, 'the stream stays while the log is not archived');
+    // Redis loses the run's stream meanwhile: the finished log is nowhere whole. Readers are told to
+    // come back (503), never handed "complete" at 0 (which they would take for the whole log).
+    const keys = await redis.keys(`hub:log:{run:${runId}}*`);
+    await redis.del(...keys);
+    const poll = await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs?offset=0`);
+    assert.is(poll.status, 503, `a poll is 503, not complete (${JSON.stringify(poll.body)})`);
+    assert.is(poll.body.error.code, 'log_unavailable');
+    assert.is((await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs/raw`)).status, 503, 'raw too');
+    const client = await TestClient.connect(hub.url);
+    client.send({ type: 'subscribe', run_id: runId, offset: 0 });
+    await waitFor(() => client.messages.some((m) => m.type === 'error' && m.code === 'log_unavailable'), 'a subscriber to be told the log is unavailable', 10_000);
+    assert.not.ok(client.messages.some((m) => m.type === 'complete'), 'no complete');
+    await client.close();
     fs.rmSync(path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId)));
     const archived = path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId), `${runId}.log`);
     await waitFor(() => fs.existsSync(archived), 'the worker to archive the log on a later try', 30_000);
     assert.is(fs.statSync(archived).size, run.log_size, 'the archive holds the whole log');
+    // From the worker's own file: the log is whole again for every reader.
+    const file = fs.readFileSync(path.join(cluster.workers[0].logs, String(projectId), `${runId}.log`));
+    assert.ok((await pollFromZero(hub, projectId, runId)).equals(file), 'polled from 0: the worker\'s file');
+  } finally {
+    redis.disconnect();
+    await cluster.stop();
+  }
+});
+
+retried('a lost worker\'s run is archived as soon as a hub gives it up, not at the next sweep (an hour away here)', async () => {
+  const cluster = await startCluster({ pipelines: PIPELINES, hubs: 1, workers: 0, env: { HUB_ARCHIVE_SWEEP_MS: '3600000' } });
+  const redis = new Redis(cluster.env.HUB_REDIS_URL);
+  const worker = await startWorker(cluster.env, 'lost2');
+  try {
+    const hub = cluster.hubs[0];
+    const projectId = await createProject(hub, 'endless');
+    const runId = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id as number;
+    await waitFor(async () => ((await streamOf(redis, runId)).size ?? 0) > 5_000, 'some of the log shipped', 20_000);
+    const db = new pg.Client({ connectionString: cluster.env.HUB_DATABASE_URL });
+    await db.connect();
+    const { rows: [row] } = await db.query<{ runner_pid: number; runner_token: string }>('SELECT runner_pid, runner_token FROM runs WHERE id = $1', [runId]);
+    await db.end();
+    worker.process.kill('SIGKILL');
+    process.kill(row.runner_pid, 'SIGKILL');
+    killProcessesWithEnv(TOKEN_VARIABLE, row.runner_token);
+    const failed = await waitForRun(hub, projectId, runId, ['failed'], 15_000);
+    const archived = path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId), `${runId}.log`);
+    await waitFor(() => fs.existsSync(archived) && fs.statSync(archived).size === failed.log_size, 'the hub to archive the shipped bytes', 10_000);
+    const file = fs.readFileSync(path.join(worker.logs, String(projectId), `${runId}.log`));
+    assert.ok(fs.readFileSync(archived).equals(file.subarray(0, failed.log_size)), 'the archive holds exactly the bytes shipped');
     await waitFor(async () => (await streamOf(redis, runId)).ttl > 0, 'the stream to be set to expire', 10_000);
   } finally {
+    worker.process.kill('SIGKILL');
     redis.disconnect();
     await cluster.stop();
   }
