@@ -92,8 +92,8 @@ export class LogShipper {
     if (this.retry) clearTimeout(this.retry);
     this.retry = null;
     const next = this.pending();
+    this.schedule();
     if (this.timer) this.measureBacklog();
-    else this.schedule();
     return next;
   }
 
@@ -201,18 +201,22 @@ export class LogShipper {
   }
 
   /**
-   * Ships until the stream and the times copy hold what the files hold, a call per up to a chunk of
-   * each. Whatever Redis answers is where each copy ends: the next read starts there (from 0 again
-   * for a copy Redis lost). A failure ends this ship (see start()); a refused epoch ends the shipper.
+   * Ships until the stream and the times copy hold what the files held when it started, a call per
+   * up to a chunk of each (what is written meanwhile waits for the next ship: chasing it would be a
+   * call per write). Whatever Redis answers is where each copy ends: the next read starts there
+   * (from 0 again for a copy Redis lost). A failure ends this ship (see start()); a refused epoch
+   * ends the shipper.
    */
   private async shipAll(): Promise<void> {
     const log = await fs.open(this.file, 'r').catch(() => null); // not written yet
     const times = this.timesFile ? await fs.open(this.timesFile, 'r').catch(() => null) : null;
     try {
+      // The times first: records read now are no later than the bytes they time.
+      const timesEnd = times ? (await times.stat()).size : 0;
+      const end = log ? (await log.stat()).size : 0;
       while (!this.closed) {
-        // The times first: records read now are no later than the bytes they time.
-        const timesBytes = times ? await readFrom(times, this.timesBuffer, this.timesShipped) : EMPTY;
-        const bytes = log ? await readFrom(log, this.buffer, this.shipped) : EMPTY;
+        const timesBytes = times ? await readFrom(times, this.timesBuffer, this.timesShipped, timesEnd) : EMPTY;
+        const bytes = log ? await readFrom(log, this.buffer, this.shipped, end) : EMPTY;
         if (bytes.length === 0 && timesBytes.length === 0) return;
         const after = await shipPiece(this.redis, this.runId, { offset: this.shipped, bytes, timesOffset: this.timesShipped, times: timesBytes, epoch: this.epoch });
         this.shipped = after.size;
@@ -227,10 +231,9 @@ export class LogShipper {
   }
 }
 
-/** Up to a buffer of the file from `position` (nothing when it holds no more). */
-async function readFrom(handle: fs.FileHandle, buffer: Buffer, position: number): Promise<Buffer> {
-  const { size } = await handle.stat();
-  if (position >= size) return EMPTY;
-  const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, size - position), position);
+/** Up to a buffer of the file from `position`, up to `end` (nothing from there on). */
+async function readFrom(handle: fs.FileHandle, buffer: Buffer, position: number, end: number): Promise<Buffer> {
+  if (position >= end) return EMPTY;
+  const { bytesRead } = await handle.read(buffer, 0, Math.min(buffer.length, end - position), position);
   return buffer.subarray(0, bytesRead);
 }
