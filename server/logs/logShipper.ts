@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import { LeaseLostError } from '../errors.js';
 import { backoffMs, pause, withTimeout } from '../retry.js';
+import { parseTimeRecord, SAMPLE_MS, TIME_RECORD_BYTES } from '../../pipeline-runner/logClock.js';
 import { shipPiece } from './redisLogStream.js';
 
 /** One ship carries at most this much of each file per call (Redis handles it in one go; a retry re-sends no more). */
@@ -16,6 +17,14 @@ const SHIP_EARLY_BYTES = CHUNK_BYTES;
 /** A ship that failed (Redis away) is tried again after this, doubling up to the most, with jitter. */
 const RETRY_FIRST_MS = 200;
 const RETRY_MAX_MS = 5000;
+
+/**
+ * A ship whose log bytes are not yet covered by a time record waits this long at most for the
+ * runner's next sample (every SAMPLE_MS), so the lines and their times go in one call: times that
+ * came an interval after their lines would be too late for a hub, which stamps such lines "now".
+ */
+const TIMES_WAIT_MS = SAMPLE_MS + 5;
+const TIMES_POLL_MS = 5;
 
 const EMPTY = Buffer.alloc(0);
 
@@ -172,12 +181,13 @@ export class LogShipper {
   }
 
   private start(ship: Deferred): void {
+    const urgent = this.urgent;
     this.next = null;
     this.urgent = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
     this.lastStart = Date.now();
-    this.running = this.shipAll().then(() => {
+    this.running = this.shipAll(urgent).then(() => {
       this.failures = 0;
       ship.resolve();
     }, (error: unknown) => {
@@ -207,13 +217,13 @@ export class LogShipper {
    * (from 0 again for a copy Redis lost). A failure ends this ship (see start()); a refused epoch
    * ends the shipper.
    */
-  private async shipAll(): Promise<void> {
+  private async shipAll(urgent: boolean): Promise<void> {
     const log = await fs.open(this.file, 'r').catch(() => null); // not written yet
     const times = this.timesFile ? await fs.open(this.timesFile, 'r').catch(() => null) : null;
     try {
-      // The times first: records read now are no later than the bytes they time.
-      const timesEnd = times ? (await times.stat()).size : 0;
       const end = log ? (await log.stat()).size : 0;
+      // A final flush waits for nothing (the runner's last sample is written before it ends).
+      const timesEnd = times ? await timesCovering(times, end, urgent ? 0 : TIMES_WAIT_MS) : 0;
       while (!this.closed) {
         const timesBytes = times ? await readFrom(times, this.timesBuffer, this.timesShipped, timesEnd) : EMPTY;
         const bytes = log ? await readFrom(log, this.buffer, this.shipped, end) : EMPTY;
@@ -228,6 +238,19 @@ export class LogShipper {
     } finally {
       await Promise.all([log?.close(), times?.close()]);
     }
+  }
+}
+
+/** The times file's length once its last record covers `logEnd`, or after `waitMs`. */
+async function timesCovering(times: fs.FileHandle, logEnd: number, waitMs: number): Promise<number> {
+  const deadline = Date.now() + waitMs;
+  const last = Buffer.alloc(TIME_RECORD_BYTES);
+  for (;;) {
+    const { size } = await times.stat();
+    if (Date.now() >= deadline || size < TIME_RECORD_BYTES) return size;
+    await times.read(last, 0, TIME_RECORD_BYTES, size - TIME_RECORD_BYTES);
+    if ((parseTimeRecord(last, 0)?.size ?? Infinity) >= logEnd) return size;
+    await pause(TIMES_POLL_MS);
   }
 }
 
