@@ -12,6 +12,7 @@ import { maxSustained } from './sustained.js';
 import { captureLatency, captureThroughput } from './capture.js';
 import { clusterLatency, clusterManyRuns, clusterSustained, startBenchCluster } from './cluster.js';
 import { hubScaling, redisCapacity } from './scaling.js';
+import { readAmplification, shipCommands } from './redisCost.js';
 import type { Result } from './scenarios.js';
 
 const quick = process.argv.includes('--quick');
@@ -20,12 +21,14 @@ const clusterOnly = process.argv.includes('--cluster');
 // --only=<text>: run the scenarios whose name contains it (for profiling one of them).
 // --scaling: only the scaling rows (cgroup CPU budgets, root; bench/scaling.ts).
 const scalingOnly = process.argv.includes('--scaling');
+// --redis: only what the log path costs Redis (bench/redisCost.ts).
+const redisOnly = process.argv.includes('--redis');
 const only = process.argv.find((arg) => arg.startsWith('--only='))?.slice(7);
 const results: Result[] = [];
 // BENCH_HUB_NODE_ARGS: flags for the server's node, e.g. "--cpu-prof --cpu-prof-dir=/tmp/prof".
 const hub = await startBenchHub({}, process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean));
 const step = async (name: string, run: () => Promise<Result>) => {
-  if ((only && !name.includes(only)) || (clusterOnly && !name.startsWith('cluster')) || (scalingOnly && !name.startsWith('scaling'))) return;
+  if ((only && !name.includes(only)) || (clusterOnly && !name.startsWith('cluster')) || (scalingOnly && !name.startsWith('scaling')) || (redisOnly && !name.startsWith('redis'))) return;
   process.stdout.write(`… ${name}\n`);
   const result = await run();
   results.push(result);
@@ -48,6 +51,8 @@ try {
     await stepRows('scaling redis', () => redisCapacity(quick ? 250 : 500, 8000, quick ? 3 : 5));
     await stepRows('scaling hubs', () => hubScaling(100, 30_000, quick ? 1.5 : 3));
   }
+  await stepRows('redis commands', () => shipCommands(quick ? 4 : 10, [100, 1000], quick ? 3 : 5));
+  await stepRows('redis reads', () => readAmplification(quick ? 16 * 2 ** 20 : 64 * 2 ** 20));
   if (clusterOnly) {
     const cluster = await startBenchCluster(60);
     try {
@@ -87,7 +92,7 @@ try {
   // peak RSS), and the 1 GiB log's leftovers do not touch the other rows.
   const freeBytes = Number(execSync(`df -B1 --output=avail ${hub.dir} | tail -1`).toString().trim());
   const logBytes = quick ? 128 * 1024 ** 2 : 1024 ** 3;
-  if ((only && !'tail-N memory search under load'.includes(only)) || clusterOnly || scalingOnly) {
+  if ((only && !'tail-N memory search under load'.includes(only)) || clusterOnly || scalingOnly || redisOnly) {
     // not asked for
   } else if (freeBytes > 3 * logBytes) {
     const fresh = await startBenchHub({}, process.env.BENCH_HUB_NODE_ARGS?.split(' ').filter(Boolean));

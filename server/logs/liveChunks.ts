@@ -2,6 +2,7 @@ import fs from 'node:fs/promises';
 import type { Redis } from 'ioredis';
 import type { ObjectStore } from './archive.js';
 import type { LogHandle } from './logSource.js';
+import { defineScript } from './redisScript.js';
 import { CHECK_EPOCH, chunksKey, epochKey, fenced, RedisLogSource, type StreamLogHandle, tag } from './redisLogStream.js';
 
 /**
@@ -38,9 +39,11 @@ if entry[1] then redis.call('XTRIM', KEYS[1], 'MINID', entry[1][1]) end
 return chunked
 `;
 
+const recordScript = defineScript<number>('hubLogRecordChunks', RECORD);
+
 /** Records chunks stored below `chunked` and trims the stream; LeaseLostError under a stale epoch. */
 export async function recordChunks(redis: Redis, runId: number, chunked: number, chunkBytes: number, epoch: number): Promise<number> {
-  return fenced(runId, Number(await redis.eval(RECORD, 3, tag(runId), chunksKey(runId), epochKey(runId), chunked, chunkBytes, epoch)));
+  return fenced(runId, Number(await recordScript(redis, [tag(runId), chunksKey(runId), epochKey(runId)], [chunked, chunkBytes, epoch])));
 }
 
 export interface ChunkMark {

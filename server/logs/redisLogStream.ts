@@ -2,6 +2,8 @@ import { randomInt } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { LeaseLostError } from '../errors.js';
 import type { LogHandle, LogSource } from './logSource.js';
+import { defineScript } from './redisScript.js';
+import { readStream } from './streamRead.js';
 
 /**
  * A run's log in Redis Streams (cluster mode): one stream per run, each entry a chunk of the log
@@ -47,21 +49,28 @@ if epoch > held then redis.call('SET', KEYS[${n}], ARGV[3]) end
 `;
 
 /**
- * Writes ARGV[2] at offset ARGV[1] of the times copy unless that would leave a gap (the copy was
- * lost: a Redis restart without persistence); returns the copy's length, where the next write goes.
+ * Lua, a function: writes ARGV[n + 1] at offset ARGV[n] of the times copy KEYS[k] unless that would
+ * leave a gap (the copy was lost: a Redis restart without persistence); returns the copy's length,
+ * where the next write goes.
  */
-const WRITE_TIMES = `${CHECK_EPOCH(2)}
-local size = redis.call('STRLEN', KEYS[1])
-if tonumber(ARGV[1]) > size then return size end
-return redis.call('SETRANGE', KEYS[1], ARGV[1], ARGV[2])
+const WRITE_TIMES_AT = (k: number, n: number) => `
+local function writeTimes()
+  local size = redis.call('STRLEN', KEYS[${k}])
+  if tonumber(ARGV[${n}]) > size then return size end
+  return redis.call('SETRANGE', KEYS[${k}], ARGV[${n}], ARGV[${n + 1}])
+end
 `;
+
+const writeTimesScript = defineScript<number>('hubLogWriteTimes', `${CHECK_EPOCH(2)}${WRITE_TIMES_AT(1, 1)}
+return writeTimes()
+`);
 
 /**
  * Writes bytes of the times file at their offset in its copy, under lease `epoch`; returns the
  * copy's length (less than asked: send from there). LeaseLostError when a later epoch wrote.
  */
 export async function writeTimes(redis: Redis, runId: number, offset: number, bytes: Buffer, epoch = 0): Promise<number> {
-  return fenced(runId, Number(await redis.eval(WRITE_TIMES, 2, timesKey(runId), epochKey(runId), offset, bytes, epoch)));
+  return fenced(runId, Number(await writeTimesScript(redis, [timesKey(runId), epochKey(runId)], [offset, bytes, epoch])));
 }
 
 export function fenced(runId: number, answer: number): number {
@@ -69,9 +78,11 @@ export function fenced(runId: number, answer: number): number {
   return answer;
 }
 
+const fenceScript = defineScript<number>('hubLogFence', `${CHECK_EPOCH(1)} return 0`);
+
 /** A hub gave the run up under `epoch` (see RunFence): appends of any earlier epoch are refused from now on. */
 export async function fenceStream(redis: Redis, runId: number, epoch: number): Promise<void> {
-  await redis.eval(`${CHECK_EPOCH(1)} return 0`, 1, epochKey(runId), 0, '', epoch);
+  await fenceScript(redis, [epochKey(runId)], [0, '', epoch]);
 }
 
 /** Positional reads of a run's times copy. */
@@ -92,32 +103,74 @@ class TimesHandle implements LogHandle {
 }
 
 /**
- * Appends ARGV[2] at offset ARGV[1] if that is the stream's length (under epoch ARGV[3]); returns
- * the length after. A new stream takes generation ARGV[4], drawn at random by the writer: a counter
+ * Lua, a function: appends ARGV[2] at offset ARGV[1] if that is the stream's length; returns the
+ * length after. A new stream takes generation ARGV[4], drawn at random by the writer: a counter
  * would be a global key (CROSSSLOT on Redis Cluster), and readers only compare generations.
  */
-const APPEND = `${CHECK_EPOCH(4)}
-local size = tonumber(redis.call('GET', KEYS[2]) or '-1')
-local offset = tonumber(ARGV[1])
-if size == -1 then
-  if offset ~= 0 then return 0 end
-  redis.call('SET', KEYS[3], ARGV[4])
-  size = 0
+const APPEND_FUNCTION = `
+local function append()
+  local size = tonumber(redis.call('GET', KEYS[2]) or '-1')
+  local offset = tonumber(ARGV[1])
+  local length = string.len(ARGV[2])
+  if size == -1 then
+    if offset ~= 0 or length == 0 then return 0 end
+    redis.call('SET', KEYS[3], ARGV[4])
+    size = 0
+  end
+  if offset ~= size or length == 0 then return size end
+  redis.call('XADD', KEYS[1], ARGV[1] .. '-1', 'b', ARGV[2])
+  size = offset + length
+  redis.call('SET', KEYS[2], size)
+  redis.call('PUBLISH', KEYS[1], size)
+  return size
 end
-if offset ~= size or string.len(ARGV[2]) == 0 then return size end
-redis.call('XADD', KEYS[1], ARGV[1] .. '-1', 'b', ARGV[2])
-size = offset + string.len(ARGV[2])
-redis.call('SET', KEYS[2], size)
-redis.call('PUBLISH', KEYS[1], size)
-return size
 `;
+
+const appendScript = defineScript<number>('hubLogAppend', `${CHECK_EPOCH(4)}${APPEND_FUNCTION}
+return append()
+`);
 
 /**
  * Appends `bytes` at `offset` under lease `epoch`; returns the stream's length after (≠ offset +
  * length: it was there, or a gap). LeaseLostError when a later epoch wrote to the log.
  */
 export async function appendChunk(redis: Redis, runId: number, offset: number, bytes: Buffer, epoch = 0): Promise<number> {
-  return fenced(runId, Number(await redis.eval(APPEND, 4, ...keys(runId), epochKey(runId), offset, bytes, epoch, newGeneration())));
+  return fenced(runId, Number(await appendScript(redis, [...keys(runId), epochKey(runId)], [offset, bytes, epoch, newGeneration()])));
+}
+
+/**
+ * One ship in one call: new bytes of the times file (ARGV[5], ARGV[6]; times first, so a reader of
+ * new lines mostly finds their times) and of the log (as `append`), under one epoch check.
+ */
+const shipScript = defineScript<number | [number, number]>('hubLogShip', `${CHECK_EPOCH(4)}${APPEND_FUNCTION}${WRITE_TIMES_AT(5, 5)}
+local times = -1
+if string.len(ARGV[6]) > 0 then times = writeTimes() end
+return {append(), times}
+`);
+
+export interface ShipPiece {
+  /** where `bytes` go in the log: the stream's length as last known */
+  offset: number;
+  bytes: Buffer;
+  /** where `times` go in the times copy */
+  timesOffset: number;
+  times: Buffer;
+  epoch: number;
+}
+
+/**
+ * Writes new bytes of a run's log and of its times file in one call (either may be empty); returns
+ * the stream's and the times copy's lengths after (from there next; `timesSize` is `timesOffset`
+ * when no times were sent). LeaseLostError when a later epoch wrote to the log.
+ */
+export async function shipPiece(redis: Redis, runId: number, piece: ShipPiece): Promise<{ size: number; timesSize: number }> {
+  const answer = await shipScript(redis, [...keys(runId), epochKey(runId), timesKey(runId)], [piece.offset, piece.bytes, piece.epoch, newGeneration(), piece.timesOffset, piece.times]);
+  if (!Array.isArray(answer)) {
+    fenced(runId, Number(answer));
+    throw new Error(`Unexpected answer from the ship script: ${String(answer)}`);
+  }
+  const [size, times] = answer.map(Number);
+  return { size, timesSize: times === -1 ? piece.timesOffset : times };
 }
 
 /** A stream generation: random, 48 bits (a safe integer), so two streams of one run never share one. */
@@ -147,31 +200,9 @@ export interface StreamLogHandle extends LogHandle {
 class StreamHandle implements StreamLogHandle {
   constructor(private readonly redis: Redis, private readonly runId: number, readonly generation: number) {}
 
-  /** Fills `length` bytes from `position` (fewer only at the end of the stream), as a file read does. */
-  async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
-    const [stream] = keys(this.runId);
-    // The entry that holds `position` (the last one starting at or before it), then the ones after.
-    const [first] = await this.redis.xrevrangeBuffer(stream, `${position}-1`, '-', 'COUNT', 1);
-    if (!first) return { bytesRead: 0 };
-    let from = first[0].toString();
-    let bytesRead = 0;
-    while (bytesRead < length) {
-      const entries = await this.redis.xrangeBuffer(stream, from, '+', 'COUNT', READ_ENTRIES);
-      for (const [id, fields] of entries) {
-        const start = Number(id.toString().split('-')[0]);
-        const chunk = fields[1];
-        const skip = position + bytesRead - start;
-        // Entries below a chunk mark can be trimmed while this reads (liveChunks.ts): a gap ends
-        // the read short, and the reader asks the chunks for the rest.
-        if (skip < 0) return { bytesRead };
-        if (skip >= chunk.length) continue;
-        bytesRead += chunk.copy(buffer, offset + bytesRead, skip, Math.min(chunk.length, skip + length - bytesRead));
-        if (bytesRead >= length) break;
-      }
-      if (entries.length < READ_ENTRIES) break;
-      from = `(${entries[entries.length - 1][0].toString()}`; // after the last one read
-    }
-    return { bytesRead };
+  /** Fills `length` bytes from `position` (fewer only at the end of the stream, or at a gap), as a file read does. */
+  read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
+    return readStream(this.redis, keys(this.runId)[0], buffer, offset, length, position);
   }
 
   async stat(): Promise<{ size: number; ino: number }> {
@@ -183,8 +214,6 @@ class StreamHandle implements StreamLogHandle {
 
 /** The poll behind the notices: for notices missed while the subscriber reconnects. */
 const WATCH_POLL_MS = 250;
-/** Entries fetched per XRANGE while filling a read. */
-const READ_ENTRIES = 256;
 
 /** A run's log read from its Redis stream: the same offsets and bytes as the file it was shipped from. */
 export class RedisLogSource implements LogSource {

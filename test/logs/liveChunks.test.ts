@@ -82,7 +82,8 @@ logSourceContract('redis stream with live chunks', async () => {
 test('a long running log keeps at most two chunks in Redis however long it grows, and reads at any offset (across chunk and stream) equal the file, while it grows', async () => {
   const chunkBytes = 64 * 1024;
   const { objects, file, runId, redis, source } = chunkedRun('bound');
-  const shipper = new LogShipper(redis, runId, file);
+  // A ship per hint (no interval): each awaited ship covers the line just written.
+  const shipper = new LogShipper(redis, runId, file, undefined, 0, { intervalMs: 0 });
   const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 0);
   const next = random(2318);
   let written = 0;
@@ -113,7 +114,8 @@ test('a long running log keeps at most two chunks in Redis however long it grows
 test('readers racing the trim of the chunks they read read exact bytes: many readers while the log grows and moves to chunks', async () => {
   const chunkBytes = 4096;
   const { objects, file, runId, redis, source } = chunkedRun('race');
-  const shipper = new LogShipper(redis, runId, file);
+  // A ship per hint (no interval): each awaited ship covers the line just written.
+  const shipper = new LogShipper(redis, runId, file, undefined, 0, { intervalMs: 0 });
   const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 0);
   let done = false;
   const writing = (async () => {

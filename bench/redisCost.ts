@@ -1,0 +1,183 @@
+/**
+ * `npm run bench -- --redis`: what the log path costs Redis, each figure beside its unbatched or
+ * unsliced baseline measured in the same run. Commands are counted on the wire (a proxy that parses
+ * the requests), so a script's inner calls are not counted as commands sent; Redis's own count
+ * (which includes them) is given beside it.
+ */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { Redis } from 'ioredis';
+import { LogShipper } from '../server/logs/logShipper.js';
+import { appendChunk } from '../server/logs/redisLogStream.js';
+import { streamReadCounters } from '../server/logs/streamRead.js';
+import { startRedis } from '../test/helpers/redis.js';
+import { startRedisCommandCounter } from '../test/helpers/redisCommandCounter.js';
+import { Histogram } from './histogram.js';
+import type { Result } from './scenarios.js';
+
+const LINE = `${'x'.repeat(59)}\n`; // 60 bytes, a typical build log line
+
+interface ShipCost {
+  commandsPerRunSecond: number;
+  /** Redis's own count, script-inner calls included */
+  redisCommandsPerRunSecond: number;
+  p50: number;
+  p99: number;
+}
+
+/** `runs` logs growing by `rate` lines a second each, a hint per line (a watcher's worst), for `seconds`; latency: write to shipped. */
+async function shipCost(url: string, runs: number, rate: number, seconds: number, intervalMs: number | undefined, firstId: number): Promise<ShipCost> {
+  const direct = new Redis(url, { maxRetriesPerRequest: 2, commandTimeout: 10_000 });
+  const counter = await startRedisCommandCounter(url); // a fresh count for this load alone
+  const shipping = new Redis(counter.url, { maxRetriesPerRequest: 2, commandTimeout: 10_000 });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-redis-cost-'));
+  try {
+    await shipping.ping();
+    const processed = async () => Number(/total_commands_processed:(\d+)/.exec(await direct.info('stats'))![1]);
+    const files = Array.from({ length: runs }, (_, i) => path.join(dir, `${firstId + i}.log`));
+    for (const file of files) fs.writeFileSync(file, '');
+    const shippers = files.map((file, i) => new LogShipper(shipping, firstId + i, file, undefined, 0, { intervalMs }));
+    const histogram = new Histogram();
+    const sentBefore = counter.total();
+    const processedBefore = await processed();
+    const started = performance.now();
+    const written = files.map(() => 0);
+    const pending: Promise<void>[] = [];
+    while (performance.now() - started < seconds * 1000) {
+      const due = Math.floor(((performance.now() - started) * rate) / 1000);
+      for (const [i, file] of files.entries()) {
+        for (; written[i] < due; written[i]++) {
+          fs.appendFileSync(file, LINE);
+          const at = performance.now();
+          pending.push(shippers[i].ship().then(() => histogram.add(performance.now() - at)));
+        }
+      }
+      await new Promise((resolve) => setTimeout(resolve, 5));
+    }
+    await Promise.all(pending);
+    const elapsed = (performance.now() - started) / 1000;
+    const sent = counter.total() - sentBefore;
+    const inRedis = (await processed()) - processedBefore - 1; // less the INFO that asked
+    for (const shipper of shippers) shipper.close();
+    const { p50, p99 } = histogram.summary();
+    return { commandsPerRunSecond: sent / runs / elapsed, redisCommandsPerRunSecond: inRedis / runs / elapsed, p50, p99 };
+  } finally {
+    shipping.disconnect();
+    direct.disconnect();
+    await counter.close();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+const describeCost = (cost: ShipCost) => `${cost.commandsPerRunSecond.toFixed(1)} commands/run-s sent (${cost.redisCommandsPerRunSecond.toFixed(1)} run in Redis, script calls included); write→shipped p50 ${cost.p50.toFixed(1)} / p99 ${cost.p99.toFixed(1)} ms`;
+
+/** Commands per running run per second at each line rate: batched (one call per interval) against a ship per hint. */
+export async function shipCommands(runs: number, rates: number[], seconds: number): Promise<Result[]> {
+  const server = await startRedis();
+  const rows: Result[] = [];
+  let firstId = 1;
+  try {
+    for (const rate of rates) {
+      const batched = await shipCost(server.url, runs, rate, seconds, undefined, firstId);
+      firstId += runs;
+      const unbatched = await shipCost(server.url, runs, rate, seconds, 0, firstId);
+      firstId += runs;
+      rows.push({
+        scenario: `redis: commands per run-second, ${runs} runs × ${rate} lines/s (a hint per line)`,
+        hub: describeCost(batched),
+        baseline: `a ship per hint: ${describeCost(unbatched)}`,
+        ratio: batched.commandsPerRunSecond / unbatched.commandsPerRunSecond,
+        target: '≤ 20 commands/run-s, p99 ≤ 120 ms',
+        met: batched.commandsPerRunSecond <= 20 && batched.p99 <= 120,
+        lost: 0,
+        duplicated: 0,
+        data: { batched, unbatched },
+      });
+    }
+    return rows;
+  } finally {
+    await server.stop();
+  }
+}
+
+/**
+ * The reader before exact reads, kept as the baseline: the entry holding the position, then
+ * XRANGE … COUNT 256 from there, the entries' bytes all fetched; returns the bytes fetched.
+ */
+async function readWholeEntries(redis: Redis, key: string, length: number, position: number): Promise<{ fetched: number; served: number }> {
+  const [first] = await redis.xrevrangeBuffer(key, `${position}-1`, '-', 'COUNT', 1);
+  if (!first) return { fetched: 0, served: 0 };
+  let from = first[0].toString();
+  let fetched = 0;
+  let served = 0;
+  while (served < length) {
+    const entries = await redis.xrangeBuffer(key, from, '+', 'COUNT', 256);
+    for (const [id, fields] of entries) {
+      const start = Number(id.toString().split('-')[0]);
+      fetched += fields[1].length;
+      const skip = position + served - start;
+      if (skip < 0) return { fetched, served };
+      if (skip >= fields[1].length || served >= length) continue;
+      served += Math.min(fields[1].length - skip, length - served);
+    }
+    if (entries.length < 256) break;
+    from = `(${entries[entries.length - 1][0].toString()}`;
+  }
+  return { fetched, served };
+}
+
+/** Bytes fetched from Redis per byte served, for random page reads and a catch-up, exact against whole entries. */
+export async function readAmplification(logBytes: number): Promise<Result[]> {
+  const server = await startRedis();
+  const redis = new Redis(server.url, { maxRetriesPerRequest: 2, commandTimeout: 10_000 });
+  try {
+    const { RedisLogSource } = await import('../server/logs/redisLogStream.js');
+    const runId = 1;
+    const key = `hub:log:{run:${runId}}`;
+    // Entries as a shipper makes them: mostly an interval's lines (a few KiB), some full calls (256 KiB).
+    let seed = 7;
+    const next = () => ((seed = (seed * 48271) % 2147483647) / 2147483647);
+    for (let at = 0; at < logBytes; ) {
+      const length = next() < 0.9 ? 600 + Math.floor(next() * 6000) : 256 * 1024;
+      at = await appendChunk(redis, runId, at, Buffer.from(LINE.repeat(Math.ceil(length / LINE.length))));
+    }
+    const size = Number(await redis.get(`${key}:size`));
+    const handle = (await new RedisLogSource(redis, runId).open())!;
+    const rows: Result[] = [];
+    for (const [name, reads] of [
+      ['random 64 KiB page reads', Array.from({ length: 200 }, () => ({ position: Math.floor(next() * (size - 65_536)), length: 65_536 }))],
+      ['catch-up from 0 in 1 MiB reads', Array.from({ length: Math.ceil(size / 2 ** 20) }, (_, i) => ({ position: i * 2 ** 20, length: Math.min(2 ** 20, size - i * 2 ** 20) }))],
+    ] as const) {
+      const before = streamReadCounters.bytesRead;
+      let served = 0;
+      let baselineFetched = 0;
+      let baselineServed = 0;
+      const buffer = Buffer.alloc(2 ** 20);
+      for (const { position, length } of reads) {
+        served += (await handle.read(buffer, 0, length, position)).bytesRead;
+        const whole = await readWholeEntries(redis, key, length, position);
+        baselineFetched += whole.fetched;
+        baselineServed += whole.served;
+      }
+      const exact = (streamReadCounters.bytesRead - before) / served;
+      const baseline = baselineFetched / baselineServed;
+      rows.push({
+        scenario: `redis: read amplification, ${name} of a ${(size / 2 ** 20).toFixed(0)} MiB stream (bytes from Redis / bytes served)`,
+        hub: `${exact.toFixed(3)}× (${served.toLocaleString('en')} bytes served)`,
+        baseline: `whole entries (XRANGE … COUNT 256): ${baseline.toFixed(1)}×`,
+        ratio: exact / baseline,
+        target: '≤ 1.1×',
+        met: exact <= 1.1,
+        lost: 0,
+        duplicated: 0,
+        data: { exact, baseline, served },
+      });
+    }
+    return rows;
+  } finally {
+    redis.disconnect();
+    await server.stop();
+  }
+}
