@@ -104,10 +104,21 @@ export class SectionWindow {
    * outside it (and those open at `top` are its own or its ancestors).
    */
   covers(top: number, bottom: number): boolean {
+    return this.reaches(top) && this.extendsTo(bottom);
+  }
+
+  /** Byte `offset` lies within the window's stretch of the log (it starts at or before it, and goes on to or past it). */
+  holds(offset: number): boolean {
+    return this.reaches(offset) && this.extendsTo(offset);
+  }
+
+  private reaches(offset: number): boolean {
     const first = this.sections.get(this.first);
+    return this.first <= 1 || (first !== undefined && first.start <= offset);
+  }
+
+  private extendsTo(offset: number): boolean {
     const last = this.sections.get(this.last);
-    const coversTop = this.first <= 1 || (first !== undefined && first.start <= top);
-    const coversBottom = this.atEnd || (last !== undefined && last.start >= bottom);
-    return coversTop && coversBottom;
+    return this.atEnd || (last !== undefined && last.start >= offset);
   }
 }

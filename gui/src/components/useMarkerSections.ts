@@ -29,8 +29,14 @@ export function useMarkerSections(run: Run) {
   const queued = useRef<{ at: number } | 'again' | null>(null);
   /** messages that came while a window was read: applied to it once it is in place */
   const arrived = useRef<MarkerSection[][]>([]);
-  /** the view's place the current window was loaded for: not loaded again for the same place */
+  /** the view's place (top byte) the window held was read for */
   const loadedFor = useRef<number | null>(null);
+  /**
+   * A window that did not cover the view it was read for: the view spans more sections than a
+   * window holds (a folded section with thousands inside). Not read again while the view's top
+   * stays within it, or every scroll would read 20 000 sections.
+   */
+  const saturated = useRef<SectionWindow | null>(null);
   const runId = useRef(run.id);
   /** the view asked while a window was read: it is drawn again after, to ask again */
   const askedWhileLoading = useRef(false);
@@ -104,7 +110,10 @@ export function useMarkerSections(run: Run) {
       askedWhileLoading.current = true;
       return;
     }
-    if (held.current.covers(top, bottom) || loadedFor.current === top) return;
+    const current = held.current;
+    if (current.covers(top, bottom)) return;
+    if (loadedFor.current === top) saturated.current = current;
+    if (saturated.current === current && current.holds(top)) return;
     loadedFor.current = top;
     load({ at: top });
   }
@@ -118,6 +127,7 @@ export function useMarkerSections(run: Run) {
     runId.current = run.id;
     held.current = new SectionWindow();
     loadedFor.current = null;
+    saturated.current = null;
     queued.current = null;
     setVersion((v) => v + 1);
   }, [run.id]);
