@@ -29,6 +29,8 @@ const BUILD = [
 const MANY = 25_000;
 const gate = fileGate();
 const second = fileGate();
+const third = fileGate();
+const fourth = fileGate();
 // A group opened while the test watches, then (after the gate) a nested GitLab section, both closed while a second step still runs.
 const LIVE = `echo '::group::Live group'; echo 'inside'; ${gate.waitCommand}; printf '\\033[0Ksection_start:1700000000:late[collapsed=true]\\r\\033[0KLate section\\nlate line\\n\\033[0Ksection_end:1700000001:late\\r\\033[0K\\n::endgroup::\\n'`;
 
@@ -42,6 +44,8 @@ test.before(async () => {
       marked: { steps: [{ name: 'build', command: sh(BUILD) }], scopes: { all: 'build' } },
       // 25 000 groups of one line, the last one named; then a Buildkite section of its own.
       many: { steps: [{ name: 'many', command: nodeStep(`const out = []; for (let i = 1; i < ${MANY}; i++) out.push('::group::g' + i + '\\nline ' + i + '\\n::endgroup::\\n'); out.push('::group::Final group\\nfinal line\\n::endgroup::\\n'); process.stdout.write(out.join(''))`) }], scopes: { all: 'many' } },
+      // The same, then (after a gate) one more group, told over the WebSocket.
+      manyLive: { steps: [{ name: 'many', command: sh(`'${process.execPath}' -e 'const out = []; for (let i = 1; i <= ${MANY}; i++) out.push("::group::g" + i + "\\nline " + i + "\\n::endgroup::\\n"); process.stdout.write(out.join(""))'; ${third.waitCommand}; printf '::group::After gate\\nafter line\\n::endgroup::\\n'; ${fourth.waitCommand}`) }], scopes: { all: 'many' } },
       live: { steps: [{ name: 'grow', command: sh(LIVE) }, { name: 'after', command: sh(`echo next; ${second.waitCommand}`) }], scopes: { all: 'grow' } },
     },
   });
@@ -54,6 +58,8 @@ test.after(async () => {
   await hub?.stop();
   gate.remove();
   second.remove();
+  third.remove();
+  fourth.remove();
 });
 
 const header = (name: string) => page.locator('.marker-header', { has: page.locator('.marker-name', { hasText: new RegExp(`^${name}$`) }) });
@@ -157,6 +163,19 @@ test('a log of 25 000 sections: the last one (past the first 20 000) shows as a 
   await header('g12345').click();
   await line('line 12345').waitFor({ state: 'detached', timeout: 5000 });
   assert.is(await line('::endgroup::').count(), 0, 'no end marker shows');
+});
+
+test('a live run past 20 000 sections: the sections it opens next show as headers as they come', async () => {
+  const projectId = await createProject(hub, 'manyLive');
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  await header(`g${MANY}`).waitFor({ timeout: 20_000 });
+  third.open();
+  await header('After gate').waitFor({ timeout: 10_000 });
+  await line('after line').waitFor({ timeout: 5000 });
+  assert.is(await line('::endgroup::').count(), 0);
+  fourth.open();
+  await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
 });
 
 test.run();
