@@ -84,6 +84,8 @@ export interface Config {
   readonly secretKeyFile: string;
   readonly retention: { readonly runs: number | null; readonly days: number | null; readonly log_bytes: number | null };
   readonly logLevel: string;
+  /** a cluster hub keeps the section index files of this many finished runs (those used last) */
+  readonly sectionCacheRuns: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -227,5 +229,6 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
       log_bytes: readLimit(env, 'HUB_RETENTION_LOG_BYTES'),
     }),
     logLevel: readLogLevel(env),
+    sectionCacheRuns: readInteger(env, 'HUB_SECTION_CACHE_RUNS', 200, 1, 1_000_000),
   });
 }

@@ -46,8 +46,9 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const secrets = new ProjectSecrets(store.secrets, SecretBox.fromFile(config.secretKeyFile));
   const runService = new RunService(config, pipelines, projects, runs, log, (events) => backend.createLauncher(events, (projectId) => secrets.values(projectId)), backend.logSizeOf);
   const { logSourceOf, runJson } = backend;
-  const hub = new LogHub(config, runs, projects, runJson, logSourceOf);
-  const sections = backend.createSections((runId, changed) => hub.sectionsChanged(runId, changed));
+  // The index tells the hub of changed sections; the hub tells the index who wants them.
+  const hub: LogHub = new LogHub(config, runs, projects, runJson, logSourceOf, (run) => sections.want(run));
+  const sections = backend.createSections((runId, changed) => hub.sectionsChanged(runId, changed), (runId) => runs.get(runId));
   let url = '';
   const webhooks = new WebhookDispatcher(store.webhooks, projects, runJson, { publicUrl: () => config.publicUrl ?? url, retryFirstMs: config.webhookRetryMs, retryMaxMs: config.webhookRetryMaxMs, maxTries: config.webhookTries }, log);
   // Finished runs past their project's limits go at start, hourly, and when one of its runs ends.
@@ -59,15 +60,18 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   const changes = {
     changed(run: RunRow) {
       hub.runChanged(run);
-      sections?.runChanged(run);
+      sections.runChanged(run);
       webhooks.runChanged(run);
       if (isTerminal(run.status)) retention.sweepProject(run.project_id).catch((error: unknown) => log.error({ err: error, project_id: run.project_id }, 'the retention sweep failed'));
     },
-    removed: (projectId: number, runId: number, reason: RemovalReason) => hub.runRemoved(projectId, runId, reason),
+    removed: (projectId: number, runId: number, reason: RemovalReason) => {
+      hub.runRemoved(projectId, runId, reason);
+      sections.forget(runId).catch((error: unknown) => log.warn({ err: error, run_id: runId }, 'stopping a removed run\'s section index failed'));
+    },
   };
   backend.connectRunChanges(runService, changes);
   runService.on('purged', (run, reason) => {
-    sections?.forget(run.id).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'stopping a purged run\'s section index failed'));
+    sections.forget(run.id).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'stopping a purged run\'s section index failed'));
     backend.purgeLog(run, reason, changes).catch((error: unknown) => log.warn({ err: error, run_id: run.id }, 'removing a purged log failed'));
   });
   // The WebSocket server is attached after the app exists; the metrics read it through this.
@@ -104,7 +108,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
   sockets = attachWebSocketServer(server, hub, config, log, metrics.countSent);
   await runService.recover();
   // Runs that went on while no hub indexed them: their sections now, not at their next change.
-  if (sections) sections.resume(await runs.listActive());
+  sections.resume(await runs.listActive());
   // Not awaited: a long first sweep must not hold up serving.
   retention.start().catch((error: unknown) => log.error({ err: error }, 'the first retention sweep failed'));
   backend.start();
@@ -143,7 +147,7 @@ export async function startHub(config: Config, log = pino({ level: config.logLev
         await sockets?.close();
         await backend.stop();
         await hub.close();
-        await sections?.close();
+        await sections.close();
         await stopped;
         clearTimeout(cut);
         await launcherClosed;

@@ -32,8 +32,8 @@ export interface Backend {
   logSourceOf(run: RunRow): LogSource;
   /** a run as clients see it */
   runJson(run: RunRow): Run;
-  /** the index of sections from markers; null where logs are not indexed */
-  createSections(changed: (runId: number, sections: Section[]) => void): SectionIndex | null;
+  /** the index of sections from markers; `latest`: a run as recorded now */
+  createSections(changed: (runId: number, sections: Section[]) => void, latest: (runId: number) => Promise<RunRow | undefined>): SectionIndex;
   /** every change of a run reaches `to`: this hub's own (`service`) and, in a cluster, everyone's */
   connectRunChanges(service: RunService, to: RunChangeHandlers): void;
   /** a purged run's log goes, and its followers on every hub learn it was removed */

@@ -1,4 +1,5 @@
 import fs from 'node:fs';
+import path from 'node:path';
 import type pino from 'pino';
 import type { Config } from '../config.js';
 import { archiveKey, archiveTimesKey, openArchive } from '../logs/archive.js';
@@ -7,6 +8,9 @@ import { createRedisClient } from '../logs/redisClient.js';
 import { ClusterLogSource } from '../logs/clusterLogSource.js';
 import { deleteChunks, readChunkMark } from '../logs/liveChunks.js';
 import { closeNotices, deleteStream, fenceStream, shippedSize } from '../logs/redisLogStream.js';
+import { SectionCache } from '../sections/sectionCache.js';
+import { SectionIndex } from '../sections/sectionIndex.js';
+import type { RunRow } from '../store/runs.js';
 import { ClusterLauncher } from '../runs/clusterLauncher.js';
 import { toRunJson } from '../runs/serialize.js';
 import { isTerminal } from '../store/runs.js';
@@ -41,6 +45,8 @@ export async function openClusterBackend(config: Config, log: pino.Logger): Prom
     log,
   }, config.archiveSweepMs);
   const purges = new WorkQueue(PURGES_AT_ONCE);
+  // (a finished run's log is read whole or not at all: see ClusterLogSource.open)
+  const logSourceOf = (run: RunRow) => new ClusterLogSource(redis, run.id, archive, archiveKey(run.project_id, run.id), archiveTimesKey(run.project_id, run.id), isTerminal(run.status) ? run.log_size : 0);
   let feed: RunFeed | null = null;
   let listener: PgListener | null = null;
   return {
@@ -50,10 +56,22 @@ export async function openClusterBackend(config: Config, log: pino.Logger): Prom
     createLauncher: (events) => new ClusterLauncher(postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(redis, runId, epoch), (runId) => sweeper.archiveSoon(runId)),
     // A run's log ends where its stream does: a lost worker's run ends at what it shipped.
     logSizeOf: (run) => shippedSize(redis, run.id),
-    logSourceOf: (run) => new ClusterLogSource(redis, run.id, archive, archiveKey(run.project_id, run.id), archiveTimesKey(run.project_id, run.id), isTerminal(run.status) ? run.log_size : 0),
+    logSourceOf,
     // A running run's size as its worker recorded it (its file is on the worker).
     runJson: (run) => toRunJson(run, config.logsDir, false),
-    createSections: () => null,
+    // Logs are in Redis and the archive: section files go in a bounded folder of this hub's own,
+    // and a running run is indexed once a client asks (each hub sees every run of the cluster).
+    createSections: (changed, latest) => {
+      const cache = SectionCache.open(path.join(config.logsDir, 'sections'), config.sectionCacheRuns);
+      return new SectionIndex({
+        filesOf: (run) => cache.filesOf(run.id),
+        sourceOf: (run) => logSourceOf(run),
+        changed,
+        cache,
+        onDemand: true,
+        latest,
+      });
+    },
     connectRunChanges(service, to) {
       service.on('run', (run) => notifyRun(postgres, run.id));
       const runFeed = new RunFeed(postgres.runs, to, config.resyncMs, log);

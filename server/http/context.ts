@@ -28,8 +28,8 @@ export interface AppServices {
   /** a run as clients see it */
   runJson: (run: RunRow) => Run;
   metrics: HubMetrics;
-  /** the runs' section indexes (null in cluster mode: not indexed there yet) */
-  sections: SectionIndex | null;
+  /** the runs' section indexes */
+  sections: SectionIndex;
   webhooks: WebhookStore;
   /** `/api/ready`: every part the hub needs, checked now */
   readiness: () => Promise<ReadyReport>;

@@ -55,6 +55,8 @@ export class LogHub {
     private readonly projects: ProjectStore,
     private readonly runJson: (run: RunRow) => Run,
     private readonly sourceOf: (run: RunRow) => LogSource,
+    /** a subscriber asked for the run's sections (a cluster hub indexes a running run from then on) */
+    private readonly sectionsWanted: (run: RunRow) => void = () => {},
   ) {}
 
   /**
@@ -95,6 +97,7 @@ export class LogHub {
       if (options.sections) {
         const wanting = this.sectionSinks.get(runId) ?? new Set<LogSink>();
         this.sectionSinks.set(runId, wanting.add(sink));
+        this.sectionsWanted(run);
       }
       tail.start(subscriber);
       return start;

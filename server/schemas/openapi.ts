@@ -51,7 +51,6 @@ const ERRORS: Record<string, string> = {
   409: 'Conflicts with the current state (a busy project, a taken name, a finished run)',
   413: 'The body is over 1 MiB',
   415: 'The body is not JSON',
-  501: 'Not available in this mode (sections: cluster mode)',
   416: 'A range past the end, or too many ranges',
   429: 'Too many requests (run starts per project)',
   503: 'The database is busy (`database_busy`), the server has no file descriptor free (`server_busy`), Redis did not answer in time (`log_store_unavailable`), or a finished log is not whole in its store just now (`log_unavailable`): try again after Retry-After',
@@ -144,7 +143,7 @@ function operations(): Record<string, Record<string, Json>> {
       get: {
         summary: 'The sections a run\'s steps mark in its log (GitHub, GitLab, Buildkite markers), a page at a time by id',
         parameters: [PROJECT, RUN, ...queryOf(http.sectionPageQuery)],
-        responses: { 200: json(ref('SectionPage'), 'Sections after `after`; `complete` once the run ended and its whole log is indexed'), ...errors(400, 404, 501) },
+        responses: { 200: json(ref('SectionPage'), 'Sections after `after`; `complete` once the run ended and its whole log is indexed'), ...errors(400, 404) },
       },
     },
     '/api/projects/{projectId}/webhooks': {

@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import { artifactsDir, launchBrowser, takeCspViolations } from '../helpers/browser.js';
 import { fileGate } from '../helpers/fileGate.js';
-import { createProject, sh, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
+import { createProject, nodeStep, sh, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
 
 // Three dialects nested three deep, a folded GitLab section, a Buildkite one left open at the step's end.
 const BUILD = [
@@ -26,8 +26,11 @@ const BUILD = [
   `echo 'removed tmp'`,
 ].join('; ');
 
+const MANY = 25_000;
 const gate = fileGate();
 const second = fileGate();
+const third = fileGate();
+const fourth = fileGate();
 // A group opened while the test watches, then (after the gate) a nested GitLab section, both closed while a second step still runs.
 const LIVE = `echo '::group::Live group'; echo 'inside'; ${gate.waitCommand}; printf '\\033[0Ksection_start:1700000000:late[collapsed=true]\\r\\033[0KLate section\\nlate line\\n\\033[0Ksection_end:1700000001:late\\r\\033[0K\\n::endgroup::\\n'`;
 
@@ -39,6 +42,10 @@ test.before(async () => {
   hub = await startHub({
     pipelines: {
       marked: { steps: [{ name: 'build', command: sh(BUILD) }], scopes: { all: 'build' } },
+      // 25 000 groups of one line, the last one named; then a Buildkite section of its own.
+      many: { steps: [{ name: 'many', command: nodeStep(`const out = []; for (let i = 1; i < ${MANY}; i++) out.push('::group::g' + i + '\\nline ' + i + '\\n::endgroup::\\n'); out.push('::group::Final group\\nfinal line\\n::endgroup::\\n'); process.stdout.write(out.join(''))`) }], scopes: { all: 'many' } },
+      // The same, then (after a gate) one more group, told over the WebSocket.
+      manyLive: { steps: [{ name: 'many', command: sh(`'${process.execPath}' -e 'const out = []; for (let i = 1; i <= ${MANY}; i++) out.push("::group::g" + i + "\\nline " + i + "\\n::endgroup::\\n"); process.stdout.write(out.join(""))'; ${third.waitCommand}; printf '::group::After gate\\nafter line\\n::endgroup::\\n'; ${fourth.waitCommand}`) }], scopes: { all: 'many' } },
       live: { steps: [{ name: 'grow', command: sh(LIVE) }, { name: 'after', command: sh(`echo next; ${second.waitCommand}`) }], scopes: { all: 'grow' } },
     },
   });
@@ -51,6 +58,8 @@ test.after(async () => {
   await hub?.stop();
   gate.remove();
   second.remove();
+  third.remove();
+  fourth.remove();
 });
 
 const header = (name: string) => page.locator('.marker-header', { has: page.locator('.marker-name', { hasText: new RegExp(`^${name}$`) }) });
@@ -124,6 +133,48 @@ test('a live run: a section shows open as it opens, and closed with its duration
   assert.is(await line('late line').count(), 0, 'the collapsed one is folded');
   assert.is(await line('::endgroup::').count(), 0);
   second.open();
+  await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
+});
+
+test('a log of 25 000 sections: the last one (past the first 20 000) shows as a header and folds and unfolds; one in the middle too, opened by a permalink', async () => {
+  const projectId = await createProject(hub, 'many');
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await waitForRun(hub, projectId, body.id, ['completed'], 30_000);
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
+  await header('Final group').waitFor({ timeout: 15_000 });
+  assert.is(await line('::group::Final group').count(), 0, 'a header, not a raw marker line');
+  await line('final line').waitFor({ timeout: 5000 });
+  await header('Final group').click();
+  await line('final line').waitFor({ state: 'detached', timeout: 5000 });
+  assert.is(await header('Final group').locator('button.fold').getAttribute('aria-expanded'), 'false');
+  await header('Final group').click();
+  await line('final line').waitFor({ timeout: 5000 });
+  assert.is(await header(`g${MANY - 1}`).count(), 1, 'the one before it is a header too');
+  await page.screenshot({ path: path.join(artifactsDir, 'run-log-many-sections.png') });
+
+  // A permalink into section 12 345: the window of sections moves there.
+  const log = fs.readFileSync(path.join(hub.dir, 'logs', String(projectId), `${body.id}.log`), 'latin1');
+  const at = log.indexOf('line 12345\n');
+  await page.goto('about:blank'); // a fresh page (a hash change alone keeps the run's view)
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}?at=${at}`);
+  await header('g12345').waitFor({ timeout: 15_000 });
+  await line('line 12345').waitFor({ timeout: 5000 });
+  await header('g12345').click();
+  await line('line 12345').waitFor({ state: 'detached', timeout: 5000 });
+  assert.is(await line('::endgroup::').count(), 0, 'no end marker shows');
+});
+
+test('a live run past 20 000 sections: the sections it opens next show as headers as they come', async () => {
+  const projectId = await createProject(hub, 'manyLive');
+  const { body } = await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+  await page.goto(`${hub.url}/#/projects/${projectId}/runs/${body.id}`);
+  await header(`g${MANY}`).waitFor({ timeout: 20_000 });
+  third.open();
+  await header('After gate').waitFor({ timeout: 10_000 });
+  await line('after line').waitFor({ timeout: 5000 });
+  assert.is(await line('::endgroup::').count(), 0);
+  fourth.open();
   await page.getByTestId('log-complete').waitFor({ timeout: 15_000 });
 });
 

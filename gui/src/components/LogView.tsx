@@ -1,4 +1,4 @@
-import { useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { runPath, type Run } from '../api';
 import { plainText } from '../ansi';
 import { LINE_HEIGHT, type RowLayout } from '../rowLayout';
@@ -14,7 +14,7 @@ import { useFolds, useKeepSeenOpen } from './useFolds';
 import { useLogLines } from './useLogLines';
 import { useLogSearch } from './useLogSearch';
 import { useMarkerSections } from './useMarkerSections';
-import { useKeepPlaceOnRelayout, useRowLayout } from './useRowLayout';
+import { useKeepLineOnSections, useKeepPlaceOnRelayout, useRowLayout } from './useRowLayout';
 import { runDetached } from '../report';
 
 const OVERSCAN = 30;
@@ -62,8 +62,9 @@ export function LogView({ socket, run, at, onRecord }: {
   const [allMarkersChoice, setAllMarkers] = useState<{ runId: number; folded: boolean } | null>(null);
   const allMarkers = allMarkersChoice?.runId === run.id ? allMarkersChoice.folded : null;
   const choiceKey = (marker: MarkerSection) => `${run.id}:${marker.id}`;
-  /** A section holding the line the view opened at (a permalink) starts open. */
-  const holdsOpened = (marker: MarkerSection) => at !== undefined && marker.header_end <= at && (marker.end === null || at < marker.end);
+  /** A section holding the line the view opened at (a permalink, a search match) starts open, also when read later. */
+  const openedAt = highlight ?? at;
+  const holdsOpened = (marker: MarkerSection) => openedAt !== undefined && marker.header_end <= openedAt && (marker.end === null || openedAt < marker.end);
   const isMarkerFolded = (marker: MarkerSection) => markerChoices.get(choiceKey(marker)) ?? allMarkers ?? (holdsOpened(marker) ? false : marker.collapsed);
   /** a fresh buffer is filling: scroll events (the browser clamping the old position) are not the reader's */
   const settling = useRef(false);
@@ -218,6 +219,7 @@ export function LogView({ socket, run, at, onRecord }: {
   const layout = useRowLayout(container, wrap, b, visible, version, timed);
   layoutRef.current = layout;
   useKeepPlaceOnRelayout(container, layout, follow, scrollTop, setScrollTop);
+  useKeepLineOnSections(container, visible, layout, version, follow, markers.list, setScrollTop);
   useKeepSeenOpen(container, visible, layout, sections, isFolded, folds.keepOpen);
 
   const headers = new Map(sections.filter((s) => s.hasHeader).map((s) => [s.start, s]));
@@ -227,6 +229,12 @@ export function LogView({ socket, run, at, onRecord }: {
   const highlighted = highlight === null ? -1 : b.indexAt(highlight);
   const hashBase = `#/projects/${run.project_id}/runs/${run.id}`;
   const runStart = run.started_at ? Date.parse(run.started_at) : null;
+  // The sections of the part shown (and a screen either side) are held, whatever their number.
+  const shownFrom = last > first ? visible.indexAt(first) : -1;
+  const shownTo = last > first ? visible.indexAt(last - 1) : -1;
+  useEffect(() => {
+    if (shownFrom >= 0 && shownTo >= 0) markers.cover(b.offsetOf(shownFrom), b.offsetOf(shownTo));
+  });
   const rows = [];
   for (let row = first; row < last; row++) {
     const index = visible.indexAt(row);

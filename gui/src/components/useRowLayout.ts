@@ -70,3 +70,34 @@ export function useKeepPlaceOnRelayout(scroller: RefObject<HTMLElement>, layout:
     setScrollTop(element.scrollTop);
   }, [layout]);
 }
+
+/**
+ * The marked sections changed (a window of them read, a section closed): rows may fold or unfold
+ * above the reader, who stays on the line at the top of the view (not while following: the end
+ * stays in view). The line is noted after each drawing and found again by its buffer index.
+ */
+export function useKeepLineOnSections(scroller: RefObject<HTMLElement>, rows: Rows, layout: RowLayout, version: number, follow: boolean, sections: unknown, setScrollTop: (top: number) => void): void {
+  const anchor = useRef<{ index: number; within: number; version: number } | null>(null);
+  useLayoutEffect(() => {
+    const element = scroller.current;
+    const held = anchor.current;
+    // Lines added or dropped since (indexes moved): the view's own handling of those keeps its place.
+    if (!element || !held || follow || held.version !== version) return;
+    // The line itself may be folded away now (an end marker): the next one shown stands for it.
+    let row = -1;
+    let index = held.index;
+    for (; row < 0 && index < held.index + 64; index++) row = rows.rowOf(index);
+    if (row < 0) return;
+    const top = layout.topOf(row) + (index - 1 === held.index ? held.within : 0);
+    if (Math.abs(top - element.scrollTop) < 1) return;
+    element.scrollTop = top;
+    setScrollTop(element.scrollTop);
+  }, [sections]);
+  useLayoutEffect(() => {
+    const element = scroller.current;
+    if (!element) return;
+    const row = layout.rowAt(element.scrollTop);
+    const index = rows.indexAt(row);
+    anchor.current = index < 0 ? null : { index, within: element.scrollTop - layout.topOf(row), version };
+  });
+}

@@ -1,5 +1,4 @@
 import Router from '@koa/router';
-import { HubError } from '../../errors.js';
 import { sectionPageQuery } from '../../schemas/http.js';
 import { parseWith } from '../../schemas/parse.js';
 import type { AppServices } from '../context.js';
@@ -14,7 +13,6 @@ export function sectionRoutes(services: AppServices): Router {
   router.get('/', async (ctx) => {
     const run = await loadRun(services, ctx.params);
     const query = parseWith(sectionPageQuery, ctx.query, 'query');
-    if (!services.sections) throw new HubError(501, 'not_supported', 'Sections are indexed in embedded mode only (not yet in cluster mode)');
     const page = await services.sections.page(run, query.after ?? 0, Math.max(1, query.limit ?? DEFAULT_LIMIT), query.from);
     ctx.set('Cache-Control', 'no-store');
     ctx.body = { run_id: run.id, ...page };
