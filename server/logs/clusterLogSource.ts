@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from './redisClient.js';
 import type { ObjectStore } from './archive.js';
 import { openLiveLog } from './liveChunks.js';
 import type { LogHandle, LogSource } from './logSource.js';
