@@ -11,6 +11,7 @@ import { ClusterLogSource } from '../../server/logs/clusterLogSource.js';
 import { ChunkUploader, readChunkMark } from '../../server/logs/liveChunks.js';
 import { createRedisClient, type Redis } from '../../server/logs/redisClient.js';
 import { appendChunk, closeNotices, deleteStream, expireStream, listUnexpiredStreams, RedisLogSource, tag, writeTimes } from '../../server/logs/redisLogStream.js';
+import { freePort } from '../../server/cluster/services.js';
 import { withTimeout } from '../../server/retry.js';
 import { startCluster, type Cluster } from '../helpers/cluster.js';
 import { pollFromZero } from '../helpers/httpPoller.js';
@@ -97,31 +98,70 @@ test('every script and multi-key command of a run works on a Redis Cluster (one 
   }
 }));
 
-test('a watcher hears of appends by sharded pub/sub: its subscription is on the master of its run\'s slot, and only there', () => within(30_000, async () => {
+/** How many sharded subscribers `channel` has on the node at `port`. */
+async function shardSubscribers(port: number, channel: string): Promise<number> {
+  const password = decodeURIComponent(new URL(redisCluster.url).password);
+  const node = new RedisServer({ host: '127.0.0.1', port, password, commandTimeout: 2000, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null, lazyConnect: true });
+  node.on('error', () => {});
+  try {
+    await node.connect();
+    const [, count] = (await node.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
+    return Number(count);
+  } finally {
+    node.disconnect();
+  }
+}
+
+test('a watcher hears of appends by sharded pub/sub: its subscription is on the master of its run\'s slot, and only there; after a failover, on the new master', () => within(40_000, async () => {
   const redis = client();
   const runId = nextRun++;
   const channel = tag(runId);
-  const stop = new RedisLogSource(redis, runId).watch(() => {});
+  let hints = 0;
+  const stop = new RedisLogSource(redis, runId).watch(() => hints++);
   try {
     const { master } = await redisCluster.shardOf(channel);
-    const password = decodeURIComponent(new URL(redisCluster.url).password);
-    const subscribers = async (port: number) => {
-      const node = new RedisServer({ host: '127.0.0.1', port, password, commandTimeout: 2000, maxRetriesPerRequest: 0, lazyConnect: true });
-      node.on('error', () => {});
-      try {
-        await node.connect();
-        const [, count] = (await node.call('PUBSUB', 'SHARDNUMSUB', channel)) as [string, number];
-        return Number(count);
-      } finally {
-        node.disconnect();
-      }
-    };
-    await waitFor(async () => (await subscribers(master)) === 1, 'the sharded subscription on the slot\'s master', 10_000, 50);
-    for (const port of redisCluster.ports.filter((port) => port !== master)) assert.is(await subscribers(port), 0, `no subscription on node ${port}`);
+    await waitFor(async () => (await shardSubscribers(master, channel)) === 1, 'the sharded subscription on the slot\'s master', 10_000, 50);
+    for (const port of redisCluster.ports.filter((port) => port !== master)) assert.is(await shardSubscribers(port, channel), 0, `no subscription on node ${port}`);
+    // A coordinated failover (CLUSTER FAILOVER on the replica): the subscription follows the slot.
+    const failover = await redisCluster.failOver(channel, { kill: false });
+    await waitFor(async () => (await shardSubscribers(failover.to, channel)) === 1, 'the sharded subscription on the new master', 15_000, 100);
+    const before = hints;
+    assert.is(await waitFor(() => appendChunk(redis, runId, 0, Buffer.from('after the failover\n')).catch(() => null), 'an append on the new master', 10_000, 200), 19);
+    await waitFor(() => hints > before, 'a hint after the append', 5000);
+    console.log(`  (a coordinated failover took ${failover.ms} ms; the subscription moved to the new master)`);
   } finally {
     stop();
     closeNotices(redis);
     redis.disconnect();
+  }
+}));
+
+test('a command on a Redis Cluster fails past its deadline, whether the cluster never answered (no node up) or froze (SIGSTOP), instead of waiting for ever', () => within(30_000, async () => {
+  const dead = [await freePort(), await freePort()];
+  const nowhere = createRedisClient({ redisUrl: `redis://:pw@127.0.0.1:${dead[0]}`, redisClusterNodes: [{ host: '127.0.0.1', port: dead[1] }], redisCaFile: null, redisTimeoutMs: 1000 });
+  nowhere.on('error', () => {});
+  const frozen = client();
+  try {
+    let started = Date.now();
+    const never = await nowhere.get('x').then(() => null, (error: Error) => error);
+    assert.ok(never, 'the command failed');
+    const neverMs = Date.now() - started;
+    assert.ok(neverMs < 3000, `failed after ${neverMs} ms`);
+    await frozen.set('x', '1');
+    redisCluster.signal('SIGSTOP');
+    started = Date.now();
+    const stuck = await frozen.get('x').then(() => null, (error: Error) => error);
+    assert.ok(stuck, 'the command failed');
+    const frozenMs = Date.now() - started;
+    redisCluster.signal('SIGCONT');
+    // The deadline (3 s), plus what the client's retries through redirects may add: never unbounded.
+    assert.ok(frozenMs < 10_000, `failed after ${frozenMs} ms`);
+    assert.is(await waitFor(() => frozen.get('x').catch(() => null), 'the cluster to answer again', 15_000, 200), '1');
+    console.log(`  (no node up: "${never.message}" after ${neverMs} ms with a 1 s deadline; frozen: "${stuck.message}" after ${frozenMs} ms with a 3 s deadline)`);
+  } finally {
+    redisCluster.signal('SIGCONT');
+    nowhere.disconnect();
+    frozen.disconnect();
   }
 }));
 
@@ -135,7 +175,8 @@ const TICKING = { ticking: { steps: [{ name: 'tick', command: ['sh', '-c', `i=0;
 
 const onCluster = suite<{ cluster: Cluster }>('a cluster of hubs and workers on a Redis Cluster');
 setUp(onCluster, async (context) => {
-  context.cluster = await startCluster({ pipelines: TICKING, workers: 1, redisCluster: true, env: { HUB_REDIS_TIMEOUT_MS: '3000' } });
+  // A lease long enough for a loaded machine (as in redisFailover.test.ts): the failover is what is tested, not the lease.
+  context.cluster = await startCluster({ pipelines: TICKING, workers: 1, redisCluster: true, env: { HUB_REDIS_TIMEOUT_MS: '3000', HUB_WORKER_TIMEOUT_MS: '15000' } });
 });
 onCluster.after(({ cluster }) => cluster?.stop());
 
