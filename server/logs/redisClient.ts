@@ -17,6 +17,8 @@ const RECONNECT_MAX_MS = 5000;
 /** A command waits through this many reconnects at most (then it fails, and its caller tries again). */
 const RETRIES_PER_COMMAND = 3;
 const DEFAULT_TIMEOUT_MS = 5000;
+/** A Redis Cluster client reads the slots' masters this often (one CLUSTER SLOTS). */
+const SLOTS_REFRESH_MS = 1000;
 
 type RedisConfig = Pick<Config, 'redisUrl' | 'redisCaFile'> & Partial<Pick<Config, 'redisTimeoutMs' | 'redisClusterNodes'>>;
 
@@ -55,6 +57,10 @@ function createClusterClient(url: string, seeds: NonNullable<Config['redisCluste
     shardedSubscribers: true,
     // Learning the slots (at start, after a MOVED or a failover) has the commands' deadline.
     slotsRefreshTimeout: timeoutMs,
+    // And is done every second besides (ioredis's default: never). A failover moves no key, so no
+    // command gets a MOVED: without it the sharded subscriber of a slot whose master changed (the
+    // server unsubscribed it) is never subscribed again on the new master.
+    slotsRefreshInterval: SLOTS_REFRESH_MS,
     // Redirects and the waits through a failover (CLUSTERDOWN, a closed connection) are bounded: 16 × 200 ms.
     maxRedirections: 16,
     retryDelayOnFailover: 200,
