@@ -57,10 +57,6 @@ function createClusterClient(url: string, seeds: NonNullable<Config['redisCluste
     shardedSubscribers: true,
     // Learning the slots (at start, after a MOVED or a failover) has the commands' deadline.
     slotsRefreshTimeout: timeoutMs,
-    // And is done every second besides (ioredis's default: never). A failover moves no key, so no
-    // command gets a MOVED: without it the sharded subscriber of a slot whose master changed (the
-    // server unsubscribed it) is never subscribed again on the new master.
-    slotsRefreshInterval: SLOTS_REFRESH_MS,
     // Redirects and the waits through a failover (CLUSTERDOWN, a closed connection) are bounded: 16 × 200 ms.
     maxRedirections: 16,
     retryDelayOnFailover: 200,
@@ -69,10 +65,39 @@ function createClusterClient(url: string, seeds: NonNullable<Config['redisCluste
   };
   const cluster = new Cluster([{ host: hostname.replace(/^\[|\]$/g, ''), port: Number(port || 6379) }, ...seeds], clusterOptions);
   withCommandDeadlines(cluster, timeoutMs);
+  prepareCluster(cluster);
+  return cluster;
+}
+
+/** What every Cluster client of ours has, the subscriber of notices (a duplicate) too. */
+function prepareCluster(cluster: Cluster): void {
   // A node's error (refused, reset, a node that died) is the cluster's to handle: it refreshes the
   // slots and sends the command where they moved; unheard, it would be an uncaught 'error'.
   cluster.on('node error', () => {});
-  return cluster;
+  keepSlotsFresh(cluster);
+}
+
+/**
+ * Reads the slots' masters every second (ioredis's default: never). A failover moves no key, so no
+ * command gets a MOVED: without this the sharded subscriber of a slot whose master changed (the
+ * server unsubscribed it) was never subscribed again on the new master. Not ioredis's own
+ * `slotsRefreshInterval`: a refresh under way when the client is closed arms its timer again, for
+ * ever, and the process never exits. This timer never holds the process and ends with the client.
+ */
+function keepSlotsFresh(cluster: Cluster): void {
+  const timer = setInterval(() => {
+    if (cluster.status === 'ready') cluster.refreshSlotsCache();
+  }, SLOTS_REFRESH_MS);
+  timer.unref();
+  cluster.once('end', () => clearInterval(timer));
+}
+
+/** A second client like `redis` (the subscriber of notices: a connection in subscriber mode takes no other command). */
+export function duplicateClient(redis: Redis): Redis {
+  if (!(redis instanceof Cluster)) return redis.duplicate();
+  const copy = redis.duplicate();
+  prepareCluster(copy);
+  return copy;
 }
 
 /**

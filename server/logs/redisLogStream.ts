@@ -1,5 +1,5 @@
 import { randomInt } from 'node:crypto';
-import { mastersOf, type Redis } from './redisClient.js';
+import { duplicateClient, mastersOf, type Redis } from './redisClient.js';
 import type { Redis as RedisServer } from 'ioredis';
 import { LeaseLostError } from '../errors.js';
 import type { LogHandle, LogSource } from './logSource.js';
@@ -242,9 +242,8 @@ class Notices {
   private readonly subscriber: Redis;
 
   constructor(redis: Redis) {
-    this.subscriber = redis.duplicate();
+    this.subscriber = duplicateClient(redis);
     this.subscriber.on('error', () => {}); // reconnects on its own; the poll covers the gap
-    this.subscriber.on('node error', () => {}); // a Cluster's subscriber connection to a node that went away
     this.subscriber.on('smessage', (channel: string) => {
       for (const listener of this.listeners.get(channel) ?? []) listener();
     });
