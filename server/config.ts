@@ -14,6 +14,11 @@ export interface Config {
   readonly databaseUrl: string | null;
   /** cluster mode (with HUB_DATABASE_URL): logs through Redis Streams, runs on workers */
   readonly redisUrl: string | null;
+  /**
+   * Redis is a Redis Cluster (HUB_REDIS_CLUSTER_NODES): seed nodes the client learns the cluster from,
+   * besides HUB_REDIS_URL's host (whose scheme, user and password apply to every node); null: one Redis
+   */
+  readonly redisClusterNodes: readonly { readonly host: string; readonly port: number }[] | null;
   /** the CA that signed a rediss:// server's certificate (HUB_REDIS_CA_FILE); null: the system's CAs */
   readonly redisCaFile: string | null;
   /** cluster mode: where finished logs are archived, a folder every hub and worker mounts */
@@ -131,6 +136,19 @@ function readRedisUrl(env: Env): string | null {
   return url;
 }
 
+/** `host:port,host:port`: a Redis Cluster's seed nodes (needs HUB_REDIS_URL: one of them, with the password). */
+function readRedisClusterNodes(env: Env): Config['redisClusterNodes'] {
+  const nodes = readList(env, 'HUB_REDIS_CLUSTER_NODES');
+  if (nodes.length === 0) return null;
+  if (!env.HUB_REDIS_URL) throw new Error('HUB_REDIS_CLUSTER_NODES needs HUB_REDIS_URL too: a node of the cluster, with the password (and rediss:// for TLS) every node takes');
+  return Object.freeze(nodes.map((node) => {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[^:\s]+):(\d{1,5})$/.exec(node);
+    const port = Number(match?.[2]);
+    if (!match || port < 1 || port > 65535) throw new Error(`Expected HUB_REDIS_CLUSTER_NODES to be host:port items separated by commas, got ${JSON.stringify(node)}`);
+    return Object.freeze({ host: match[1].replace(/^\[|\]$/g, ''), port });
+  }));
+}
+
 function readRedisCaFile(env: Env, cwd: string): string | null {
   const file = env.HUB_REDIS_CA_FILE;
   if (!file) return null;
@@ -184,6 +202,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     dbFile: path.join(dataDir, 'hub.sqlite'),
     databaseUrl: readDatabaseUrl(env),
     redisUrl: readRedisUrl(env),
+    redisClusterNodes: readRedisClusterNodes(env),
     redisCaFile: readRedisCaFile(env, cwd),
     archiveDir: path.resolve(cwd, env.HUB_ARCHIVE_DIR || path.join(dataDir, 'archive')),
     archiveS3: readArchiveS3(env),

@@ -32,6 +32,9 @@ test('bad values are refused at start with the variable and the value in the mes
     [{ HUB_HEADERS_TIMEOUT_MS: '20000', HUB_REQUEST_TIMEOUT_MS: '10000' }, /HUB_HEADERS_TIMEOUT_MS \(20000\) to be at most HUB_REQUEST_TIMEOUT_MS \(10000\)/],
     [{ HUB_MAX_WAITING_CONNECTIONS: '0' }, /HUB_MAX_WAITING_CONNECTIONS to be between 1/],
     [{ HUB_DATABASE_URL: 'postgres://db/hub', HUB_REDIS_URL: 'redis://cache', HUB_REDIS_CA_FILE: 'ca.crt' }, /HUB_REDIS_CA_FILE is for TLS: HUB_REDIS_URL must be a rediss:\/\/ URL/],
+    [{ HUB_REDIS_CLUSTER_NODES: 'a:7000' }, /HUB_REDIS_CLUSTER_NODES needs HUB_REDIS_URL too/],
+    [{ HUB_DATABASE_URL: 'postgres://db/hub', HUB_REDIS_URL: 'redis://a:7000', HUB_REDIS_CLUSTER_NODES: 'a:7000,b' }, /HUB_REDIS_CLUSTER_NODES to be host:port items separated by commas, got "b"/],
+    [{ HUB_DATABASE_URL: 'postgres://db/hub', HUB_REDIS_URL: 'redis://a:7000', HUB_REDIS_CLUSTER_NODES: 'b:70000' }, /HUB_REDIS_CLUSTER_NODES.*got "b:70000"/],
   ];
   for (const [env, message] of cases) assert.throws(() => loadConfig(env, '/srv'), message, JSON.stringify(env));
 });
@@ -48,6 +51,13 @@ test('lists are trimmed and lower-cased; relative paths resolve against the work
   assert.is(config.dbFile, '/w/d/hub.sqlite');
   assert.is(config.pipelinesFile, '/w/p.json');
   assert.is(loadConfig({ HUB_DATABASE_URL: 'postgres://db/hub', HUB_REDIS_URL: 'rediss://cache', HUB_REDIS_CA_FILE: 'tls/ca.crt' }, '/w').redisCaFile, '/w/tls/ca.crt');
+});
+
+test('a Redis Cluster: its seed nodes, host:port (IPv6 in brackets), none by default', () => {
+  assert.is(loadConfig({}, '/srv').redisClusterNodes, null);
+  const config = loadConfig({ HUB_DATABASE_URL: 'postgres://db/hub', HUB_REDIS_URL: 'redis://:pw@a:7000', HUB_REDIS_CLUSTER_NODES: ' b.internal:7001 , [::1]:7002,10.0.0.3:7003' }, '/srv');
+  assert.equal(config.redisClusterNodes, [{ host: 'b.internal', port: 7001 }, { host: '::1', port: 7002 }, { host: '10.0.0.3', port: 7003 }]);
+  assert.ok(Object.isFrozen(config.redisClusterNodes) && Object.isFrozen(config.redisClusterNodes![0]));
 });
 
 test.run();

@@ -30,7 +30,7 @@ const option = (name: string, fallback: number) => {
   return value;
 };
 
-const config = loadConfig({ ...process.env, HUB_DATABASE_URL: undefined, HUB_REDIS_URL: undefined, HUB_REDIS_CA_FILE: undefined });
+const config = loadConfig({ ...process.env, HUB_DATABASE_URL: undefined, HUB_REDIS_URL: undefined, HUB_REDIS_CA_FILE: undefined, HUB_REDIS_CLUSTER_NODES: undefined });
 const port = option('port', 8080);
 const hubs = option('hubs', 2);
 const workers = option('workers', 2);
@@ -86,6 +86,8 @@ async function start(): Promise<void> {
     HUB_DATABASE_URL: databaseUrl,
     HUB_REDIS_URL: redisUrl,
     HUB_REDIS_CA_FILE: process.env.HUB_REDIS_URL ? (process.env.HUB_REDIS_CA_FILE ?? '') : '',
+    // A Redis Cluster given (with HUB_REDIS_URL); never for the Redis started here.
+    HUB_REDIS_CLUSTER_NODES: process.env.HUB_REDIS_URL ? (process.env.HUB_REDIS_CLUSTER_NODES ?? '') : '',
     HUB_ARCHIVE_DIR: config.archiveDir === path.join(config.dataDir, 'archive') ? path.join(root, 'archive') : config.archiveDir,
     // One key for every part (a worker opens what a hub sealed), made here once, before any part could race to make its own.
     HUB_SECRET_KEY_FILE: process.env.HUB_SECRET_KEY_FILE ?? path.join(root, 'secret.key'),

@@ -15,6 +15,8 @@ export interface LocalRedisOptions {
   tls?: { certFile: string; keyFile: string };
   /** also listen on this address (the password is required on every address); default loopback only */
   listenAddress?: string;
+  /** a Redis Cluster node (cluster-enabled, its nodes.conf in `dir`, the password its replicas use too) talking to the others on `busPort`, which takes a master as failed after `nodeTimeoutMs` */
+  cluster?: { busPort: number; nodeTimeoutMs: number };
 }
 
 /** A config value in double quotes (paths may hold spaces). */
@@ -33,6 +35,7 @@ export async function startLocalRedis(dir: string, options: LocalRedisOptions = 
   const password = readOrCreateSecret(path.join(secretsDir, 'redis.password'));
   const port = options.port ?? (await freePort());
   const lines = [`bind 127.0.0.1${options.listenAddress ? ` ${options.listenAddress}` : ''}`, 'protected-mode yes', `dir ${quote(dir)}`, 'save ""', 'appendonly yes', 'appendfsync always', 'maxmemory-policy noeviction', `requirepass ${password}`];
+  if (options.cluster) lines.push('cluster-enabled yes', 'cluster-config-file nodes.conf', `cluster-port ${options.cluster.busPort}`, `cluster-node-timeout ${options.cluster.nodeTimeoutMs}`, `masterauth ${password}`);
   if (options.tls) {
     lines.push('port 0', `tls-port ${port}`, `tls-cert-file ${quote(path.resolve(options.tls.certFile))}`, `tls-key-file ${quote(path.resolve(options.tls.keyFile))}`, 'tls-auth-clients no');
   } else {

@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import type { Redis } from 'ioredis';
+import type { Redis } from './redisClient.js';
 import type pino from 'pino';
 import { isTerminal, type RunRow, type RunStore } from '../store/runs.js';
 import { archiveKey, archiveTimesKey, type ObjectStore } from './archive.js';

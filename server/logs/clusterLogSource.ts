@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { logUnavailable } from '../errors.js';
+import type { Redis } from './redisClient.js';
 import type { ObjectStore } from './archive.js';
 import { openLiveLog } from './liveChunks.js';
 import type { LogHandle, LogSource } from './logSource.js';

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import type { Redis } from 'ioredis';
+import type { Redis } from './redisClient.js';
 import type { ObjectStore } from './archive.js';
 import type { LogHandle } from './logSource.js';
 import { defineScript } from './redisScript.js';

@@ -1,5 +1,5 @@
 import fs from 'node:fs/promises';
-import type { Redis } from 'ioredis';
+import type { Redis } from './redisClient.js';
 import { LeaseLostError } from '../errors.js';
 import { backoffMs, pause, withTimeout } from '../retry.js';
 import { parseTimeRecord, SAMPLE_MS, TIME_RECORD_BYTES } from '../../pipeline-runner/logClock.js';

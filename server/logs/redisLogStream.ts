@@ -1,5 +1,6 @@
 import { randomInt } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { duplicateClient, mastersOf, type Redis } from './redisClient.js';
+import type { Redis as RedisServer } from 'ioredis';
 import { LeaseLostError } from '../errors.js';
 import type { LogHandle, LogSource } from './logSource.js';
 import { defineScript } from './redisScript.js';
@@ -121,7 +122,7 @@ local function append()
   redis.call('XADD', KEYS[1], ARGV[1] .. '-1', 'b', ARGV[2])
   size = offset + length
   redis.call('SET', KEYS[2], size)
-  redis.call('PUBLISH', KEYS[1], size)
+  redis.call('SPUBLISH', KEYS[1], size)
   return size
 end
 `;
@@ -259,15 +260,20 @@ export class RedisLogSource implements LogSource {
   }
 }
 
-/** One subscriber connection per Redis client, shared by every watched stream. */
+/**
+ * One subscriber per Redis client, shared by every watched stream. Sharded pub/sub (Redis 7): an
+ * append's notice goes only to the node of its run's slot, not to every node of a Redis Cluster;
+ * on a Cluster client ioredis holds one subscriber connection per master and moves the channels
+ * with their slots (a failover); on one Redis it is one connection.
+ */
 class Notices {
   private readonly listeners = new Map<string, Set<() => void>>();
   private readonly subscriber: Redis;
 
   constructor(redis: Redis) {
-    this.subscriber = redis.duplicate();
+    this.subscriber = duplicateClient(redis);
     this.subscriber.on('error', () => {}); // reconnects on its own; the poll covers the gap
-    this.subscriber.on('message', (channel: string) => {
+    this.subscriber.on('smessage', (channel: string) => {
       for (const listener of this.listeners.get(channel) ?? []) listener();
     });
   }
@@ -277,14 +283,14 @@ class Notices {
     if (!set) {
       set = new Set();
       this.listeners.set(channel, set);
-      void this.subscriber.subscribe(channel).catch(() => {});
+      this.subscriber.ssubscribe(channel).catch(() => {});
     }
     set.add(listener);
     return () => {
       set!.delete(listener);
       if (set!.size === 0 && this.listeners.get(channel) === set) {
         this.listeners.delete(channel);
-        void this.subscriber.unsubscribe(channel).catch(() => {});
+        this.subscriber.sunsubscribe(channel).catch(() => {});
       }
     };
   }
@@ -330,9 +336,14 @@ const SCAN_COUNT = 500;
 
 /**
  * The runs whose stream is not set to expire (being written, or finished and never archived), a
- * page at a time: SCAN walks the keyspace without blocking Redis.
+ * page at a time: SCAN walks the keyspace without blocking Redis, on each master of a Redis Cluster
+ * (a node's SCAN sees only its own keys); the TTLs go to the node that holds the keys.
  */
 export async function* listUnexpiredStreams(redis: Redis): AsyncGenerator<number[]> {
+  for (const node of mastersOf(redis)) yield* listUnexpiredOn(node);
+}
+
+async function* listUnexpiredOn(redis: RedisServer): AsyncGenerator<number[]> {
   let cursor = '0';
   do {
     const [next, found] = await redis.scan(cursor, 'MATCH', 'hub:log:{run:*}:size', 'COUNT', SCAN_COUNT);

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from './redisClient.js';
 
 export type ScriptArg = string | number | Buffer;
 

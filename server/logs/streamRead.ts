@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from './redisClient.js';
 import { defineScript } from './redisScript.js';
 
 /**

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { Redis } from '../logs/redisClient.js';
 import type pino from 'pino';
 import type { Config } from '../config.js';
 import fs from 'node:fs';

@@ -6,6 +6,7 @@ import { projectRoot } from '../../server/paths.js';
 import { startHub, waitFor, type HubOptions, type TestHub } from './hub.js';
 import { startPostgres, type TestPostgres } from './postgres.js';
 import { startRedis, type TestRedis } from './redis.js';
+import { startRedisCluster, type TestRedisCluster } from './redisCluster.js';
 import { watchForRejection } from './rejections.js';
 
 export interface ClusterWorker {
@@ -20,7 +21,10 @@ export interface Cluster {
   hubs: TestHub[];
   workers: ClusterWorker[];
   postgres: TestPostgres;
+  /** one Redis, or the Redis Cluster */
   redis: TestRedis;
+  /** with `redisCluster`: the Redis Cluster (as `redis`) */
+  redisCluster: TestRedisCluster | null;
   stop(): Promise<void>;
 }
 
@@ -49,12 +53,15 @@ export async function startWorker(env: Record<string, string>, id: string, dir =
 }
 
 /** PostgreSQL, Redis, hubs and workers (each worker with a logs folder of its own, as on separate machines). */
-export async function startCluster(options: Pick<HubOptions, 'pipelines'> & { hubs?: number; workers?: number; env?: Record<string, string>; redisUrl?: (url: string) => Promise<string> }): Promise<Cluster> {
+/** `redisCluster`: on a Redis Cluster of 3 masters and 3 replicas (test/helpers/redisCluster.ts), not one Redis. */
+export async function startCluster(options: Pick<HubOptions, 'pipelines'> & { hubs?: number; workers?: number; env?: Record<string, string>; redisUrl?: (url: string) => Promise<string>; redisCluster?: boolean }): Promise<Cluster> {
   const postgres = await startPostgres();
-  const redis = await startRedis();
+  const redisCluster = options.redisCluster ? await startRedisCluster() : null;
+  const redis = redisCluster ?? (await startRedis());
   const archive = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-archive-'));
   // `redisUrl`: the address the cluster is given instead of Redis's own (a proxy in front of it).
-  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), HUB_REDIS_URL: options.redisUrl ? await options.redisUrl(redis.url) : redis.url, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: TEST_LEASE_MS, HUB_ARCHIVE_DIR: archive, ...options.env };
+  const redisEnv = redisCluster ? redisCluster.env : { HUB_REDIS_URL: options.redisUrl ? await options.redisUrl(redis.url) : redis.url };
+  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), ...redisEnv, HUB_DEMO: '0', HUB_WORKER_TIMEOUT_MS: TEST_LEASE_MS, HUB_ARCHIVE_DIR: archive, ...options.env };
   const hubs: TestHub[] = [];
   for (let i = 0; i < (options.hubs ?? 2); i++) hubs.push(await startHub({ pipelines: options.pipelines, env }));
   const workers: ClusterWorker[] = [];
@@ -65,6 +72,7 @@ export async function startCluster(options: Pick<HubOptions, 'pipelines'> & { hu
     workers,
     postgres,
     redis,
+    redisCluster,
     async stop() {
       for (const worker of workers) worker.process.kill('SIGKILL');
       await Promise.all(hubs.map((hub) => hub.stop()));
