@@ -207,7 +207,7 @@ export function loadConfig(env: Env = process.env, cwd = process.cwd()): Config 
     archiveDir: path.resolve(cwd, env.HUB_ARCHIVE_DIR || path.join(dataDir, 'archive')),
     archiveS3: readArchiveS3(env),
     archiveS3PathStyle: Boolean(env.AWS_ENDPOINT_URL_S3),
-    archiveSweepMs: readInteger(env, 'HUB_ARCHIVE_SWEEP_MS', 60_000, 100, 86_400_000),
+    archiveSweepMs: readInteger(env, 'HUB_ARCHIVE_SWEEP_MS', 10_000, 100, 86_400_000),
     drainMs: readInteger(env, 'HUB_DRAIN_MS', env.HUB_REDIS_URL ? 5000 : 0, 0, 600_000),
     workerId: env.HUB_WORKER_ID || `${os.hostname()}-${process.pid}`,
     workerTimeoutMs: readInteger(env, 'HUB_WORKER_TIMEOUT_MS', 15_000, 500, 3_600_000),

@@ -6,9 +6,12 @@ import type pino from 'pino';
 import { isTerminal, type RunRow, type RunStore } from '../store/runs.js';
 import { archiveKey, archiveTimesKey, type ObjectStore } from './archive.js';
 import type { LogHandle } from './logSource.js';
+import { isBeingArchived } from './archiveClaim.js';
 import { deleteChunks, openLiveLog, readChunkMark } from './liveChunks.js';
 import { expireStream, listUnexpiredStreams, RedisLogSource } from './redisLogStream.js';
 
+/** A run is swept once its end is this old (or `everyMs`, if shorter) and no worker claims its archiving. */
+const SWEEP_AFTER_END_MS = 5000;
 /** The advisory lock of the sweep: one hub of the cluster sweeps at a time. */
 const SWEEP_LOCK = 7_461_002;
 const COPY_CHUNK = 1024 * 1024;
@@ -29,9 +32,10 @@ export interface ArchiveSweeperDeps {
  * recording its end, but one that dies in between (or a lost worker, whose run a hub ended) leaves it
  * only in its Redis stream, which then never expires. Every `everyMs` one hub (whichever takes the
  * lock) copies such logs from their streams to the archive, then lets the streams expire. It runs on
- * the hubs because they outlive workers and already hold Redis and the archive; a run is swept only
- * once its end is `everyMs` old, so its own worker normally archives it first (if both do, both
- * store the same bytes, whole).
+ * the hubs because they outlive workers and already hold Redis and the archive; a run is swept once
+ * its end is a few seconds old and its worker holds no claim on archiving it (archiveClaim.ts), so
+ * such a log is in Redis alone for seconds, not minutes (if both archive it, both store the same
+ * bytes, whole).
  */
 export class ArchiveSweeper {
   private timer: NodeJS.Timeout | null = null;
@@ -71,7 +75,7 @@ export class ArchiveSweeper {
   }
 
   private async sweep(): Promise<void> {
-    const endedBefore = Date.now() - this.everyMs;
+    const endedBefore = Date.now() - Math.min(this.everyMs, SWEEP_AFTER_END_MS);
     for await (const ids of listUnexpiredStreams(this.deps.redis)) {
       for (const id of ids) {
         if (this.closed) return;
@@ -92,6 +96,7 @@ export class ArchiveSweeper {
       return;
     }
     if (!isTerminal(run.status) || Date.parse(run.finished_at ?? run.created_at) > endedBefore) return;
+    if (await isBeingArchived(this.deps.redis, id)) return; // its worker is on it
     await this.archiveRun(run);
   }
 

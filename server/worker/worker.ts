@@ -20,6 +20,7 @@ import { notifyRun, WORK_CHANNEL } from '../store/postgres/notify.js';
 import type { PgListener } from '../store/postgres/listener.js';
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
+import { whileArchiving } from '../logs/archiveClaim.js';
 import { WorkerAliveFile } from './aliveFile.js';
 import { WorkerLeases } from './leases.js';
 import { ProjectSecrets } from '../secrets/projectSecrets.js';
@@ -336,13 +337,15 @@ export class Worker {
   private async archive(projectId: number, runId: number, failures = 0): Promise<void> {
     try {
       const files = runFiles(this.config.logsDir, projectId, runId);
-      // The times first: once the log is archived, readers look for its times there.
-      if (fs.existsSync(files.times)) await this.objects.put(archiveTimesKey(projectId, runId), files.times);
-      await this.objects.put(archiveKey(projectId, runId), files.log);
-      const mark = await readChunkMark(this.redis, runId);
-      await expireStream(this.redis, runId);
-      // Readers of its chunks read on from the archive.
-      await deleteChunks(this.objects, runId, mark);
+      await whileArchiving(this.redis, runId, this.id, async () => {
+        // The times first: once the log is archived, readers look for its times there.
+        if (fs.existsSync(files.times)) await this.objects.put(archiveTimesKey(projectId, runId), files.times);
+        await this.objects.put(archiveKey(projectId, runId), files.log);
+        const mark = await readChunkMark(this.redis, runId);
+        await expireStream(this.redis, runId);
+        // Readers of its chunks read on from the archive.
+        await deleteChunks(this.objects, runId, mark);
+      });
     } catch (error) {
       // Tried again from the file here, with backoff, in the background (the slot is not held);
       // past the last try, or if this worker stops, the hubs' sweeper archives it from the stream.

@@ -180,11 +180,15 @@ lostLog('a worker SIGKILLed after recording its run\'s end and before archiving 
     const completed = await waitForRun(a, projectId, run.id, ['completed', 'failed', 'cancelled'], 15_000);
     assert.is(completed.status, 'completed');
     await waitFor(() => hole.connections() > 0, 'the worker to be in its upload', 10_000);
+    // While the worker is on it (its claim renewed), the sweeper (every 500 ms here) leaves the log to it.
+    await new Promise((resolve) => setTimeout(resolve, 6000));
+    assert.is((await streamOf(redis, run.id)).ttl, -1, 'not archived by the sweeper while its worker uploads it');
     worker.process.kill('SIGKILL');
     await new Promise((resolve) => worker.process.once('exit', resolve));
     const file = fs.readFileSync(path.join(worker.logs, String(projectId), `${run.id}.log`));
     assert.is(completed.log_size, file.length);
-    await waitFor(async () => (await streamOf(redis, run.id)).ttl > 0, 'the sweeper to archive the log and set the stream to expire', 15_000);
+    // Its claim lapses (15 s after its last renewal), then the sweeper takes over.
+    await waitFor(async () => (await streamOf(redis, run.id)).ttl > 0, 'the sweeper to archive the log and set the stream to expire', 30_000);
     const copy = await archived(archive, `${projectId}/${run.id}.log`);
     assert.ok(copy?.equals(file), `the archive holds the whole log (${copy?.length} bytes archived, ${file.length} written)`);
   } finally {
