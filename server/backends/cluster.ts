@@ -55,7 +55,9 @@ export async function openClusterBackend(config: Config, log: pino.Logger): Prom
     // and its run's log archived at once (else it is only in Redis until a sweep).
     createLauncher: (events) => new ClusterLauncher(postgres.cluster, events, config.workerTimeoutMs, log, (runId, epoch) => fenceStream(redis, runId, epoch), (runId) => sweeper.archiveSoon(runId)),
     // A run's log ends where its stream does: a lost worker's run ends at what it shipped.
-    logSizeOf: (run) => shippedSize(redis, run.id),
+    // (never less than its worker last recorded, which the stream held then: a Redis that lost the
+    // stream meanwhile makes the log unavailable, not a shorter one)
+    logSizeOf: async (run) => Math.max(await shippedSize(redis, run.id), run.log_size),
     logSourceOf,
     // A running run's size as its worker recorded it (its file is on the worker).
     runJson: (run) => toRunJson(run, config.logsDir, false),

@@ -267,4 +267,36 @@ retried('a lost worker\'s run is archived as soon as a hub gives it up, not at t
     await cluster.stop();
   }
 });
+
+retried('a lost worker\'s run whose stream Redis lost before the verdict keeps the size its worker recorded: readers are told the log is unavailable, not handed an empty one', async () => {
+  const cluster = await startCluster({ pipelines: PIPELINES, hubs: 1, workers: 0 });
+  const redis = new Redis(cluster.env.HUB_REDIS_URL);
+  const worker = await startWorker(cluster.env, 'lost3');
+  try {
+    const hub = cluster.hubs[0];
+    const projectId = await createProject(hub, 'endless');
+    const runId = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id as number;
+    await waitFor(async () => ((await hub.api('GET', `/api/projects/${projectId}/runs/${runId}`)).body.log_size ?? 0) > 5_000, 'its worker to record some of the log', 20_000);
+    const db = new pg.Client({ connectionString: cluster.env.HUB_DATABASE_URL });
+    await db.connect();
+    const { rows: [row] } = await db.query<{ runner_pid: number; runner_token: string }>('SELECT runner_pid, runner_token FROM runs WHERE id = $1', [runId]);
+    await db.end();
+    // Its machine goes, then Redis loses the run's stream before a hub gives the run up.
+    worker.process.kill('SIGKILL');
+    process.kill(row.runner_pid, 'SIGKILL');
+    killProcessesWithEnv(TOKEN_VARIABLE, row.runner_token);
+    const recorded = (await hub.api('GET', `/api/projects/${projectId}/runs/${runId}`)).body.log_size as number;
+    const keys = await redis.keys(`hub:log:{run:${runId}}*`);
+    await redis.del(...keys);
+    const failed = await waitForRun(hub, projectId, runId, ['failed'], 15_000);
+    assert.ok(failed.log_size >= recorded && recorded > 0, `log_size ${failed.log_size}, at least the ${recorded} recorded before`);
+    const poll = await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs?offset=0`);
+    assert.is(poll.status, 503, `a poll is told the log is unavailable (${JSON.stringify(poll.body)})`);
+    assert.is(poll.body.error.code, 'log_unavailable');
+  } finally {
+    worker.process.kill('SIGKILL');
+    redis.disconnect();
+    await cluster.stop();
+  }
+});
 retried.run();
