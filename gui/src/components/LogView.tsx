@@ -18,6 +18,8 @@ import { useKeepLineOnSections, useKeepPlaceOnRelayout, useRowLayout } from './u
 import { runDetached } from '../report';
 
 const OVERSCAN = 30;
+/** Scroll events are ignored at most this long after the buffer is filled afresh (see `settling`). */
+const SETTLE_MAX_MS = 500;
 
 /** The step whose part of the log holds `offset`. */
 const stepHolding = (run: Run, offset: number) => run.steps.find((step) => step.log_start !== null && step.log_start <= offset && (step.log_end === null || offset < step.log_end));
@@ -79,7 +81,12 @@ export function LogView({ socket, run, at, onRecord }: {
     onSections: (list) => (list ? markers.merge(list) : markers.reload()),
     events: {
       reset: (how) => {
-        if (how.live) settling.current = true;
+        if (how.live) {
+          settling.current = true;
+          // Cleared once the new lines are drawn (below); and in any case soon, so a reset that draws
+          // nothing new (the same lines again) cannot leave the reader's scrolls ignored for good.
+          setTimeout(() => (settling.current = false), SETTLE_MAX_MS);
+        }
         setFollow(how.live);
         if (!how.live) scrollToIndex.current = how.index;
       },
