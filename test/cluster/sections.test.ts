@@ -99,9 +99,9 @@ test('cluster hubs serve the sections embedded mode serves for the same output, 
     assert.is(viaA.indexed, local.indexed);
     assert.is(viaB.indexed, local.indexed);
     // The messages' last states are the page's, for every section closed before the run's last read
-    // (those of that read may come after `complete`, when the subscription has ended).
+    // (those of that read may come after `complete`, when the subscription has ended; with batched
+    // shipping the rest of the log after the gate often comes in that one read, so there may be none).
     const told = latestOf(client, clusterRun.id).filter((section) => section.end !== null);
-    assert.ok(told.length >= 5, `the build step's sections closed in messages (${told.length})`);
     assert.equal(shapeOf(told), shapeOf(viaA.sections.filter((section) => told.some((closed) => closed.id === section.id))));
     // The same pages by offset (`from`) on both modes.
     const from = local.sections[4].start;
