@@ -199,6 +199,17 @@ lostLog('a worker SIGKILLed after recording its run\'s end and before archiving 
 
 lostLog.run();
 
+/** A worker's machine goes: the worker, its run's runner and the run's steps SIGKILLed at once. */
+async function loseMachine(databaseUrl: string, worker: { process: { kill(signal: NodeJS.Signals): boolean } }, runId: number): Promise<void> {
+  const db = new pg.Client({ connectionString: databaseUrl });
+  await db.connect();
+  const { rows: [row] } = await db.query<{ runner_pid: number; runner_token: string }>('SELECT runner_pid, runner_token FROM runs WHERE id = $1', [runId]);
+  await db.end();
+  worker.process.kill('SIGKILL');
+  process.kill(row.runner_pid, 'SIGKILL');
+  killProcessesWithEnv(TOKEN_VARIABLE, row.runner_token);
+}
+
 // The archive refuses the worker's first tries (its folder for the project is a file, as a full or
 // read-only volume would refuse); the hubs' sweeper is an hour away: the worker itself tries again.
 const retried = suite('a failed archive (cluster)');
@@ -248,13 +259,7 @@ retried('a lost worker\'s run is archived as soon as a hub gives it up, not at t
     const projectId = await createProject(hub, 'endless');
     const runId = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id as number;
     await waitFor(async () => ((await streamOf(redis, runId)).size ?? 0) > 5_000, 'some of the log shipped', 20_000);
-    const db = new pg.Client({ connectionString: cluster.env.HUB_DATABASE_URL });
-    await db.connect();
-    const { rows: [row] } = await db.query<{ runner_pid: number; runner_token: string }>('SELECT runner_pid, runner_token FROM runs WHERE id = $1', [runId]);
-    await db.end();
-    worker.process.kill('SIGKILL');
-    process.kill(row.runner_pid, 'SIGKILL');
-    killProcessesWithEnv(TOKEN_VARIABLE, row.runner_token);
+    await loseMachine(cluster.env.HUB_DATABASE_URL, worker, runId);
     const failed = await waitForRun(hub, projectId, runId, ['failed'], 15_000);
     const archived = path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId), `${runId}.log`);
     await waitFor(() => fs.existsSync(archived) && fs.statSync(archived).size === failed.log_size, 'the hub to archive the shipped bytes', 10_000);
@@ -277,14 +282,8 @@ retried('a lost worker\'s run whose stream Redis lost before the verdict keeps t
     const projectId = await createProject(hub, 'endless');
     const runId = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id as number;
     await waitFor(async () => ((await hub.api('GET', `/api/projects/${projectId}/runs/${runId}`)).body.log_size ?? 0) > 5_000, 'its worker to record some of the log', 20_000);
-    const db = new pg.Client({ connectionString: cluster.env.HUB_DATABASE_URL });
-    await db.connect();
-    const { rows: [row] } = await db.query<{ runner_pid: number; runner_token: string }>('SELECT runner_pid, runner_token FROM runs WHERE id = $1', [runId]);
-    await db.end();
     // Its machine goes, then Redis loses the run's stream before a hub gives the run up.
-    worker.process.kill('SIGKILL');
-    process.kill(row.runner_pid, 'SIGKILL');
-    killProcessesWithEnv(TOKEN_VARIABLE, row.runner_token);
+    await loseMachine(cluster.env.HUB_DATABASE_URL, worker, runId);
     const recorded = (await hub.api('GET', `/api/projects/${projectId}/runs/${runId}`)).body.log_size as number;
     const keys = await redis.keys(`hub:log:{run:${runId}}*`);
     await redis.del(...keys);
