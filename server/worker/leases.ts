@@ -15,8 +15,8 @@ const MAX_RENEWALS_IN_FLIGHT = 3;
 export interface LeaseEvents {
   /** The lease on a run is lost, or may be about to: stop its steps now and record nothing more about it. */
   lost(runId: number, why: string): void;
-  /** A renewal was answered: the worker is alive and in touch with the database (the leases it did not keep are lost above). */
-  renewed?(): void;
+  /** A renewal sent at `sentAt` (performance.now()) was answered: the worker is alive and in touch with the database (the leases it did not keep are lost below). */
+  renewed?(sentAt: number): void;
 }
 
 interface Lease {
@@ -87,7 +87,7 @@ export class WorkerLeases {
       this.renewing--;
     }
     const kept = new Set(renewed.map((lease) => `${lease.runId}:${lease.epoch}`));
-    this.events.renewed?.();
+    this.events.renewed?.(sent);
     for (const [runId, lease] of asked) {
       if (this.held.get(runId) !== lease) continue; // released (or claimed again) meanwhile
       if (kept.has(`${runId}:${lease.epoch}`)) lease.since = Math.max(lease.since, sent);

@@ -65,7 +65,7 @@ export class Worker {
 
   constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly objects: ObjectStore, private readonly log: pino.Logger) {
     this.alive = new WorkerAliveFile(config.logsDir, config.workerId, config.workerTimeoutMs);
-    this.leases = new WorkerLeases(store.cluster, config.workerId, config.workerTimeoutMs, { lost: (runId, why) => this.leaseLost(runId, why), renewed: () => this.touchAlive() }, log);
+    this.leases = new WorkerLeases(store.cluster, config.workerId, config.workerTimeoutMs, { lost: (runId, why) => this.leaseLost(runId, why), renewed: (sentAt) => this.touchAlive(sentAt) }, log);
     this.settler = new RunSettler(config, store.runs, {
       changed: (run) => notifyRun(store, run.id),
       ended: () => this.claimNow(),
@@ -104,7 +104,7 @@ export class Worker {
     const mine = await this.store.cluster.runsOfWorker(this.id);
     const sent = performance.now();
     const renewed = await this.store.cluster.renewLeases(this.id, mine.map((run) => ({ runId: run.id, epoch: run.lease_epoch })), this.config.workerTimeoutMs);
-    this.touchAlive(); // before its runners' watches run out (a restart within the lease)
+    this.touchAlive(sent); // before its runners' watches run out (a restart within the lease)
     for (const run of mine) {
       if (!renewed.some((lease) => lease.runId === run.id)) {
         if (run.runner_token) killProcessesWithEnv(TOKEN_VARIABLE, run.runner_token);
@@ -137,9 +137,9 @@ export class Worker {
     await this.claim();
   }
 
-  private touchAlive(): void {
+  private touchAlive(sentAt: number): void {
     try {
-      this.alive.touch();
+      this.alive.touch(sentAt);
     } catch (error) {
       // its runners stop their steps if this keeps failing (a full disk): as safe as it is loud
       this.log.warn({ err: error, file: this.alive.file }, 'the file the runners watch for lease renewals could not be written');
@@ -196,7 +196,7 @@ export class Worker {
           this.running++;
           this.ship(claimed, fence);
           notifyRun(this.store, claimed.id);
-          return { run: claimed, fence, ...prepared, lease: this.alive.spec() };
+          return { run: claimed, fence, ...prepared, lease: this.alive.spec(sent) };
         });
         if (!run) break;
       }
