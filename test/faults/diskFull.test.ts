@@ -101,6 +101,9 @@ diskTest('a step that fills the disk of the logs fails its run saying "no space 
     const other = await createProject(hub, 'quick');
     const done = await runToEnd(hub, other);
     assert.is(done.status, 'completed', done.error_message);
+    // Its section index is finished after the run's end (it marks itself complete): waited for, so the files are final.
+    const sections = await hub.api('GET', `/api/projects/${other}/runs/${done.id}/sections`);
+    assert.is(sections.body.complete, true, JSON.stringify(sections.body));
     const otherFiles = fs.readdirSync(path.join(dir, 'logs', String(other))).map((name) => path.join(dir, 'logs', String(other), name));
     const before = new Map(otherFiles.map((file) => [file, fs.readFileSync(file)]));
     assert.ok(before.get(logFileOf(hub, other, done.id))!.includes('world\n'));
