@@ -1,3 +1,5 @@
+import { spawn } from 'node:child_process';
+
 /**
  * Asks `/api/health` every `intervalMs` for the whole soak and keeps each answer's time. A probe
  * that meets a server down for one of the soak's own restarts (no connection, or cut by the kill)
@@ -63,4 +65,25 @@ export class HealthProbe {
     const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] ?? 0;
     return { samples: sorted.length, p50: at(0.5), p99: at(0.99), max: sorted.at(-1) ?? 0 };
   }
+}
+
+/**
+ * A trivial HTTP server in a process of its own, probed beside the hub the same way: what the
+ * machine alone adds to an answer's time (a loaded machine delays every process), so the soak
+ * bounds what the hub adds on top rather than the machine's load.
+ */
+export async function startControlServer(): Promise<{ url: string; stop: () => void }> {
+  const child = spawn(process.execPath, ['-e', `
+    const server = require('node:http').createServer((request, response) => response.end('{"status":"ok"}'));
+    server.listen(0, '127.0.0.1', () => process.stdout.write(String(server.address().port) + '\\n'));
+  `], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const port = await new Promise<number>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('the control server did not start in 10 s')), 10_000);
+    child.stdout!.once('data', (chunk: Buffer) => {
+      clearTimeout(timer);
+      resolve(Number(chunk.toString().trim()));
+    });
+    child.once('exit', (code) => reject(new Error(`the control server exited (${code})`)));
+  });
+  return { url: `http://127.0.0.1:${port}`, stop: () => child.kill('SIGKILL') };
 }
