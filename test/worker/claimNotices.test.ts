@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseWorkNotice } from '../../server/store/postgres/notify.js';
-import { ClaimNotices } from '../../server/worker/claimNotices.js';
+import { claimWaitMs, ClaimNotices } from '../../server/worker/claimNotices.js';
 import { waitFor } from '../helpers/hub.js';
 
 const JITTER_MS = 20;
@@ -24,6 +24,12 @@ test('work notices parse: a claim with or without its run, a claimed run, a canc
   assert.is(parseWorkNotice('claim:x'), null);
   assert.is(parseWorkNotice('claimed'), null);
   assert.is(parseWorkNotice('nonsense'), null);
+});
+
+test('the wait before a claim is within the window, skewed late', () => {
+  assert.is(claimWaitMs(100, () => 0), 0);
+  assert.is(claimWaitMs(100, () => 0.25), 50);
+  assert.ok(claimWaitMs(100, () => 0.999_999) < 100);
 });
 
 test('a claim notice claims after the wait, once for every run announced meanwhile', async () => {
