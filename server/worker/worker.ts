@@ -16,12 +16,13 @@ import { parsePlan } from '../runs/plan.js';
 import { RunSettler } from '../runs/settle.js';
 import type { RunFence, RunRow } from '../store/runs.js';
 import type { PostgresStore } from '../store/postgres/store.js';
-import { notifyRun, WORK_CHANNEL } from '../store/postgres/notify.js';
+import { notifyRun, parseWorkNotice, WORK_CHANNEL } from '../store/postgres/notify.js';
 import type { PgListener } from '../store/postgres/listener.js';
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
 import { whileArchiving } from '../logs/archiveClaim.js';
 import { WorkerAliveFile } from './aliveFile.js';
+import { ClaimNotices } from './claimNotices.js';
 import { WorkerLeases } from './leases.js';
 import { ProjectSecrets } from '../secrets/projectSecrets.js';
 import { SecretBox, UnsealError } from '../secrets/secretBox.js';
@@ -55,6 +56,8 @@ export class Worker {
   private readonly flushed = new Map<number, number>();
   /** ended runs whose slot was given back before their end could be recorded (Redis away) */
   private readonly released = new Set<number>();
+  /** claim notices, damped: every idle worker hears each one */
+  private readonly claimNotices = new ClaimNotices({ claim: () => this.claimNow(), hasFreeSlot: () => this.running < this.config.workerSlots });
 
   private running = 0;
   private claiming = false;
@@ -147,8 +150,10 @@ export class Worker {
   }
 
   private workOnNotice(payload: string): void {
-    if (payload === 'claim') this.claimNow();
-    else if (payload === `cancel:${this.id}`) this.cancelNow();
+    const notice = parseWorkNotice(payload);
+    if (notice?.kind === 'cancel') {
+      if (notice.workerId === this.id) this.cancelNow();
+    } else if (notice) this.claimNotices.hear(notice);
   }
 
   private cancelNow(): void {
@@ -365,6 +370,7 @@ export class Worker {
     this.closed = true;
     for (const timer of this.timers) clearInterval(timer);
     await this.listener?.close();
+    this.claimNotices.close();
     for (const timer of this.archiveRetries) clearTimeout(timer);
     this.leases.close();
     await this.launcher.close();

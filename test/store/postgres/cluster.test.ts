@@ -1,7 +1,9 @@
 import { test } from 'uvu';
+import pg from 'pg';
 import * as assert from 'uvu/assert';
 import { openPostgresStore, type PostgresStore } from '../../../server/store/postgres/store.js';
 import { startPostgres } from '../../helpers/postgres.js';
+import { waitFor } from '../../helpers/hub.js';
 
 const postgres = await startPostgres();
 
@@ -104,6 +106,38 @@ test('a write under a stale lease is refused: progress, log size and end under a
     assert.is((await hub.runs.get(run.id))!.log_size, 10, 'no write under the lost lease got in');
   } finally {
     await Promise.all([hub.close(), worker.close()]);
+  }
+});
+
+test('work notices name their run: claim when queued, claimed when it starts, claim of the next on an end that frees its project, cancel to its worker', async () => {
+  const url = await postgres.createDatabase();
+  const store = await openPostgresStore(url);
+  const admin = new pg.Client({ ...postgres.admin, database: new URL(url).pathname.slice(1) });
+  const heard: string[] = [];
+  try {
+    await admin.connect();
+    admin.on('notification', (message) => heard.push(message.payload ?? ''));
+    await admin.query('LISTEN hub_work');
+    const hear = async (payload: string) => {
+      await waitFor(() => heard.includes(payload), `the notice ${payload} (heard: ${heard.join(' ')})`, 5000, 10);
+    };
+    const projectId = (await store.projects.insert({ name: 'p', doc_root: '/tmp', pipeline: 'p', settings: {} })).id;
+    const first = await pending(store, projectId);
+    const second = await pending(store, projectId);
+    await hear(`claim:${first.id}`);
+    await hear(`claim:${second.id}`);
+    const claimed = await store.cluster.claimNext('w1', { pid: 1, token: 't' }, LEASE_MS);
+    assert.is(claimed?.id, first.id);
+    await hear(`claimed:${first.id}`);
+    assert.ok(await store.cluster.requestCancel(first.id));
+    await hear('cancel:w1');
+    heard.length = 0;
+    await store.runs.settle(first.id, { status: 'cancelled' });
+    await hear(`claim:${second.id}`);
+    assert.equal(heard, [`claim:${second.id}`], 'nothing else');
+  } finally {
+    await admin.end().catch(() => {});
+    await store.close();
   }
 });
 
