@@ -14,7 +14,10 @@ import { LogShipper } from '../server/logs/logShipper.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { cpuBudget, removeBudgetRoot, type CpuBudget } from './cgroup.js';
 import { followOnCluster, startBenchCluster } from './cluster.js';
-import { serverCpuSeconds } from './harness.js';
+import type { Collector } from './collector.js';
+import { EVERY_LINE_ONE_IN, connectClients, createBenchProject, follow, serverCpuSeconds } from './harness.js';
+import { closeAll } from './scenarios.js';
+import type { Cluster } from '../test/helpers/cluster.js';
 import { Histogram } from './histogram.js';
 import type { Result } from './scenarios.js';
 import { MAX_P99_MS, bestOf, bracket, describe, judge, type Attempt } from './sustained.js';
@@ -43,7 +46,42 @@ async function refine(attempts: Attempt[], attempt: (rate: number) => Promise<At
 }
 const LINE = `${'x'.repeat(59)}\n`; // 60 bytes, a typical build log line
 
-/** Sustained rate to `subscribers` through 1, 2 and 4 hubs, each in a budget of HUB_CPUS. */
+/** How the load meets the hubs: one run's subscribers spread over every hub, or each run's on one hub. */
+type Placement = 'one run' | 'runs by hub';
+/** `--placement=one|runs`: the rows of one placement only (both by default). */
+const PLACEMENTS: Placement[] = (['one run', 'runs by hub'] as const).filter((placement) => {
+  const only = process.argv.find((arg) => arg.startsWith('--placement='))?.slice(12);
+  return !only || placement.startsWith(only);
+});
+/** Runs of the "runs by hub" rows: as many as the most hubs, each run's subscribers all on one hub. */
+const PARTITIONED_RUNS = 4;
+
+/**
+ * `subscribers` following `rate` lines/s in all: one run's subscribers split over the hubs, or
+ * PARTITIONED_RUNS runs at rate/4 each whose subscribers are all on hub (run mod hubs), as a load
+ * balancer that sends a run's viewers to one hub would place them.
+ */
+async function followPlaced(view: Cluster, placement: Placement, subscribers: number, rate: number, seconds: number, histogram: Histogram): Promise<Collector[]> {
+  if (placement === 'one run') return followOnCluster(view, 1, subscribers, rate, seconds, histogram);
+  const [first] = view.hubs;
+  const perRun = Math.round(rate / PARTITIONED_RUNS);
+  const count = Math.round(perRun * seconds);
+  const started = await Promise.all(Array.from({ length: PARTITIONED_RUNS }, async (_, run) => {
+    const projectId = await createBenchProject(first, count, perRun);
+    const sockets = await connectClients(view.hubs[run % view.hubs.length], subscribers / PARTITIONED_RUNS);
+    const { body } = await first.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
+    return { sockets, clients: sockets.map((socket, index) => follow(socket, body.id, histogram, Math.ceil(perRun * 0.2), index % EVERY_LINE_ONE_IN === 0)) };
+  }));
+  await Promise.race([Promise.all(started.flatMap(({ clients }) => clients.map((c) => c.completed))), new Promise((resolve) => setTimeout(resolve, 120_000))]);
+  for (const { sockets } of started) closeAll(sockets);
+  return started.flatMap(({ clients }) => clients.map((c) => c.collector));
+}
+
+/**
+ * Sustained rate to `subscribers` through 1, 2 and 4 hubs, each in a budget of HUB_CPUS, for each
+ * placement. Every hub that serves a run reads all of it (from Redis), and its subscribers share
+ * its frames: one run's rate grows little with hubs; runs spread over hubs show what machines add.
+ */
 export async function hubScaling(subscribers: number, target: number, seconds: number): Promise<Result[]> {
   const cluster = await startBenchCluster(8, 4);
   const budgets: CpuBudget[] = [];
@@ -57,33 +95,39 @@ export async function hubScaling(subscribers: number, target: number, seconds: n
     // fraction of a CPU takes seconds to get there, which the first row it serves in would measure.
     for (let round = 0; round < 2; round++) await followOnCluster(cluster, 1, subscribers, Math.round((target * HUB_CPUS) / 0.4), 3, new Histogram());
     const rows: Result[] = [];
-    let one = 0;
-    for (const hubs of [1, 2, 4]) {
-      const view = { ...cluster, hubs: cluster.hubs.slice(0, hubs) };
-      const cpuBefore = view.hubs.map(serverCpuSeconds);
-      const started = performance.now();
-      const attempt = async (rate: number, runSeconds = seconds) => {
-        const histogram = new Histogram();
-        const count = Math.round(rate * runSeconds);
-        return judge(rate, await followOnCluster(view, 1, subscribers, rate, runSeconds, histogram), histogram, count);
-      };
-      // The target per hub follows the budget (30 000/s at 0.4 CPU); the bracket then the halving find the rate.
-      const attempts = await bracket(Math.round((target * hubs * HUB_CPUS) / 0.4), MAX_P99_MS, attempt);
-      await refine(attempts, attempt, 3);
-      const cpu = view.hubs.reduce((sum, hub, i) => sum + serverCpuSeconds(hub) - cpuBefore[i], 0) / ((performance.now() - started) / 1000);
-      const best = bestOf(attempts)?.rate ?? 0;
-      if (hubs === 1) one = best;
-      rows.push({
-        scenario: `scaling: sustained → ${subscribers} sub, ${hubs} hub${hubs > 1 ? 's' : ''} × ${HUB_CPUS} CPU (cgroup)`,
-        hub: `${describe(attempts)}; hubs used ${cpu.toFixed(2)} CPU on average`,
-        baseline: hubs === 1 ? '–' : `1 hub: ${one.toLocaleString('en')}/s`,
-        ratio: hubs === 1 || !one ? undefined : best / one,
-        target: hubs === 2 ? '≥ 1.8×' : hubs === 4 ? '≥ 3.2×' : undefined,
-        met: hubs === 1 || !one ? undefined : best / one >= (hubs === 2 ? 1.8 : 3.2),
-        lost: attempts.reduce((sum, a) => sum + a.lost, 0),
-        duplicated: attempts.reduce((sum, a) => sum + a.duplicated, 0),
-        data: { attempts, hubCpu: cpu },
-      });
+    for (const placement of PLACEMENTS) {
+      let one = 0;
+      for (const hubs of [1, 2, 4]) {
+        const view = { ...cluster, hubs: cluster.hubs.slice(0, hubs) };
+        const cpuBefore = view.hubs.map(serverCpuSeconds);
+        const started = performance.now();
+        const attempt = async (rate: number, runSeconds = seconds) => {
+          const histogram = new Histogram();
+          // the lines each subscriber's run writes
+          const count = Math.round((placement === 'one run' ? rate : Math.round(rate / PARTITIONED_RUNS)) * runSeconds);
+          return judge(rate, await followPlaced(view, placement, subscribers, rate, runSeconds, histogram), histogram, count);
+        };
+        // 1 hub from a target that follows the budget (30 000/s at 0.4 CPU); more from what 1 held
+        // times the hubs (linear), then the bracket and the halving find the rate.
+        const from = one ? one * hubs : Math.round((target * HUB_CPUS) / 0.4);
+        const attempts = await bracket(from, MAX_P99_MS, attempt);
+        await refine(attempts, attempt, 3);
+        const cpu = view.hubs.reduce((sum, hub, i) => sum + serverCpuSeconds(hub) - cpuBefore[i], 0) / ((performance.now() - started) / 1000);
+        const best = bestOf(attempts)?.rate ?? 0;
+        if (hubs === 1) one = best;
+        const what = placement === 'one run' ? `one run's ${subscribers} sub over the hubs` : `${PARTITIONED_RUNS} runs × ${subscribers / PARTITIONED_RUNS} sub, each run's on one hub`;
+        rows.push({
+          scenario: `scaling: sustained → ${what}, ${hubs} hub${hubs > 1 ? 's' : ''} × ${HUB_CPUS} CPU (cgroup)`,
+          hub: `${describe(attempts)}; hubs used ${cpu.toFixed(2)} CPU on average`,
+          baseline: hubs === 1 ? '–' : `1 hub: ${one.toLocaleString('en')}/s`,
+          ratio: hubs === 1 || !one ? undefined : best / one,
+          target: hubs === 2 ? '≥ 1.8×' : hubs === 4 ? '≥ 3.2×' : undefined,
+          met: hubs === 1 || !one ? undefined : best / one >= (hubs === 2 ? 1.8 : 3.2),
+          lost: attempts.reduce((sum, a) => sum + a.lost, 0),
+          duplicated: attempts.reduce((sum, a) => sum + a.duplicated, 0),
+          data: { placement, attempts, hubCpu: cpu },
+        });
+      }
     }
     return rows;
   } finally {

@@ -177,8 +177,13 @@ export class LiveReader {
     if (this.finalMessage || this.closed) return;
     const handle = await this.ensureOpen();
     if (!handle || !this.splitter) return;
-    if (await this.wasReset(handle)) return;
-    const limit = this.ending ? this.ending.size : Number.POSITIVE_INFINITY;
+    const size = await this.sizeUnlessReset(handle);
+    if (size === null) return;
+    // Up to the size just read, not until a read comes back empty: in cluster mode that last, empty
+    // read cost Redis a script call and a look at the chunk mark on every hint and poll. Bytes
+    // written since come with a hint of their own, which reads again.
+    // (At the end, up to the end's size, as before: until a read comes back empty.)
+    const limit = this.ending ? this.ending.size : size;
     while (this.readPosition < limit && !this.closed) {
       const { bytesRead } = await handle.read(this.buffer, 0, Math.min(READ_CHUNK, limit - this.readPosition), this.readPosition);
       if (bytesRead === 0) break;
@@ -205,18 +210,19 @@ export class LiveReader {
     return this.events.wantsLines() && this.events.wantsTimes();
   }
 
-  /** A log truncated or replaced under us: the reader starts over on the log as it now is. */
-  private async wasReset(handle: LogHandle): Promise<boolean> {
-    const truncated = (await handle.stat()).size < this.readPosition;
+  /** The log's size; null when it was truncated or replaced under us: the reader starts over on the log as it now is. */
+  private async sizeUnlessReset(handle: LogHandle): Promise<number | null> {
+    const { size } = await handle.stat();
+    const truncated = size < this.readPosition;
     const replaced = !truncated && (await this.source.isReplaced(handle));
-    if (!truncated && !replaced) return false;
+    if (!truncated && !replaced) return size;
     debug('run %d: log %s', this.runId, truncated ? 'truncated' : 'replaced');
     this.handle = null;
     this.splitter = null;
     // Told before anything can read the new log: no subscriber may get its bytes as a continuation.
     this.events.reset(truncated ? 'truncated' : 'replaced');
     await handle.close().catch(() => {});
-    return true;
+    return null;
   }
 
   private async finish(): Promise<void> {

@@ -61,7 +61,11 @@ export class ClusterLogSource implements LogSource {
   }
 }
 
-/** Reads the stream; when it is gone (expired once archived), reads on from the archive. */
+/**
+ * Reads the stream; when it is gone (expired once archived), reads on from the archive. The stream
+ * is looked at only when a read comes back empty (a live reader reads up to the size it just got,
+ * so that is rare): a look per read was a Redis call per read, three per stat.
+ */
 class FallbackHandle implements LogHandle {
   private archived: LogHandle | null = null;
 
@@ -71,21 +75,21 @@ class FallbackHandle implements LogHandle {
     return this.archived === null;
   }
 
-  private async current(): Promise<LogHandle> {
-    if (this.archived) return this.archived;
-    if ((await this.stream.stat()).size > 0) return this.stream;
-    this.archived = await this.openArchive();
-    return this.archived ?? this.stream;
-  }
-
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
-    return (await this.current()).read(buffer, offset, length, position);
+    if (!this.archived) {
+      const read = await this.stream.read(buffer, offset, length, position);
+      if (read.bytesRead > 0 || (await this.stream.stat()).size > 0) return read;
+      this.archived = await this.openArchive();
+      if (!this.archived) return read;
+    }
+    return this.archived.read(buffer, offset, length, position);
   }
 
   async stat(): Promise<{ size: number; ino: number }> {
-    const handle = await this.current();
-    const { size } = await handle.stat();
-    return { size, ino: (await this.stream.stat()).ino };
+    const stream = await this.stream.stat();
+    if (!this.archived && stream.size > 0) return stream;
+    this.archived ??= await this.openArchive();
+    return this.archived ? { size: (await this.archived.stat()).size, ino: stream.ino } : stream;
   }
 
   async close(): Promise<void> {
