@@ -16,11 +16,11 @@ export function startBenchCluster(slots: number, hubs?: number): Promise<Cluster
 }
 
 /** `runs` runs at `rate` lines/s each, `subscribers` per run split over the hubs; started through the first hub. */
-export async function followOnCluster(cluster: Cluster, runs: number, subscribers: number, rate: number, seconds: number, histogram: Histogram): Promise<Collector[]> {
+export async function followOnCluster(cluster: Cluster, runs: number, subscribers: number, rate: number, seconds: number, histogram: Histogram, startDelayMs = 0): Promise<Collector[]> {
   const [first] = cluster.hubs;
   const count = Math.round(rate * seconds);
   const started = await Promise.all(Array.from({ length: runs }, async () => {
-    const projectId = await createBenchProject(first, count, rate);
+    const projectId = await createBenchProject(first, count, rate, startDelayMs);
     const sockets: WebSocket[] = [];
     for (const [index, hub] of cluster.hubs.entries()) sockets.push(...(await connectClients(hub, Math.ceil(subscribers / cluster.hubs.length) - (index === 0 ? 0 : (subscribers % cluster.hubs.length ? 1 : 0)))));
     const { body } = await first.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });

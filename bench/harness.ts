@@ -20,9 +20,10 @@ export function startBenchHub(env: Record<string, string> = {}, nodeArgs: string
   return startHub({ nodeArgs, env: { ...BENCH_ENV, ...env }, pipelines: BENCH_PIPELINES });
 }
 
-export async function createBenchProject(hub: TestHub, count: number, rate: number): Promise<number> {
+/** `delayMs`: the run's writer waits this long before its first line (see writer.ts). */
+export async function createBenchProject(hub: TestHub, count: number, rate: number, delayMs = 0): Promise<number> {
   const docRoot = fs.mkdtempSync(path.join(hub.dir, 'docs-'));
-  const { body } = await hub.api('POST', '/api/projects', { name: `bench-${Math.random()}`, doc_root: docRoot, pipeline: 'bench', settings: { count: String(count), rate: String(rate) } });
+  const { body } = await hub.api('POST', '/api/projects', { name: `bench-${Math.random()}`, doc_root: docRoot, pipeline: 'bench', settings: { count: String(count), rate: String(rate), delay_ms: String(delayMs) } });
   return body.id;
 }
 

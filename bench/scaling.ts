@@ -53,6 +53,12 @@ const PLACEMENTS: Placement[] = (['one run', 'runs by hub'] as const).filter((pl
   const only = process.argv.find((arg) => arg.startsWith('--placement='))?.slice(12);
   return !only || placement.startsWith(only);
 });
+/**
+ * The runs' first lines wait this long, so the subscribers are all in before lines come: a hub at
+ * 0.1 CPU takes about a second to take 100 new subscriptions, which is no line's latency (viewers
+ * join once, then watch).
+ */
+const JOIN_MS = 2000;
 /** Runs of the "runs by hub" rows: as many as the most hubs, each run's subscribers all on one hub. */
 const PARTITIONED_RUNS = 4;
 
@@ -62,12 +68,12 @@ const PARTITIONED_RUNS = 4;
  * balancer that sends a run's viewers to one hub would place them.
  */
 async function followPlaced(view: Cluster, placement: Placement, subscribers: number, rate: number, seconds: number, histogram: Histogram): Promise<Collector[]> {
-  if (placement === 'one run') return followOnCluster(view, 1, subscribers, rate, seconds, histogram);
+  if (placement === 'one run') return followOnCluster(view, 1, subscribers, rate, seconds, histogram, JOIN_MS);
   const [first] = view.hubs;
   const perRun = Math.round(rate / PARTITIONED_RUNS);
   const count = Math.round(perRun * seconds);
   const started = await Promise.all(Array.from({ length: PARTITIONED_RUNS }, async (_, run) => {
-    const projectId = await createBenchProject(first, count, perRun);
+    const projectId = await createBenchProject(first, count, perRun, JOIN_MS);
     const sockets = await connectClients(view.hubs[run % view.hubs.length], subscribers / PARTITIONED_RUNS);
     const { body } = await first.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
     return { sockets, clients: sockets.map((socket, index) => follow(socket, body.id, histogram, Math.ceil(perRun * 0.2), index % EVERY_LINE_ONE_IN === 0)) };

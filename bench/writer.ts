@@ -52,6 +52,11 @@ function writeLines(first: number, lines: number): void {
   while (written < lines * LINE_BYTES) written += fs.writeSync(fd, block, written, lines * LINE_BYTES - written);
 }
 
+// HUB_SETTING_DELAY_MS: the first line waits this long, so subscribers joining as the run starts are
+// all in place when lines come (the cost of joining is then not counted as the lines' latency).
+const delayMs = Number(process.env.HUB_SETTING_DELAY_MS ?? 0);
+if (delayMs > 0) await new Promise((resolve) => setTimeout(resolve, delayMs));
+
 if (rate === 0) {
   for (let seq = 1; seq <= count; seq += FLAT_OUT_LINES) writeLines(seq, Math.min(FLAT_OUT_LINES, count - seq + 1));
 } else {
