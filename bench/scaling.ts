@@ -1,9 +1,9 @@
 /**
  * `npm run bench -- --scaling`: how capacity grows with machines, each part under a CPU budget of
  * its own (cgroup v1, root). Rows: sustained rate to 100 subscribers through 1, 2 and 4 hubs at
- * 0.4 CPU each (workers, PostgreSQL, Redis and this process, the load generator, uncapped); Redis
- * memory per running run; the most runs × 100 lines/s one Redis at 1 CPU carries with p99 < 250 ms,
- * shipped through the real LogShipper from this process.
+ * `--hub-cpus` each, for one run and for runs spread over the hubs (workers, PostgreSQL, Redis and
+ * this process uncapped); Redis memory per running run; the most runs × 100 lines/s one Redis at
+ * `--redis-cpus` carries with p99 < 250 ms, shipped through the real LogShipper from this process.
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -34,6 +34,7 @@ const HUB_CPUS = Number(process.argv.find((arg) => arg.startsWith('--hub-cpus=')
  * (one thread, CPU-bound when full) carries runs in proportion to its CPU; the row says so.
  */
 const REDIS_CPUS = Number(process.argv.find((arg) => arg.startsWith('--redis-cpus='))?.slice(13) ?? 1);
+const LINE = `${'x'.repeat(59)}\n`; // 60 bytes, a typical build log line
 
 /** Halves the gap between the best rate held and the lowest failed above it, `steps` times. */
 async function refine(attempts: Attempt[], attempt: (rate: number) => Promise<Attempt>, steps: number): Promise<void> {
@@ -44,7 +45,6 @@ async function refine(attempts: Attempt[], attempt: (rate: number) => Promise<At
     attempts.push(await attempt(Math.round((held + failed) / 2)));
   }
 }
-const LINE = `${'x'.repeat(59)}\n`; // 60 bytes, a typical build log line
 
 /** How the load meets the hubs: one run's subscribers spread over every hub, or each run's on one hub. */
 type Placement = 'one run' | 'runs by hub';
