@@ -73,6 +73,18 @@ export function logUnavailable(runId: number, recordedSize: number, found: numbe
 }
 
 /**
+ * Redis (or a Redis Cluster) not answering just now: a command past its deadline, reconnects used
+ * up, a connection closed under pending commands, or a cluster between masters (a failover: no
+ * master for a slot yet, keys moving, a replica promoted, a node still loading). All pass: 503.
+ */
+const REDIS_UNAVAILABLE_REPLIES = /^(CLUSTERDOWN|TRYAGAIN|LOADING|MASTERDOWN|READONLY)\b|^Too many Cluster redirections|^Connection is closed|^Failed to refresh slots cache/;
+const REDIS_UNAVAILABLE_NAMES = new Set(['MaxRetriesPerRequestError', 'ClusterAllFailedError']);
+
+function isRedisUnavailable(error: { message?: string; name?: string }): boolean {
+  return error.message === 'Command timed out' || REDIS_UNAVAILABLE_NAMES.has(error.name ?? '') || REDIS_UNAVAILABLE_REPLIES.test(error.message ?? '');
+}
+
+/**
  * Anything thrown, as a HubError: ours as they are, a busy database or no file descriptor free as 503, a full disk as 507,
  * Koa's 4xx as such, the rest 500.
  */
@@ -85,7 +97,7 @@ export function toHubError(caught: unknown): HubError {
   if (error && typeof error.code === 'string' && OUT_OF_FILES.has(error.code)) {
     return new HubError(503, 'server_busy', 'The server has no file descriptor free just now; try again shortly', { cause: caught });
   }
-  if (error && (error.message === 'Command timed out' || (error as { name?: string }).name === 'MaxRetriesPerRequestError')) {
+  if (error && isRedisUnavailable(error)) {
     return new HubError(503, 'log_store_unavailable', 'The log store (Redis) did not answer in time; try again shortly', { cause: caught });
   }
   if (error && typeof error.code === 'string' && STORAGE_FULL.has(error.code)) {

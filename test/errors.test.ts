@@ -13,10 +13,21 @@ test('a busy database is 503 database_busy; Koa\'s 404 and 405 keep their status
   assert.is(toHubError(ours), ours);
 });
 
-test('a store past its deadline is 503, never 500: PostgreSQL (statement_timeout, a terminated connection, the pool or a read timing out) and Redis (a command timed out, reconnects used up)', () => {
+test('a store past its deadline is 503, never 500: PostgreSQL (statement_timeout, a terminated connection, the pool or a read timing out) and Redis (a command timed out, reconnects used up, a connection closed, a cluster between masters)', () => {
   const pgErrors = [Object.assign(new Error('canceling statement due to statement timeout'), { code: '57014' }), Object.assign(new Error('terminating connection due to administrator command'), { code: '57P01' }), new Error('timeout exceeded when trying to connect'), new Error('Query read timeout')];
   for (const error of pgErrors) assert.equal([toHubError(error).status, toHubError(error).code], [503, 'database_busy'], error.message);
-  const redisErrors = [new Error('Command timed out'), Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' })];
+  const redisErrors = [
+    new Error('Command timed out'),
+    Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' }),
+    // A Redis Cluster between masters (a failover), as ioredis reports it.
+    Object.assign(new Error('CLUSTERDOWN The cluster is down'), { name: 'ReplyError' }),
+    Object.assign(new Error('TRYAGAIN Multiple keys request during rehashing of slot'), { name: 'ReplyError' }),
+    Object.assign(new Error('LOADING Redis is loading the dataset in memory'), { name: 'ReplyError' }),
+    Object.assign(new Error("READONLY You can't write against a read only replica."), { name: 'ReplyError' }),
+    new Error('Too many Cluster redirections. Last error: Error: Connection is closed.'),
+    new Error('Connection is closed.'),
+    Object.assign(new Error('Failed to refresh slots cache.'), { name: 'ClusterAllFailedError' }),
+  ];
   for (const error of redisErrors) assert.equal([toHubError(error).status, toHubError(error).code], [503, 'log_store_unavailable'], error.message);
 });
 

@@ -53,7 +53,7 @@ const ERRORS: Record<string, string> = {
   415: 'The body is not JSON',
   416: 'A range past the end, or too many ranges',
   429: 'Too many requests (run starts per project)',
-  503: 'The database is busy (`database_busy`), the server has no file descriptor free (`server_busy`), Redis did not answer in time (`log_store_unavailable`), or a finished log is not whole in its store just now (`log_unavailable`): try again after Retry-After',
+  503: 'The database is busy (`database_busy`), the server has no file descriptor free (`server_busy`), Redis did not answer in time or is between masters (`log_store_unavailable`), or a finished log is not whole in its store just now (`log_unavailable`): try again after Retry-After',
   507: 'The disk is full (`storage_full`): the write was refused; reads go on',
 };
 /** What every request may get besides its own answers. */
