@@ -6,7 +6,7 @@ import type WebSocket from 'ws';
 import type { TestHub } from '../test/helpers/hub.js';
 import { startCluster, type Cluster } from '../test/helpers/cluster.js';
 import type { Collector } from './collector.js';
-import { BENCH_ENV, BENCH_PIPELINES, EVERY_LINE_ONE_IN, connectClients, createBenchProject, follow } from './harness.js';
+import { BENCH_ENV, BENCH_PIPELINES, EVERY_LINE_ONE_IN, connectClients, createBenchProject, follow, type HubClient } from './harness.js';
 import { Histogram } from './histogram.js';
 import { closeAll, correctness, followRun, ms, type Result } from './scenarios.js';
 import { MAX_P99_MS, bestOf, bracket, describe, judge } from './sustained.js';
@@ -27,6 +27,11 @@ export async function followOnCluster(cluster: Cluster, runs: number, subscriber
     const clients = sockets.map((socket, index) => follow(socket, body.id, histogram, Math.ceil(rate * 0.2), index % EVERY_LINE_ONE_IN === 0));
     return { sockets, clients };
   }));
+  return collectFollowers(started);
+}
+
+/** Waits (2 minutes at most) for every follower's `complete`, closes their sockets, and gives their collectors. */
+export async function collectFollowers(started: { sockets: WebSocket[]; clients: HubClient[] }[]): Promise<Collector[]> {
   await Promise.race([Promise.all(started.flatMap(({ clients }) => clients.map((c) => c.completed))), new Promise((resolve) => setTimeout(resolve, 120_000))]);
   for (const { sockets } of started) closeAll(sockets);
   return started.flatMap(({ clients }) => clients.map((c) => c.collector));

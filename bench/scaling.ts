@@ -13,10 +13,9 @@ import { Redis } from 'ioredis';
 import { LogShipper } from '../server/logs/logShipper.js';
 import { startRedis } from '../test/helpers/redis.js';
 import { cpuBudget, removeBudgetRoot, type CpuBudget } from './cgroup.js';
-import { followOnCluster, startBenchCluster } from './cluster.js';
+import { collectFollowers, followOnCluster, startBenchCluster } from './cluster.js';
 import type { Collector } from './collector.js';
 import { EVERY_LINE_ONE_IN, connectClients, createBenchProject, follow, serverCpuSeconds } from './harness.js';
-import { closeAll } from './scenarios.js';
 import type { Cluster } from '../test/helpers/cluster.js';
 import { Histogram } from './histogram.js';
 import type { Result } from './scenarios.js';
@@ -78,9 +77,7 @@ async function followPlaced(view: Cluster, placement: Placement, subscribers: nu
     const { body } = await first.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' });
     return { sockets, clients: sockets.map((socket, index) => follow(socket, body.id, histogram, Math.ceil(perRun * 0.2), index % EVERY_LINE_ONE_IN === 0)) };
   }));
-  await Promise.race([Promise.all(started.flatMap(({ clients }) => clients.map((c) => c.completed))), new Promise((resolve) => setTimeout(resolve, 120_000))]);
-  for (const { sockets } of started) closeAll(sockets);
-  return started.flatMap(({ clients }) => clients.map((c) => c.collector));
+  return collectFollowers(started);
 }
 
 /**
