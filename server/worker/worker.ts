@@ -14,7 +14,7 @@ import { runFiles } from '../paths.js';
 import { LocalLauncher } from '../runs/localLauncher.js';
 import { parsePlan } from '../runs/plan.js';
 import { RunSettler } from '../runs/settle.js';
-import type { RunFence, RunRow } from '../store/runs.js';
+import { isTerminal, type RunFence, type RunRow } from '../store/runs.js';
 import type { PostgresStore } from '../store/postgres/store.js';
 import { notifyRun, parseWorkNotice, WORK_CHANNEL } from '../store/postgres/notify.js';
 import type { PgListener } from '../store/postgres/listener.js';
@@ -22,6 +22,7 @@ import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
 import { whileArchiving } from '../logs/archiveClaim.js';
 import { WorkerAliveFile } from './aliveFile.js';
+import { OwedArchives, type OwedLog } from './owedArchives.js';
 import { ClaimNotices } from './claimNotices.js';
 import { WorkerLeases } from './leases.js';
 import { ProjectSecrets } from '../secrets/projectSecrets.js';
@@ -37,8 +38,8 @@ const SIZE_RECORD_MS = 1000;
  * Each claim is a lease (issue 22): every write about the run carries it, and a run whose lease is
  * lost, or cannot be renewed in time, has its steps killed and nothing more recorded.
  */
-/** A failed archive is tried this many times from the worker's file before it is left to the hubs' sweeper. */
-const ARCHIVE_TRIES = 8;
+/** How often the worker looks for logs it owes the archive (it looks at each with backoff). */
+const OWED_LOOK_MS = 1000;
 
 export class Worker {
   private readonly launcher: LocalLauncher;
@@ -46,8 +47,13 @@ export class Worker {
   private readonly watcher = new LogWatcher();
   private readonly shippers = new Map<number, { shipper: LogShipper; chunks: ChunkUploader; stop: () => void }>();
   private readonly timers: NodeJS.Timeout[] = [];
-  /** archives that failed, waiting to be tried again */
-  private readonly archiveRetries = new Set<NodeJS.Timeout>();
+  /** the logs this worker owes the archive, on its disk: a restart forgets none */
+  private readonly owed: OwedArchives;
+  /** runs whose log is being archived now */
+  private readonly archiving = new Set<number>();
+  /** owed logs not to look at again before `at` (an archive that failed, a run not ended yet) */
+  private readonly owedLater = new Map<number, { looks: number; at: number }>();
+  private settlingOwed = false;
   private readonly leases: WorkerLeases;
   /** rewritten at each renewal; the runners stop their steps when it stops changing */
   private readonly alive: WorkerAliveFile;
@@ -68,6 +74,7 @@ export class Worker {
 
   constructor(private readonly config: Config, private readonly store: PostgresStore, private readonly redis: Redis, private readonly objects: ObjectStore, private readonly log: pino.Logger) {
     this.alive = new WorkerAliveFile(config.logsDir, config.workerId, config.workerTimeoutMs);
+    this.owed = new OwedArchives(config.logsDir);
     this.leases = new WorkerLeases(store.cluster, config.workerId, config.workerTimeoutMs, { lost: (runId, why) => this.leaseLost(runId, why), renewed: (sentAt) => this.touchAlive(sentAt) }, log);
     this.settler = new RunSettler(config, store.runs, {
       changed: (run) => notifyRun(store, run.id),
@@ -84,7 +91,7 @@ export class Worker {
         this.leases.ending(runner.runId);
         await this.settler.runnerOnEnded(runner);
         if (runner.leaseLost) this.dropShipping(runner.runId);
-        else await this.archive(runner.projectId, runner.runId);
+        else await this.archive({ projectId: runner.projectId, runId: runner.runId });
         this.leases.release(runner.runId);
         this.releaseSlot(runner.runId);
         this.released.delete(runner.runId);
@@ -137,7 +144,18 @@ export class Worker {
     });
     every(this.config.workerPollMs, () => this.claim());
     every(this.config.workerPollMs, () => this.cancelAsked());
+    every(OWED_LOOK_MS, () => this.settleOwed());
     await this.claim();
+    this.settleOwed().catch((error: unknown) => this.log.warn({ err: error }, 'looking for logs owed to the archive failed; the next look tries again'));
+  }
+
+  /** Remembers on disk that the run's log is owed to the archive; a disk that refuses leaves it to memory and the hubs' sweeper. */
+  private remember(owed: OwedLog): void {
+    try {
+      this.owed.owe(owed);
+    } catch (error) {
+      this.log.warn({ err: error, run_id: owed.runId }, 'could not remember on disk that a log is owed to the archive');
+    }
   }
 
   private touchAlive(sentAt: number): void {
@@ -198,6 +216,7 @@ export class Worker {
           }
           // Lost while its project and secrets were read (the database stalled): never started here; the hubs end it.
           if (!this.leases.holds(claimed.id)) return null;
+          this.remember({ projectId: claimed.project_id, runId: claimed.id });
           this.running++;
           this.ship(claimed, fence);
           notifyRun(this.store, claimed.id);
@@ -336,34 +355,92 @@ export class Worker {
   }
 
   /**
-   * A finished log goes to the archive; only once it is there does its stream expire (GitLab lost
-   * job logs by expiring live chunks before archiving them).
+   * A finished log goes to the archive from the file here; only once it is there does its stream
+   * expire (GitLab lost job logs by expiring live chunks before archiving them). `size`: the first
+   * bytes only (a run a hub gave up is recorded at what its stream had). A failure is tried again
+   * by the look at owed logs, with backoff, until it succeeds.
    */
-  private async archive(projectId: number, runId: number, failures = 0): Promise<void> {
+  private async archive(owed: OwedLog, size?: number): Promise<void> {
+    const { projectId, runId } = owed;
+    this.archiving.add(runId);
     try {
       const files = runFiles(this.config.logsDir, projectId, runId);
       await whileArchiving(this.redis, runId, this.id, async () => {
         // The times first: once the log is archived, readers look for its times there.
         if (fs.existsSync(files.times)) await this.objects.put(archiveTimesKey(projectId, runId), files.times);
-        await this.objects.put(archiveKey(projectId, runId), files.log);
+        const log = size === undefined ? { file: files.log, done: async () => {} } : await this.owed.prefixOf(files.log, size);
+        try {
+          await this.objects.put(archiveKey(projectId, runId), log.file);
+        } finally {
+          await log.done();
+        }
         const mark = await readChunkMark(this.redis, runId);
         await expireStream(this.redis, runId);
         // Readers of its chunks read on from the archive.
         await deleteChunks(this.objects, runId, mark);
       });
+      this.paid(owed);
     } catch (error) {
-      // Tried again from the file here, with backoff, in the background (the slot is not held);
-      // past the last try, or if this worker stops, the hubs' sweeper archives it from the stream.
-      const last = failures + 1 >= ARCHIVE_TRIES || this.closed;
-      this.log.warn({ err: error, run_id: runId, tries: failures + 1 }, last ? 'archiving a finished log failed; its stream stays until the hubs\' sweeper archives it' : 'archiving a finished log failed; trying again');
-      if (last) return;
-      const timer = setTimeout(() => {
-        this.archiveRetries.delete(timer);
-        this.archive(projectId, runId, failures + 1).catch(() => {}); // it catches its own failures
-      }, backoffMs(failures, 1000, 60_000));
-      timer.unref();
-      this.archiveRetries.add(timer);
+      const looks = this.lookLater(runId);
+      this.log.warn({ err: error, run_id: runId, tries: looks }, 'archiving a finished log failed; it is tried again from the file here (and the hubs\' sweeper may archive it from its stream)');
+    } finally {
+      this.archiving.delete(runId);
     }
+  }
+
+  private paid(owed: OwedLog): void {
+    this.owedLater.delete(owed.runId);
+    try {
+      this.owed.paid(owed);
+    } catch (error) {
+      this.log.warn({ err: error, run_id: owed.runId }, 'could not forget an archived log on disk; the next look finds it archived');
+    }
+  }
+
+  /** The owed log is looked at again after a backoff (doubling to a minute); returns how many looks it has had. */
+  private lookLater(runId: number): number {
+    const looks = (this.owedLater.get(runId)?.looks ?? 0) + 1;
+    this.owedLater.set(runId, { looks, at: Date.now() + backoffMs(looks - 1, 1000, 60_000) });
+    return looks;
+  }
+
+  /**
+   * Archives the owed logs of ended runs that nobody archived: one whose archive failed, one this
+   * worker was killed before archiving (found on its disk when it is back), one a hub gave up.
+   * Runs in hand (leased here, being archived) are left to their own path.
+   */
+  private async settleOwed(): Promise<void> {
+    if (this.settlingOwed || this.closed) return;
+    this.settlingOwed = true;
+    try {
+      for (const owed of this.owed.list()) {
+        if (this.closed) return;
+        if (this.archiving.has(owed.runId) || this.leases.holds(owed.runId) || this.shippers.has(owed.runId)) continue;
+        if ((this.owedLater.get(owed.runId)?.at ?? 0) > Date.now()) continue;
+        await this.settleOwedRun(owed).catch((error: unknown) => {
+          this.log.warn({ err: error, run_id: owed.runId, tries: this.lookLater(owed.runId) }, 'looking at a log owed to the archive failed; trying again');
+        });
+      }
+    } finally {
+      this.settlingOwed = false;
+    }
+  }
+
+  private async settleOwedRun(owed: OwedLog): Promise<void> {
+    const run = await this.store.runs.get(owed.runId);
+    // Purged: nothing reads it. (A run is claimed once: no other worker wrote another log of it.)
+    if (!run) return this.paid(owed);
+    // Its lease lost and not yet given up: a hub records its end once the lease has expired.
+    if (!isTerminal(run.status)) return void this.lookLater(run.id);
+    const archived = await this.objects.open(archiveKey(run.project_id, run.id));
+    if (archived) {
+      await archived.close();
+      return this.paid(owed);
+    }
+    // Empty: readers serve it so without an archive.
+    if (run.log_size === 0) return this.paid(owed);
+    this.log.info({ run_id: run.id, bytes: run.log_size }, 'archiving a finished log this worker still owed (its archive failed, or it was stopped before)');
+    await this.archive(owed, run.log_size);
   }
 
   async close(): Promise<void> {
@@ -371,7 +448,6 @@ export class Worker {
     for (const timer of this.timers) clearInterval(timer);
     await this.listener?.close();
     this.claimNotices.close();
-    for (const timer of this.archiveRetries) clearTimeout(timer);
     this.leases.close();
     await this.launcher.close();
     await this.watcher.close();

@@ -222,7 +222,7 @@ retried('a worker whose archive fails tries again with backoff from its own file
     fs.writeFileSync(path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId)), 'not a folder');
     const runId = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id as number;
     const run = await waitForRun(hub, projectId, runId, ['completed']);
-    await waitFor(() => /archiving a finished log failed; trying again/.test(cluster.workers[0].output()), 'the first archive to fail', 20_000);
+    await waitFor(() => /archiving a finished log failed; it is tried again/.test(cluster.workers[0].output()), 'the first archive to fail', 20_000);
     assert.is((await streamOf(redis, runId)).ttl, -1, 'the stream stays while the log is not archived');
     // Redis loses the run's stream meanwhile: the finished log is nowhere whole. Readers are told to
     // come back (503), never handed "complete" at 0 (which they would take for the whole log).
@@ -245,6 +245,40 @@ retried('a worker whose archive fails tries again with backoff from its own file
     const file = fs.readFileSync(path.join(cluster.workers[0].logs, String(projectId), `${runId}.log`));
     assert.ok((await pollFromZero(hub, projectId, runId)).equals(file), 'polled from 0: the worker\'s file');
   } finally {
+    redis.disconnect();
+    await cluster.stop();
+  }
+});
+
+retried('a worker killed while it still owes a finished log to the archive archives it from its own file once it is back, though Redis lost the stream meanwhile', async () => {
+  const cluster = await startCluster({ pipelines: PIPELINES, hubs: 1, workers: 0, env: { HUB_ARCHIVE_SWEEP_MS: '3600000' } });
+  const redis = new Redis(cluster.env.HUB_REDIS_URL);
+  let worker = await startWorker(cluster.env, 'owing1');
+  try {
+    const hub = cluster.hubs[0];
+    const projectId = await createProject(hub, 'short');
+    const blocker = path.join(cluster.env.HUB_ARCHIVE_DIR, String(projectId));
+    fs.writeFileSync(blocker, 'not a folder');
+    const runId = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id as number;
+    const run = await waitForRun(hub, projectId, runId, ['completed']);
+    await waitFor(() => /archiving a finished log failed/.test(worker.output()), 'the worker\'s archive to fail', 20_000);
+    worker.process.kill('SIGKILL');
+    await new Promise((resolve) => worker.process.once('exit', resolve));
+    // The stream goes too (Redis restarted empty): only the worker's file holds the log now.
+    await redis.del(...(await redis.keys(`hub:log:{run:${runId}}*`)));
+    assert.is((await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs/raw`)).status, 503, 'unavailable while nobody has it');
+    fs.rmSync(blocker);
+    // The same machine back: it finds the log it owes on its disk.
+    worker = await startWorker(cluster.env, 'owing1', path.dirname(worker.logs));
+    const archived = path.join(blocker, `${runId}.log`);
+    await waitFor(() => fs.existsSync(archived), 'the worker, back, to archive the log it owed', 20_000);
+    const file = fs.readFileSync(path.join(worker.logs, String(projectId), `${runId}.log`));
+    assert.is(file.length, run.log_size);
+    assert.ok(fs.readFileSync(archived).equals(file), 'the archive holds the worker\'s file');
+    assert.ok((await pollFromZero(hub, projectId, runId)).equals(file), 'polled from 0: the whole log again');
+    await waitFor(() => fs.readdirSync(path.join(worker.logs, '.unarchived')).length === 0, 'the worker to forget the log once archived', 5_000);
+  } finally {
+    worker.process.kill('SIGKILL');
     redis.disconnect();
     await cluster.stop();
   }

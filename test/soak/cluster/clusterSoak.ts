@@ -70,6 +70,7 @@ export async function runClusterSoak({ seconds, seed, log = () => {} }: { second
   const rejectionsBefore = rejectionCount();
   const cluster: Cluster = await startCluster({ pipelines, hubs: 2, workers: 0, env: ENV });
   const faults = new ClusterFaults(cluster, pipelines, dir, faultRng.next);
+  cluster.hubs.forEach((hub, i) => faults.started.push({ name: `hub-first-${i + 1}`, output: hub.output }));
   const watch = new OverlapWatch(dir);
   const runs: SoakRun[] = [];
   const redisRestarts: number[] = [];
@@ -165,7 +166,9 @@ export async function runClusterSoak({ seconds, seed, log = () => {} }: { second
       try {
         raw = await waitFor(() => rawLog(pickHub(''), run.projectId, run.id), `run ${run.id}'s raw log`, 20_000, 250);
       } catch (error) {
-        report.mismatches.push(`run ${run.id}: ${(error as Error).message}`);
+        const doubleFault = lostToDoubleFault(faults, run.projectId, run.id, (error as Error).message);
+        if (doubleFault) report.lostToDoubleFaults.push(`run ${run.id} (${run.status}): ${doubleFault}`);
+        else report.mismatches.push(`run ${run.id}: ${(error as Error).message}`);
         continue;
       }
       if (raw.length !== run.log_size) report.mismatches.push(`run ${run.id} (${run.status}: ${run.error_message ?? ''}, ended ${run.finished_at}): /logs/raw has ${raw.length} bytes, log_size says ${run.log_size}`);
@@ -231,12 +234,34 @@ export async function runClusterSoak({ seconds, seed, log = () => {} }: { second
         }
       }
     });
-    for (const workerDir of faults.allWorkerDirs) fs.rmSync(workerDir, { recursive: true, force: true });
   }
   report.startFailures.push(...faults.startFailures);
   const rejected = rejectionsSince(rejectionsBefore);
   if (rejected) report.mismatches.push(`unhandled rejections: ${rejected.message.slice(0, 500)}`);
-  if (report.mismatches.length === 0) fs.rmSync(dir, { recursive: true, force: true });
-  else log(`cluster soak: files kept in ${dir}`);
+  if (report.mismatches.length === 0) {
+    for (const workerDir of faults.allWorkerDirs) fs.rmSync(workerDir, { recursive: true, force: true });
+    fs.rmSync(dir, { recursive: true, force: true });
+  } else {
+    // Evidence: each part's own account (a worker's log says why a run went unarchived) and the workers' folders.
+    for (const part of faults.started) fs.writeFileSync(path.join(dir, `${part.name}.log`), part.output());
+    fs.writeFileSync(path.join(dir, 'worker-folders.txt'), faults.allWorkerDirs.join('\n') + '\n');
+    log(`cluster soak: files kept in ${dir}, with each part's output and its workers' folders`);
+  }
   return report;
+}
+
+/**
+ * Why a finished run's log is on no store, if two faults explain it: its only file was on a machine
+ * since lost, and Redis was restarted empty soon after (before a hub could give the run up and archive
+ * its stream). Null for anything else (a mismatch).
+ */
+function lostToDoubleFault(faults: ClusterFaults, projectId: number, runId: number, failure: string): string | null {
+  if (!/answered 503/.test(failure)) return null;
+  const holders = faults.allWorkerDirs.filter((workerDir) => fs.existsSync(path.join(workerDir, 'logs', String(projectId), `${runId}.log`)));
+  const lostAt = holders.length === 1 ? faults.lostMachines.get(holders[0]) : undefined;
+  if (lostAt === undefined) return null;
+  // A hub gives a lost worker's run up one lease (5 s) after the loss and archives its stream at once;
+  // 20 s leaves room for a frozen database on the way. Later than that, the hubs should have had it.
+  const emptied = faults.redisEmptied.find((at) => at >= lostAt && at - lostAt < 20_000);
+  return emptied === undefined ? null : `its machine was lost, and Redis restarted empty ${((emptied - lostAt) / 1000).toFixed(1)} s later`;
 }

@@ -62,6 +62,12 @@ export class ClusterFaults {
   /** each worker's folder and machine name, by its id */
   readonly workerDirs = new Map<string, string>();
   readonly allWorkerDirs: string[] = [];
+  /** every part started, with its output: kept as evidence when the soak finds a mismatch */
+  readonly started: { name: string; output: () => string }[] = [];
+  /** the folders of workers whose machine was lost, and when */
+  readonly lostMachines = new Map<string, number>();
+  /** when Redis was restarted empty */
+  readonly redisEmptied: number[] = [];
   /** parts that did not start at the first attempt */
   readonly startFailures: string[] = [];
 
@@ -74,6 +80,7 @@ export class ClusterFaults {
     // (SOAK_START names this try: a start that failed is ended, with any runner it began, as a lost machine's)
     const worker = await this.again(`worker ${id}`, () => startWorker({ ...this.cluster.env, SOAK_MARK: this.mark, SOAK_MACHINE: id, SOAK_START: String(++this.starts) }, id, dir), () => `SOAK_START=${this.starts}`);
     this.cluster.workers.push(worker);
+    this.started.push({ name: `worker-${id}-${this.starts}`, output: worker.output });
     return worker;
   }
 
@@ -93,6 +100,7 @@ export class ClusterFaults {
         const hub = cluster.hubs[at];
         await hub.stop(kind === 'hub SIGKILL' ? 'SIGKILL' : 'SIGTERM');
         cluster.hubs[at] = await this.again('a hub', () => startHub({ pipelines: this.pipelines, env: { ...cluster.env, SOAK_MARK: this.mark, SOAK_START: String(++this.starts) } }), () => `SOAK_START=${this.starts}`);
+        this.started.push({ name: `hub-${this.starts}`, output: cluster.hubs[at].output });
         return `${hub.url} → ${cluster.hubs[at].url}`;
       }
       case 'worker SIGKILL (runners live on)':
@@ -108,6 +116,7 @@ export class ClusterFaults {
           }
         }
         await exited(worker);
+        if (lost) this.lostMachines.set(this.workerDirs.get(worker.id)!, Date.now());
         // The same machine back at once (its runners re-attached), or a new machine in place of the lost one.
         if (lost) await this.startWorker();
         else await this.startWorker(worker.id, this.workerDirs.get(worker.id));
@@ -130,6 +139,7 @@ export class ClusterFaults {
         await cluster.redis.restart();
         return 'with its data';
       case 'Redis restarted empty':
+        this.redisEmptied.push(Date.now());
         await cluster.redis.restart({ empty: true });
         return 'data deleted';
     }
