@@ -9,7 +9,8 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Redis } from 'ioredis';
-import { LogShipper } from '../server/logs/logShipper.js';
+import { LogShipper, type ShipperOptions } from '../server/logs/logShipper.js';
+import { LogClock } from '../pipeline-runner/logClock.js';
 import { appendChunk } from '../server/logs/redisLogStream.js';
 import { streamReadCounters } from '../server/logs/streamRead.js';
 import { startRedis } from '../test/helpers/redis.js';
@@ -27,8 +28,12 @@ interface ShipCost {
   p99: number;
 }
 
-/** `runs` logs growing by `rate` lines a second each, a hint per line (a watcher's worst), for `seconds`; latency: write to shipped. */
-async function shipCost(url: string, runs: number, rate: number, seconds: number, intervalMs: number | undefined, firstId: number): Promise<ShipCost> {
+/**
+ * `runs` logs growing by `rate` lines a second each, a hint per line (a watcher's worst), for `seconds`;
+ * latency: write to shipped. `sampled`: with the runner's time sampler on each log (its records every
+ * 25 ms, which a ship waits for), as on a worker.
+ */
+async function shipCost(url: string, runs: number, rate: number, seconds: number, firstId: number, options: ShipperOptions & { sampled?: boolean } = {}): Promise<ShipCost> {
   const direct = new Redis(url, { maxRetriesPerRequest: 2, commandTimeout: 10_000 });
   const counter = await startRedisCommandCounter(url); // a fresh count for this load alone
   const shipping = new Redis(counter.url, { maxRetriesPerRequest: 2, commandTimeout: 10_000 });
@@ -38,20 +43,34 @@ async function shipCost(url: string, runs: number, rate: number, seconds: number
     const processed = async () => Number(/total_commands_processed:(\d+)/.exec(await direct.info('stats'))![1]);
     const files = Array.from({ length: runs }, (_, i) => path.join(dir, `${firstId + i}.log`));
     for (const file of files) fs.writeFileSync(file, '');
-    const shippers = files.map((file, i) => new LogShipper(shipping, firstId + i, file, undefined, 0, { intervalMs }));
+    const timesOf = (file: string) => (options.sampled ? file.replace(/\.log$/, '.times') : undefined);
+    const logFds = options.sampled ? files.map((file) => fs.openSync(file, 'r')) : [];
+    const clocks = logFds.map((fd, i) => new LogClock(fd, timesOf(files[i])!));
+    for (const clock of clocks) clock.start();
+    const shippers = files.map((file, i) => new LogShipper(shipping, firstId + i, file, timesOf(file), 0, options));
     const histogram = new Histogram();
     const sentBefore = counter.total();
     const processedBefore = await processed();
     const started = performance.now();
     const written = files.map(() => 0);
+    // Each line's latency: from its write to the end of the first ship after which the stream holds it
+    // (a ship may carry lines hinted after it started: those its awaited time sample saw).
+    const unshipped = files.map(() => [] as { at: number; end: number }[]);
+    const arrived = (i: number) => {
+      const now = performance.now();
+      const lines = unshipped[i];
+      let count = 0;
+      while (count < lines.length && lines[count].end <= shippers[i].size) histogram.add(now - lines[count++].at);
+      lines.splice(0, count);
+    };
     const pending: Promise<void>[] = [];
     while (performance.now() - started < seconds * 1000) {
       const due = Math.floor(((performance.now() - started) * rate) / 1000);
       for (const [i, file] of files.entries()) {
         for (; written[i] < due; written[i]++) {
           fs.appendFileSync(file, LINE);
-          const at = performance.now();
-          pending.push(shippers[i].ship().then(() => histogram.add(performance.now() - at)));
+          unshipped[i].push({ at: performance.now(), end: (written[i] + 1) * LINE.length });
+          pending.push(shippers[i].ship().then(() => arrived(i)));
         }
       }
       await new Promise((resolve) => setTimeout(resolve, 5));
@@ -61,6 +80,8 @@ async function shipCost(url: string, runs: number, rate: number, seconds: number
     const sent = counter.total() - sentBefore;
     const inRedis = (await processed()) - processedBefore - 1; // less the INFO that asked
     for (const shipper of shippers) shipper.close();
+    for (const clock of clocks) clock.stop();
+    for (const fd of logFds) fs.closeSync(fd);
     const { p50, p99 } = histogram.summary();
     return { commandsPerRunSecond: sent / runs / elapsed, redisCommandsPerRunSecond: inRedis / runs / elapsed, p50, p99 };
   } finally {
@@ -80,9 +101,9 @@ export async function shipCommands(runs: number, rates: number[], seconds: numbe
   let firstId = 1;
   try {
     for (const rate of rates) {
-      const batched = await shipCost(server.url, runs, rate, seconds, undefined, firstId);
+      const batched = await shipCost(server.url, runs, rate, seconds, firstId);
       firstId += runs;
-      const unbatched = await shipCost(server.url, runs, rate, seconds, 0, firstId);
+      const unbatched = await shipCost(server.url, runs, rate, seconds, firstId, { intervalMs: 0 });
       firstId += runs;
       rows.push({
         scenario: `redis: commands per run-second, ${runs} runs × ${rate} lines/s (a hint per line)`,
@@ -96,6 +117,24 @@ export async function shipCommands(runs: number, rates: number[], seconds: numbe
         data: { batched, unbatched },
       });
     }
+    // The same with the runner's time samples (every 25 ms), which a ship waits for: carrying the
+    // lines the awaited sample saw, or only those there when the ship started.
+    const rate = rates[0];
+    const taking = await shipCost(server.url, runs, rate, seconds, firstId, { sampled: true });
+    firstId += runs;
+    const atStart = await shipCost(server.url, runs, rate, seconds, firstId, { sampled: true, takeSampledLines: false });
+    firstId += runs;
+    rows.push({
+      scenario: `redis: write→shipped with the runner's 25 ms time samples, ${runs} runs × ${rate} lines/s`,
+      hub: `a ship carries the lines its awaited sample saw: ${describeCost(taking)}`,
+      baseline: `only the lines there at its start: ${describeCost(atStart)}`,
+      ratio: taking.p99 / atStart.p99,
+      target: 'p99 ≤ 120 ms, ≤ 20 commands/run-s',
+      met: taking.p99 <= 120 && taking.commandsPerRunSecond <= 20,
+      lost: 0,
+      duplicated: 0,
+      data: { taking, atStart },
+    });
     return rows;
   } finally {
     await server.stop();

@@ -48,6 +48,10 @@ function deferred(): Deferred {
 export interface ShipperOptions {
   /** the least time between two ships' starts (0: a ship per hint) */
   intervalMs?: number;
+  /** a ship carries the lines its awaited time sample saw (default), not only those there at its start (the bench's baseline) */
+  takeSampledLines?: boolean;
+  /** how long a ship waits for a time record covering its bytes (default: a sample period and a little) */
+  timesWaitMs?: number;
 }
 
 /**
@@ -79,10 +83,14 @@ export class LogShipper {
   private readonly buffer = Buffer.allocUnsafe(CHUNK_BYTES);
   private readonly timesBuffer = Buffer.allocUnsafe(CHUNK_BYTES);
   private readonly intervalMs: number;
+  private readonly takeSampledLines: boolean;
+  private readonly timesWaitMs: number;
 
   /** `timesFile`: the runner's time records of the log, shipped ahead of the bytes they time; `epoch`: the worker's lease */
   constructor(private readonly redis: Redis, private readonly runId: number, private readonly file: string, private readonly timesFile?: string, private readonly epoch = 0, options: ShipperOptions = {}) {
     this.intervalMs = options.intervalMs ?? SHIP_INTERVAL_MS;
+    this.takeSampledLines = options.takeSampledLines ?? true;
+    this.timesWaitMs = options.timesWaitMs ?? TIMES_WAIT_MS;
   }
 
   /** Bytes the stream is known to hold. */
@@ -221,9 +229,13 @@ export class LogShipper {
     const log = await fs.open(this.file, 'r').catch(() => null); // not written yet
     const times = this.timesFile ? await fs.open(this.timesFile, 'r').catch(() => null) : null;
     try {
-      const end = log ? (await log.stat()).size : 0;
+      const size = log ? (await log.stat()).size : 0;
       // A final flush waits for nothing (the runner's last sample is written before it ends).
-      const timesEnd = times ? await timesCovering(times, end, urgent ? 0 : TIMES_WAIT_MS) : 0;
+      const covering = times ? await timesCovering(times, size, urgent ? 0 : this.timesWaitMs) : { size: 0, logCovered: 0 };
+      const timesEnd = covering.size;
+      // The lines the awaited sample saw go too: those written while it was awaited (up to a sample
+      // period) would wait a whole interval more.
+      const end = this.takeSampledLines ? Math.max(size, covering.logCovered) : size;
       while (!this.closed) {
         const timesBytes = times ? await readFrom(times, this.timesBuffer, this.timesShipped, timesEnd) : EMPTY;
         const bytes = log ? await readFrom(log, this.buffer, this.shipped, end) : EMPTY;
@@ -241,15 +253,21 @@ export class LogShipper {
   }
 }
 
-/** The times file's length once its last record covers `logEnd`, or after `waitMs`. */
-async function timesCovering(times: fs.FileHandle, logEnd: number, waitMs: number): Promise<number> {
+/**
+ * The times file's length once its last record covers `logEnd`, or after `waitMs`; `logCovered`:
+ * the log's size in that record (the log has at least that much; 0 if none covered it).
+ */
+async function timesCovering(times: fs.FileHandle, logEnd: number, waitMs: number): Promise<{ size: number; logCovered: number }> {
   const deadline = Date.now() + waitMs;
   const last = Buffer.alloc(TIME_RECORD_BYTES);
   for (;;) {
     const { size } = await times.stat();
-    if (Date.now() >= deadline || size < TIME_RECORD_BYTES) return size;
+    if (Date.now() >= deadline || size < TIME_RECORD_BYTES) return { size, logCovered: 0 };
     await times.read(last, 0, TIME_RECORD_BYTES, size - TIME_RECORD_BYTES);
-    if ((parseTimeRecord(last, 0)?.size ?? Infinity) >= logEnd) return size;
+    const record = parseTimeRecord(last, 0);
+    // A torn or foreign record: go on without times rather than wait for them.
+    if (!record) return { size, logCovered: 0 };
+    if (record.size >= logEnd) return { size, logCovered: record.size };
     await pause(TIMES_POLL_MS);
   }
 }

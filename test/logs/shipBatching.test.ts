@@ -168,6 +168,29 @@ test('a final flush ships at once, whatever the interval; hints inside the inter
   redis.disconnect();
 }));
 
+test('a ship that waits for the runner\'s time sample carries the lines that sample saw, not only those there when it started', within(30_000, async () => {
+  const dir = tempDir('sampled');
+  const file = path.join(dir, 'run.log');
+  const times = path.join(dir, 'run.times');
+  fs.writeFileSync(file, 'first\n');
+  fs.writeFileSync(times, formatTimeRecord(0, Date.now())); // the runner's first sample, at its start
+  const redis = client();
+  const runId = nextRun++;
+  const shipper = new LogShipper(redis, runId, file, times, 0, { timesWaitMs: 10_000 });
+  const shipped = shipper.ship();
+  // The ship has read the log's size (6) and waits for a record covering it; meanwhile a line comes,
+  // then the sample that sees both. (Were the ship slower to look than this, it would see both anyway.)
+  await sleep(300);
+  fs.appendFileSync(file, 'second\n');
+  await sleep(100);
+  fs.appendFileSync(times, formatTimeRecord(13, Date.now()));
+  await shipped;
+  assert.is(shipper.size, 13, 'both lines in the ship that waited');
+  assert.is(await redis.xlen(`hub:log:{run:${runId}}`), 1, 'in one call');
+  shipper.close();
+  redis.disconnect();
+}));
+
 test('reads fetch only the bytes asked for: random reads equal the file, and bytes read from Redis stay within 1.1 × the bytes served', within(30_000, async () => {
   const next = random(2323);
   const words = ['plain', 'é à ü', '日本語', '😀🚀', '\r\n', 'x'.repeat(500)];
