@@ -11,8 +11,8 @@ export interface LocalRedisOptions {
   port?: number;
   /** where redis.password goes; default `dir` */
   secretsDir?: string;
-  /** TLS only (the port is a tls-port): the server's certificate and key, PEM files */
-  tls?: { certFile: string; keyFile: string };
+  /** TLS only (the port is a tls-port): the server's certificate and key, PEM files; `caFile`: what a cluster node verifies the others by */
+  tls?: { certFile: string; keyFile: string; caFile?: string };
   /** also listen on this address (the password is required on every address); default loopback only */
   listenAddress?: string;
   /** a Redis Cluster node (cluster-enabled, its nodes.conf in `dir`, the password its replicas use too) talking to the others on `busPort`, which takes a master as failed after `nodeTimeoutMs` */
@@ -38,6 +38,12 @@ export async function startLocalRedis(dir: string, options: LocalRedisOptions = 
   if (options.cluster) lines.push('cluster-enabled yes', 'cluster-config-file nodes.conf', `cluster-port ${options.cluster.busPort}`, `cluster-node-timeout ${options.cluster.nodeTimeoutMs}`, `masterauth ${password}`);
   if (options.tls) {
     lines.push('port 0', `tls-port ${port}`, `tls-cert-file ${quote(path.resolve(options.tls.certFile))}`, `tls-key-file ${quote(path.resolve(options.tls.keyFile))}`, 'tls-auth-clients no');
+    // A cluster's nodes talk TLS to each other too (the bus, and replicas to their masters); their
+    // own certificate is the client one they present (the nodes do not ask clients for one).
+    if (options.cluster) {
+      if (!options.tls.caFile) throw new Error('a Redis Cluster node over TLS needs the CA its peers\' certificates are signed by (tls.caFile)');
+      lines.push('tls-cluster yes', 'tls-replication yes', `tls-ca-cert-file ${quote(path.resolve(options.tls.caFile))}`);
+    }
   } else {
     lines.push(`port ${port}`);
   }

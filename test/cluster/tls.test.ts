@@ -10,6 +10,8 @@ import { startWorker } from '../helpers/cluster.js';
 import { createProject, sh, startHub, waitForRun } from '../helpers/hub.js';
 import { startPostgres } from '../helpers/postgres.js';
 import { startRedis } from '../helpers/redis.js';
+import { startRedisCluster } from '../helpers/redisCluster.js';
+import { TestClient } from '../helpers/wsClient.js';
 
 interface KeyPair {
   certFile: string;
@@ -109,6 +111,41 @@ test('a hub and a worker on PostgreSQL and Redis both over verified TLS carry ou
     await hub.stop();
     await redis.stop();
     await postgres.stop();
+  }
+});
+
+test('a hub and a worker on a Redis Cluster over verified TLS (3 masters, 3 replicas; the nodes\' bus and replication TLS too): a run followed over WebSocket arrives whole, with one complete', async () => {
+  const redisCluster = await startRedisCluster({ tls: { ...matching, caFile: certificates.ca } });
+  const postgres = await startPostgres();
+  const env = { HUB_DATABASE_URL: await postgres.createDatabase(), ...redisCluster.env, HUB_DEMO: '0', HUB_ARCHIVE_DIR: path.join(dir, 'archive-cluster') };
+  const hub = await startHub({ pipelines: { p: { steps: [{ name: 'a', command: sh('i=0; while [ $i -lt 200 ]; do echo "line $i over a TLS cluster"; i=$((i + 1)); done') }], scopes: { all: 'a' } } }, env });
+  const worker = await startWorker(env, 'tls-cluster-worker');
+  const client = await TestClient.connect(hub.url);
+  try {
+    assert.ok(redisCluster.url.startsWith('rediss://'));
+    // Plain text to a node is refused: nothing of the cluster is reachable without TLS.
+    assert.match(await firstAnswer(redisCluster.url.replace('rediss://', 'redis://'), null), /^error: |closed/i, 'plain text to a node');
+    const projectId = await createProject(hub, 'p');
+    const run = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+    client.send({ type: 'subscribe', run_id: run.id, offset: 0 });
+    await client.waitFor((m) => m.type === 'complete' && m.run_id === run.id, 'the run\'s complete', 30_000);
+    const lines = client.messages.filter((m) => m.type === 'lines' && m.run_id === run.id).flatMap((m) => m.lines!).filter((line) => !line.startsWith('[hub]'));
+    assert.equal(lines, Array.from({ length: 200 }, (_, i) => `line ${i} over a TLS cluster`));
+    assert.is(client.messages.filter((m) => m.type === 'complete' && m.run_id === run.id).length, 1);
+    // The run's keys are on the cluster, read through a verified TLS client of our own.
+    const direct = createRedisClient({ redisUrl: redisCluster.env.HUB_REDIS_URL, redisCaFile: certificates.ca, redisClusterNodes: redisCluster.ports.map((port) => ({ host: '127.0.0.1', port })) });
+    try {
+      const ended = await waitForRun(hub, projectId, run.id, ['completed']);
+      assert.is(Number(await direct.get(`hub:log:{run:${run.id}}:size`)), ended.log_size, 'the run\'s stream, read from the cluster over verified TLS');
+    } finally {
+      direct.disconnect();
+    }
+  } finally {
+    await client.close();
+    worker.process.kill('SIGKILL');
+    await hub.stop();
+    await postgres.stop();
+    await redisCluster.stop();
   }
 });
 

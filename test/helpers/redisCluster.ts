@@ -19,7 +19,7 @@ export interface TestRedisCluster extends TestRedis {
   /** a node's URL with the password: HUB_REDIS_URL */
   url: string;
   /** what a hub or worker is given to use it (HUB_REDIS_URL, HUB_REDIS_CLUSTER_NODES) */
-  env: { HUB_REDIS_URL: string; HUB_REDIS_CLUSTER_NODES: string };
+  env: { HUB_REDIS_URL: string; HUB_REDIS_CLUSTER_NODES: string; HUB_REDIS_CA_FILE?: string };
   /** every node's port */
   ports: number[];
   /** the master that serves `key`'s slot now, and its replica (null: none known, as once its master was killed and it took over) */
@@ -33,9 +33,19 @@ export interface TestRedisCluster extends TestRedis {
   stop(): Promise<void>;
 }
 
+/** The nodes' certificate and key, and the CA that signed them: a cluster over TLS (bus and replication too). */
+export interface ClusterTls {
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+}
+
+/** TLS for the helper's own connections, when the cluster has it. */
+let adminTls: { ca: Buffer } | undefined;
+
 /** Answers of one node; every command has a deadline, and a node that is away fails at once. */
 function admin(port: number, password: string): Redis {
-  const client = new Redis({ host: '127.0.0.1', port, password, lazyConnect: true, commandTimeout: 2000, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  const client = new Redis({ host: '127.0.0.1', port, password, tls: adminTls, lazyConnect: true, commandTimeout: 2000, connectTimeout: 2000, maxRetriesPerRequest: 0, retryStrategy: () => null });
   client.on('error', () => {});
   return client;
 }
@@ -59,7 +69,8 @@ const field = (info: string, name: string) => new RegExp(`^${name}:(.*)$`, 'm').
  * masterauth), made with `redis-cli --cluster create`; ready once every node says cluster_state:ok,
  * knows the 6 nodes, and every replica has its master's data.
  */
-export async function startRedisCluster(): Promise<TestRedisCluster> {
+export async function startRedisCluster(options: { tls?: ClusterTls } = {}): Promise<TestRedisCluster> {
+  adminTls = options.tls ? { ca: fs.readFileSync(options.tls.caFile) } : undefined;
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-redis-cluster-'));
   const servers = new Map<number, LocalServer>();
   const stop = async () => {
@@ -69,12 +80,13 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
   try {
     for (let i = 0; i < 6; i++) {
       const [port, busPort] = [await freePort(), await freePort()];
-      servers.set(port, await startLocalRedis(path.join(root, `node${i}`), { port, secretsDir: root, cluster: { busPort, nodeTimeoutMs: NODE_TIMEOUT_MS } }));
+      servers.set(port, await startLocalRedis(path.join(root, `node${i}`), { port, secretsDir: root, cluster: { busPort, nodeTimeoutMs: NODE_TIMEOUT_MS }, tls: options.tls }));
     }
     const ports = [...servers.keys()];
     const password = fs.readFileSync(path.join(root, 'redis.password'), 'utf8').trim();
     // The password through the environment: on the command line, ps would show it.
-    await run('redis-cli', ['--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'], { env: { ...process.env, REDISCLI_AUTH: password }, timeout: 30_000 });
+    const tlsArgs = options.tls ? ['--tls', '--cacert', options.tls.caFile] : [];
+    await run('redis-cli', [...tlsArgs, '--cluster', 'create', ...ports.map((port) => `127.0.0.1:${port}`), '--cluster-replicas', '1', '--cluster-yes'], { env: { ...process.env, REDISCLI_AUTH: password }, timeout: 30_000 });
     const slotsOf = async (port: number) => {
       const client = admin(port, password);
       try {
@@ -106,9 +118,10 @@ export async function startRedisCluster(): Promise<TestRedisCluster> {
       if (!range) throw new Error(`slot ${slot} has no master: ${JSON.stringify(slots)}`);
       return { master: range[2][1], replica: range[3]?.[1] ?? null };
     };
+    const url = `${options.tls ? 'rediss' : 'redis'}://:${encodeURIComponent(password)}@127.0.0.1:${ports[0]}`;
     return {
-      url: `redis://:${encodeURIComponent(password)}@127.0.0.1:${ports[0]}`,
-      env: { HUB_REDIS_URL: `redis://:${encodeURIComponent(password)}@127.0.0.1:${ports[0]}`, HUB_REDIS_CLUSTER_NODES: ports.map((port) => `127.0.0.1:${port}`).join(',') },
+      url,
+      env: { HUB_REDIS_URL: url, HUB_REDIS_CLUSTER_NODES: ports.map((port) => `127.0.0.1:${port}`).join(','), ...(options.tls ? { HUB_REDIS_CA_FILE: options.tls.caFile } : {}) },
       ports,
       shardOf,
       async failOver(key, { kill }) {
