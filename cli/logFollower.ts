@@ -6,6 +6,8 @@ import { checkLogRead, fetchStampedPage } from './stampedPages.js';
 
 const RETRY_FIRST_MS = 250;
 const RETRY_MAX_MS = 5000;
+/** Errors that pass (the hub's database or Redis away, a finished log whole in no store just now): subscribe again, with backoff. */
+const RETRYABLE = new Set(['database_busy', 'log_store_unavailable', 'log_unavailable']);
 
 export interface FollowHooks {
   /** write each line after its time (the hub's text pages) instead of the log's bytes */
@@ -37,6 +39,8 @@ export class LogFollower {
   private stopped = false;
   private retryMs = RETRY_FIRST_MS;
   private retryTimer: NodeJS.Timeout | null = null;
+  /** a retryable error was answered: the backoff goes on until the log moves again */
+  private refused = false;
   private settle!: { resolve: (complete: CompleteMessage) => void; reject: (error: Error) => void };
   readonly done: Promise<CompleteMessage>;
 
@@ -64,8 +68,8 @@ export class LogFollower {
     let opened = false;
     socket.on('open', () => {
       opened = true;
-      if (this.retryMs > RETRY_FIRST_MS) this.hooks.onConnection?.('resumed', `at byte ${this.position}`);
-      this.retryMs = RETRY_FIRST_MS;
+      if (this.retryMs > RETRY_FIRST_MS && !this.refused) this.hooks.onConnection?.('resumed', `at byte ${this.position}`);
+      if (!this.refused) this.retryMs = RETRY_FIRST_MS;
       // From the furthest `next` heard (a line boundary the hub gave; bytes before it are read by Range).
       socket.send(JSON.stringify({ type: 'subscribe', run_id: this.run.id, offset: this.known }));
       if (this.hooks.onRun) socket.send(JSON.stringify({ type: 'subscribe', project_id: this.run.project_id }));
@@ -79,7 +83,7 @@ export class LogFollower {
     socket.on('error', () => undefined); // followed by close
     socket.on('close', () => {
       if (this.stopped || this.socket !== socket) return;
-      if (opened) this.hooks.onConnection?.('lost', 'reconnecting');
+      if (opened && !this.refused) this.hooks.onConnection?.('lost', 'reconnecting');
       // Jittered: the followers of a hub that went away (a drain, a restart) do not all come back at once.
       this.retryTimer = setTimeout(() => this.connect(), this.retryMs * (0.5 + Math.random()));
       this.retryMs = Math.min(this.retryMs * 2, RETRY_MAX_MS);
@@ -92,7 +96,12 @@ export class LogFollower {
       return;
     }
     if (message.type === 'error') {
-      if (message.run_id === this.run.id || message.run_id === undefined) this.fail(new CliError(`${message.message} (${message.code})`, message.code));
+      if (message.run_id !== this.run.id && message.run_id !== undefined) return;
+      if (!RETRYABLE.has(message.code)) return this.fail(new CliError(`${message.message} (${message.code})`, message.code));
+      // Asked again after a backoff (the connection's own, which grows until the log moves).
+      this.refused = true;
+      this.hooks.onConnection?.('lost', `${message.code}: asking again`);
+      this.socket?.terminate();
       return;
     }
     if (!('run_id' in message) || message.run_id !== this.run.id) return;
@@ -100,6 +109,7 @@ export class LogFollower {
       this.fail(new CliError(`run ${this.run.id} was removed (${message.reason}) before its log was all read`, 'run_removed'));
       return;
     }
+    if (message.type === 'lines' || message.type === 'complete') this.refused = false;
     if (message.type === 'lines') this.known = Math.max(this.known, message.next);
     if (message.type === 'complete') {
       this.complete = message;

@@ -4,6 +4,9 @@ export type { CompleteMessage, ErrorMessage, LinesMessage, RunMessage, SectionsM
 
 export type ConnectionState = 'connecting' | 'open' | 'reconnecting';
 
+/** Errors that pass (see the README's WebSocket protocol): the subscription is asked for again. */
+const RETRYABLE = new Set(['database_busy', 'log_store_unavailable', 'log_unavailable']);
+
 /** A run of the project changed, or was removed (purged, or past the retention limits). */
 export type ProjectHandler = (run: Run, removed?: boolean) => void;
 
@@ -18,6 +21,8 @@ interface RunSubscription {
   sections: boolean;
   /** a subscribe is on its way: until its `subscribed`, messages are an earlier subscription's, in flight */
   waiting: boolean;
+  /** subscribes answered with a passing error in a row (the backoff before the next) */
+  refusals: number;
   handler: (message: ServerMessage) => void;
 }
 
@@ -44,7 +49,7 @@ export class HubSocket {
   }
 
   subscribeRun(runId: number, start: StartAt, handler: (message: ServerMessage) => void, options: { timestamps?: boolean; sections?: boolean } = {}): () => void {
-    const subscription: RunSubscription = { start, next: 'offset' in start ? start.offset : null, done: false, timestamps: options.timestamps === true, sections: options.sections === true, waiting: true, handler };
+    const subscription: RunSubscription = { start, next: 'offset' in start ? start.offset : null, done: false, timestamps: options.timestamps === true, sections: options.sections === true, waiting: true, refusals: 0, handler };
     this.runs.set(runId, subscription);
     this.sendSubscribe(runId, subscription);
     return () => {
@@ -107,8 +112,18 @@ export class HubSocket {
     const runId = message.run_id;
     const subscription = runId === undefined ? undefined : this.runs.get(runId);
     if (!subscription) return;
+    if (message.type === 'error' && RETRYABLE.has(message.code)) {
+      // The hub's database or Redis away, or a finished log whole in no store just now: ask again
+      // from where this copy is, after a backoff (1 s doubling to 30 s, jittered).
+      const delay = Math.min(30_000, 1000 * 2 ** subscription.refusals++) * (0.75 + Math.random() / 2);
+      setTimeout(() => {
+        if (this.runs.get(runId!) === subscription && !subscription.done) this.sendSubscribe(runId!, subscription);
+      }, delay);
+      return;
+    }
     if (message.type === 'subscribed') subscription.waiting = false;
     else if (subscription.waiting && message.type !== 'error') return;
+    if (message.type === 'lines' || message.type === 'complete') subscription.refusals = 0;
     if (message.type === 'subscribed' && subscription.next === null) subscription.next = message.offset ?? 0;
     if (message.type === 'lines') {
       if (subscription.next !== null && message.offset !== subscription.next) {

@@ -4,6 +4,7 @@ import { liveEdge } from '../logs/logFile.js';
 import type { LogHandle, LogSource } from '../logs/logSource.js';
 import type { LineTimes } from '../logs/lineTimes.js';
 import type { CompleteMessage } from './messages.js';
+import { logUnavailable, type HubError } from '../errors.js';
 
 const debug = debuglog('hub:live');
 const READ_CHUNK = 1024 * 1024;
@@ -38,6 +39,11 @@ export interface LiveReaderEvents {
   reset(how: 'truncated' | 'replaced'): void;
   /** Every byte up to the run's end has been read (its last line, if unterminated, came as `lines`). */
   final(complete: CompleteMessage): void;
+  /**
+   * The run has ended, and its log cannot be read to its recorded size (a source whose short logs are
+   * unavailable): no `complete`; subscribers are told and subscribe again. The reader is done.
+   */
+  unavailable(error: HubError): void;
 }
 
 /**
@@ -226,6 +232,15 @@ export class LiveReader {
   }
 
   private async finish(): Promise<void> {
+    const read = this.splitter ? this.readPosition : 0;
+    if (read < this.ending!.size && this.source.shortIsUnavailable) {
+      // Not `complete` at what could be read: its subscribers would take a short log for the whole
+      // (a stream Redis lost before the log was archived). They are told, as an HTTP reader is (503).
+      debug('run %d: ended at %d bytes, %d readable', this.runId, this.ending!.size, read);
+      this.close().catch(() => {}); // it closes its handle only
+      this.events.unavailable(logUnavailable(this.runId, this.ending!.size, read));
+      return;
+    }
     const span = this.splitter && this.wantsTimes() ? await this.times.span(this.splitter.committed, this.ending!.size, TIMES_WAIT_MS) : null;
     if (this.closed) return;
     const last = this.splitter ? this.splitter.flush(false, 'json', span !== null) : null;

@@ -1,5 +1,5 @@
 import { debuglog } from 'node:util';
-import { errorBody, protocolError } from '../errors.js';
+import { errorBody, protocolError, type HubError } from '../errors.js';
 import type { LineBatch } from '../logs/lineSplitter.js';
 import type { LogHandle, LogSource } from '../logs/logSource.js';
 import { LineTimes } from '../logs/lineTimes.js';
@@ -49,6 +49,8 @@ export class RunTail {
   private readonly behind: CatchUpReads;
   /** the log's time records, opened only once a subscriber asks for times */
   private readonly times: LineTimes;
+  /** the run ended and its log could not be read to its end: what every subscriber is told */
+  private unavailable: HubError | null = null;
 
   constructor(private readonly options: TailOptions) {
     const { source } = options;
@@ -65,6 +67,7 @@ export class RunTail {
       },
       reset: (how) => this.liveOnReset(how),
       final: (complete) => this.liveOnFinal(complete),
+      unavailable: (error) => this.liveOnUnavailable(error),
     }, this.times);
   }
 
@@ -139,6 +142,18 @@ export class RunTail {
     queueMicrotask(() => this.options.onIdle?.());
   }
 
+  /**
+   * The run ended and its log cannot be read to its end here: every subscriber is told (a retryable
+   * `log_unavailable`, as HTTP's 503) and its subscription ends; subscribing again finds the log
+   * once it is whole in a store (its worker archives it), or is told again.
+   */
+  private liveOnUnavailable(error: HubError): void {
+    this.unavailable = error;
+    for (const subscriber of [...this.subscribers]) this.tellUnavailable(subscriber, error);
+    this.behind.clear();
+    queueMicrotask(() => this.options.onIdle?.());
+  }
+
   /** Every byte is read: those at the end get `complete`; the others catch up to it first. */
   private liveOnFinal(complete: CompleteMessage): void {
     const frame = JSON.stringify(complete);
@@ -181,7 +196,14 @@ export class RunTail {
   }
 
   start(subscriber: Subscriber): void {
-    this.catchUp(subscriber);
+    // (one that was being added as the reader found the log unavailable)
+    if (this.unavailable) this.tellUnavailable(subscriber, this.unavailable);
+    else this.catchUp(subscriber);
+  }
+
+  private tellUnavailable(subscriber: Subscriber, error: HubError): void {
+    subscriber.sink.send('error', JSON.stringify({ type: 'error', ...errorBody(error) }));
+    this.endSubscription(subscriber);
   }
 
   /** The subscriber left (unsubscribe, disconnect): no `onEnd`. */

@@ -11,6 +11,7 @@ import { RedisLogSource } from './redisLogStream.js';
  */
 export class ClusterLogSource implements LogSource {
   private readonly stream: RedisLogSource;
+  readonly shortIsUnavailable = true;
 
   /**
    * `key`, `timesKey`: the log's and its time records' names in the archive (which holds a running

@@ -165,6 +165,11 @@ export class ChunkedHandle implements StreamLogHandle {
   get generation(): number {
     return this.stream.generation;
   }
+
+  get seenGeneration(): number | null {
+    return this.stream.seenGeneration;
+  }
+
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
     let mark = this.mark ??= await readChunkMark(this.redis, this.runId);
     let done = 0;

@@ -17,12 +17,20 @@ export interface LogHandle {
 export interface LogSource {
   /** A handle for positional reads; null while the log does not exist yet. */
   open(): Promise<LogHandle | null>;
-  /** True when the log at this source's place is no longer the one `handle` reads. */
+  /**
+   * True when the log at this source's place is no longer the one `handle` reads, as of the handle's
+   * last `stat` at the latest (a Redis stream learns it in that call: asked right after one, no call more).
+   */
   isReplaced(handle: LogHandle): Promise<boolean>;
   /** Calls `hint` when bytes may have been appended (a hint, never data); returns how to stop. */
   watch(hint: () => void): () => void;
   /** The runner's time records of this log (see lineTimes.ts); null while (or where) there are none. */
   openTimes(): Promise<LogHandle | null>;
+  /**
+   * A finished log found shorter than the run's record is unavailable (cluster mode: its bytes are
+   * on their way to the archive, or lost), not complete at what there is (a file truncated on disk).
+   */
+  readonly shortIsUnavailable?: boolean;
 }
 
 /** A file for positional reads; null if it does not exist (yet). */

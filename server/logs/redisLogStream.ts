@@ -196,18 +196,28 @@ export async function shippedSize(redis: Redis, runId: number): Promise<number> 
 /** A handle on a run's stream, which knows its generation (a new one when the log is replaced). */
 export interface StreamLogHandle extends LogHandle {
   readonly generation: number;
+  /** the stream's generation as the handle's last stat found it (null: the stream was gone) */
+  readonly seenGeneration: number | null;
 }
 
 class StreamHandle implements StreamLogHandle {
-  constructor(private readonly redis: Redis, private readonly runId: number, readonly generation: number) {}
+  seenGeneration: number | null;
+
+  constructor(private readonly redis: Redis, private readonly runId: number, readonly generation: number) {
+    this.seenGeneration = generation;
+  }
 
   /** Fills `length` bytes from `position` (fewer only at the end of the stream, or at a gap), as a file read does. */
   read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
     return readStream(this.redis, keys(this.runId)[0], buffer, offset, length, position);
   }
 
+  /** The length and, in the same call (both keys are in the run's slot), the generation, for isReplaced. */
   async stat(): Promise<{ size: number; ino: number }> {
-    return { size: (await streamSize(this.redis, this.runId)) ?? 0, ino: this.generation };
+    const [, sizeKey, genKey] = keys(this.runId);
+    const [size, generation] = await this.redis.mget(sizeKey, genKey);
+    this.seenGeneration = generation === null ? null : Number(generation);
+    return { size: size === null ? 0 : Number(size), ino: this.generation };
   }
 
   async close(): Promise<void> {}
@@ -226,9 +236,10 @@ export class RedisLogSource implements LogSource {
     return generation === null ? null : new StreamHandle(this.redis, this.runId, Number(generation));
   }
 
+  /** From the handle's last stat (a reader asks right after one): no call of its own. */
   async isReplaced(handle: LogHandle): Promise<boolean> {
-    const generation = await this.redis.get(keys(this.runId)[2]);
-    return generation !== null && Number(generation) !== (handle as StreamLogHandle).generation;
+    const { seenGeneration, generation } = handle as StreamLogHandle;
+    return seenGeneration !== null && seenGeneration !== generation;
   }
 
   /**

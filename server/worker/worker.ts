@@ -91,7 +91,12 @@ export class Worker {
         this.leases.ending(runner.runId);
         await this.settler.runnerOnEnded(runner);
         if (runner.leaseLost) this.dropShipping(runner.runId);
-        else await this.archive({ projectId: runner.projectId, runId: runner.runId });
+        // At the size its record says, whoever recorded the end (this worker, or a hub that gave the
+        // run up: the file may hold more than was shipped); a lost run not yet given up, later.
+        const owed = { projectId: runner.projectId, runId: runner.runId };
+        await this.settleOwedRun(owed).catch((error: unknown) => {
+          this.log.warn({ err: error, run_id: runner.runId, tries: this.lookLater(runner.runId) }, 'looking at a log owed to the archive failed; trying again');
+        });
         this.leases.release(runner.runId);
         this.releaseSlot(runner.runId);
         this.released.delete(runner.runId);
@@ -356,19 +361,25 @@ export class Worker {
 
   /**
    * A finished log goes to the archive from the file here; only once it is there does its stream
-   * expire (GitLab lost job logs by expiring live chunks before archiving them). `size`: the first
-   * bytes only (a run a hub gave up is recorded at what its stream had). A failure is tried again
+   * expire (GitLab lost job logs by expiring live chunks before archiving them). `size`: the run's
+   * recorded size (a run a hub gave up is recorded at what its stream had; the file may hold more). A failure is tried again
    * by the look at owed logs, with backoff, until it succeeds.
    */
-  private async archive(owed: OwedLog, size?: number): Promise<void> {
+  private async archive(owed: OwedLog, size: number): Promise<void> {
     const { projectId, runId } = owed;
-    this.archiving.add(runId);
     try {
       const files = runFiles(this.config.logsDir, projectId, runId);
+      // The claim first: while it holds, the hubs' sweeper leaves the log to this worker, however long the store takes.
       await whileArchiving(this.redis, runId, this.id, async () => {
+        // Archived already (a hub gave the run up and archived its stream): the same bytes.
+        const archived = await this.objects.open(archiveKey(projectId, runId));
+        if (archived) {
+          await archived.close();
+          return;
+        }
         // The times first: once the log is archived, readers look for its times there.
         if (fs.existsSync(files.times)) await this.objects.put(archiveTimesKey(projectId, runId), files.times);
-        const log = size === undefined ? { file: files.log, done: async () => {} } : await this.owed.prefixOf(files.log, size);
+        const log = await this.owed.prefixOf(files.log, size);
         try {
           await this.objects.put(archiveKey(projectId, runId), log.file);
         } finally {
@@ -383,8 +394,6 @@ export class Worker {
     } catch (error) {
       const looks = this.lookLater(runId);
       this.log.warn({ err: error, run_id: runId, tries: looks }, 'archiving a finished log failed; it is tried again from the file here (and the hubs\' sweeper may archive it from its stream)');
-    } finally {
-      this.archiving.delete(runId);
     }
   }
 
@@ -426,20 +435,25 @@ export class Worker {
     }
   }
 
+  /** One owed log: archived at its run's recorded size once the run has ended (once at a time). */
   private async settleOwedRun(owed: OwedLog): Promise<void> {
+    if (this.archiving.has(owed.runId)) return;
+    this.archiving.add(owed.runId);
+    try {
+      await this.settleEndedRun(owed);
+    } finally {
+      this.archiving.delete(owed.runId);
+    }
+  }
+
+  private async settleEndedRun(owed: OwedLog): Promise<void> {
     const run = await this.store.runs.get(owed.runId);
     // Purged: nothing reads it. (A run is claimed once: no other worker wrote another log of it.)
     if (!run) return this.paid(owed);
     // Its lease lost and not yet given up: a hub records its end once the lease has expired.
     if (!isTerminal(run.status)) return void this.lookLater(run.id);
-    const archived = await this.objects.open(archiveKey(run.project_id, run.id));
-    if (archived) {
-      await archived.close();
-      return this.paid(owed);
-    }
     // Empty: readers serve it so without an archive.
     if (run.log_size === 0) return this.paid(owed);
-    this.log.info({ run_id: run.id, bytes: run.log_size }, 'archiving a finished log this worker still owed (its archive failed, or it was stopped before)');
     await this.archive(owed, run.log_size);
   }
 

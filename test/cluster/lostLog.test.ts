@@ -7,12 +7,16 @@ import pg from 'pg';
 import S3rver from 's3rver';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
+import { spawn } from 'node:child_process';
 import { S3ObjectStore } from '../../server/logs/s3ObjectStore.js';
+import { projectRoot } from '../../server/paths.js';
+import { withTimeout } from '../../server/retry.js';
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
 import { startCluster, startWorker, type Cluster } from '../helpers/cluster.js';
 import { createProject, nodeStep, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { freePort } from '../helpers/postgres.js';
+import { ResettingFollower } from '../helpers/resettingFollower.js';
 import { TestClient } from '../helpers/wsClient.js';
 import { bytesOfLines } from '../soak/follower.js';
 
@@ -267,6 +271,14 @@ retried('a worker killed while it still owes a finished log to the archive archi
     // The stream goes too (Redis restarted empty): only the worker's file holds the log now.
     await redis.del(...(await redis.keys(`hub:log:{run:${runId}}*`)));
     assert.is((await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs/raw`)).status, 503, 'unavailable while nobody has it');
+    // The CLI following it is told so, and asks again with backoff until the log is back.
+    const cli = spawn(process.execPath, [path.join(projectRoot, 'bin/run-hub.js'), 'logs', String(runId), '-f'], { env: { ...process.env, HUB_URL: hub.url, HUB_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
+    const cliOut: Buffer[] = [];
+    let cliErr = '';
+    cli.stdout.on('data', (chunk: Buffer) => cliOut.push(chunk));
+    cli.stderr.on('data', (chunk) => (cliErr += chunk));
+    const cliExit = new Promise<number | null>((resolve) => cli.once('exit', resolve));
+    await waitFor(() => cliErr.includes('log_unavailable'), 'the CLI to be told the log is unavailable', 10_000);
     fs.rmSync(blocker);
     // The same machine back: it finds the log it owes on its disk.
     worker = await startWorker(cluster.env, 'owing1', path.dirname(worker.logs));
@@ -276,6 +288,8 @@ retried('a worker killed while it still owes a finished log to the archive archi
     assert.is(file.length, run.log_size);
     assert.ok(fs.readFileSync(archived).equals(file), 'the archive holds the worker\'s file');
     assert.ok((await pollFromZero(hub, projectId, runId)).equals(file), 'polled from 0: the whole log again');
+    assert.is(await withTimeout(cliExit, 30_000, 'the CLI to end'), 0, cliErr);
+    assert.ok(Buffer.concat(cliOut).equals(file), 'the CLI wrote the whole log, once');
     await waitFor(() => fs.readdirSync(path.join(worker.logs, '.unarchived')).length === 0, 'the worker to forget the log once archived', 5_000);
   } finally {
     worker.process.kill('SIGKILL');
@@ -316,6 +330,9 @@ retried('a lost worker\'s run whose stream Redis lost before the verdict keeps t
     const projectId = await createProject(hub, 'endless');
     const runId = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body.id as number;
     await waitFor(async () => ((await hub.api('GET', `/api/projects/${projectId}/runs/${runId}`)).body.log_size ?? 0) > 5_000, 'its worker to record some of the log', 20_000);
+    // A follower, which subscribes again from 0 on log_reset, as the docs say.
+    const follower = new ResettingFollower(await TestClient.connect(hub.url), runId);
+    await follower.client.waitFor((m) => m.type === 'lines' && m.run_id === runId, 'the follower\'s first lines', 10_000);
     // Its machine goes, then Redis loses the run's stream before a hub gives the run up.
     await loseMachine(cluster.env.HUB_DATABASE_URL, worker, runId);
     const recorded = (await hub.api('GET', `/api/projects/${projectId}/runs/${runId}`)).body.log_size as number;
@@ -326,6 +343,10 @@ retried('a lost worker\'s run whose stream Redis lost before the verdict keeps t
     const poll = await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs?offset=0`);
     assert.is(poll.status, 503, `a poll is told the log is unavailable (${JSON.stringify(poll.body)})`);
     assert.is(poll.body.error.code, 'log_unavailable');
+    // The follower too: told the log is unavailable, never handed `complete` at what could be read.
+    await follower.client.waitFor((m) => m.type === 'error' && m.code === 'log_unavailable' && m.run_id === runId, 'the follower to be told the log is unavailable', 10_000);
+    assert.is(follower.client.messages.filter((m) => m.type === 'complete' && m.run_id === runId).length, 0, 'no complete');
+    await follower.client.close();
   } finally {
     worker.process.kill('SIGKILL');
     redis.disconnect();

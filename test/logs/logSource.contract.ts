@@ -54,8 +54,11 @@ export function logSourceContract(name: string, make: () => Promise<SourceUnderT
     await it.append(Buffer.from('old log\n'));
     const handle = (await it.source.open())!;
     try {
+      await handle.stat();
       assert.is(await it.source.isReplaced(handle), false);
       await it.replace(Buffer.from('new\n'));
+      // (as of the handle's last stat: a reader asks right after one)
+      await handle.stat();
       assert.is(await it.source.isReplaced(handle), true);
       const fresh = (await it.source.open())!;
       assert.is((await fresh.stat()).size, 4);

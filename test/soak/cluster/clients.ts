@@ -25,10 +25,10 @@ export async function rawLog(url: string, projectId: number, runId: number): Pro
 }
 
 /**
- * Errors a subscribe gets while PostgreSQL or Redis does not answer in time (the 503 codes of HTTP):
- * nothing was subscribed, so the client asks again. (README's WebSocket protocol does not list them.)
+ * Errors a subscription gets while PostgreSQL or Redis does not answer in time, or while a finished
+ * log is whole in no store (the 503 codes of HTTP): the client asks again, from its offset.
  */
-const RETRYABLE = new Set(['log_store_unavailable', 'database_busy']);
+const RETRYABLE = new Set(['log_store_unavailable', 'database_busy', 'log_unavailable']);
 
 /**
  * A WebSocket client following one run to its `complete` across dropped connections: each time on
