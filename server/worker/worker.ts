@@ -30,6 +30,8 @@ import { SecretBox, UnsealError } from '../secrets/secretBox.js';
 
 /** How stale a running run's `log_size` may be on a hub. */
 const SIZE_RECORD_MS = 1000;
+/** How often the worker looks for logs it owes the archive (it looks at each with backoff). */
+const OWED_LOOK_MS = 1000;
 
 /**
  * A worker (cluster mode): claims runs from PostgreSQL, carries them out with today's runner (the
@@ -38,9 +40,6 @@ const SIZE_RECORD_MS = 1000;
  * Each claim is a lease (issue 22): every write about the run carries it, and a run whose lease is
  * lost, or cannot be renewed in time, has its steps killed and nothing more recorded.
  */
-/** How often the worker looks for logs it owes the archive (it looks at each with backoff). */
-const OWED_LOOK_MS = 1000;
-
 export class Worker {
   private readonly launcher: LocalLauncher;
   private readonly settler: RunSettler;
@@ -362,8 +361,8 @@ export class Worker {
   /**
    * A finished log goes to the archive from the file here; only once it is there does its stream
    * expire (GitLab lost job logs by expiring live chunks before archiving them). `size`: the run's
-   * recorded size (a run a hub gave up is recorded at what its stream had; the file may hold more). A failure is tried again
-   * by the look at owed logs, with backoff, until it succeeds.
+   * recorded size (a run a hub gave up is recorded at what its stream had; the file may hold more).
+   * A failure is tried again by the look at owed logs, with backoff, until it succeeds.
    */
   private async archive(owed: OwedLog, size: number): Promise<void> {
     const { projectId, runId } = owed;
