@@ -49,8 +49,8 @@ export class RunTail {
   private readonly behind: CatchUpReads;
   /** the log's time records, opened only once a subscriber asks for times */
   private readonly times: LineTimes;
-  /** the run ended and its log could not be read to its end: what every subscriber is told */
-  private unavailable: HubError | null = null;
+  /** the run ended and its log could not be read to its end: the error frame every subscriber is told */
+  private unavailable: string | null = null;
 
   constructor(private readonly options: TailOptions) {
     const { source } = options;
@@ -133,13 +133,7 @@ export class RunTail {
    * as new); the next subscriber reads the log as it now is.
    */
   private liveOnReset(how: 'truncated' | 'replaced'): void {
-    const frame = this.resetFrame(`The log of run ${this.runId} was ${how} while being read; earlier offsets no longer apply. Subscribe again to read it as it is now.`);
-    for (const subscriber of [...this.subscribers]) {
-      subscriber.sink.send('error', frame);
-      this.endSubscription(subscriber);
-    }
-    this.behind.clear();
-    queueMicrotask(() => this.options.onIdle?.());
+    this.endAll(this.resetFrame(`The log of run ${this.runId} was ${how} while being read; earlier offsets no longer apply. Subscribe again to read it as it is now.`));
   }
 
   /**
@@ -148,8 +142,13 @@ export class RunTail {
    * once it is whole in a store (its worker archives it), or is told again.
    */
   private liveOnUnavailable(error: HubError): void {
-    this.unavailable = error;
-    for (const subscriber of [...this.subscribers]) this.tellUnavailable(subscriber, error);
+    this.unavailable = JSON.stringify({ type: 'error', ...errorBody(error) });
+    this.endAll(this.unavailable);
+  }
+
+  /** Every subscriber gets `frame` (an error) and its subscription ends; nothing recent is kept for catch-ups. */
+  private endAll(frame: string): void {
+    for (const subscriber of [...this.subscribers]) this.endWith(subscriber, frame);
     this.behind.clear();
     queueMicrotask(() => this.options.onIdle?.());
   }
@@ -197,12 +196,12 @@ export class RunTail {
 
   start(subscriber: Subscriber): void {
     // (one that was being added as the reader found the log unavailable)
-    if (this.unavailable) this.tellUnavailable(subscriber, this.unavailable);
+    if (this.unavailable) this.endWith(subscriber, this.unavailable);
     else this.catchUp(subscriber);
   }
 
-  private tellUnavailable(subscriber: Subscriber, error: HubError): void {
-    subscriber.sink.send('error', JSON.stringify({ type: 'error', ...errorBody(error) }));
+  private endWith(subscriber: Subscriber, frame: string): void {
+    subscriber.sink.send('error', frame);
     this.endSubscription(subscriber);
   }
 
@@ -222,8 +221,7 @@ export class RunTail {
 
   /** A finished log turned out shorter than this subscriber's offset: its offsets no longer apply. */
   private resetOne(subscriber: Subscriber): void {
-    subscriber.sink.send('error', this.resetFrame(`The log of run ${this.runId} is shorter than when it was read (${this.committed} bytes now); earlier offsets no longer apply. Subscribe again to read it as it is now.`));
-    this.endSubscription(subscriber);
+    this.endWith(subscriber, this.resetFrame(`The log of run ${this.runId} is shorter than when it was read (${this.committed} bytes now); earlier offsets no longer apply. Subscribe again to read it as it is now.`));
   }
 
   /** Reads from the subscriber's own offset until it reaches the live edge (or the end). */

@@ -92,10 +92,7 @@ export class Worker {
         if (runner.leaseLost) this.dropShipping(runner.runId);
         // At the size its record says, whoever recorded the end (this worker, or a hub that gave the
         // run up: the file may hold more than was shipped); a lost run not yet given up, later.
-        const owed = { projectId: runner.projectId, runId: runner.runId };
-        await this.settleOwedRun(owed).catch((error: unknown) => {
-          this.log.warn({ err: error, run_id: runner.runId, tries: this.lookLater(runner.runId) }, 'looking at a log owed to the archive failed; trying again');
-        });
+        await this.settleOwedRun({ projectId: runner.projectId, runId: runner.runId });
         this.leases.release(runner.runId);
         this.releaseSlot(runner.runId);
         this.released.delete(runner.runId);
@@ -423,23 +420,26 @@ export class Worker {
     try {
       for (const owed of this.owed.list()) {
         if (this.closed) return;
-        if (this.archiving.has(owed.runId) || this.leases.holds(owed.runId) || this.shippers.has(owed.runId)) continue;
+        if (this.leases.holds(owed.runId) || this.shippers.has(owed.runId)) continue;
         if ((this.owedLater.get(owed.runId)?.at ?? 0) > Date.now()) continue;
-        await this.settleOwedRun(owed).catch((error: unknown) => {
-          this.log.warn({ err: error, run_id: owed.runId, tries: this.lookLater(owed.runId) }, 'looking at a log owed to the archive failed; trying again');
-        });
+        await this.settleOwedRun(owed);
       }
     } finally {
       this.settlingOwed = false;
     }
   }
 
-  /** One owed log: archived at its run's recorded size once the run has ended (once at a time). */
+  /**
+   * One owed log: archived at its run's recorded size once the run has ended (once at a time); a
+   * failure is looked at again after a backoff. Never throws.
+   */
   private async settleOwedRun(owed: OwedLog): Promise<void> {
     if (this.archiving.has(owed.runId)) return;
     this.archiving.add(owed.runId);
     try {
       await this.settleEndedRun(owed);
+    } catch (error) {
+      this.log.warn({ err: error, run_id: owed.runId, tries: this.lookLater(owed.runId) }, 'looking at a log owed to the archive failed; trying again');
     } finally {
       this.archiving.delete(owed.runId);
     }

@@ -6,21 +6,8 @@ import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
 import { projectRoot } from '../../server/paths.js';
 import { createProject, nodeStep, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
+import { startCli } from '../helpers/cli.js';
 import { setUp } from '../helpers/setup.js';
-
-/** The built CLI as a user runs it (through the package's bin), with its output kept. */
-function startCli(hub: { url: string }, args: string[], env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, [path.join(projectRoot, 'bin/run-hub.js'), ...args], {
-    env: { ...process.env, HUB_URL: hub.url, HUB_TOKEN: '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  const stdout: Buffer[] = [];
-  let stderr = '';
-  child.stdout!.on('data', (chunk: Buffer) => stdout.push(chunk));
-  child.stderr!.on('data', (chunk) => (stderr += chunk));
-  const exited = new Promise<number>((resolve) => child.once('exit', (code, signal) => resolve(code ?? (signal ? 128 : -1))));
-  return { child, exited, stdout: () => Buffer.concat(stdout), stderr: () => stderr };
-}
 
 async function cli(hub: { url: string }, args: string[], env: Record<string, string> = {}) {
   const running = startCli(hub, args, env);

@@ -7,12 +7,11 @@ import pg from 'pg';
 import S3rver from 's3rver';
 import { suite } from 'uvu';
 import * as assert from 'uvu/assert';
-import { spawn } from 'node:child_process';
 import { S3ObjectStore } from '../../server/logs/s3ObjectStore.js';
-import { projectRoot } from '../../server/paths.js';
 import { withTimeout } from '../../server/retry.js';
 import { killProcessesWithEnv } from '../../pipeline-runner/processes.js';
 import { TOKEN_VARIABLE } from '../../pipeline-runner/state.js';
+import { startCli } from '../helpers/cli.js';
 import { startCluster, startWorker, type Cluster } from '../helpers/cluster.js';
 import { createProject, nodeStep, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 import { freePort } from '../helpers/postgres.js';
@@ -272,13 +271,8 @@ retried('a worker killed while it still owes a finished log to the archive archi
     await redis.del(...(await redis.keys(`hub:log:{run:${runId}}*`)));
     assert.is((await hub.api('GET', `/api/projects/${projectId}/runs/${runId}/logs/raw`)).status, 503, 'unavailable while nobody has it');
     // The CLI following it is told so, and asks again with backoff until the log is back.
-    const cli = spawn(process.execPath, [path.join(projectRoot, 'bin/run-hub.js'), 'logs', String(runId), '-f'], { env: { ...process.env, HUB_URL: hub.url, HUB_TOKEN: '' }, stdio: ['ignore', 'pipe', 'pipe'] });
-    const cliOut: Buffer[] = [];
-    let cliErr = '';
-    cli.stdout.on('data', (chunk: Buffer) => cliOut.push(chunk));
-    cli.stderr.on('data', (chunk) => (cliErr += chunk));
-    const cliExit = new Promise<number | null>((resolve) => cli.once('exit', resolve));
-    await waitFor(() => cliErr.includes('log_unavailable'), 'the CLI to be told the log is unavailable', 10_000);
+    const cli = startCli(hub, ['logs', String(runId), '-f']);
+    await waitFor(() => cli.stderr().includes('log_unavailable'), 'the CLI to be told the log is unavailable', 10_000);
     fs.rmSync(blocker);
     // The same machine back: it finds the log it owes on its disk.
     worker = await startWorker(cluster.env, 'owing1', path.dirname(worker.logs));
@@ -288,8 +282,8 @@ retried('a worker killed while it still owes a finished log to the archive archi
     assert.is(file.length, run.log_size);
     assert.ok(fs.readFileSync(archived).equals(file), 'the archive holds the worker\'s file');
     assert.ok((await pollFromZero(hub, projectId, runId)).equals(file), 'polled from 0: the whole log again');
-    assert.is(await withTimeout(cliExit, 30_000, 'the CLI to end'), 0, cliErr);
-    assert.ok(Buffer.concat(cliOut).equals(file), 'the CLI wrote the whole log, once');
+    assert.is(await withTimeout(cli.exited, 30_000, 'the CLI to end'), 0, cli.stderr());
+    assert.ok(cli.stdout().equals(file), 'the CLI wrote the whole log, once');
     await waitFor(() => fs.readdirSync(path.join(worker.logs, '.unarchived')).length === 0, 'the worker to forget the log once archived', 5_000);
   } finally {
     worker.process.kill('SIGKILL');
