@@ -24,6 +24,12 @@ const RETRY_MAX_MS = 5000;
  * came an interval after their lines would be too late for a hub, which stamps such lines "now".
  */
 const TIMES_WAIT_MS = SAMPLE_MS + 5;
+/**
+ * With a times file, a ship starts this much before its interval is up: it then waits for the
+ * runner's next sample (at most a period), so it fixes what it carries an interval after the last
+ * ship did, not an interval and a sample wait after (which made a line wait up to 100 + 25 ms).
+ */
+const TIMES_LEAD_MS = SAMPLE_MS;
 const TIMES_POLL_MS = 5;
 
 const EMPTY = Buffer.alloc(0);
@@ -46,12 +52,14 @@ function deferred(): Deferred {
 }
 
 export interface ShipperOptions {
-  /** the least time between two ships' starts (0: a ship per hint) */
+  /** the least time between what two ships carry is fixed (0: a ship per hint) */
   intervalMs?: number;
   /** a ship carries the lines its awaited time sample saw (default), not only those there at its start (the bench's baseline) */
   takeSampledLines?: boolean;
   /** how long a ship waits for a time record covering its bytes (default: a sample period and a little) */
   timesWaitMs?: number;
+  /** with a times file, how long before its interval is up a ship starts waiting for its sample (default: a sample period; 0: at the interval, the bench's baseline) */
+  timesLeadMs?: number;
 }
 
 /**
@@ -69,7 +77,8 @@ export class LogShipper {
   /** the ship that covers every hint since the last ship started: it starts at the next interval */
   private next: Deferred | null = null;
   private timer: NodeJS.Timeout | null = null;
-  private lastStart = -Infinity;
+  /** when the last ship fixed what it carries (its start, or the sample it waited for): intervals count from there */
+  private lastCut = -Infinity;
   /** the next ship goes at once (a final flush, or a full call waiting) */
   private urgent = false;
   /** a look at how much waits is under way */
@@ -85,12 +94,14 @@ export class LogShipper {
   private readonly intervalMs: number;
   private readonly takeSampledLines: boolean;
   private readonly timesWaitMs: number;
+  private readonly leadMs: number;
 
   /** `timesFile`: the runner's time records of the log, shipped ahead of the bytes they time; `epoch`: the worker's lease */
   constructor(private readonly redis: Redis, private readonly runId: number, private readonly file: string, private readonly timesFile?: string, private readonly epoch = 0, options: ShipperOptions = {}) {
     this.intervalMs = options.intervalMs ?? SHIP_INTERVAL_MS;
     this.takeSampledLines = options.takeSampledLines ?? true;
     this.timesWaitMs = options.timesWaitMs ?? TIMES_WAIT_MS;
+    this.leadMs = timesFile ? Math.min(options.timesLeadMs ?? TIMES_LEAD_MS, this.intervalMs) : 0;
   }
 
   /** Bytes the stream is known to hold. */
@@ -163,7 +174,7 @@ export class LogShipper {
   /** Starts the pending ship when its interval is up (a ship under way schedules it when it ends). */
   private schedule(): void {
     if (this.running || !this.next || this.closed) return;
-    const wait = this.urgent ? 0 : this.lastStart + this.intervalMs - Date.now();
+    const wait = this.urgent ? 0 : this.lastCut + this.intervalMs - this.leadMs - Date.now();
     if (wait <= 0) {
       this.start(this.next);
       return;
@@ -194,7 +205,7 @@ export class LogShipper {
     this.urgent = false;
     if (this.timer) clearTimeout(this.timer);
     this.timer = null;
-    this.lastStart = Date.now();
+    this.lastCut = Date.now();
     this.running = this.shipAll(urgent).then(() => {
       this.failures = 0;
       ship.resolve();
@@ -232,6 +243,7 @@ export class LogShipper {
       const size = log ? (await log.stat()).size : 0;
       // A final flush waits for nothing (the runner's last sample is written before it ends).
       const covering = times ? await timesCovering(times, size, urgent ? 0 : this.timesWaitMs) : { size: 0, logCovered: 0 };
+      this.lastCut = Date.now();
       const timesEnd = covering.size;
       // The lines the awaited sample saw go too: those written while it was awaited (up to a sample
       // period) would wait a whole interval more.

@@ -191,6 +191,31 @@ test('a ship that waits for the runner\'s time sample carries the lines that sam
   redis.disconnect();
 }));
 
+test('with the runner\'s time samples, a ship starts waiting for its sample before its interval is up: it carries a line an interval after the last ship, not an interval and a sample wait after', within(30_000, async () => {
+  const dir = tempDir('lead');
+  const file = path.join(dir, 'run.log');
+  const times = path.join(dir, 'run.times');
+  fs.writeFileSync(file, 'first\n');
+  fs.writeFileSync(times, formatTimeRecord(6, Date.now()));
+  const redis = client();
+  const runId = nextRun++;
+  // An interval of 3 s, of which the last 2 s are spent waiting for the sample.
+  const shipper = new LogShipper(redis, runId, file, times, 0, { intervalMs: 3000, timesLeadMs: 2000, timesWaitMs: 10_000 });
+  await shipper.ship(); // at once: nothing went out before; its sample is there, so its cut is now
+  const cut = Date.now();
+  fs.appendFileSync(file, 'second\n');
+  shipper.ship().catch(() => {});
+  await sleep(1300); // the next ship has been waiting for a sample covering the line since cut + 1 s
+  fs.appendFileSync(times, formatTimeRecord(13, Date.now()));
+  await waitFor(() => shipper.size === 13, 'the line to ship', 10_000);
+  // Without the lead the next ship could not start before cut + 3 s.
+  assert.ok(Date.now() - cut < 2900, `shipped ${Date.now() - cut} ms after the last cut`);
+  // And not before its sample: it waited for the line's time.
+  assert.is(await redis.xlen(`hub:log:{run:${runId}}`), 2, 'one call per ship');
+  shipper.close();
+  redis.disconnect();
+}));
+
 test('reads fetch only the bytes asked for: random reads equal the file, and bytes read from Redis stay within 1.1 × the bytes served', within(30_000, async () => {
   const next = random(2323);
   const words = ['plain', 'é à ü', '日本語', '😀🚀', '\r\n', 'x'.repeat(500)];
