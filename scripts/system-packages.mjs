@@ -1,5 +1,6 @@
 // Before `npm test`: what npm cannot install. Debian's Chromium (browser tests), PostgreSQL and
-// Redis (the cluster's store and log streams; the tests start servers of their own). As root with apt-get they are
+// Redis (the cluster's store and log streams; the tests start servers of their own), nftables (packet
+// loss in the network fault tests: this kernel has no netem). As root with apt-get they are
 // installed; otherwise this stops at once with the command to run.
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -7,6 +8,7 @@ import fs from 'node:fs';
 const has = {
   chromium: () => fs.existsSync(process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'),
   'redis-server': () => fs.existsSync('/usr/bin/redis-server'),
+  nftables: () => fs.existsSync('/usr/sbin/nft'),
   postgresql: () => fs.existsSync('/usr/lib/postgresql') && fs.readdirSync('/usr/lib/postgresql').some((v) => fs.existsSync(`/usr/lib/postgresql/${v}/bin/postgres`)),
 };
 const missing = Object.keys(has).filter((name) => !has[name]());

@@ -6,7 +6,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { startWorker, TEST_LEASE_MS, type ClusterWorker } from '../helpers/cluster.js';
 import { createProject, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
-import { createNetwork, whyNoNetworkNamespaces, type Network } from '../helpers/netns.js';
+import { createNetwork, whyNoNetworkNamespaces, whyNoPacketLoss, type Network } from '../helpers/netns.js';
+import { pollFromZero } from '../helpers/httpPoller.js';
 import { startPostgres, type TestPostgres } from '../helpers/postgres.js';
 import { startRedis, type TestRedis } from '../helpers/redis.js';
 import { LOCKED_STEP, watchRunProcesses } from '../helpers/runProcesses.js';
@@ -34,9 +35,9 @@ async function startServices(network: Network) {
 const why = whyNoNetworkNamespaces();
 
 /** A test that needs network namespaces: skipped, saying why, where there are none (not root). */
-function networkTest(name: string, run: () => Promise<void>): void {
-  if (!why) return test(name, run);
-  console.log(`  skipped: "${name}": ${why}`);
+function networkTest(name: string, run: () => Promise<void>, whyNot = why): void {
+  if (!whyNot) return test(name, run);
+  console.log(`  skipped: "${name}": ${whyNot}`);
   test.skip(name, () => {});
 }
 
@@ -225,5 +226,61 @@ networkTest(movedNamed, async () => {
     network?.destroy();
   }
 });
+
+/** Of every packet in and out of the lossy machines, this share is dropped at random. */
+const LOSS_PERCENT = 20;
+
+const lossNamed = `a worker and a hub each on a machine losing ${LOSS_PERCENT}% of its packets both ways, for a whole run: the run completes once; WebSocket followers on both hubs and an HTTP poller through the lossy hub each get every byte once, then one complete`;
+
+networkTest(lossNamed, async () => {
+  let network: Network | undefined;
+  let postgres: TestPostgres | undefined;
+  let redis: TestRedis | undefined;
+  const hubs: TestHub[] = [];
+  let worker: ClusterWorker | undefined;
+  try {
+    // The worker on m0, hub B on m1 (each talking to PostgreSQL and Redis over its lossy link); hub A on this host.
+    network = createNetwork(2);
+    const [workerMachine, hubMachine] = network.machines;
+    const services = await startServices(network);
+    ({ postgres, redis } = services);
+    const a = await startHub({ pipelines: TICKING, env: services.env });
+    const b = await startHub({ pipelines: TICKING, env: { ...services.overTheNetwork, HOST: hubMachine.address }, spawnOn: hubMachine.spawn });
+    hubs.push(a, b);
+    worker = await startWorker(services.overTheNetwork, 'w1', undefined, workerMachine.spawn);
+    const projectId = await createProject(a, 'ticking');
+    for (const machine of [workerMachine, hubMachine]) machine.lose(LOSS_PERCENT);
+    const run = (await a.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+    const [viaA, viaB] = [await TestClient.connect(a.url), await TestClient.connect(b.url)];
+    for (const client of [viaA, viaB]) client.send({ type: 'subscribe', run_id: run.id, offset: 0 });
+    const polled = pollFromZero(b, projectId, run.id);
+    const ended = await waitForRun(a, projectId, run.id, ['completed', 'failed', 'cancelled'], 90_000);
+    const completes = [await viaA.complete(run.id, 60_000), await viaB.complete(run.id, 60_000)];
+    const poll = await polled;
+    const dropped = [workerMachine, hubMachine].map((machine) => machine.dropped());
+    for (const machine of [workerMachine, hubMachine]) machine.lose(0);
+
+    assert.is(ended.status, 'completed', `the run went on through the loss (${ended.error_message})`);
+    const raw = Buffer.from((await a.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/raw`)).body as string);
+    assert.is(raw.toString().split('\n').filter((line) => line.startsWith('tick ')).length, 200, 'every tick in the log once');
+    for (const [name, client, complete] of [['A', viaA, completes[0]], ['B', viaB, completes[1]]] as const) {
+      client.linesOf(run.id, 0); // contiguous: no gap, no overlap
+      assert.is(sha(copyOf(client, run.id)), sha(raw), `the follower on hub ${name} has the log`);
+      assert.is(complete.next, raw.length);
+      assert.is(client.messages.filter((m) => m.type === 'complete' && m.run_id === run.id).length, 1, `one complete on hub ${name}`);
+      await client.close();
+    }
+    assert.is(sha(poll.bytes), sha(raw), 'the poller through hub B has the log');
+    assert.ok(dropped.every((count) => count > 0), `packets were dropped on both machines (${dropped.join(', ')})`);
+    console.log(`  (${dropped[0]} packets dropped on the worker's machine, ${dropped[1]} on hub B's; ${poll.failures} failed polls; the run took ${Date.parse(ended.finished_at) - Date.parse(ended.started_at)} ms for 20 s of ticks)`);
+  } finally {
+    worker?.process.kill('SIGKILL');
+    network?.machines.forEach((machine) => machine.lose(0));
+    for (const hub of hubs) await hub.stop();
+    await redis?.stop();
+    await postgres?.stop();
+    network?.destroy();
+  }
+}, whyNoPacketLoss());
 
 test.run();

@@ -6,7 +6,9 @@ import fs from 'node:fs';
  * to a bridge on this host, which has the address the cluster's services listen on. Cutting a
  * machine's cable (its veth down on the bridge side) is a real partition: the kernel drops its
  * packets without a word, as a switch that lost the port would, and TCP retransmits once it heals.
- * `tc netem` (latency, loss) is not in this machine's kernel, so partitions are all or nothing.
+ * `tc netem` is not in this machine's kernel (no queueing disciplines at all): packet loss is
+ * nftables' `numgen random` dropping packets in the machine's own firewall, and latency is left to
+ * the TCP proxy (test/helpers/tcpProxy.ts).
  */
 export interface Machine {
   name: string;
@@ -17,6 +19,10 @@ export interface Machine {
   /** cuts its cable: nothing in or out until `heal` */
   partition(): void;
   heal(): void;
+  /** drops `percent` of its packets, in and out, at random (0: none), until called again */
+  lose(percent: number): void;
+  /** packets its loss has dropped so far */
+  dropped(): number;
 }
 
 export interface Network {
@@ -29,6 +35,43 @@ export interface Network {
 }
 
 const ip = (...args: string[]) => execFileSync('ip', args, { stdio: ['ignore', 'ignore', 'pipe'] });
+const nftIn = (namespace: string, script: string) => execFileSync('ip', ['netns', 'exec', namespace, 'nft', '-f', '-'], { input: script, stdio: ['pipe', 'pipe', 'pipe'] }).toString();
+const LOSS_TABLE = 'inet hubloss';
+
+/** A firewall table that drops `permille` of the packets in and out of a namespace, counting them. */
+function lossTable(permille: number): string {
+  const rule = `numgen random mod 1000 < ${permille} counter drop`;
+  return `table ${LOSS_TABLE} {\n chain in {\n type filter hook input priority 0; policy accept;\n ${rule}\n }\n chain out {\n type filter hook output priority 0; policy accept;\n ${rule}\n }\n}\n`;
+}
+
+/** Packets the namespace's loss table has dropped (0 without one). */
+function countDropped(namespace: string): number {
+  let listing = '';
+  try {
+    listing = nftIn(namespace, `list table ${LOSS_TABLE}\n`);
+  } catch {
+    // no loss set
+  }
+  return [...listing.matchAll(/packets (\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0);
+}
+
+/** Why packet loss cannot be injected here (no `nft`, or a kernel without nf_tables), or null. */
+export function whyNoPacketLoss(): string | null {
+  const why = whyNoNetworkNamespaces();
+  if (why) return why;
+  const probe = `hubprobe${process.pid % 10_000}`;
+  try {
+    ip('netns', 'add', probe);
+    try {
+      nftIn(probe, lossTable(1));
+      return null;
+    } finally {
+      ip('netns', 'del', probe);
+    }
+  } catch (error) {
+    return `no nftables here (apt-get install -y nftables; a kernel with nf_tables): ${(error as Error).message.split('\n')[0]}`;
+  }
+}
 
 /** Why network namespaces cannot be used here, or null when they can (root, `ip` and a bridge). */
 export function whyNoNetworkNamespaces(): string | null {
@@ -87,6 +130,7 @@ export function createNetwork(count: number): Network {
       ip('link', 'set', cable, 'master', bridge);
       ip('link', 'set', cable, 'up');
       const address = `${subnet}.${10 + i}`;
+      let droppedBefore = 0;
       ip('netns', 'exec', name, 'ip', 'addr', 'add', `${address}/24`, 'dev', inside);
       ip('netns', 'exec', name, 'ip', 'link', 'set', inside, 'up');
       ip('netns', 'exec', name, 'ip', 'link', 'set', 'lo', 'up');
@@ -96,6 +140,12 @@ export function createNetwork(count: number): Network {
         spawn: (command, args, options = {}) => spawn('ip', ['netns', 'exec', name, command, ...args], options),
         partition: () => ip('link', 'set', cable, 'down'),
         heal: () => ip('link', 'set', cable, 'up'),
+        lose: (percent) => {
+          droppedBefore += countDropped(name);
+          // Made if missing, then replaced whole in one transaction.
+          nftIn(name, `table ${LOSS_TABLE} {}\ndelete table ${LOSS_TABLE}\n${percent > 0 ? lossTable(Math.round(percent * 10)) : ''}`);
+        },
+        dropped: () => droppedBefore + countDropped(name),
       });
     }
     return { hostAddress, cidr: `${subnet}.0/24`, machines, destroy };
