@@ -7,8 +7,8 @@ import { isTerminal, type RunRow, type RunStore } from '../store/runs.js';
 import { archiveKey, archiveTimesKey, type ObjectStore } from './archive.js';
 import type { LogHandle } from './logSource.js';
 import { isBeingArchived } from './archiveClaim.js';
-import { deleteChunks, openLiveLog, readChunkMark } from './liveChunks.js';
-import { expireStream, listUnexpiredStreams, RedisLogSource } from './redisLogStream.js';
+import { deleteChunks, openLiveLog, openLiveTimes, readChunkMark } from './liveChunks.js';
+import { expireStream, listUnexpiredStreams } from './redisLogStream.js';
 
 /** A run is swept once its end is this old (or `everyMs`, if shorter) and no worker claims its archiving. */
 const SWEEP_AFTER_END_MS = 5000;
@@ -102,10 +102,10 @@ export class ArchiveSweeper {
 
   /** Copies the stream (and its time records) to the archive, then lets it expire. */
   private async archiveRun(run: RunRow): Promise<void> {
-    const source = new RedisLogSource(this.deps.redis, run.id);
     const dir = await fs.mkdtemp(path.join(os.tmpdir(), 'hub-sweep-'));
     try {
-      const times = await source.openTimes();
+      // With its chunks: a long run's older times are in the object store, not in Redis.
+      const times = await openLiveTimes(this.deps.redis, this.deps.archive, run.id, async () => null);
       if (times) {
         await copyToFile(times, path.join(dir, 'times'));
         await this.deps.archive.put(archiveTimesKey(run.project_id, run.id), path.join(dir, 'times'));

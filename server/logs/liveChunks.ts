@@ -3,7 +3,8 @@ import type { Redis } from './redisClient.js';
 import type { ObjectStore } from './archive.js';
 import type { LogHandle } from './logSource.js';
 import { defineScript } from './redisScript.js';
-import { CHECK_EPOCH, chunksKey, epochKey, fenced, RedisLogSource, type StreamLogHandle, tag } from './redisLogStream.js';
+import { TIME_RECORD_BYTES } from '../../pipeline-runner/logClock.js';
+import { CHECK_EPOCH, chunksKey, epochKey, fenced, RedisLogSource, type StreamLogHandle, tag, type TimesBelow, timesBaseKey, timesKey } from './redisLogStream.js';
 
 /**
  * A running log's full chunks live in the object store, and its Redis stream keeps only the tail
@@ -11,7 +12,9 @@ import { CHECK_EPOCH, chunksKey, epochKey, fenced, RedisLogSource, type StreamLo
  * log's length. The worker uploads each chunk once the stream holds all of it, then records it and
  * trims the stream below it in one script; readers read below the recorded mark from the chunks
  * and the rest from the stream, at the same offsets. A chunk is the log file's bytes at its
- * offsets, so one uploaded twice, or before a Redis restart, is still right.
+ * offsets, so one uploaded twice, or before a Redis restart, is still right. The log's times file
+ * goes the same way in chunks of its own (whole records, an eighth of the log's chunk): a busy
+ * run's times grow about 1.2 KB a second, which over hours would be most of its Redis memory.
  */
 
 /** The default chunk size (`HUB_LOG_CHUNK_BYTES`). */
@@ -22,6 +25,12 @@ export const CHUNK_BYTES = 1024 * 1024;
  * cluster, so the key needs no project: whoever removes a run's chunks needs only its id.
  */
 export const chunkKey = (runId: number, start: number) => `live/${runId}/${start}`;
+
+/** The object of the times chunk of run `runId` that starts at byte `start` of its times file. */
+export const timesChunkKey = (runId: number, start: number) => `live/${runId}/times/${start}`;
+
+/** A times chunk: whole records, about an eighth of the log's chunk (at least one record). */
+export const timesChunkBytes = (logChunkBytes: number) => Math.max(1, Math.floor(logChunkBytes / 8 / TIME_RECORD_BYTES)) * TIME_RECORD_BYTES;
 
 /**
  * Records that the chunks below ARGV[1] (of size ARGV[2]) are stored, under lease epoch ARGV[3],
@@ -41,39 +50,82 @@ return chunked
 
 const recordScript = defineScript<number>('hubLogRecordChunks', RECORD);
 
+/**
+ * Records that the times file's chunks below ARGV[1] (of size ARGV[2]) are stored, under lease
+ * epoch ARGV[3], and cuts them off the copy in KEYS[1] (a string cannot drop its start in place:
+ * the tail, under two times chunks, is written again); returns where the copy starts now.
+ */
+const RECORD_TIMES = `${CHECK_EPOCH(3)}
+local record = redis.call('GET', KEYS[2])
+local base = 0
+if record then base = tonumber(string.match(record, '^(%d+)')) end
+local chunked = tonumber(ARGV[1])
+if chunked <= base then return base end
+local length = redis.call('STRLEN', KEYS[1])
+if chunked > base + length then return base end
+redis.call('SET', KEYS[1], redis.call('GETRANGE', KEYS[1], chunked - base, -1))
+redis.call('SET', KEYS[2], ARGV[1] .. ',' .. ARGV[2])
+return chunked
+`;
+
+const recordTimesScript = defineScript<number>('hubLogRecordTimesChunks', RECORD_TIMES);
+
 /** Records chunks stored below `chunked` and trims the stream; LeaseLostError under a stale epoch. */
 export async function recordChunks(redis: Redis, runId: number, chunked: number, chunkBytes: number, epoch: number): Promise<number> {
   return fenced(runId, Number(await recordScript(redis, [tag(runId), chunksKey(runId), epochKey(runId)], [chunked, chunkBytes, epoch])));
+}
+
+/** Records times chunks stored below `chunked` and cuts them off the copy; LeaseLostError under a stale epoch. */
+export async function recordTimesChunks(redis: Redis, runId: number, chunked: number, chunkBytes: number, epoch: number): Promise<number> {
+  return fenced(runId, Number(await recordTimesScript(redis, [timesKey(runId), timesBaseKey(runId), epochKey(runId)], [chunked, chunkBytes, epoch])));
 }
 
 export interface ChunkMark {
   /** bytes below this are in chunks, not in the stream */
   chunked: number;
   chunkBytes: number;
+  /** bytes of the times file below this are in chunks, not in Redis */
+  timesChunked: number;
+  timesChunkBytes: number;
 }
 
-/** What the run's record says is in chunks (nothing: 0). */
+/** What the run's records say is in chunks (nothing: 0). */
 export async function readChunkMark(redis: Redis, runId: number): Promise<ChunkMark> {
-  const record = await redis.get(chunksKey(runId));
-  const match = record ? /^(\d+),(\d+)$/.exec(record) : null;
-  return match ? { chunked: Number(match[1]), chunkBytes: Number(match[2]) } : { chunked: 0, chunkBytes: CHUNK_BYTES };
+  const [log, times] = (await redis.mget(chunksKey(runId), timesBaseKey(runId))).map((record) => (record ? /^(\d+),(\d+)$/.exec(record) : null));
+  return {
+    chunked: log ? Number(log[1]) : 0,
+    chunkBytes: log ? Number(log[2]) : CHUNK_BYTES,
+    timesChunked: times ? Number(times[1]) : 0,
+    timesChunkBytes: times ? Number(times[2]) : timesChunkBytes(CHUNK_BYTES),
+  };
 }
 
-/** Deletes a run's chunk objects below `mark` (once its archive holds the log, or it is purged). */
+/** Deletes a run's chunk objects, the log's and its times', below `mark` (once its archive holds the log, or it is purged). */
 export async function deleteChunks(objects: ObjectStore, runId: number, mark: ChunkMark): Promise<void> {
   for (let start = 0; start < mark.chunked; start += mark.chunkBytes) await objects.delete(chunkKey(runId, start));
+  for (let start = 0; start < mark.timesChunked; start += mark.timesChunkBytes) await objects.delete(timesChunkKey(runId, start));
+}
+
+/** How much of each file Redis holds now: the stream's length and the times copy's. */
+export interface Shipped {
+  log: number;
+  times: number;
 }
 
 /**
- * The worker's side: as the stream grows, uploads each full chunk from the log file, then records
- * it (trimming the stream). One pass at a time; a failure is tried again at the next `advance`.
+ * The worker's side: as the stream and the times copy grow, uploads each full chunk from the log
+ * file and from the times file, then records it (trimming Redis). One pass at a time; a failure is
+ * tried again at the next `advance`.
  */
 export class ChunkUploader {
   private uploaded = 0;
+  private timesUploaded = 0;
+  private readonly timesChunkBytes: number;
   private running: Promise<void> | null = null;
-  private again: number | null = null;
+  private again: Shipped | null = null;
   private closed = false;
 
+  /** `timesFile`: the log's times file (none: only the log is chunked) */
   constructor(
     private readonly redis: Redis,
     private readonly objects: ObjectStore,
@@ -81,21 +133,25 @@ export class ChunkUploader {
     private readonly file: string,
     private readonly chunkBytes: number,
     private readonly epoch: number,
-  ) {}
+    private readonly timesFile?: string,
+  ) {
+    this.timesChunkBytes = timesChunkBytes(chunkBytes);
+  }
 
   /** Bytes recorded as chunks (the stream no longer holds them). */
   get chunked(): number {
     return this.uploaded;
   }
 
-  /** The stream holds `shipped` bytes: upload the full chunks below it. Rejects with the pass's failure. */
-  advance(shipped: number): Promise<void> {
+  /** Redis holds `shipped` bytes of each file: upload the full chunks below. Rejects with the pass's failure. */
+  advance(shipped: Shipped): Promise<void> {
     if (this.closed) return Promise.resolve();
     // A stream lost with Redis (restarted empty) is shipped again from 0 and holds its start again
     // until the next full chunk: its record then covers all below it, whose chunks are stored.
-    if (shipped < this.uploaded + this.chunkBytes) return this.running ?? Promise.resolve();
+    const full = shipped.log >= this.uploaded + this.chunkBytes || (this.timesFile !== undefined && shipped.times >= this.timesUploaded + this.timesChunkBytes);
+    if (!full) return this.running ?? Promise.resolve();
     if (this.running) {
-      this.again = Math.max(this.again ?? 0, shipped);
+      this.again = { log: Math.max(this.again?.log ?? 0, shipped.log), times: Math.max(this.again?.times ?? 0, shipped.times) };
       return this.running;
     }
     this.running = this.upload(shipped).finally(() => {
@@ -116,19 +172,26 @@ export class ChunkUploader {
     while (this.running) await this.running.catch(() => {});
   }
 
-  private async upload(shipped: number): Promise<void> {
-    const handle = await fs.open(this.file, 'r');
+  private async upload(shipped: Shipped): Promise<void> {
+    this.uploaded = await this.uploadChunks(this.file, this.uploaded, this.chunkBytes, shipped.log, chunkKey, recordChunks);
+    if (this.timesFile) this.timesUploaded = await this.uploadChunks(this.timesFile, this.timesUploaded, this.timesChunkBytes, shipped.times, timesChunkKey, recordTimesChunks);
+  }
+
+  /** Uploads the full chunks of `file` from `uploaded` up to `shipped`, recording each; returns how far it got. */
+  private async uploadChunks(file: string, uploaded: number, size: number, shipped: number, keyOf: (runId: number, start: number) => string, record: typeof recordChunks): Promise<number> {
+    if (uploaded + size > shipped) return uploaded;
+    const handle = await fs.open(file, 'r');
     try {
-      const buffer = Buffer.allocUnsafe(this.chunkBytes);
-      while (this.uploaded + this.chunkBytes <= shipped && !this.closed) {
-        const start = this.uploaded;
-        const { bytesRead } = await handle.read(buffer, 0, this.chunkBytes, start);
-        if (bytesRead < this.chunkBytes) return; // the file is shorter than the stream says (never: it is the source)
-        await this.objects.putBytes(chunkKey(this.runId, start), buffer);
-        this.uploaded = start + this.chunkBytes;
+      const buffer = Buffer.allocUnsafe(size);
+      while (uploaded + size <= shipped && !this.closed) {
+        const { bytesRead } = await handle.read(buffer, 0, size, uploaded);
+        if (bytesRead < size) break; // the file is shorter than Redis says (never: it is the source)
+        await this.objects.putBytes(keyOf(this.runId, uploaded), buffer);
         // Recorded after each chunk: a reader finds every byte below the mark in a chunk.
-        await recordChunks(this.redis, this.runId, this.uploaded, this.chunkBytes, this.epoch);
+        await record(this.redis, this.runId, uploaded + size, size, this.epoch);
+        uploaded += size;
       }
+      return uploaded;
     } finally {
       await handle.close();
     }
@@ -142,6 +205,40 @@ export class ChunkUploader {
 export async function openLiveLog(redis: Redis, objects: ObjectStore, runId: number, openArchive: () => Promise<LogHandle | null>): Promise<ChunkedHandle | null> {
   const stream = await new RedisLogSource(redis, runId).open();
   return stream && new ChunkedHandle(stream, redis, runId, objects, openArchive);
+}
+
+/**
+ * A run's times as Redis holds them and, below the copy's start, from their chunks (or, once the
+ * log is archived and its chunks deleted, from the archive); null when Redis has no copy.
+ */
+export async function openLiveTimes(redis: Redis, objects: ObjectStore, runId: number, openArchive: () => Promise<LogHandle | null>): Promise<LogHandle | null> {
+  return new RedisLogSource(redis, runId).openTimes(new TimesChunks(objects, runId, openArchive));
+}
+
+/** Reads a times file's bytes from its chunks, one chunk open at a time; from the archive once they are gone. */
+class TimesChunks implements TimesBelow {
+  private chunk: { start: number; handle: LogHandle } | null = null;
+  private archived: LogHandle | null = null;
+
+  constructor(private readonly objects: ObjectStore, private readonly runId: number, private readonly openArchive: () => Promise<LogHandle | null>) {}
+
+  async read(buffer: Buffer, offset: number, length: number, position: number, chunkBytes: number): Promise<number> {
+    const start = position - (position % chunkBytes);
+    if (!this.archived && this.chunk?.start !== start) {
+      await this.chunk?.handle.close();
+      this.chunk = null;
+      const handle = await this.objects.open(timesChunkKey(this.runId, start));
+      if (handle) this.chunk = { start, handle };
+      else this.archived = await this.openArchive();
+    }
+    if (this.chunk && !this.archived) return (await this.chunk.handle.read(buffer, offset, Math.min(length, start + chunkBytes - position), position - start)).bytesRead;
+    return this.archived ? (await this.archived.read(buffer, offset, length, position)).bytesRead : 0;
+  }
+
+  async close(): Promise<void> {
+    await this.chunk?.handle.close();
+    await this.archived?.close();
+  }
 }
 
 /**

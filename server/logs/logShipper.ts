@@ -109,6 +109,11 @@ export class LogShipper {
     return this.shipped;
   }
 
+  /** Bytes of the times file the Redis copy is known to reach. */
+  get timesSize(): number {
+    return this.timesShipped;
+  }
+
   /**
    * A hint that the files grew: ship what is new at the next interval (hints until then share that
    * ship, which settles the promise). One that fails (Redis away: each command has a deadline) is

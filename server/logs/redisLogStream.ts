@@ -25,9 +25,14 @@ const keys = (runId: number) => [tag(runId), `${tag(runId)}:size`, `${tag(runId)
 /**
  * A run's time records (see lineTimes.ts), a copy of the runner's times file in one string: each
  * piece is written at its own byte offset (SETRANGE), so re-sending one after a lost reply or a
- * restart writes the same bytes again, and a reader sees only whole records.
+ * restart writes the same bytes again, and a reader sees only whole records. Like the log, a long
+ * copy keeps only its tail in Redis: the string holds the file's bytes from `timesBaseKey`'s offset
+ * on, those below are chunks in the object store (liveChunks.ts).
  */
-const timesKey = (runId: number) => `${tag(runId)}:times`;
+export const timesKey = (runId: number) => `${tag(runId)}:times`;
+
+/** Where the times copy in Redis starts in the times file, and the size of the chunks below it: `<bytes>,<size>` (nothing: 0). */
+export const timesBaseKey = (runId: number) => `${tag(runId)}:times:base`;
 
 /**
  * The highest lease epoch that wrote to the run's log (see store/runs.ts RunFence): an append or a
@@ -49,20 +54,38 @@ if epoch < held then return -1 end
 if epoch > held then redis.call('SET', KEYS[${n}], ARGV[3]) end
 `;
 
-/**
- * Lua, a function: writes ARGV[n + 1] at offset ARGV[n] of the times copy KEYS[k] unless that would
- * leave a gap (the copy was lost: a Redis restart without persistence); returns the copy's length,
- * where the next write goes.
- */
-const WRITE_TIMES_AT = (k: number, n: number) => `
-local function writeTimes()
-  local size = redis.call('STRLEN', KEYS[${k}])
-  if tonumber(ARGV[${n}]) > size then return size end
-  return redis.call('SETRANGE', KEYS[${k}], ARGV[${n}], ARGV[${n + 1}])
+/** Lua: `base`, where the times copy KEYS[b] starts in the times file (`timesBaseKey`), and its chunks' size. */
+const TIMES_BASE = (b: number) => `
+local function timesBase()
+  local record = redis.call('GET', KEYS[${b}])
+  if not record then return 0, 0 end
+  return tonumber(string.match(record, '^(%d+)')), tonumber(string.match(record, ',(%d+)$'))
 end
 `;
 
-const writeTimesScript = defineScript<number>('hubLogWriteTimes', `${CHECK_EPOCH(2)}${WRITE_TIMES_AT(1, 1)}
+/**
+ * Lua, a function: writes ARGV[n + 1] at offset ARGV[n] of the times file into its copy KEYS[k]
+ * (which starts at the file's offset in KEYS[b]) unless that would leave a gap (the copy was lost:
+ * a Redis restart without persistence); what lies below the copy's start is in chunks already.
+ * Returns the file's length the copy reaches, where the next write goes.
+ */
+const WRITE_TIMES_AT = (k: number, n: number, b: number) => `${TIMES_BASE(b)}
+local function writeTimes()
+  local base = timesBase()
+  local size = base + redis.call('STRLEN', KEYS[${k}])
+  local offset = tonumber(ARGV[${n}])
+  local bytes = ARGV[${n + 1}]
+  if offset > size then return size end
+  if offset < base then
+    if offset + string.len(bytes) <= base then return size end
+    bytes = string.sub(bytes, base - offset + 1)
+    offset = base
+  end
+  return base + redis.call('SETRANGE', KEYS[${k}], offset - base, bytes)
+end
+`;
+
+const writeTimesScript = defineScript<number>('hubLogWriteTimes', `${CHECK_EPOCH(2)}${WRITE_TIMES_AT(1, 1, 3)}
 return writeTimes()
 `);
 
@@ -71,7 +94,7 @@ return writeTimes()
  * copy's length (less than asked: send from there). LeaseLostError when a later epoch wrote.
  */
 export async function writeTimes(redis: Redis, runId: number, offset: number, bytes: Buffer, epoch = 0): Promise<number> {
-  return fenced(runId, Number(await writeTimesScript(redis, [timesKey(runId), epochKey(runId)], [offset, bytes, epoch])));
+  return fenced(runId, Number(await writeTimesScript(redis, [timesKey(runId), epochKey(runId), timesBaseKey(runId)], [offset, bytes, epoch])));
 }
 
 export function fenced(runId: number, answer: number): number {
@@ -86,21 +109,49 @@ export async function fenceStream(redis: Redis, runId: number, epoch: number): P
   await fenceScript(redis, [epochKey(runId)], [0, '', epoch]);
 }
 
-/** Positional reads of a run's times copy. */
-class TimesHandle implements LogHandle {
-  constructor(private readonly redis: Redis, private readonly key: string) {}
+/** Lua: from the times copy KEYS[1] (its start in KEYS[2]), ARGV[2] bytes at the file's offset ARGV[1]: `{base, chunk size, copy length, bytes}` in one look, so a trim cannot come between. */
+const readTimesScript = defineScript<[number, number, number, Buffer]>('hubLogReadTimes', `${TIMES_BASE(2)}
+local base, chunkBytes = timesBase()
+local from = tonumber(ARGV[1]) - base
+local want = tonumber(ARGV[2])
+local bytes = ''
+if from >= 0 and want > 0 then bytes = redis.call('GETRANGE', KEYS[1], from, from + want - 1) end
+return {base, chunkBytes, redis.call('STRLEN', KEYS[1]), bytes}
+`, { buffer: true });
 
+/** Where times bytes below the Redis copy's start are read (their chunks: liveChunks.ts). */
+export interface TimesBelow {
+  /** how many bytes it read at `position` (up to `length`) */
+  read(buffer: Buffer, offset: number, length: number, position: number, chunkBytes: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+/** Positional reads of a run's times file as the Redis copy holds it; below the copy's start, through `below` (nothing without). */
+export class TimesHandle implements LogHandle {
+  constructor(private readonly redis: Redis, private readonly runId: number, private readonly below: TimesBelow | null = null) {}
+
+  /** Fills `length` bytes from `position` (fewer only at the end), across the chunks and the copy. */
   async read(buffer: Buffer, offset: number, length: number, position: number): Promise<{ bytesRead: number }> {
-    if (length === 0) return { bytesRead: 0 };
-    const bytes = await this.redis.getrangeBuffer(this.key, position, position + length - 1);
-    return { bytesRead: bytes.copy(buffer, offset) };
+    let done = 0;
+    while (done < length) {
+      const at = position + done;
+      const [base, chunkBytes, , bytes] = await readTimesScript(this.redis, [timesKey(this.runId), timesBaseKey(this.runId)], [at, length - done]);
+      if (at >= base) return { bytesRead: done + bytes.copy(buffer, offset + done) };
+      const read = this.below ? await this.below.read(buffer, offset + done, Math.min(length - done, base - at), at, chunkBytes) : 0;
+      if (read === 0) break;
+      done += read;
+    }
+    return { bytesRead: done };
   }
 
   async stat(): Promise<{ size: number; ino: number }> {
-    return { size: await this.redis.strlen(this.key), ino: 0 };
+    const [base, , length] = await readTimesScript(this.redis, [timesKey(this.runId), timesBaseKey(this.runId)], [0, 0]);
+    return { size: Number(base) + Number(length), ino: 0 };
   }
 
-  async close(): Promise<void> {}
+  async close(): Promise<void> {
+    await this.below?.close();
+  }
 }
 
 /**
@@ -143,7 +194,7 @@ export async function appendChunk(redis: Redis, runId: number, offset: number, b
  * One ship in one call: new bytes of the times file (ARGV[5], ARGV[6]; times first, so a reader of
  * new lines mostly finds their times) and of the log (as `append`), under one epoch check.
  */
-const shipScript = defineScript<number | [number, number]>('hubLogShip', `${CHECK_EPOCH(4)}${APPEND_FUNCTION}${WRITE_TIMES_AT(5, 5)}
+const shipScript = defineScript<number | [number, number]>('hubLogShip', `${CHECK_EPOCH(4)}${APPEND_FUNCTION}${WRITE_TIMES_AT(5, 5, 6)}
 local times = -1
 if string.len(ARGV[6]) > 0 then times = writeTimes() end
 return {append(), times}
@@ -165,7 +216,7 @@ export interface ShipPiece {
  * when no times were sent). LeaseLostError when a later epoch wrote to the log.
  */
 export async function shipPiece(redis: Redis, runId: number, piece: ShipPiece): Promise<{ size: number; timesSize: number }> {
-  const answer = await shipScript(redis, [...keys(runId), epochKey(runId), timesKey(runId)], [piece.offset, piece.bytes, piece.epoch, newGeneration(), piece.timesOffset, piece.times]);
+  const answer = await shipScript(redis, [...keys(runId), epochKey(runId), timesKey(runId), timesBaseKey(runId)], [piece.offset, piece.bytes, piece.epoch, newGeneration(), piece.timesOffset, piece.times]);
   if (!Array.isArray(answer)) {
     fenced(runId, Number(answer));
     throw new Error(`Unexpected answer from the ship script: ${String(answer)}`);
@@ -246,9 +297,9 @@ export class RedisLogSource implements LogSource {
    * Hints at once from the append's own notice (each append publishes on the stream's name), with a
    * slow poll of the length behind it for notices missed while reconnecting.
    */
-  async openTimes(): Promise<LogHandle | null> {
-    const key = timesKey(this.runId);
-    return (await this.redis.exists(key)) ? new TimesHandle(this.redis, key) : null;
+  /** The times copy; `below`: where its bytes below the copy's start are read (liveChunks.ts). */
+  async openTimes(below: TimesBelow | null = null): Promise<LogHandle | null> {
+    return (await this.redis.exists(timesKey(this.runId))) ? new TimesHandle(this.redis, this.runId, below) : null;
   }
 
   watch(hint: () => void): () => void {
@@ -327,9 +378,12 @@ export function closeNotices(redis: Redis): void {
   noticesOf.delete(redis);
 }
 
+/** Every key of a run's log in Redis. */
+const runKeys = (runId: number) => [...keys(runId), timesKey(runId), timesBaseKey(runId), epochKey(runId), chunksKey(runId)];
+
 /** Deletes a run's stream (a log replaced: its next append at 0 starts a new generation). */
 export async function deleteStream(redis: Redis, runId: number): Promise<void> {
-  await redis.del(...keys(runId), timesKey(runId), epochKey(runId), chunksKey(runId));
+  await redis.del(...runKeys(runId));
 }
 
 /** After a finished log is archived, its stream goes after this long (readers that opened it meanwhile switch to the archive). */
@@ -338,7 +392,7 @@ export const STREAM_GRACE_S = 600;
 /** The stream of an archived run expires (never before the archive holds the whole log). */
 export async function expireStream(redis: Redis, runId: number): Promise<void> {
   const multi = redis.multi();
-  for (const key of [...keys(runId), timesKey(runId), epochKey(runId), chunksKey(runId)]) multi.expire(key, STREAM_GRACE_S);
+  for (const key of runKeys(runId)) multi.expire(key, STREAM_GRACE_S);
   await multi.exec();
 }
 

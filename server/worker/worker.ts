@@ -275,7 +275,7 @@ export class Worker {
     const { log: file, times } = runFiles(this.config.logsDir, run.project_id, run.id);
     const shipper = new LogShipper(this.redis, run.id, file, times, fence.epoch);
     // Full chunks go to the object store and leave Redis: Redis holds at most two chunks of a running log.
-    const chunks = new ChunkUploader(this.redis, this.objects, run.id, file, this.config.logChunkBytes, fence.epoch);
+    const chunks = new ChunkUploader(this.redis, this.objects, run.id, file, this.config.logChunkBytes, fence.epoch, times);
     // A running run's size, for hubs (its file is here): recorded at most once per interval, and
     // once more after the last change.
     let recorded = 0;
@@ -290,7 +290,7 @@ export class Worker {
     };
     const shipped = () => {
       pending ??= setTimeout(record, SIZE_RECORD_MS);
-      chunks.advance(shipper.size).catch((error: unknown) => {
+      chunks.advance({ log: shipper.size, times: shipper.timesSize }).catch((error: unknown) => {
         if (error instanceof LeaseLostError) this.leaseLost(run.id, error.message);
         else this.log.warn({ err: error, run_id: run.id }, 'moving a chunk of a running log to the object store failed; the next ship tries again (Redis keeps the bytes meanwhile)');
       });

@@ -6,10 +6,11 @@ import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import { archiveKey, DirectoryObjectStore } from '../../server/logs/archive.js';
 import { ClusterLogSource } from '../../server/logs/clusterLogSource.js';
-import { ChunkUploader, chunkKey, deleteChunks, readChunkMark } from '../../server/logs/liveChunks.js';
+import { ChunkUploader, chunkKey, deleteChunks, readChunkMark, timesChunkBytes, timesChunkKey } from '../../server/logs/liveChunks.js';
 import { LogShipper } from '../../server/logs/logShipper.js';
 import { appendChunk, closeNotices, deleteStream, expireStream } from '../../server/logs/redisLogStream.js';
 import { LeaseLostError } from '../../server/errors.js';
+import { formatTimeRecord } from '../../pipeline-runner/logClock.js';
 import { random } from '../helpers/random.js';
 import { startRedis } from '../helpers/redis.js';
 import { logSourceContract } from './logSource.contract.js';
@@ -59,7 +60,7 @@ logSourceContract('redis stream with live chunks', async () => {
     fs.appendFileSync(file, bytes);
     const size = Number((await redis.get(`hub:log:{run:${runId}}:size`)) ?? 0);
     assert.is(await appendChunk(redis, runId, size, bytes), size + bytes.length);
-    await uploader.advance(size + bytes.length);
+    await uploader.advance({ log: size + bytes.length, times: 0 });
   };
   return {
     source,
@@ -94,7 +95,7 @@ test('a long running log keeps at most two chunks in Redis however long it grows
     fs.appendFileSync(file, piece);
     written += piece.length;
     await shipper.ship();
-    await uploader.advance(shipper.size);
+    await uploader.advance({ log: shipper.size, times: 0 });
     largest = Math.max(largest, Number(await redis.memory('USAGE', `hub:log:{run:${runId}}`, 'SAMPLES', 0)));
     const position = Math.floor(next() * written);
     const length = Math.min(written - position, Math.floor(next() * 3 * chunkBytes));
@@ -122,7 +123,7 @@ test('readers racing the trim of the chunks they read read exact bytes: many rea
     for (let i = 0; i < 3000; i++) {
       fs.appendFileSync(file, `racing line ${i} ${'ab'.repeat(i % 37)}\n`);
       await shipper.ship();
-      uploader.advance(shipper.size).catch(() => {});
+      uploader.advance({ log: shipper.size, times: 0 }).catch(() => {});
     }
     done = true;
   })();
@@ -157,7 +158,7 @@ test('once the log is archived and its chunks deleted, a reader that had it open
   const shipper = new LogShipper(redis, runId, file);
   await shipper.flush(10_000);
   const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 0);
-  await uploader.advance(shipper.size);
+  await uploader.advance({ log: shipper.size, times: 0 });
   await uploader.close();
   const reading = (await source.open())!;
   const first = Buffer.alloc(100);
@@ -184,25 +185,86 @@ test('a chunk recorded under a stale lease epoch is refused; a stream lost with 
   const shipper = new LogShipper(redis, runId, file, undefined, 2);
   await shipper.flush(10_000);
   const stale = new ChunkUploader(redis, objects, runId, file, chunkBytes, 1);
-  const refused = await stale.advance(shipper.size).then(() => null, (error: unknown) => error);
+  const refused = await stale.advance({ log: shipper.size, times: 0 }).then(() => null, (error: unknown) => error);
   assert.ok(refused instanceof LeaseLostError, 'the stale epoch is refused');
   const current = new ChunkUploader(redis, objects, runId, file, chunkBytes, 2);
-  await current.advance(shipper.size);
+  await current.advance({ log: shipper.size, times: 0 });
   assert.is((await readChunkMark(redis, runId)).chunked, 3 * chunkBytes);
   await deleteStream(redis, runId); // Redis lost it: the shipper sends it again from 0
   const again = new LogShipper(redis, runId, file, undefined, 2);
   await again.flush(10_000);
-  await current.advance(again.size);
+  await current.advance({ log: again.size, times: 0 });
   assert.ok((await readRange(source, 0, 3 * chunkBytes)).equals(fs.readFileSync(file)), 'read whole from the stream meanwhile');
   fs.appendFileSync(file, 'y'.repeat(chunkBytes + 10));
   await again.flush(10_000);
-  await current.advance(again.size);
+  await current.advance({ log: again.size, times: 0 });
   assert.is((await readChunkMark(redis, runId)).chunked, 4 * chunkBytes, 'the next chunk records all below it again');
   assert.is(Number(await redis.xlen(`hub:log:{run:${runId}}`)), 1, 'the stream keeps only its tail');
   assert.ok((await readRange(source, 0, 4 * chunkBytes + 10)).equals(fs.readFileSync(file)));
   shipper.close();
   again.close();
   await Promise.all([stale.close(), current.close()]);
+  redis.disconnect();
+});
+
+test('a long run\'s times go to chunks too: Redis keeps under two times chunks, reads at any offset equal the times file while it grows and after the archive; a stale epoch cannot cut them', async () => {
+  const chunkBytes = 4096;
+  const timesChunk = timesChunkBytes(chunkBytes); // 17 records of 30 bytes
+  const { objects, file, runId, redis } = chunkedRun('times');
+  const timesFile = file.replace(/\.log$/, '.times');
+  fs.writeFileSync(timesFile, '');
+  const source = new ClusterLogSource(redis, runId, objects, archiveKey(1, runId), `${archiveKey(1, runId)}.times`);
+  const shipper = new LogShipper(redis, runId, file, timesFile, 3, { intervalMs: 0, timesWaitMs: 0 });
+  const uploader = new ChunkUploader(redis, objects, runId, file, chunkBytes, 3, timesFile);
+  const next = random(2319);
+  const readTimes = async (position: number, length: number) => {
+    const handle = (await source.openTimes())!;
+    try {
+      const buffer = Buffer.alloc(length);
+      const { bytesRead } = await handle.read(buffer, 0, length, position);
+      return { bytes: buffer.subarray(0, bytesRead), size: (await handle.stat()).size };
+    } finally {
+      await handle.close();
+    }
+  };
+  let largest = 0;
+  for (let i = 0; i < 600; i++) {
+    fs.appendFileSync(file, `timed line ${i}\n`);
+    fs.appendFileSync(timesFile, formatTimeRecord(fs.statSync(file).size, 1_700_000_000_000 + i));
+    await shipper.ship();
+    await uploader.advance({ log: shipper.size, times: shipper.timesSize });
+    largest = Math.max(largest, Number(await redis.strlen(`hub:log:{run:${runId}}:times`)));
+    const times = fs.readFileSync(timesFile);
+    const position = Math.floor(next() * times.length);
+    const length = Math.min(times.length - position, 1 + Math.floor(next() * 3 * timesChunk));
+    const read = await readTimes(position, length);
+    assert.ok(read.bytes.equals(times.subarray(position, position + length)), `times [${position}, ${position + length}) equal the file`);
+    assert.is(read.size, times.length, 'its size is the file\'s');
+  }
+  const times = fs.readFileSync(timesFile);
+  const mark = await readChunkMark(redis, runId);
+  assert.ok(mark.timesChunked >= times.length - 2 * timesChunk, `all but the tail of the times is in chunks (${mark.timesChunked} of ${times.length})`);
+  assert.ok(largest < 2 * timesChunk, `Redis held at most ${largest} bytes of times, for ${times.length}`);
+  assert.ok((await readTimes(0, times.length)).bytes.equals(times), 'the whole times file reads back');
+  const stale = new ChunkUploader(redis, objects, runId, file, chunkBytes, 2, timesFile);
+  fs.appendFileSync(timesFile, formatTimeRecord(fs.statSync(file).size, 1_700_000_001_000).repeat(2 * timesChunk / 30));
+  await shipper.flush(10_000);
+  const refused = await stale.advance({ log: 0, times: shipper.timesSize }).then(() => null, (error: unknown) => error);
+  assert.ok(refused instanceof LeaseLostError, 'a stale epoch cannot record times chunks');
+  // The end: archived, the copy set to expire, the chunks deleted; a reader that had it open reads on from the archive.
+  await uploader.close();
+  const reading = (await source.openTimes())!;
+  await objects.put(`${archiveKey(1, runId)}.times`, timesFile);
+  await expireStream(redis, runId);
+  await deleteChunks(objects, runId, await readChunkMark(redis, runId));
+  assert.is(await objects.open(timesChunkKey(runId, 0)), null, 'the times chunks are deleted');
+  const all = fs.readFileSync(timesFile);
+  const copy = Buffer.alloc(all.length);
+  assert.is((await reading.read(copy, 0, all.length, 0)).bytesRead, all.length);
+  assert.ok(copy.equals(all), 'read on from the archive below the copy, from Redis above');
+  await reading.close();
+  shipper.close();
+  await stale.close();
   redis.disconnect();
 });
 
