@@ -130,7 +130,9 @@ export class LogHub {
     if (tail.recordedSize !== null && startAt.offset > tail.committed && startAt.offset <= tail.recordedSize) {
       throw new HubError(409, 'log_reset', `The log of run ${runId} is shorter than recorded (${tail.committed} of ${tail.recordedSize} bytes): offset ${startAt.offset} no longer applies. Subscribe again from 0 or with tail.`, { details: { run_id: runId } });
     }
-    if (startAt.offset > Math.max(size, tail.committed)) {
+    // A running cluster log that Redis lost is shipped again from its start: an offset a client read
+    // before waits for it to get back there (the same bytes), and is told log_reset if it never does.
+    if (startAt.offset > Math.max(size, tail.committed) && !(tail.mayRegrow && !tail.isFinal)) {
       throw new HubError(400, 'invalid_offset', `Offset ${startAt.offset} is past the end of the log of run ${runId} (${size} bytes)`, { details: { run_id: runId } });
     }
     return startAt.offset;

@@ -80,6 +80,11 @@ export class RunTail {
     return this.live.committed;
   }
 
+  /** A running log here may be shorter for a while than what a client read (see LogSource.mayRegrow). */
+  get mayRegrow(): boolean {
+    return this.options.source.mayRegrow === true;
+  }
+
   get isFinal(): boolean {
     return this.live.final !== null;
   }
@@ -153,11 +158,16 @@ export class RunTail {
     queueMicrotask(() => this.options.onIdle?.());
   }
 
-  /** Every byte is read: those at the end get `complete`; the others catch up to it first. */
+  /**
+   * Every byte is read: those at the end get `complete`; the others catch up to it first; one that
+   * waited past the end (an offset a log that may regrow never reached again) is told its offset no
+   * longer applies.
+   */
   private liveOnFinal(complete: CompleteMessage): void {
     const frame = JSON.stringify(complete);
-    for (const subscriber of this.subscribers) {
-      if (subscriber.mode === 'live' || (subscriber.mode === 'ahead' && subscriber.next >= complete.next)) this.complete(subscriber, frame);
+    for (const subscriber of [...this.subscribers]) {
+      if (subscriber.mode === 'ahead' && subscriber.next > complete.next) this.resetOne(subscriber);
+      else if (subscriber.mode === 'live' || (subscriber.mode === 'ahead' && subscriber.next === complete.next)) this.complete(subscriber, frame);
       else this.catchUp(subscriber);
     }
   }

@@ -1,7 +1,7 @@
 import { logUnavailable } from '../errors.js';
 import type { Redis } from './redisClient.js';
 import type { ObjectStore } from './archive.js';
-import { openLiveLog } from './liveChunks.js';
+import { openLiveLog, openLiveTimes } from './liveChunks.js';
 import type { LogHandle, LogSource } from './logSource.js';
 import { RedisLogSource } from './redisLogStream.js';
 
@@ -12,6 +12,7 @@ import { RedisLogSource } from './redisLogStream.js';
 export class ClusterLogSource implements LogSource {
   private readonly stream: RedisLogSource;
   readonly shortIsUnavailable = true;
+  readonly mayRegrow = true;
 
   /**
    * `key`, `timesKey`: the log's and its time records' names in the archive (which holds a running
@@ -47,9 +48,10 @@ export class ClusterLogSource implements LogSource {
   async openTimes(): Promise<LogHandle | null> {
     const timesKey = this.timesKey;
     if (!timesKey) return null;
-    // Redis first (cheap); the archive once the copy has expired.
-    const copy = await this.stream.openTimes();
-    if (copy) return new FallbackHandle(copy, () => this.archive.open(timesKey));
+    // Redis first (cheap; a long run's older times from their chunks); the archive once the copy has expired.
+    const openArchive = () => this.archive.open(timesKey);
+    const copy = await openLiveTimes(this.redis, this.archive, this.runId, openArchive);
+    if (copy) return new FallbackHandle(copy, openArchive);
     return this.archive.open(timesKey);
   }
 

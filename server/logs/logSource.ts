@@ -31,6 +31,12 @@ export interface LogSource {
    * on their way to the archive, or lost), not complete at what there is (a file truncated on disk).
    */
   readonly shortIsUnavailable?: boolean;
+  /**
+   * A running log here can be shorter for a while than what a client has read (cluster mode: Redis
+   * lost the stream, and the worker ships it again, the same bytes at the same offsets, from its
+   * file): an offset past its end waits for the log to get there instead of being refused.
+   */
+  readonly mayRegrow?: boolean;
 }
 
 /** A file for positional reads; null if it does not exist (yet). */

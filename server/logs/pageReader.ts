@@ -40,14 +40,13 @@ export async function readLogPage(source: LogSource, options: PageOptions, start
   const { finished, maxLineBytes } = options;
   const withEnds = options.timestamps === true;
   const handle = await source.open();
-  if (!handle) {
-    // Not there yet, or for a moment (a cluster's Redis restarted empty: the worker ships it again
-    // at the same offsets): a follower of a running log waits where it is instead of starting over.
-    const at = 'offset' in startAt && !finished ? startAt.offset : 0;
-    return { lines: [], continued: [], ...(withEnds ? { times: [] } : {}), offset: at, next: at, complete: finished };
-  }
+  // Not there yet, or for a moment (a cluster's Redis restarted empty: the worker ships it again
+  // at the same offsets): a follower of a running log waits where it is instead of starting over.
+  const waitAt = (at: number): LogPage => ({ lines: [], continued: [], ...(withEnds ? { times: [] } : {}), offset: at, next: at, complete: finished });
+  if (!handle) return waitAt('offset' in startAt && !finished ? startAt.offset : 0);
   try {
     const size = (await handle.stat()).size;
+    if ('offset' in startAt && startAt.offset > size && !finished && source.mayRegrow) return waitAt(startAt.offset);
     // A finished log ends at its recorded size; a growing one at its last complete line.
     const edge = finished ? Math.min(size, options.recordedSize) : await liveEdge(handle, size, maxLineBytes);
     const end = before === undefined ? edge : Math.min(before, edge);

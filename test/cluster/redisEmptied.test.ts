@@ -49,4 +49,43 @@ test('Redis killed and brought back empty mid-run: the worker ships the log agai
   }
 });
 
+test('a follower that comes back at its last next while Redis has lost the stream and the worker has not shipped it again yet waits there, then gets the rest once (no invalid_offset); an HTTP poll there gets an empty page', async () => {
+  const cluster = await startCluster({ pipelines: TICKING, hubs: 1, workers: 1, env: { HUB_WORKER_TIMEOUT_MS: '15000' } });
+  const [hub] = cluster.hubs;
+  try {
+    const projectId = await createProject(hub, 'ticking');
+    const run = (await hub.api('POST', `/api/projects/${projectId}/runs`, { scope: 'all' })).body;
+    const first = await TestClient.connect(hub.url);
+    first.send({ type: 'subscribe', run_id: run.id, offset: 0 });
+    await first.waitFor((m) => m.type === 'lines' && m.run_id === run.id && m.lines!.some((line) => line.startsWith('tick 10 ')), 'ticks', 20_000);
+    const { next } = first.linesOf(run.id, 0);
+    await first.close();
+    // The worker frozen (well within its 10 s allowance), so nothing ships the log again meanwhile.
+    cluster.workers[0].process.kill('SIGSTOP');
+    try {
+      await cluster.redis.restart({ empty: true });
+      const poll = await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs?offset=${next}`);
+      assert.is(poll.status, 200, `a poll at ${next} waits (${JSON.stringify(poll.body)})`);
+      assert.equal([poll.body.offset, poll.body.next, poll.body.lines.length, poll.body.complete], [next, next, 0, false]);
+      const back = await TestClient.connect(hub.url);
+      back.send({ type: 'subscribe', run_id: run.id, offset: next });
+      await back.waitFor((m) => m.type === 'subscribed' || m.type === 'error', 'an answer to the subscribe', 10_000);
+      assert.not.ok(back.messages.some((m) => m.type === 'error'), `no error: ${JSON.stringify(back.messages)}`);
+      cluster.workers[0].process.kill('SIGCONT');
+      const complete = await back.complete(run.id, 60_000);
+      const raw = Buffer.from((await hub.api('GET', `/api/projects/${projectId}/runs/${run.id}/logs/raw`)).body as string);
+      const rest = back.linesOf(run.id, next); // contiguous from its offset
+      assert.is(rest.next, raw.length);
+      assert.is(complete.next, raw.length);
+      assert.is(sha(Buffer.concat([raw.subarray(0, next), Buffer.from(back.messages.filter((m) => m.type === 'lines').flatMap((m) => m.lines!).map((line) => `${line}\n`).join(''))])), sha(raw), 'the bytes before its offset and what it got after are the log');
+      assert.ok(!back.messages.some((m) => m.type === 'error'), 'no error at all');
+      await back.close();
+    } finally {
+      cluster.workers[0].process.kill('SIGCONT');
+    }
+  } finally {
+    await cluster.stop();
+  }
+});
+
 test.run();
