@@ -11,7 +11,9 @@ export const LOCKED_STEP = `
 root="$HUB_DOC_ROOT"
 if ! mkdir "$root/lock" 2>/dev/null; then
   other=$(cat "$root/lock/pid" 2>/dev/null)
-  if [ -n "$other" ] && kill -0 "$other" 2>/dev/null; then echo "run $HUB_RUN_ID started while pid $other held the lock" >> "$root/violations"; fi
+  # alive: not a zombie (killed, not yet reaped: kill -0 still answers), and a step of this project (pids are reused)
+  state=$(sed 's/.*) //' "/proc/$other/stat" 2>/dev/null | cut -c1)
+  if [ -n "$other" ] && [ -n "$state" ] && [ "$state" != Z ] && tr '\\0' '\\n' < "/proc/$other/environ" 2>/dev/null | grep -qxF "HUB_DOC_ROOT=$root"; then echo "run $HUB_RUN_ID started while pid $other (state $state) held the lock" >> "$root/violations"; fi
 fi
 echo $$ > "$root/lock/pid"
 if [ -e "$root/marks" ]; then pause=1; else pause=25; fi

@@ -3,7 +3,7 @@ import path from 'node:path';
 
 /**
  * The soak's one step: it holds its project's lock (a folder in the doc root, with its pid) while it
- * runs and notes a violation when it finds the lock held by a live process, writes `start`/`end`
+ * runs and notes a violation when it finds the lock held by a live step of the project, writes `start`/`end`
  * marks with times, and prints lines for 1-4 s, one run in five 8-10 s (seeded by the run id): several UTF-8 bytes per
  * character, stderr too, some exit codes not 0. A step killed midway leaves its lock behind, with a
  * dead pid: the next one takes it over.
@@ -16,9 +16,19 @@ const lock = root + '/lock';
 try { fs.mkdirSync(lock); } catch {
   let other = '';
   try { other = fs.readFileSync(lock + '/pid', 'utf8'); } catch {}
+  // Alive: running, not a zombie (killed, not yet reaped: kill -0 still answers for it), and a step
+  // of this project (pids are reused).
   let alive = false;
-  try { if (other) { process.kill(Number(other), 0); alive = true; } } catch {}
-  if (alive) fs.appendFileSync(root + '/violations', 'run ' + id + ' started at ' + Date.now() + ' while pid ' + other + ' held the lock\\n');
+  let state = '';
+  try {
+    if (other) {
+      const stat = fs.readFileSync('/proc/' + Number(other) + '/stat', 'latin1');
+      state = stat.charAt(stat.lastIndexOf(')') + 2);
+      const env = fs.readFileSync('/proc/' + Number(other) + '/environ', 'latin1').split('\\0');
+      alive = state !== 'Z' && state !== 'X' && env.includes('HUB_DOC_ROOT=' + root);
+    }
+  } catch {}
+  if (alive) fs.appendFileSync(root + '/violations', 'run ' + id + ' started at ' + Date.now() + ' while pid ' + other + ' (state ' + state + ') held the lock\\n');
 }
 fs.writeFileSync(lock + '/pid', String(process.pid));
 fs.appendFileSync(root + '/marks', 'start ' + id + ' ' + Date.now() + '\\n');
