@@ -245,6 +245,7 @@ test('a long run\'s times go to chunks too: Redis keeps under two times chunks, 
   const mark = await readChunkMark(redis, runId);
   assert.ok(mark.timesChunked >= times.length - 2 * timesChunk, `all but the tail of the times is in chunks (${mark.timesChunked} of ${times.length})`);
   assert.ok(largest < 2 * timesChunk, `Redis held at most ${largest} bytes of times, for ${times.length}`);
+  console.log(`    times: Redis held at most ${largest} bytes of ${times.length} (chunks of ${timesChunk})`);
   assert.ok((await readTimes(0, times.length)).bytes.equals(times), 'the whole times file reads back');
   const stale = new ChunkUploader(redis, objects, runId, file, chunkBytes, 2, timesFile);
   fs.appendFileSync(timesFile, formatTimeRecord(fs.statSync(file).size, 1_700_000_001_000).repeat(2 * timesChunk / 30));
