@@ -6,10 +6,15 @@ import { launchBrowser, takeCspViolations } from '../helpers/browser.js';
 import { createProject, logFileOf, nodeStep, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 
 const HUGE = 100_000;
-/** The longest the page's main thread may be busy at once (a loaded 2-core machine; a frame is 16 ms). */
-const MAX_STALL_MS = 1000;
-/** The page's JS heap after a collection, once it has shown all of that log: a bound well above what it holds. */
-const MAX_HEAP_MB = 200;
+/**
+ * The longest the page's main thread may be busy at once. Most of its longest tasks are the browser's
+ * own work on a part of 90 000 lines read at once (parsing, layout); on a 2-core machine shared with
+ * other work (load average above 10) they took 0.3 to 0.95 s, here and there; a page that hangs takes
+ * many seconds.
+ */
+const MAX_STALL_MS = 1500;
+/** The page's JS heap after a collection, at each stage (about 13 MB with 160 000 lines held): bounded, whatever the log's size. */
+const MAX_HEAP_MB = 64;
 
 let hub: TestHub;
 let browser: Browser;

@@ -49,12 +49,20 @@ function useColumns(scroller: RefObject<HTMLElement>, wrap: boolean, timed: bool
  */
 export function useRowLayout(scroller: RefObject<HTMLElement>, wrap: boolean, buffer: LogBuffer, rows: Rows, version: number, timed = false): RowLayout {
   const columns = useColumns(scroller, wrap, timed);
-  const shown = rows.ranges.join(';');
+  const shown = useSameRanges(rows.ranges);
   return useMemo(() => {
     if (columns === null) return fixedLayout(rows.count);
     const widthOf = (index: number) => (buffer.widths[index] ??= displayWidth(buffer.lines[index]));
     return wrappedLayout(rows, widthOf, columns);
   }, [columns, buffer, version, shown]);
+}
+
+/** `ranges`, or the last drawing's own array when they are the same (a cheap key for the layout; every drawing makes new ones). */
+function useSameRanges(ranges: readonly [number, number][]): readonly [number, number][] {
+  const last = useRef(ranges);
+  const before = last.current;
+  if (before.length !== ranges.length || ranges.some(([a, b], k) => before[k][0] !== a || before[k][1] !== b)) last.current = ranges;
+  return last.current;
 }
 
 /** Wrapping turned on or off, or a new width: the view stays on the row at its top, or at the end while following. */
