@@ -80,6 +80,8 @@ const isEndMarker = (line: string) => /^::endgroup::\s*$/.test(line) || line.inc
 export class Rows {
   readonly ranges: [number, number][] = [];
   readonly count: number;
+  /** the row each range starts at (so a row or a line is found by a binary search, however many ranges) */
+  private readonly firstRows: number[] = [];
 
   constructor(total: number, sections: readonly Section[], folded: (step: Step) => boolean, markers: readonly MarkerFold[] = [], markerFolded: (marker: MarkerSection) => boolean = () => false) {
     /** [from, to): lines not shown */
@@ -96,25 +98,37 @@ export class Rows {
       from = Math.max(from, end);
     }
     if (total > from) this.ranges.push([from, total]);
-    this.count = this.ranges.reduce((sum, [a, b]) => sum + (b - a), 0);
+    let count = 0;
+    for (const [a, b] of this.ranges) {
+      this.firstRows.push(count);
+      count += b - a;
+    }
+    this.count = count;
   }
 
   /** The buffer index shown at `row`. */
   indexAt(row: number): number {
-    for (const [a, b] of this.ranges) {
-      if (row < b - a) return a + row;
-      row -= b - a;
-    }
-    return -1;
+    if (row < 0 || row >= this.count) return -1;
+    const k = lastAtMost(this.ranges.length, (i) => this.firstRows[i], row);
+    return this.ranges[k][0] + row - this.firstRows[k];
   }
 
   /** The row showing buffer line `index`; -1 when it is folded away. */
   rowOf(index: number): number {
-    let row = 0;
-    for (const [a, b] of this.ranges) {
-      if (index >= a && index < b) return row + index - a;
-      row += b - a;
-    }
-    return -1;
+    const k = lastAtMost(this.ranges.length, (i) => this.ranges[i][0], index);
+    if (k < 0 || index >= this.ranges[k][1]) return -1;
+    return this.firstRows[k] + index - this.ranges[k][0];
   }
+}
+
+/** The last of `length` ascending values (`valueAt`) at most `target`; -1 when none is. */
+function lastAtMost(length: number, valueAt: (i: number) => number, target: number): number {
+  let low = -1;
+  let high = length - 1;
+  while (low < high) {
+    const middle = (low + high + 1) >> 1;
+    if (valueAt(middle) <= target) low = middle;
+    else high = middle - 1;
+  }
+  return low;
 }

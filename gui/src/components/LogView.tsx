@@ -227,6 +227,12 @@ export function LogView({ socket, run, at, onRecord }: {
   layoutRef.current = layout;
   useKeepPlaceOnRelayout(container, layout, follow, scrollTop, setScrollTop);
   useKeepLineOnSections(container, visible, layout, version, follow, markers.list, setScrollTop);
+  // The rows grew or shrank without new lines drawn (a section opened or folded by a message, or drawn
+  // with lines that came before their own frame): a following view stays at the end.
+  useLayoutEffect(() => {
+    const element = container.current;
+    if (follow && element) element.scrollTop = element.scrollHeight;
+  }, [layout.totalHeight]);
   useKeepSeenOpen(container, visible, layout, sections, isFolded, folds.keepOpen);
 
   const headers = new Map(sections.filter((s) => s.hasHeader).map((s) => [s.start, s]));

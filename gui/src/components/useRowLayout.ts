@@ -49,12 +49,20 @@ function useColumns(scroller: RefObject<HTMLElement>, wrap: boolean, timed: bool
  */
 export function useRowLayout(scroller: RefObject<HTMLElement>, wrap: boolean, buffer: LogBuffer, rows: Rows, version: number, timed = false): RowLayout {
   const columns = useColumns(scroller, wrap, timed);
-  const shown = rows.ranges.join(';');
+  const shown = useSameRanges(rows.ranges);
   return useMemo(() => {
     if (columns === null) return fixedLayout(rows.count);
     const widthOf = (index: number) => (buffer.widths[index] ??= displayWidth(buffer.lines[index]));
     return wrappedLayout(rows, widthOf, columns);
   }, [columns, buffer, version, shown]);
+}
+
+/** `ranges`, or the last drawing's own array when they are the same (a cheap key for the layout; every drawing makes new ones). */
+function useSameRanges(ranges: readonly [number, number][]): readonly [number, number][] {
+  const last = useRef(ranges);
+  const before = last.current;
+  if (before.length !== ranges.length || ranges.some(([a, b], k) => before[k][0] !== a || before[k][1] !== b)) last.current = ranges;
+  return last.current;
 }
 
 /** Wrapping turned on or off, or a new width: the view stays on the row at its top, or at the end while following. */
@@ -74,30 +82,35 @@ export function useKeepPlaceOnRelayout(scroller: RefObject<HTMLElement>, layout:
 /**
  * The marked sections changed (a window of them read, a section closed): rows may fold or unfold
  * above the reader, who stays on the line at the top of the view (not while following: the end
- * stays in view). The line is noted after each drawing and found again by its buffer index.
+ * stays in view). The line is the one at the view's top as drawn last (its rows and layout noted
+ * after each drawing), read where the view is when this drawing starts: the reader may have
+ * scrolled since (their scroll event not yet handled), and once the new rows are in the page the
+ * browser may have clamped the position to their shorter height. It is found again by its index.
  */
 export function useKeepLineOnSections(scroller: RefObject<HTMLElement>, rows: Rows, layout: RowLayout, version: number, follow: boolean, sections: unknown, setScrollTop: (top: number) => void): void {
-  const anchor = useRef<{ index: number; within: number; version: number } | null>(null);
+  const drawn = useRef<{ rows: Rows; layout: RowLayout; version: number } | null>(null);
+  // (Read while rendering: the page still holds the last drawing's rows.)
+  const topBefore = scroller.current?.scrollTop ?? 0;
   useLayoutEffect(() => {
     const element = scroller.current;
-    const held = anchor.current;
+    const before = drawn.current;
     // Lines added or dropped since (indexes moved): the view's own handling of those keeps its place.
-    if (!element || !held || follow || held.version !== version) return;
+    if (!element || !before || follow || before.version !== version) return;
+    const topRow = before.layout.rowAt(topBefore);
+    const held = before.rows.indexAt(topRow);
+    if (held < 0) return;
+    const within = topBefore - before.layout.topOf(topRow);
     // The line itself may be folded away now (an end marker): the next one shown stands for it.
     let row = -1;
-    let index = held.index;
-    for (; row < 0 && index < held.index + 64; index++) row = rows.rowOf(index);
+    let index = held;
+    for (; row < 0 && index < held + 64; index++) row = rows.rowOf(index);
     if (row < 0) return;
-    const top = layout.topOf(row) + (index - 1 === held.index ? held.within : 0);
+    const top = layout.topOf(row) + (index - 1 === held ? within : 0);
     if (Math.abs(top - element.scrollTop) < 1) return;
     element.scrollTop = top;
     setScrollTop(element.scrollTop);
   }, [sections]);
   useLayoutEffect(() => {
-    const element = scroller.current;
-    if (!element) return;
-    const row = layout.rowAt(element.scrollTop);
-    const index = rows.indexAt(row);
-    anchor.current = index < 0 ? null : { index, within: element.scrollTop - layout.topOf(row), version };
+    drawn.current = { rows, layout, version };
   });
 }
