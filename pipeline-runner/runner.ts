@@ -1,7 +1,7 @@
 /**
  * The runner: one process per run, detached from the server so that it outlives a server restart.
- * It reads its RunSpec on stdin, runs the steps in order with their stdout and stderr on the log
- * file's descriptor, and reports through the state file.
+ * It reads its RunSpec on stdin, runs the steps in order with their stdout and stderr on a pipe it
+ * reads, masks and writes to the log file (capture.ts), and reports through the state file.
  */
 import fs from 'node:fs';
 import { runStep, type StepOutcome } from './step.js';
@@ -102,14 +102,13 @@ async function main(): Promise<number> {
   // The times of the log's lines, beside it (see logClock.ts).
   const clock = spec.times_file ? new LogClock(fd, spec.times_file) : null;
   clock?.start();
-  // A project with secrets: its steps' output passes through the runner, which masks them (and
-  // what they add with ::add-mask::). Without, it goes straight to the file as it always has: no
-  // cost, and the file's faults (a full disk, the log limit) stay the steps' own.
-  const secrets = Object.values(spec.secrets ?? {});
-  const masker = secrets.length > 0 ? new Masker(secrets) : null;
+  // Every run's steps write through the runner, which masks the project's secrets and what a step
+  // adds with ::add-mask::: a project without secrets may still add masks, so its output passes
+  // too (an empty masker holds back only the start of an ::add-mask:: line; bench/capture.ts).
+  const masker = new Masker(Object.values(spec.secrets ?? {}));
   const mark = (text: string) => {
-    writeMarker(fd, masker ? masker.maskText(text) : text);
-    masker?.startLine();
+    writeMarker(fd, masker.maskText(text));
+    masker.startLine();
     clock?.sample();
   };
   // The disk is full: the run cannot go on without its log and state, so it fails saying why.
@@ -178,7 +177,7 @@ async function main(): Promise<number> {
         break;
       }
       const reason = readStepReason(errorFile);
-      const message = describeFailure(step.name, outcome) + full + (masker ? masker.maskText(reason) : reason);
+      const message = describeFailure(step.name, outcome) + full + masker.maskText(reason);
       if (outcome.kind === 'log_limit') mark(`[hub] log limit reached (${spec.max_log_bytes} bytes): step "${step.name}" stopped`);
       Object.assign(state, {
         status: outcome.kind === 'cancelled' ? 'cancelled' : 'failed',

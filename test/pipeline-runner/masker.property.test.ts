@@ -185,6 +185,42 @@ test('after any write, the masker holds back at most the longest form\'s byte le
   }), runs(1500));
 });
 
+/** What a step without secrets prints: text, and pieces of `::add-mask::` lines, at line starts or not. */
+const PLAIN_CHARS = ['a', ' ', '\n', '\r\n', ':', '::', '::add', '-mask::', '::add-mask::', 'hunter2-token', '日', '[', '='];
+
+/** Where the first whole `::add-mask::` line that adds a value ends (Infinity: none). */
+function firstAddedEnd(output: Buffer): number {
+  let at = 0;
+  for (const line of output.toString('latin1').split(/(?<=\n)/)) {
+    at += line.length;
+    const value = Buffer.from(line.slice(ADD_MASK.length), 'latin1').toString('utf8').trim();
+    if (line.startsWith(ADD_MASK) && line.endsWith('\n') && Buffer.byteLength(value) >= MIN_MASKED_BYTES) return at;
+  }
+  return Infinity;
+}
+
+test('an empty masker (a project without secrets) holds back nothing but the start of an ::add-mask:: line, and changes nothing else', () => {
+  const plain = fc.array(fc.constantFrom(...PLAIN_CHARS), { maxLength: 60 }).map((chars) => Buffer.from(chars.join('')));
+  fc.assert(fc.property(plain, fc.array(fc.nat(), { maxLength: 12 }), (output, rawCuts) => {
+    const masker = new Masker([]);
+    const added = firstAddedEnd(output); // from there on, the masker is empty no more
+    const parts: Buffer[] = [];
+    const cuts = [...new Set(rawCuts.map((c) => c % (output.length + 1))), output.length].sort((a, b) => a - b);
+    let from = 0;
+    for (const cut of cuts) {
+      parts.push(...masker.push(output.subarray(from, cut)));
+      from = cut;
+      const held = masker.heldBytes;
+      if (held === 0 || cut - held >= added) continue;
+      const tail = output.subarray(cut - held, cut).toString('latin1');
+      const atLineStart = cut - held === 0 || output[cut - held - 1] === 0x0a;
+      assert.ok(atLineStart && (ADD_MASK.startsWith(tail) || (tail.startsWith(ADD_MASK) && !tail.includes('\n'))), `held back: ${JSON.stringify(tail)}`);
+    }
+    parts.push(...masker.end());
+    assert.is(Buffer.concat(parts).toString('latin1'), referenceMask(output, []).toString('latin1'));
+  }), runs(1000));
+});
+
 test('a value split into single bytes is masked like one written whole', () => {
   fc.assert(fc.property(fc.array(secret, { minLength: 1, maxLength: 3 }), noise, (secrets, text) => {
     const output = Buffer.concat([text, ...secrets.map((value) => Buffer.from(`${value} ${Buffer.from(value).toString('base64')}\n`))]);
