@@ -9,6 +9,7 @@ import { killProcessesWithEnv } from './processes.js';
 import { watchLease } from './leaseWatch.js';
 import { LogClock } from './logClock.js';
 import { Masker } from './masker.js';
+import { FifoSupply } from './fifoSupply.js';
 import { isDiskFull, isNoSpace, NO_SPACE, noSpaceMessage, writeAll } from './noSpace.js';
 import { READY_LINE, RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, RUNNER_NO_SPACE_EXIT_CODE, TOKEN_VARIABLE, type RunSpec, type RunnerState, writeStateFile } from './state.js';
 
@@ -65,6 +66,7 @@ async function main(): Promise<number> {
   // Started and loaded: whoever started it may start the next one now (one line, then stdout is done).
   process.stdout.on('error', () => {});
   process.stdout.end(READY_LINE);
+  fifos = new FifoSupply(); // the first steps' pipes are made while the run is on its way
   const input = await readStdin();
   if (input.trim() === '') return 0; // started ahead of time, and the server went away first
   const spec = JSON.parse(input) as RunSpec;
@@ -148,6 +150,7 @@ async function main(): Promise<number> {
       mark(`[hub] step ${index + 1}/${spec.steps.length}: ${step.name}`);
       const errorFile = `${spec.state_file}.error`;
       fs.rmSync(errorFile, { force: true });
+      const pipe = await fifos.take();
       const outcome = await runStep({
         step,
         fd,
@@ -157,6 +160,7 @@ async function main(): Promise<number> {
         maxLogBytes: spec.max_log_bytes,
         cancel: cancel.signal,
         masker,
+        pipe,
       });
       Object.assign(steps[index], {
         status: outcome.kind === 'exit' && outcome.code === 0 ? 'completed' : outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
@@ -222,10 +226,16 @@ async function main(): Promise<number> {
 
 /** Where a crash of the runner itself is reported once its run is known. */
 let logFile: string | undefined;
+/** The steps' pipes, made ahead; closed at the end, once a batch on its way is made (or its FIFOs would be left on disk). */
+let fifos: FifoSupply | undefined;
 
 main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
+  async (code) => {
+    await fifos?.close();
+    process.exit(code);
+  },
+  async (error: unknown) => {
+    await fifos?.close();
     // A full disk (the final state could not be written) is no crash: the exit code tells the server.
     if (isNoSpace(error)) process.exit(RUNNER_NO_SPACE_EXIT_CODE);
     const text = `[hub] runner failed: ${(error as Error).stack ?? String(error)}\n`;

@@ -5,6 +5,7 @@ import { signalGroup } from './processes.js';
 import { setLongTimeout } from './longTimer.js';
 import { StepCapture } from './capture.js';
 import type { Masker } from './masker.js';
+import type { PipeEnds } from './fifoSupply.js';
 
 export type StepOutcome =
   | { kind: 'exit'; code: number | null; signal: string | null }
@@ -25,6 +26,8 @@ export interface StepOptions {
   cancel: AbortSignal;
   /** the run's masker: the step's output goes through the runner (capture.ts), never straight to the file */
   masker: Masker;
+  /** the pipe of its capture, made ahead (fifoSupply.ts); without it, the capture makes one */
+  pipe?: PipeEnds;
 }
 
 // How often the log size is checked against the limit: the overshoot is what a step writes in this time.
@@ -38,11 +41,11 @@ const CAPTURE_DRAIN_MS = 500;
  * limit. Whatever ends it, the whole group is killed (SIGTERM, then SIGKILL after the grace), its
  * output is all written, and every timer is cleared before returning.
  */
-export function runStep({ step, fd, env, secrets, graceMs, maxLogBytes, cancel, masker }: StepOptions): Promise<StepOutcome> {
+export function runStep({ step, fd, env, secrets, graceMs, maxLogBytes, cancel, masker, pipe }: StepOptions): Promise<StepOutcome> {
   return new Promise((resolve) => {
     let capture: StepCapture;
     try {
-      capture = new StepCapture(fd, masker, (error) => stop({ kind: 'log_write', message: error.message, error }, 'SIGKILL'));
+      capture = new StepCapture(fd, masker, (error) => stop({ kind: 'log_write', message: error.message, error }, 'SIGKILL'), pipe);
     } catch (error) {
       resolve({ kind: 'spawn_error', message: `its output pipe could not be made: ${(error as Error).message}` });
       return;
