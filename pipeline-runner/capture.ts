@@ -1,9 +1,7 @@
-import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import type { Masker } from './masker.js';
+import { makePipeSync, type PipeEnds } from './fifoSupply.js';
 
 /** Bytes kept back (the start of what may be a secret) are written this long after output stops. */
 export const FLUSH_MS = 25;
@@ -26,9 +24,9 @@ function writeParts(fd: number, parts: Buffer[]): void {
 /**
  * One pipe for a step's stdout and stderr (so their order is kept, as on a file), read by the
  * runner, which masks what passes (masker.ts) and writes it to the log itself: no copy of a secret
- * ever reaches the file. The pipe is a FIFO made in a private folder and unlinked at once, so
- * nothing else can open it; the runner holds its read end, so when the runner dies its steps'
- * writes fail (EPIPE) and the server kills what is left by the run's token.
+ * ever reaches the file. The pipe is a FIFO made in a private folder (ahead, fifoSupply.ts) and
+ * unlinked once open, so nothing else can open it; the runner holds its read end, so when the
+ * runner dies its steps' writes fail (EPIPE) and the server kills what is left by the run's token.
  */
 export class StepCapture {
   readonly writeFd: number;
@@ -37,25 +35,19 @@ export class StepCapture {
   private timer: NodeJS.Timeout | undefined;
   private failed = false;
 
-  /** `onWriteError`: the log refused a write (a full disk): the step is to be stopped. */
-  constructor(private readonly logFd: number, private readonly masker: Masker, private readonly onWriteError: (error: Error) => void) {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'hub-capture-'));
-    const fifo = path.join(dir, 'out');
-    try {
-      const made = spawnSync('mkfifo', ['-m', '600', fifo], { encoding: 'utf8' });
-      if (made.status !== 0) throw new Error(`mkfifo failed: ${made.error?.message ?? made.stderr.trim()}`);
-      const readFd = fs.openSync(fifo, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK);
-      this.writeFd = fs.openSync(fifo, fs.constants.O_WRONLY);
-      // Read into one buffer, reused (twice the speed of a new Buffer per read): what the masker
-      // keeps is its own copy, and what it returns is written before the next read.
-      const buffer = Buffer.allocUnsafe(READ_BYTES);
-      // (`onread` is a constructor option since Node 12; @types/node lists it for connect() only.)
-      const onread: net.OnReadOpts = { buffer, callback: (bytes) => this.socketOnData(buffer.subarray(0, bytes)) };
-      const options: net.SocketConstructorOpts & { onread: net.OnReadOpts } = { fd: readFd, readable: true, writable: false, onread };
-      this.socket = new net.Socket(options);
-    } finally {
-      fs.rmSync(dir, { recursive: true, force: true });
-    }
+  /**
+   * `onWriteError`: the log refused a write (a full disk): the step is to be stopped. `pipe`: one
+   * made ahead (fifoSupply.ts); without it, one is made now.
+   */
+  constructor(private readonly logFd: number, private readonly masker: Masker, private readonly onWriteError: (error: Error) => void, pipe: PipeEnds = makePipeSync()) {
+    this.writeFd = pipe.writeFd;
+    // Read into one buffer, reused (twice the speed of a new Buffer per read): what the masker
+    // keeps is its own copy, and what it returns is written before the next read.
+    const buffer = Buffer.allocUnsafe(READ_BYTES);
+    // (`onread` is a constructor option since Node 12; @types/node lists it for connect() only.)
+    const onread: net.OnReadOpts = { buffer, callback: (bytes) => this.socketOnData(buffer.subarray(0, bytes)) };
+    const options: net.SocketConstructorOpts & { onread: net.OnReadOpts } = { fd: pipe.readFd, readable: true, writable: false, onread };
+    this.socket = new net.Socket(options);
     this.ended = new Promise((resolve) => {
       this.socket.once('close', () => resolve());
       this.socket.once('error', () => {}); // a read error ends it like EOF ('close' follows)

@@ -1,7 +1,7 @@
 /**
  * The runner: one process per run, detached from the server so that it outlives a server restart.
- * It reads its RunSpec on stdin, runs the steps in order with their stdout and stderr on the log
- * file's descriptor, and reports through the state file.
+ * It reads its RunSpec on stdin, runs the steps in order with their stdout and stderr on a pipe it
+ * reads, masks and writes to the log file (capture.ts), and reports through the state file.
  */
 import fs from 'node:fs';
 import { runStep, type StepOutcome } from './step.js';
@@ -9,6 +9,7 @@ import { killProcessesWithEnv } from './processes.js';
 import { watchLease } from './leaseWatch.js';
 import { LogClock } from './logClock.js';
 import { Masker } from './masker.js';
+import { FifoSupply } from './fifoSupply.js';
 import { isDiskFull, isNoSpace, NO_SPACE, noSpaceMessage, writeAll } from './noSpace.js';
 import { READY_LINE, RUNNER_CRASH_EXIT_CODE, RUNNER_EXIT_CODES, RUNNER_NO_SPACE_EXIT_CODE, TOKEN_VARIABLE, type RunSpec, type RunnerState, writeStateFile } from './state.js';
 
@@ -65,6 +66,7 @@ async function main(): Promise<number> {
   // Started and loaded: whoever started it may start the next one now (one line, then stdout is done).
   process.stdout.on('error', () => {});
   process.stdout.end(READY_LINE);
+  fifos = new FifoSupply(); // the first steps' pipes are made while the run is on its way
   const input = await readStdin();
   if (input.trim() === '') return 0; // started ahead of time, and the server went away first
   const spec = JSON.parse(input) as RunSpec;
@@ -102,14 +104,13 @@ async function main(): Promise<number> {
   // The times of the log's lines, beside it (see logClock.ts).
   const clock = spec.times_file ? new LogClock(fd, spec.times_file) : null;
   clock?.start();
-  // A project with secrets: its steps' output passes through the runner, which masks them (and
-  // what they add with ::add-mask::). Without, it goes straight to the file as it always has: no
-  // cost, and the file's faults (a full disk, the log limit) stay the steps' own.
-  const secrets = Object.values(spec.secrets ?? {});
-  const masker = secrets.length > 0 ? new Masker(secrets) : null;
+  // Every run's steps write through the runner, which masks the project's secrets and what a step
+  // adds with ::add-mask::: a project without secrets may still add masks, so its output passes
+  // too (an empty masker holds back only the start of an ::add-mask:: line; bench/capture.ts).
+  const masker = new Masker(Object.values(spec.secrets ?? {}));
   const mark = (text: string) => {
-    writeMarker(fd, masker ? masker.maskText(text) : text);
-    masker?.startLine();
+    writeMarker(fd, masker.maskText(text));
+    masker.startLine();
     clock?.sample();
   };
   // The disk is full: the run cannot go on without its log and state, so it fails saying why.
@@ -149,6 +150,7 @@ async function main(): Promise<number> {
       mark(`[hub] step ${index + 1}/${spec.steps.length}: ${step.name}`);
       const errorFile = `${spec.state_file}.error`;
       fs.rmSync(errorFile, { force: true });
+      const pipe = await fifos.take();
       const outcome = await runStep({
         step,
         fd,
@@ -158,6 +160,7 @@ async function main(): Promise<number> {
         maxLogBytes: spec.max_log_bytes,
         cancel: cancel.signal,
         masker,
+        pipe,
       });
       Object.assign(steps[index], {
         status: outcome.kind === 'exit' && outcome.code === 0 ? 'completed' : outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
@@ -178,7 +181,7 @@ async function main(): Promise<number> {
         break;
       }
       const reason = readStepReason(errorFile);
-      const message = describeFailure(step.name, outcome) + full + (masker ? masker.maskText(reason) : reason);
+      const message = describeFailure(step.name, outcome) + full + masker.maskText(reason);
       if (outcome.kind === 'log_limit') mark(`[hub] log limit reached (${spec.max_log_bytes} bytes): step "${step.name}" stopped`);
       Object.assign(state, {
         status: outcome.kind === 'cancelled' ? 'cancelled' : 'failed',
@@ -223,10 +226,16 @@ async function main(): Promise<number> {
 
 /** Where a crash of the runner itself is reported once its run is known. */
 let logFile: string | undefined;
+/** The steps' pipes, made ahead; closed at the end, once a batch on its way is made (or its FIFOs would be left on disk). */
+let fifos: FifoSupply | undefined;
 
 main().then(
-  (code) => process.exit(code),
-  (error: unknown) => {
+  async (code) => {
+    await fifos?.close();
+    process.exit(code);
+  },
+  async (error: unknown) => {
+    await fifos?.close();
     // A full disk (the final state could not be written) is no crash: the exit code tells the server.
     if (isNoSpace(error)) process.exit(RUNNER_NO_SPACE_EXIT_CODE);
     const text = `[hub] runner failed: ${(error as Error).stack ?? String(error)}\n`;

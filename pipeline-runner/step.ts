@@ -5,6 +5,7 @@ import { signalGroup } from './processes.js';
 import { setLongTimeout } from './longTimer.js';
 import { StepCapture } from './capture.js';
 import type { Masker } from './masker.js';
+import type { PipeEnds } from './fifoSupply.js';
 
 export type StepOutcome =
   | { kind: 'exit'; code: number | null; signal: string | null }
@@ -23,8 +24,10 @@ export interface StepOptions {
   graceMs: number;
   maxLogBytes: number;
   cancel: AbortSignal;
-  /** the run's masker: the step's output goes through the runner (capture.ts); without it, straight to the file */
-  masker?: Masker | null;
+  /** the run's masker: the step's output goes through the runner (capture.ts), never straight to the file */
+  masker: Masker;
+  /** the pipe of its capture, made ahead (fifoSupply.ts); without it, the capture makes one */
+  pipe?: PipeEnds;
 }
 
 // How often the log size is checked against the limit: the overshoot is what a step writes in this time.
@@ -33,28 +36,28 @@ const LOG_LIMIT_CHECK_MS = 25;
 const CAPTURE_DRAIN_MS = 500;
 
 /**
- * Runs one step in its own process group with stdout and stderr on the log file (or, with a
- * masker, on one pipe the runner masks and writes to the file), and races its exit against
- * timeout, cancel and the log limit. Whatever ends it, the whole group is killed (SIGTERM, then
- * SIGKILL after the grace), its output is all written, and every timer is cleared before returning.
+ * Runs one step in its own process group with stdout and stderr on one pipe the runner masks and
+ * writes to the log file (capture.ts), and races its exit against timeout, cancel and the log
+ * limit. Whatever ends it, the whole group is killed (SIGTERM, then SIGKILL after the grace), its
+ * output is all written, and every timer is cleared before returning.
  */
-export function runStep({ step, fd, env, secrets, graceMs, maxLogBytes, cancel, masker }: StepOptions): Promise<StepOutcome> {
+export function runStep({ step, fd, env, secrets, graceMs, maxLogBytes, cancel, masker, pipe }: StepOptions): Promise<StepOutcome> {
   return new Promise((resolve) => {
-    let capture: StepCapture | null = null;
+    let capture: StepCapture;
     try {
-      capture = masker ? new StepCapture(fd, masker, (error) => stop({ kind: 'log_write', message: error.message, error }, 'SIGKILL')) : null;
+      capture = new StepCapture(fd, masker, (error) => stop({ kind: 'log_write', message: error.message, error }, 'SIGKILL'), pipe);
     } catch (error) {
       resolve({ kind: 'spawn_error', message: `its output pipe could not be made: ${(error as Error).message}` });
       return;
     }
-    const output = capture ? capture.writeFd : fd;
+    const output = capture.writeFd;
     const child = spawn(step.command[0], step.command.slice(1), {
       cwd: step.cwd,
       env: { ...process.env, ...step.env, ...secrets, ...env, PYTHONUNBUFFERED: '1' },
       stdio: ['ignore', output, output],
       detached: true, // its own process group, so a cancel reaches its grandchildren too
     });
-    capture?.closeWriteEnd();
+    capture.closeWriteEnd();
     let stopReason: StepOutcome | null = null;
     let finished = false;
     let killTimer: NodeJS.Timeout | undefined;
@@ -82,7 +85,6 @@ export function runStep({ step, fd, env, secrets, graceMs, maxLogBytes, cancel, 
       cancel.removeEventListener('abort', onCancel);
       // Leftovers in the step's group (a background child) end with the step.
       if (child.pid !== undefined) signalGroup(child.pid, 'SIGKILL');
-      if (!capture) return resolve(stopReason ?? outcome);
       // Its output is all in the log before the step is said to have ended.
       capture.finish(CAPTURE_DRAIN_MS).then(() => resolve(stopReason ?? outcome), () => resolve(stopReason ?? outcome));
     };

@@ -112,8 +112,9 @@ diskTest('a step that fills the disk of the logs fails its run saying "no space 
     const full = await runToEnd(hub, filler);
     assert.is(full.status, 'failed');
     assert.ok(full.error_message.includes('no space left on device'), `the error says the disk is full: ${full.error_message}`);
-    // The runner noticed why its step failed, and wrote its final state in the old one's place.
-    assert.is(full.error_message, 'Step "fill" exited with code 1 (no space left on device: the disk of the run\'s log is full)');
+    // The runner, which writes its steps' output (capture.ts), had its write refused: it stopped the
+    // step, and wrote its final state in the old one's place.
+    assert.is(full.error_message, 'The disk of the run\'s log is full (no space left on device): the runner could not write the log or its state during step "fill"');
     assert.is(fs.statfsSync(path.join(dir, 'logs')).bavail, 0, 'the disk is full');
     assert.equal(fs.readdirSync(path.join(dir, 'logs', String(filler))).filter((name) => name.endsWith('.tmp')), [], 'no half-written state file is left');
     // A run started while the disk is full cannot even write its state: it fails saying why, never stays running.

@@ -127,6 +127,100 @@ test('no secret survives in any form it was written in: value, base64, URL-encod
   }), runs(1500));
 });
 
+/** The value an `::add-mask::` line of the scenario adds, as the masker keeps it (null: none, or too short). */
+function addedValue(added: [string, number] | undefined): string | null {
+  const value = added?.[0].replace(/\n/g, ' ').trim() ?? '';
+  return Buffer.byteLength(value) >= MIN_MASKED_BYTES ? value : null;
+}
+
+/**
+ * The forms a step most often prints a value in, computed here with plain Node and not through
+ * maskForms.ts, so an encoding the masker's list missed would show (as byte strings, like the output).
+ */
+function plainForms(value: string): string[] {
+  const forms = [value, Buffer.from(value).toString('base64'), encodeURIComponent(value), JSON.stringify(value).slice(1, -1)];
+  return forms.map((form) => Buffer.from(form, 'utf8').toString('latin1'));
+}
+
+test('no secret survives as its raw, base64, URL-encoded or JSON-escaped text, by an encoder independent of the masker', () => {
+  fc.assert(fc.property(scenario, (input) => {
+    const output = outputOf(input);
+    const written = streamMask(output, input.secrets, input.cuts).toString('latin1').split(MASK).join('\0');
+    const check = (value: string, text: string) => {
+      for (const form of plainForms(value)) assert.not.ok(text.includes(form), `${JSON.stringify(value)} is in the output as ${JSON.stringify(form)}`);
+    };
+    for (const value of input.secrets) check(value, written);
+    // A value added by ::add-mask:: is masked from its line on (as the masker keeps it: trimmed).
+    const added = addedValue(input.added);
+    const command = written.indexOf(`${ADD_MASK}\0`);
+    if (added !== null && command !== -1) check(added, written.slice(command));
+  }), runs(1500));
+});
+
+/**
+ * After every write, what the masker holds back is the raw end of what came so far (it holds input,
+ * never output), and is at most the longest form's length − 1 bytes, or the start of an
+ * `::add-mask::` line (at most its 12 bytes − 1 before its value comes), or a whole command line
+ * waiting for its newline.
+ */
+test('after any write, the masker holds back at most the longest form\'s byte length − 1 bytes (or an ::add-mask:: line)', () => {
+  fc.assert(fc.property(scenario, (input) => {
+    const output = outputOf(input);
+    const added = addedValue(input.added);
+    const values = [...input.secrets, ...(added === null ? [] : [added])];
+    const longest = Math.max(...values.flatMap(formsOf).map((form) => form.length));
+    const masker = new Masker(input.secrets);
+    const cuts = [...new Set(input.cuts.map((c) => c % (output.length + 1))), output.length].sort((a, b) => a - b);
+    let from = 0;
+    for (const cut of cuts) {
+      masker.push(output.subarray(from, cut));
+      from = cut;
+      const held = masker.heldBytes;
+      if (held <= longest - 1) continue;
+      const tail = output.subarray(cut - held, cut).toString('latin1');
+      const atLineStart = cut - held === 0 || output[cut - held - 1] === 0x0a;
+      const command = atLineStart && (ADD_MASK.startsWith(tail) || (tail.startsWith(ADD_MASK) && !tail.includes('\n')));
+      assert.ok(command, `${held} bytes held back (longest form ${longest} bytes): ${JSON.stringify(tail)}`);
+    }
+  }), runs(1500));
+});
+
+/** What a step without secrets prints: text, and pieces of `::add-mask::` lines, at line starts or not. */
+const PLAIN_CHARS = ['a', ' ', '\n', '\r\n', ':', '::', '::add', '-mask::', '::add-mask::', 'hunter2-token', '日', '[', '='];
+
+/** Where the first whole `::add-mask::` line that adds a value ends (Infinity: none). */
+function firstAddedEnd(output: Buffer): number {
+  let at = 0;
+  for (const line of output.toString('latin1').split(/(?<=\n)/)) {
+    at += line.length;
+    const value = Buffer.from(line.slice(ADD_MASK.length), 'latin1').toString('utf8').trim();
+    if (line.startsWith(ADD_MASK) && line.endsWith('\n') && Buffer.byteLength(value) >= MIN_MASKED_BYTES) return at;
+  }
+  return Infinity;
+}
+
+test('an empty masker (a project without secrets) holds back nothing but the start of an ::add-mask:: line, and changes nothing else', () => {
+  const plain = fc.array(fc.constantFrom(...PLAIN_CHARS), { maxLength: 60 }).map((chars) => Buffer.from(chars.join('')));
+  fc.assert(fc.property(plain, fc.array(fc.nat(), { maxLength: 12 }), (output, rawCuts) => {
+    const masker = new Masker([]);
+    const added = firstAddedEnd(output); // from there on, the masker is empty no more
+    const parts: Buffer[] = [];
+    const cuts = [...new Set(rawCuts.map((c) => c % (output.length + 1))), output.length].sort((a, b) => a - b);
+    let from = 0;
+    for (const cut of cuts) {
+      parts.push(...masker.push(output.subarray(from, cut)));
+      from = cut;
+      const held = masker.heldBytes;
+      if (held === 0 || cut - held >= added) continue;
+      const tail = output.subarray(cut - held, cut).toString('latin1');
+      const atLineStart = cut - held === 0 || output[cut - held - 1] === 0x0a;
+      assert.ok(atLineStart && (ADD_MASK.startsWith(tail) || (tail.startsWith(ADD_MASK) && !tail.includes('\n'))), `held back: ${JSON.stringify(tail)}`);
+    }
+    parts.push(...masker.end());
+    assert.is(Buffer.concat(parts).toString('latin1'), referenceMask(output, []).toString('latin1'));
+  }), runs(1000));
+});
+
 test('a value split into single bytes is masked like one written whole', () => {
   fc.assert(fc.property(fc.array(secret, { minLength: 1, maxLength: 3 }), noise, (secrets, text) => {
     const output = Buffer.concat([text, ...secrets.map((value) => Buffer.from(`${value} ${Buffer.from(value).toString('base64')}\n`))]);

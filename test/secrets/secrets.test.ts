@@ -16,6 +16,8 @@ const auth = { authorization: `Bearer ${TOKEN}` };
 /** Regex metacharacters and a multi-byte character, as real keys rarely have but must still be masked. */
 const SECRET = 'sk-live.4f$9*(x)ü+Q';
 const ADDED = 'runtime-token-77aa';
+/** What a project without secrets masks with `::add-mask::`. */
+const ADDED_PLAIN = 'hunter2-token';
 const sha = (text: string) => createHash('sha256').update(text).digest('hex');
 
 /** The glossary demo's style: an LLM call fails and its error echoes the request, headers and all. */
@@ -38,6 +40,12 @@ const pipelines = {
   leaky: { steps: [{ name: 'call_llm', command: leaky }], scopes: { all: 'call_llm' } },
   counting: { steps: [{ name: 'count', command: counting }], scopes: { all: 'count' } },
   fill: { steps: [{ name: 'fill', command: ['sh', '-c', "echo filling; yes \"fill the disk with $API_KEY\""] }], scopes: { all: 'fill' } },
+  // No secret: the value it masks comes only from its own ::add-mask:: line, written in two parts.
+  adding: { steps: [{ name: 'add', command: nodeStep(`
+    console.log('before: ${ADDED_PLAIN.slice(0, 4)}');
+    process.stdout.write('::add-mask::hunter2');
+    setTimeout(() => { console.log('${ADDED_PLAIN.slice(7)}'); console.log('using ${ADDED_PLAIN} as ' + Buffer.from('${ADDED_PLAIN}').toString('base64')); }, 50);
+  `) }], scopes: { all: 'add' } },
   sleeping: { steps: [{ name: 'sleep', command: nodeStep(`require('node:fs').writeFileSync(process.env.HUB_OUTPUT_DIR + '/pid', String(process.pid)); setInterval(() => {}, 1000)`) }], scopes: { all: 'sleep' } },
 };
 
@@ -106,6 +114,31 @@ test('a step printing its secret (raw, JSON, URL-encoded, base64, split across w
     const runJson = await hub.api('GET', `/api/projects/${projectId}/runs/${started.id}`, undefined, auth);
     assertNoSecret(JSON.stringify(runJson.body), 'the run');
     assertNoSecret(hub.output(), 'the server\'s own log');
+  } finally {
+    await hub.stop();
+  }
+});
+
+test('a project without secrets: a step\'s ::add-mask:: line masks its value from then on, in the file and over HTTP', async () => {
+  const hub = await startHub({ pipelines, env: { HUB_TOKEN: TOKEN } });
+  try {
+    const docRoot = fs.mkdtempSync(path.join(hub.dir, 'docs-'));
+    const created = await hub.api('POST', '/api/projects', { name: 'no-secrets', doc_root: docRoot, pipeline: 'adding' }, auth);
+    assert.is(created.status, 201, JSON.stringify(created.body));
+    assert.equal((await hub.api('GET', `/api/projects/${created.body.id}/secrets`, undefined, auth)).body, [], 'the project has no secret');
+    const { body: started } = await hub.api('POST', `/api/projects/${created.body.id}/runs`, { scope: 'all' }, auth);
+    const run = await waitForEnd(hub, created.body.id, started.id);
+    assert.is(run.status, 'completed', run.error_message);
+    const file = fs.readFileSync(path.join(hub.dir, 'logs', run.log_path), 'utf8');
+    assert.ok(file.includes(`before: hunt\n::add-mask::[MASKED]\nusing [MASKED] as [MASKED]\n`), file);
+    assert.not.ok(file.includes(ADDED_PLAIN), 'the log file never holds the value');
+    assert.not.ok(file.includes(Buffer.from(ADDED_PLAIN).toString('base64')), 'nor its base64');
+    const page = await hub.api('GET', `/api/projects/${created.body.id}/runs/${started.id}/logs?offset=0`, undefined, auth);
+    assert.is(page.status, 200);
+    assert.ok(page.body.lines.includes('using [MASKED] as [MASKED]'), JSON.stringify(page.body.lines));
+    assert.not.ok(JSON.stringify(page.body).includes(ADDED_PLAIN), 'the HTTP log page never holds the value');
+    const raw = await hub.api('GET', `/api/projects/${created.body.id}/runs/${started.id}/logs/raw`, undefined, auth);
+    assert.is(raw.body, file);
   } finally {
     await hub.stop();
   }
