@@ -130,6 +130,10 @@ export async function shipCommands(runs: number, rates: number[], seconds: numbe
     const atStart = await shipCost(server.url, runs, rate, seconds, firstId, { sampled: true, takeSampledLines: false });
     firstId += runs;
     rows.push(shipRow(`redis: write→shipped with the runner's 25 ms time samples, ${runs} runs × ${rate} lines/s`, { label: 'a ship carries the lines its awaited sample saw: ', cost: taking }, { label: 'only the lines there at its start: ', cost: atStart }, taking.p99 / atStart.p99));
+    // And a ship that starts its wait for the sample at its interval, not a sample period before it.
+    const noLead = await shipCost(server.url, runs, rate, seconds, firstId, { sampled: true, timesLeadMs: 0 });
+    firstId += runs;
+    rows.push(shipRow(`redis: write→shipped, a ship's sample wait started a sample period early, ${runs} runs × ${rate} lines/s`, { label: 'waits from 25 ms before its interval: ', cost: taking }, { label: 'waits from its interval: ', cost: noLead }, taking.p99 / noLead.p99));
     return rows;
   } finally {
     await server.stop();
