@@ -274,8 +274,16 @@ class StreamHandle implements StreamLogHandle {
   async close(): Promise<void> {}
 }
 
-/** The poll behind the notices: for notices missed while the subscriber reconnects. */
+/**
+ * The poll behind the notices, while they may be missed: until a stream's subscription is
+ * confirmed, and from any trouble on the notice connection (closed, reconnecting, a node gone or
+ * moved) until it has been up NOTICES_SETTLED_MS since.
+ */
 const WATCH_POLL_MS = 250;
+/** Once the notices are settled, the poll only guards against what nobody foresaw: at this pace. */
+const SETTLED_POLL_MS = 5000;
+/** The notice connection is trusted again this long after its last trouble (its resubscription done). */
+const NOTICES_SETTLED_MS = 1000;
 
 /** A run's log read from its Redis stream: the same offsets and bytes as the file it was shipped from. */
 export class RedisLogSource implements LogSource {
@@ -293,20 +301,26 @@ export class RedisLogSource implements LogSource {
     return seenGeneration !== null && seenGeneration !== generation;
   }
 
-  /**
-   * Hints at once from the append's own notice (each append publishes on the stream's name), with a
-   * slow poll of the length behind it for notices missed while reconnecting.
-   */
   /** The times copy; `below`: where its bytes below the copy's start are read (liveChunks.ts). */
   async openTimes(below: TimesBelow | null = null): Promise<LogHandle | null> {
     return (await this.redis.exists(timesKey(this.runId))) ? new TimesHandle(this.redis, this.runId, below) : null;
   }
 
+  /**
+   * Hints at once from the append's own notice (each append publishes on the stream's name), with a
+   * poll of the length behind it: every 250 ms while notices may be missed (see Notices.settled),
+   * every 5 s once they are settled.
+   */
   watch(hint: () => void): () => void {
     const channel = keys(this.runId)[0];
-    const stopNotices = notices(this.redis).listen(channel, hint);
+    const watched = notices(this.redis);
+    const stopNotices = watched.listen(channel, hint);
     let last: string | null = null;
+    let polledAt = 0;
     const timer = setInterval(() => {
+      // A length read 4 times a second for each followed run cost Redis as much as the appends did.
+      if (watched.settled(channel) && Date.now() - polledAt < SETTLED_POLL_MS) return;
+      polledAt = Date.now();
       this.redis.get(keys(this.runId)[1]).then((size) => {
         if (size !== last) {
           last = size;
@@ -330,7 +344,11 @@ export class RedisLogSource implements LogSource {
  */
 class Notices {
   private readonly listeners = new Map<string, Set<() => void>>();
+  /** when each channel's subscription was confirmed */
+  private readonly confirmed = new Map<string, number>();
   private readonly subscriber: Redis;
+  /** the last time notices may have been missed (now: not connected yet) */
+  private troubleAt = Date.now();
 
   constructor(redis: Redis) {
     this.subscriber = duplicateClient(redis);
@@ -338,6 +356,16 @@ class Notices {
     this.subscriber.on('smessage', (channel: string) => {
       for (const listener of this.listeners.get(channel) ?? []) listener();
     });
+    // One Redis: its connection's life. A Cluster client: its nodes' and its shard subscribers' too.
+    for (const event of ['error', 'close', 'reconnecting', 'end', 'ready', 'node error', 'nodeError', '+node', '-node', '+subscriber', '-subscriber', 'subscribersReady']) {
+      this.subscriber.on(event, () => (this.troubleAt = Date.now()));
+    }
+  }
+
+  /** Are `channel`'s notices to be trusted (subscribed, the connection up and untroubled for a while)? */
+  settled(channel: string): boolean {
+    const since = this.confirmed.get(channel);
+    return since !== undefined && this.subscriber.status === 'ready' && Date.now() - Math.max(since, this.troubleAt) >= NOTICES_SETTLED_MS;
   }
 
   listen(channel: string, listener: () => void): () => void {
@@ -345,13 +373,16 @@ class Notices {
     if (!set) {
       set = new Set();
       this.listeners.set(channel, set);
-      this.subscriber.ssubscribe(channel).catch(() => {});
+      this.subscriber.ssubscribe(channel).then(() => {
+        if (this.listeners.has(channel)) this.confirmed.set(channel, Date.now());
+      }, () => {});
     }
     set.add(listener);
     return () => {
       set!.delete(listener);
       if (set!.size === 0 && this.listeners.get(channel) === set) {
         this.listeners.delete(channel);
+        this.confirmed.delete(channel);
         this.subscriber.sunsubscribe(channel).catch(() => {});
       }
     };
