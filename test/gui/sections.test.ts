@@ -5,7 +5,7 @@ import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import { artifactsDir, launchBrowser, takeCspViolations } from '../helpers/browser.js';
 import { fileGate } from '../helpers/fileGate.js';
-import { createProject, nodeStep, sh, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
+import { createProject, groupsStep, sh, startHub, waitForRun, type TestHub } from '../helpers/hub.js';
 
 // Three dialects nested three deep, a folded GitLab section, a Buildkite one left open at the step's end.
 const BUILD = [
@@ -43,7 +43,7 @@ test.before(async () => {
     pipelines: {
       marked: { steps: [{ name: 'build', command: sh(BUILD) }], scopes: { all: 'build' } },
       // 25 000 groups of one line, the last one named; then a Buildkite section of its own.
-      many: { steps: [{ name: 'many', command: nodeStep(`const out = []; for (let i = 1; i < ${MANY}; i++) out.push('::group::g' + i + '\\nline ' + i + '\\n::endgroup::\\n'); out.push('::group::Final group\\nfinal line\\n::endgroup::\\n'); process.stdout.write(out.join(''))`) }], scopes: { all: 'many' } },
+      many: { steps: [{ name: 'many', command: groupsStep(MANY) }], scopes: { all: 'many' } },
       // The same, then (after a gate) one more group, told over the WebSocket.
       manyLive: { steps: [{ name: 'many', command: sh(`'${process.execPath}' -e 'const out = []; for (let i = 1; i <= ${MANY}; i++) out.push("::group::g" + i + "\\nline " + i + "\\n::endgroup::\\n"); process.stdout.write(out.join(""))'; ${third.waitCommand}; printf '::group::After gate\\nafter line\\n::endgroup::\\n'; ${fourth.waitCommand}`) }], scopes: { all: 'many' } },
       live: { steps: [{ name: 'grow', command: sh(LIVE) }, { name: 'after', command: sh(`echo next; ${second.waitCommand}`) }], scopes: { all: 'grow' } },

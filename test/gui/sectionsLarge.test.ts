@@ -3,7 +3,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser, takeCspViolations } from '../helpers/browser.js';
-import { createProject, logFileOf, nodeStep, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
+import { createProject, groupsStep, logFileOf, startHub, waitFor, waitForRun, type TestHub } from '../helpers/hub.js';
 
 const HUGE = 100_000;
 /**
@@ -24,7 +24,7 @@ test.before(async () => {
   hub = await startHub({
     pipelines: {
       // 100 000 GitHub groups of one line each, then one named group.
-      huge: { steps: [{ name: 'huge', command: nodeStep(`const out = []; for (let i = 1; i < ${HUGE}; i++) out.push('::group::g' + i + '\\nline ' + i + '\\n::endgroup::\\n'); out.push('::group::Final group\\nfinal line\\n::endgroup::\\n'); process.stdout.write(out.join(''))`) }], scopes: { all: 'huge' } },
+      huge: { steps: [{ name: 'huge', command: groupsStep(HUGE) }], scopes: { all: 'huge' } },
     },
   });
   browser = await launchBrowser();

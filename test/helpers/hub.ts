@@ -114,6 +114,10 @@ export async function waitFor<T>(check: () => Promise<T> | T, message: string, t
 export const sh = (script: string) => ['sh', '-c', script];
 export const nodeStep = (code: string) => [process.execPath, '-e', code];
 
+/** A step writing `count - 1` one-line GitHub groups (g1, g2, …), then one named "Final group": a log of many sections. */
+export const groupsStep = (count: number) =>
+  nodeStep(`const out = []; for (let i = 1; i < ${count}; i++) out.push('::group::g' + i + '\\nline ' + i + '\\n::endgroup::\\n'); out.push('::group::Final group\\nfinal line\\n::endgroup::\\n'); process.stdout.write(out.join(''))`);
+
 /** A pipeline of `sh -c` steps, all in one scope `all` (and one scope per step). */
 export function shellPipeline(steps: Record<string, string>, extra: Record<string, unknown> = {}) {
   const names = Object.keys(steps);
