@@ -228,10 +228,16 @@ export function LogView({ socket, run, at, onRecord }: {
   useKeepPlaceOnRelayout(container, layout, follow, scrollTop, setScrollTop);
   useKeepLineOnSections(container, visible, layout, version, follow, markers.list, setScrollTop);
   // The rows grew or shrank without new lines drawn (a section opened or folded by a message, or drawn
-  // with lines that came before their own frame): a following view stays at the end.
+  // with lines that came before their own frame): a following view stays at the end. Only one that
+  // was at the end of the old rows: a reader who has just scrolled away (the scroll event not yet
+  // handled, so `follow` still says so) is left where they went.
+  const heightBefore = useRef(0);
   useLayoutEffect(() => {
     const element = container.current;
-    if (follow && element) element.scrollTop = element.scrollHeight;
+    if (!element) return;
+    const wasAtEnd = element.scrollTop + element.clientHeight >= heightBefore.current - LINE_HEIGHT / 2;
+    if (follow && wasAtEnd) element.scrollTop = element.scrollHeight;
+    heightBefore.current = element.scrollHeight;
   }, [layout.totalHeight]);
   useKeepSeenOpen(container, visible, layout, sections, isFolded, folds.keepOpen);
 
