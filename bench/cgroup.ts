@@ -11,6 +11,7 @@ const ROOT = '/sys/fs/cgroup/cpu/runhub-bench';
  * 10 ms then wait 90 ms, a stall no machine of its own has, which the p99 bounds would measure.
  */
 const PERIOD_US = 10_000;
+const MIN_QUOTA_US = 1000;
 /** cpu.shares of a capped part (the root's processes have 1024 between them) */
 const SHARES_WHEN_CAPPED = 16_384;
 
@@ -33,8 +34,10 @@ export function cgroupsAvailable(): boolean {
 export function cpuBudget(name: string, cpus: number | null): CpuBudget {
   const dir = path.join(ROOT, name);
   fs.mkdirSync(dir, { recursive: true });
-  fs.writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(PERIOD_US));
-  fs.writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), cpus === null ? '-1' : String(Math.round(cpus * PERIOD_US)));
+  // The kernel refuses a quota under 1 ms: a smaller budget gets a longer period (0.05 CPU: 1 ms of every 20).
+  const period = cpus === null ? PERIOD_US : Math.max(PERIOD_US, Math.ceil(MIN_QUOTA_US / cpus));
+  fs.writeFileSync(path.join(dir, 'cpu.cfs_period_us'), String(period));
+  fs.writeFileSync(path.join(dir, 'cpu.cfs_quota_us'), cpus === null ? '-1' : String(Math.round(cpus * period)));
   // A capped part also gets a large share, so other work on the machine cannot take its budget from
   // it: the quota is both its ceiling and, as on a machine of its own, what it can count on.
   if (cpus !== null) fs.writeFileSync(path.join(dir, 'cpu.shares'), String(SHARES_WHEN_CAPPED));
